@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Our Redis transport: one blocking connection over TCP or a unix socket,
+ * with connect/read/write timeouts, AUTH (user + password), SELECT,
+ * pipelining and reconnect with backoff.  hiredis is used only to format
+ * commands (redisFormatCommandArgv) and to parse replies (redisReader).
+ *
+ * Call order: be_conn_new() -> be_conn_command()/be_conn_pipeline() (they
+ * connect on first use and reconnect after a transport error) ->
+ * be_conn_free().  A struct be_conn is not thread-safe: one thread uses it
+ * at a time.  struct be_pool hands connections to threads.
+ *
+ * Retries: a transport error (connect refused, reset, timeout, EOF) and the
+ * transient error replies LOADING, BUSY, TRYAGAIN, MASTERDOWN are retried,
+ * with a fresh connection and a backoff of 10 ms doubling up to 200 ms,
+ * until 'timeout' seconds have passed since the call began.  Then the call
+ * returns -ETIMEDOUT (deadline passed) or the last -errno.  Every command
+ * sent through this API must therefore be idempotent, or the caller passes
+ * BE_CMD_NORETRY.
+ */
+#ifndef BACKEND_CONN_H
+#define BACKEND_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct redisReply;
+
+/** Where and how to connect; parsed from a URL by be_url_parse(). */
+struct be_endpoint {
+	char *host;	 /* TCP host, NULL for a unix socket */
+	int port;	 /* TCP port, 6379 by default */
+	char *unix_path; /* unix socket path, NULL for TCP */
+	int db;		 /* SELECT db after connecting when != 0 */
+	char *user;	 /* AUTH user, NULL for the default user */
+	char *password;	 /* AUTH password, NULL for no AUTH */
+};
+
+/** Deep copy of 'src' into 'dst'; 0 or -ENOMEM. */
+int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src);
+/** Frees the strings of 'ep' and zeroes it. */
+void be_endpoint_release(struct be_endpoint *ep);
+
+enum be_cmd_flags {
+	BE_CMD_NORETRY = (1 << 0), /* fail at the first transport error */
+};
+
+/** One command of a pipeline: borrowed argv, as for redisFormatCommandArgv. */
+struct be_cmd {
+	int argc;
+	const char **argv;
+	const size_t *argvlen;
+};
+
+struct be_conn;
+
+/**
+ * Returns a new, not yet connected connection to 'ep' (deep-copied) with a
+ * budget of 'timeout' seconds per call (connect, each read and write, and
+ * all retries together).  NULL on ENOMEM.
+ */
+struct be_conn *be_conn_new(const struct be_endpoint *ep, double timeout);
+/** Closes and frees 'c'; NULL is allowed. */
+void be_conn_free(struct be_conn *c);
+
+/**
+ * Connects now (socket, AUTH, SELECT) if not connected.  0 or -errno;
+ * be_conn_errstr() then says why (e.g. "connection refused",
+ * "WRONGPASS invalid username-password pair").  No retries: used at start
+ * to report a clear error.
+ */
+int be_conn_connect(struct be_conn *c);
+
+/** Last error text of 'c' (never NULL; "" when none).  Borrowed. */
+const char *be_conn_errstr(const struct be_conn *c);
+
+/**
+ * Sends one command and waits for its reply.  On 0, '*reply' is a new
+ * reply the caller frees with freeReplyObject(); it may be an error reply
+ * (REDIS_REPLY_ERROR) other than the transient ones, which are retried.
+ * On failure returns -errno (-ETIMEDOUT when the budget ran out,
+ * -ECONNREFUSED, -ECONNRESET, -EPROTO, -ENOMEM, ...) and '*reply' is NULL.
+ */
+int be_conn_command(struct be_conn *c, struct redisReply **reply, int argc,
+		    const char **argv, const size_t *argvlen,
+		    unsigned int flags);
+
+/**
+ * Sends 'n' commands in one write and reads 'n' replies into 'replies'
+ * (caller frees each).  A transport error or a transient error reply in
+ * any of them resends the whole pipeline on a fresh connection, within the
+ * budget.  0 or -errno as be_conn_command(); on failure no reply is left
+ * allocated.
+ */
+int be_conn_pipeline(struct be_conn *c, const struct be_cmd *cmds, size_t n,
+		     struct redisReply **replies, unsigned int flags);
+
+/** Closes the socket (the next call reconnects). */
+void be_conn_close(struct be_conn *c);
+
+/**
+ * A pool of connections to one endpoint, shared by threads: a thread
+ * borrows one for one request and gives it back.  At most 'max' exist;
+ * be_pool_get() waits when all are borrowed.
+ */
+struct be_pool;
+
+struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
+			    unsigned int max);
+void be_pool_free(struct be_pool *p);
+/** Borrows a connection (never NULL unless ENOMEM). Thread-safe. */
+struct be_conn *be_pool_get(struct be_pool *p);
+/** Gives 'c' back to 'p'. Thread-safe. */
+void be_pool_put(struct be_pool *p, struct be_conn *c);
+
+#endif /* BACKEND_CONN_H */

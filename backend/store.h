@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Sessions in Redis, layout v1 (backend/layout.h): every operation on one
+ * name is one Lua script (EVALSHA, falling back to EVAL on NOSCRIPT), so
+ * the value key and its meta key change together and each call is one
+ * round trip.  Used by the mount (fs/) and by sessfs-migrate.
+ *
+ * Ordering: every write carries this process's host id and a write
+ * sequence (monotonic, from CLOCK_REALTIME ns, 20 digits).  A script that
+ * finds a meta key written by the same host with a sequence >= its own
+ * does nothing and reports success: a delayed retry of an older write (a
+ * connection that was timed out while Redis was paused) can never undo a
+ * newer one.
+ *
+ * Threading: all functions may be called from any thread; each call uses
+ * the connection it is given, which the caller holds alone.
+ */
+#ifndef BACKEND_STORE_H
+#define BACKEND_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+struct be_conn;
+
+/** What every store call needs; zero-initialisable but for the strings. */
+struct be_store_config {
+	struct be_keyspace ks;
+	struct be_ttl_policy ttl;
+	const char *host_id; /* borrowed; this host's id (layout.h "host") */
+};
+
+enum be_state {
+	BE_ABSENT = 0, /* neither value nor meta key */
+	BE_PRESENT,    /* value key exists */
+	BE_TOMBSTONE,  /* no value, meta key exists (deleted or expired) */
+};
+
+/** One name as read from Redis. */
+struct be_file {
+	enum be_state state;
+	bool has_meta;	 /* PRESENT without meta: written by phpredis */
+	struct be_meta meta; /* PRESENT with meta, or TOMBSTONE */
+	int64_t pttl_ms; /* value's PTTL when PRESENT (-1: none) */
+	size_t size;	 /* value length when PRESENT */
+	char *data;	 /* value bytes when asked for; owned, may be NULL */
+};
+
+/** Frees f->data and zeroes 'f'. */
+void be_file_release(struct be_file *f);
+
+/**
+ * Reads the name 'name' (a BE_NAME_SESSION name): state, meta, PTTL and
+ * size, and the bytes when 'want_data'.  When PRESENT without meta, fills
+ * f->meta from defaults: mtime = now - (ttl - PTTL), ctime = mtime, uid,
+ * gid, mode 0 (the caller substitutes the root directory's).  0 or -errno
+ * (transport, -EPROTO for an unexpected reply).
+ */
+int be_store_get(struct be_conn *c, const struct be_store_config *sc,
+		 const char *name, bool want_data, struct be_file *f);
+
+enum be_put_mode {
+	/* Write unconditionally (a session write, a rename onto the name). */
+	BE_PUT_REPLACE = 0,
+	/*
+	 * Create an empty or given value if no value exists (a tombstone is
+	 * overwritten: a new session under an old name); if a value exists,
+	 * write nothing and return -EEXIST with it in '*cur'.
+	 */
+	BE_PUT_CREATE,
+	/*
+	 * Copy-up, backfill, repair: write only if neither a value nor a
+	 * tombstone exists, or if the existing meta's mtime is older than
+	 * 'meta->mtime_ns'; otherwise -EEXIST with the current state in '*cur'.
+	 */
+	BE_PUT_COPYUP,
+};
+
+/**
+ * Stores 'len' bytes of 'data' as the value of 'name' with the meta 'meta'
+ * (its wver, host and deleted fields are ignored: the script sets them),
+ * in one script.  Value TTL = be_ttl_remaining_ms() for 'data' and
+ * meta->mtime_ns, at least 1000 ms; meta TTL = value TTL + ttl.  On 0,
+ * '*wver' (if not NULL) is the new write version.  On -EEXIST (CREATE,
+ * COPYUP) '*cur' (if not NULL) holds the current file with its data; the
+ * caller releases it.  Other results: -errno.
+ */
+int be_store_put(struct be_conn *c, const struct be_store_config *sc,
+		 const char *name, const void *data, size_t len,
+		 const struct be_meta *meta, enum be_put_mode mode,
+		 uint64_t *wver, struct be_file *cur);
+
+/**
+ * Deletes 'name': removes the value and turns the meta key into a
+ * tombstone with TTL be_tombstone_ttl_ms() of the last mtime (the meta's,
+ * or 'last_mtime_ns' when there is no meta, e.g. a legacy lower file).
+ * A tombstone is written also when no value exists.  Returns 1 if a value
+ * existed, 0 if not, or -errno.
+ */
+int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
+		    const char *name, int64_t last_mtime_ns);
+
+/**
+ * Changes only the metadata of 'name' (chmod, chown, utimens): writes
+ * uid, gid, mode, mtime and ctime of 'meta'.  Unless the value's TTL comes
+ * from its cachelib header (be_ttl_from_header on its first bytes), the
+ * value TTL is recomputed from the new mtime (sliding).  -ENOENT if no
+ * value exists; 0 or -errno otherwise; '*wver' as for be_store_put().
+ */
+int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
+		     const char *name, const struct be_meta *meta,
+		     uint64_t *wver);
+
+/** Called by be_store_list() for each name; non-zero stops the scan. */
+typedef int (*be_list_cb)(const char *name, enum be_state state, void *arg);
+
+/**
+ * Lists every name under the prefix with SCAN (MATCH on the glob-escaped
+ * prefix, COUNT 1000): PRESENT for names with a value key, TOMBSTONE for
+ * names with only a meta key.  A name is reported once.  0, the callback's
+ * non-zero result, or -errno.
+ */
+int be_store_list(struct be_conn *c, const struct be_store_config *sc,
+		  be_list_cb cb, void *arg);
+
+/**
+ * Checks the server before mounting or copying: PING, then the
+ * maxmemory-policy (CONFIG GET, or INFO memory when CONFIG is renamed).
+ * Returns 0, -EPERM with a reason in 'err' for an evicting policy
+ * (allkeys-*, volatile-*) unless 'allow_evicting', or -errno with the
+ * connection's error in 'err'.
+ */
+int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
+			  size_t errlen);
+
+/**
+ * Returns this host's default id: the hostname and the machine-id's first
+ * 8 characters, "web1-3f2a9c1d".  New string.
+ */
+char *be_host_id_default(void);
+
+#endif /* BACKEND_STORE_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Redis URLs as the user writes them:
+ *
+ *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default)
+ *   unix:///path/to/redis.sock[?db=N]
+ *
+ * user, password and path are percent-decoded.  An IPv6 host is written in
+ * brackets (redis://[::1]:6379).  Anything else is refused with a one-line
+ * message naming the part that is wrong.
+ */
+#ifndef BACKEND_URL_H
+#define BACKEND_URL_H
+
+#include <stddef.h>
+
+struct be_endpoint;
+
+/**
+ * Parses 'url' into 'ep' (zeroed first; its strings are new, free them with
+ * be_endpoint_release()).  Returns 0, or -EINVAL and writes a one-line
+ * reason (no trailing newline, e.g. "invalid port '70000'") into 'err' of
+ * 'errlen' bytes.  Pure; thread-safe.
+ */
+int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
+		 size_t errlen);
+
+/**
+ * Returns the URL of 'ep' without its password (the user name is kept), as
+ * shown in /proc/mounts: "redis://alice@127.0.0.1:6379/0",
+ * "unix:///run/redis.sock?db=2".  New string, or NULL on ENOMEM.
+ */
+char *be_url_display(const struct be_endpoint *ep);
+
+/**
+ * Reads a password from the first line of the file 'path' (trailing
+ * newline and CR removed) into '*password' (new string).  0, or -errno with
+ * a reason in 'err' ("cannot read password file '/x': No such file or
+ * directory", "password file '/x' is empty").
+ */
+int be_password_file_read(const char *path, char **password, char *err,
+			  size_t errlen);
+
+#endif /* BACKEND_URL_H */
