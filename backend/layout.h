@@ -108,12 +108,17 @@ struct be_meta {
 	uint64_t wver; /* write version */
 	char host[64]; /* writer's host id, "" if unknown */
 	bool deleted;  /* tombstone */
+	uint64_t hseq; /* writer's write sequence ("hs"), 0 if unknown */
 };
 
 /**
  * Parses a HGETALL-style flat field/value list ('n' strings with lengths)
  * into 'm'.  Unknown fields are ignored; a missing field stays 0.  Returns
  * 0, or -EINVAL if a known field is not a valid number or 'n' is odd.
+ * Also -EINVAL: a negative or out-of-range number (mode above 07777, uid
+ * above UINT32_MAX), "hs" not of BE_HSEQ_DIGITS digits, "host" of 64 bytes
+ * or more, "del" other than "0" or "1".  Only "mt" and "ct" may be
+ * negative.
  */
 int be_meta_parse(struct be_meta *m, size_t n, const char *const *fields,
 		  const size_t *lens);
