@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Listing the root directory: the union of the sessions in Redis, the live
+ * legacy files of the lower dir that Redis has neither a value nor a
+ * tombstone for, and the host-local files in memory.  OPENDIR takes no
+ * snapshot; READDIR at offset 0 builds one (so rewinddir sees new names),
+ * later offsets index into it, as getdents64 in several calls expects.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "log.h"
+
+/* A set of names: open addressing, linear probing, owns its strings. */
+struct nameset {
+	char **slots;
+	size_t size; /* a power of two */
+	size_t count;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void nameset_release(struct nameset *ns)
+{
+	size_t i;
+
+	for (i = 0; i < ns->size; i++)
+		free(ns->slots[i]);
+	free(ns->slots);
+	memset(ns, 0, sizeof(*ns));
+}
+
+static bool nameset_has(const struct nameset *ns, const char *name)
+{
+	size_t i;
+
+	if (!ns->size)
+		return false;
+	for (i = name_hash(name) & (ns->size - 1); ns->slots[i];
+	     i = (i + 1) & (ns->size - 1))
+		if (strcmp(ns->slots[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int nameset_put_owned(struct nameset *ns, char *name);
+
+static int nameset_grow(struct nameset *ns)
+{
+	struct nameset bigger = { 0 };
+	size_t i;
+
+	bigger.size = ns->size ? ns->size * 2 : 256;
+	bigger.slots = calloc(bigger.size, sizeof(*bigger.slots));
+	if (!bigger.slots)
+		return -ENOMEM;
+	for (i = 0; i < ns->size; i++)
+		if (ns->slots[i])
+			nameset_put_owned(&bigger, ns->slots[i]);
+	free(ns->slots);
+	*ns = bigger;
+	return 0;
+}
+
+/* Adds 'name' (taking ownership); a duplicate is freed.  1 if new. */
+static int nameset_put_owned(struct nameset *ns, char *name)
+{
+	size_t i;
+
+	if (2 * (ns->count + 1) > ns->size && nameset_grow(ns) < 0) {
+		free(name);
+		return -ENOMEM;
+	}
+	for (i = name_hash(name) & (ns->size - 1); ns->slots[i];
+	     i = (i + 1) & (ns->size - 1)) {
+		if (strcmp(ns->slots[i], name) == 0) {
+			free(name);
+			return 0;
+		}
+	}
+	ns->slots[i] = name;
+	ns->count++;
+	return 1;
+}
+
+/* An open directory: the snapshot of names, in listing order. */
+struct fs_dir {
+	char **names;
+	size_t n;
+	size_t cap;
+	struct nameset seen; /* names in 'names' */
+	struct nameset deleted; /* tombstones in Redis */
+};
+
+static int dir_add(struct fs_dir *d, const char *name)
+{
+	char *copy = strdup(name);
+	int ret;
+
+	if (!copy)
+		return -ENOMEM;
+	ret = nameset_put_owned(&d->seen, copy);
+	if (ret <= 0)
+		return ret;
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		char **p = realloc(d->names, ncap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		d->names = p;
+		d->cap = ncap;
+	}
+	d->names[d->n++] = copy; /* borrowed from 'seen' */
+	return 0;
+}
+
+static void dir_clear(struct fs_dir *d)
+{
+	free(d->names);
+	nameset_release(&d->seen);
+	nameset_release(&d->deleted);
+	memset(d, 0, sizeof(*d));
+}
+
+static int list_cb(const char *name, enum be_state state, void *arg)
+{
+	struct fs_dir *d = arg;
+	char *copy;
+
+	if (state == BE_PRESENT)
+		return dir_add(d, name) < 0 ? -ENOMEM : 0;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	return nameset_put_owned(&d->deleted, copy) < 0 ? -ENOMEM : 0;
+}
+
+static void local_cb(struct fs_inode *inode, void *arg)
+{
+	dir_add(arg, inode->name);
+}
+
+/*
+ * Whether the lower file 'name' would be served: a regular file whose
+ * life (mtime + ttl, or its cachelib header) has not run out.
+ */
+static bool lower_is_live(struct fs *fs, const char *name, int64_t now_ms)
+{
+	unsigned char head[5];
+	struct stat st;
+	ssize_t n = 0;
+	int fd;
+
+	fd = openat(fs->lower_fd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size > fs->max_size) {
+		close(fd);
+		return false;
+	}
+	if (be_name_is_cachelib(name))
+		n = pread(fd, head, sizeof(head), 0);
+	close(fd);
+	return be_ttl_remaining_ms(&fs->sc.ttl, name, head, n < 0 ? 0 : n,
+				   st.st_mtim.tv_sec * 1000LL +
+					   st.st_mtim.tv_nsec / 1000000,
+				   now_ms) > 0;
+}
+
+static int add_lower(struct fs *fs, struct fs_dir *d)
+{
+	struct timespec now;
+	struct dirent *de;
+	int64_t now_ms;
+	DIR *dir;
+	int fd;
+
+	fd = openat(fs->lower_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+	while ((de = readdir(dir))) {
+		if (be_name_classify(&fs->sc.ks, de->d_name) !=
+			    BE_NAME_SESSION ||
+		    nameset_has(&d->seen, de->d_name) ||
+		    nameset_has(&d->deleted, de->d_name))
+			continue;
+		if (lower_is_live(fs, de->d_name, now_ms) &&
+		    dir_add(d, de->d_name) < 0) {
+			closedir(dir);
+			return -ENOMEM;
+		}
+	}
+	closedir(dir);
+	return 0;
+}
+
+static int dir_fill(struct fs *fs, struct fs_dir *d)
+{
+	struct be_conn *c = be_pool_get(fs->pool);
+	int ret;
+
+	dir_clear(d);
+	ret = be_store_list(c, &fs->sc, list_cb, d);
+	be_pool_put(fs->pool, c);
+	if (ret < 0) {
+		LOG_WARN("cannot list the sessions in redis: %s",
+			 strerror(-ret));
+		return -EIO;
+	}
+	ret = add_lower(fs, d);
+	if (ret < 0) {
+		LOG_WARN("cannot list the lower dir: %s", strerror(-ret));
+		return -EIO;
+	}
+	fs_local_foreach(fs, local_cb, d);
+	return 0;
+}
+
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_dir *d;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0) {
+		dir_clear(d);
+		free(d);
+	}
+}
+
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+	struct stat st = { .st_mode = S_IFREG };
+	size_t used = 0, i;
+	char *buf;
+	int ret;
+
+	/* Offsets: 1 ".", 2 "..", 3 + i the i-th name. */
+	if (off == 0) {
+		ret = dir_fill(fs, d);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = off; i < d->n + 2; i++) {
+		const char *name = i == 0   ? "."
+				   : i == 1 ? ".."
+					    : d->names[i - 2];
+		size_t len;
+
+		st.st_mode = i < 2 ? S_IFDIR : S_IFREG;
+		/* d_ino only needs to be non-zero; stat gives the real one. */
+		st.st_ino = i < 2 ? FUSE_ROOT_ID
+				  : name_hash(name) | (1ULL << 63);
+		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
+					i + 1);
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+
+	dir_clear(d);
+	free(d);
+	fuse_reply_err(req, 0);
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private state of the sessfs daemon: its configuration, the inode table
+ * and open-file handles.  docs/DESIGN.md is the map; this header states the
+ * invariants the code relies on.
+ *
+ * Inodes.  The nodeid handed to the kernel is the address of a struct
+ * fs_inode (as libfuse's passthrough_ll does), except FUSE_ROOT_ID for the
+ * root, which is the lower directory.  An inode has a current name while
+ * the name points at it; unlink and rename-over detach it (name == NULL),
+ * and it lives on, with its bytes, while the kernel still references it
+ * (nlookup) or a handle is open (nopen).  No ".fuse_hidden" file ever
+ * exists.
+ *
+ * Bytes.  A session inode holds its bytes only while a handle is open: the
+ * first OPEN loads them from the store, the last RELEASE drops them.  A
+ * host-local inode (temp files, cachelib's count file) always holds its
+ * bytes in memory; they never reach Redis unless renamed onto a session
+ * name.
+ *
+ * Locks, taken in this order: the name stripe(s) (fs_name_lock, which
+ * orders every store call on one name, DESIGN.md safety rule 1), then
+ * inode->lock (bytes and attributes), then fs->tab_lock (the name map and
+ * the reference counts; held briefly, never across I/O).
+ */
+#ifndef FS_FS_I_H
+#define FS_FS_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <fuse_lowlevel.h>
+
+#include "conn.h"
+#include "store.h"
+
+#define FS_NAME_STRIPES	   1024
+#define FS_MAX_WRITE	   (1024 * 1024)
+#define FS_MAX_THREADS	   16
+#define FS_LOCAL_MAX_BYTES (64LL * 1024 * 1024)
+#define FS_LOCAL_IDLE_SEC  3600
+
+enum fs_mode {
+	FS_MODE_REDIS_ONLY = 0,
+};
+
+/** Everything the command line sets; see fs/main.c for the table. */
+struct fs_config {
+	char *url; /* as given; never shown (may hold a password) */
+	char *mountpoint; /* absolute */
+	char *mode;
+	char *prefix;
+	char *layout;
+	char *ttl;
+	char *ttl_from;
+	char *max_size;
+	char *redis_timeout;
+	char *state_dir;
+	char *password_file;
+	char *host_id;
+	int allow_evicting;
+	int foreground;
+	int debug;
+	int show_help;
+	int show_version;
+};
+
+/** Attributes of a regular file, as reported by stat. */
+struct fs_attr {
+	off_t size;
+	mode_t mode; /* permission bits only */
+	uid_t uid;
+	gid_t gid;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+struct fs_inode {
+	uint64_t ino; /* st_ino, unique for the daemon's life */
+	uint64_t generation;
+	char *name; /* current name, NULL when detached; under tab_lock */
+	bool local; /* host-local: bytes live in memory only */
+
+	/* Under fs->tab_lock. */
+	uint64_t nlookup; /* kernel references */
+	unsigned int nopen; /* open handles */
+	unsigned int refs; /* threads using the pointer right now */
+	struct fs_inode *name_next; /* chain in the name map */
+	struct fs_inode *local_next, *local_prev; /* list of local inodes */
+
+	/* Under lock. */
+	pthread_mutex_t lock;
+	struct fs_attr attr;
+	char *data; /* file bytes: valid if 'loaded' */
+	size_t len;
+	size_t cap;
+	bool loaded;
+	/*
+	 * The commit point (DESIGN.md): a truncate through a handle, or an
+	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a
+	 * WRITE of exactly max_write bytes.  'pending' says the bytes differ
+	 * from the store; 'saved' keeps the stored bytes to restore if the
+	 * commit fails.
+	 */
+	bool pending;
+	char *saved;
+	size_t saved_len;
+	time_t closed_at; /* local: when the last handle closed */
+};
+
+/** An open file: fi->fh. */
+struct fs_handle {
+	struct fs_inode *inode;
+	int flags;
+};
+
+/** The daemon: fuse_req_userdata(). */
+struct fs {
+	struct fs_config cfg;
+	struct be_endpoint ep;
+	struct be_store_config sc;
+	struct be_pool *pool;
+	char *display_url;
+	char *host_id;
+	double redis_timeout;
+	size_t max_size;
+	enum fs_mode mode;
+	int lower_fd; /* the directory under the mount, opened before it */
+
+	pthread_mutex_t tab_lock;
+	struct fs_inode **name_map;
+	size_t name_map_size; /* buckets, a power of two */
+	size_t name_count;
+	struct fs_inode *local_list;
+	long long local_bytes;
+	uint64_t next_ino;
+	uint64_t next_generation;
+
+	pthread_mutex_t name_stripes[FS_NAME_STRIPES];
+};
+
+/* inode.c */
+int fs_table_init(struct fs *fs);
+void fs_table_destroy(struct fs *fs);
+/**
+ * Returns the inode named 'name' with a new ref, creating it (detached
+ * attributes zero, 'local' as given) when 'create' is set; NULL if absent
+ * and not 'create', or on ENOMEM.  Drop the ref with fs_inode_put().
+ */
+struct fs_inode *fs_inode_get_name(struct fs *fs, const char *name, bool create,
+				   bool local);
+/** Takes a ref on 'ino' (a nodeid the kernel holds). */
+struct fs_inode *fs_inode_get(struct fs *fs, fuse_ino_t ino);
+void fs_inode_put(struct fs *fs, struct fs_inode *inode);
+/** Counts one more kernel reference (an entry reply). */
+void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *inode);
+/** FORGET: drops 'n' kernel references. */
+void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/** Detaches 'inode' from its name (unlink, rename-over). */
+void fs_inode_detach(struct fs *fs, struct fs_inode *inode);
+/**
+ * Moves 'inode' to 'newname', detaching the inode that had it; 'local'
+ * becomes the kind of the new name.  0 or -ENOMEM.
+ */
+int fs_inode_rename(struct fs *fs, struct fs_inode *inode, const char *newname,
+		    bool local);
+/** Counts handles: +1 on open, -1 on release (returns the new count). */
+unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode,
+			       int delta);
+/** Calls 'cb' for each named local inode (under tab_lock: no I/O). */
+void fs_local_foreach(struct fs *fs,
+		      void (*cb)(struct fs_inode *inode, void *arg), void *arg);
+/** Frees the bytes of local inodes idle for FS_LOCAL_IDLE_SEC. */
+void fs_local_sweep(struct fs *fs, time_t now);
+/** Accounts 'delta' bytes of local data; -ENOSPC past the cap. */
+int fs_local_charge(struct fs *fs, long long delta);
+
+pthread_mutex_t *fs_name_lock(struct fs *fs, const char *name);
+/** Locks the stripes of two names in a fixed order (one if shared). */
+void fs_name_lock2(struct fs *fs, const char *a, const char *b);
+void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
+
+/* lower.c: legacy reads from the lower dir */
+/**
+ * Reads the lower file 'name' when it is a live regular session file:
+ * 0 with '*f' PRESENT (data, size, meta from the file), -ENOENT when it
+ * does not exist, is expired, or is not a regular file (reported once),
+ * -EFBIG over max_size, or -errno.
+ */
+int fs_lower_read(struct fs *fs, const char *name, struct be_file *f);
+/** lstat of the lower dir itself, for the root's attributes. */
+int fs_lower_root_stat(struct fs *fs, struct stat *st);
+
+/* dir.c: the root directory's listing */
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops fs_oper;
+
+#endif /* FS_FS_I_H */

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Legacy reads from the lower dir: the session directory as it was before
+ * sessfs was mounted over it, reached through a directory fd opened before
+ * mounting.  A file is read with openat(O_NOFOLLOW) and fstat on the same
+ * fd, so a symlink or a file swapped underneath is never followed; only
+ * live regular files are served.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "log.h"
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+static int read_all(int fd, char *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* shrank while we read: try again later */
+		done += n;
+	}
+	return 0;
+}
+
+int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
+{
+	struct timespec now;
+	struct stat st;
+	int64_t ttl;
+	char *buf;
+	int fd, ret;
+
+	memset(f, 0, sizeof(*f));
+	fd = openat(fs->lower_fd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			LOG_WARN("ignoring '%s' in the lower dir: a symlink",
+				 name);
+		return errno == ENOENT || errno == ELOOP || errno == EISDIR
+			       ? -ENOENT
+			       : -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		LOG_WARN("ignoring '%s' in the lower dir: not a regular file",
+			 name);
+		ret = -ENOENT;
+		goto out_close;
+	}
+	if ((size_t)st.st_size > fs->max_size) {
+		LOG_WARN(
+			"ignoring '%s' in the lower dir: %lld bytes, over max_size",
+			name, (long long)st.st_size);
+		ret = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc(st.st_size + 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	ret = read_all(fd, buf, st.st_size);
+	if (ret < 0)
+		goto out_free;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	ttl = be_ttl_remaining_ms(&fs->sc.ttl, name, buf, st.st_size,
+				  ts_ns(&st.st_mtim) / 1000000,
+				  ts_ns(&now) / 1000000);
+	if (ttl <= 0) {
+		LOG_DEBUG("not reading '%s' from the lower dir: expired", name);
+		ret = -ENOENT;
+		goto out_free;
+	}
+	f->state = BE_PRESENT;
+	f->has_meta = true;
+	f->data = buf;
+	f->size = st.st_size;
+	f->pttl_ms = ttl;
+	f->meta.version = BE_LAYOUT_VERSION;
+	f->meta.mtime_ns = ts_ns(&st.st_mtim);
+	f->meta.ctime_ns = ts_ns(&st.st_ctim);
+	f->meta.uid = st.st_uid;
+	f->meta.gid = st.st_gid;
+	f->meta.mode = st.st_mode & 07777;
+	close(fd);
+	return 0;
+
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return ret;
+}
+
+int fs_lower_root_stat(struct fs *fs, struct stat *st)
+{
+	return fstat(fs->lower_fd, st) < 0 ? -errno : 0;
+}

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * sessfs: mounts a FUSE filesystem over a session directory and keeps the
+ * sessions in Redis.  This file parses the command line (also as run by
+ * mount.fuse3 for `mount -t fuse.sessfs`), checks everything that can be
+ * checked before mounting (URL, options, Redis reachable and not
+ * evicting, mountpoint a directory), opens the lower dir, mounts, detaches
+ * unless -f, and runs the multi-threaded loop until unmounted.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fs_i.h"
+#include "log.h"
+#include "url.h"
+
+#define FS_OPT(t, field, v)                             \
+	{                                               \
+		t, offsetof(struct fs_config, field), v \
+	}
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_KEEP,
+};
+
+static const struct fuse_opt fs_opts[] = {
+	FS_OPT("mode=%s", mode, 0), FS_OPT("prefix=%s", prefix, 0),
+	FS_OPT("layout=%s", layout, 0), FS_OPT("ttl=%s", ttl, 0),
+	FS_OPT("ttl_from=%s", ttl_from, 0), FS_OPT("max_size=%s", max_size, 0),
+	FS_OPT("redis_timeout=%s", redis_timeout, 0),
+	FS_OPT("state_dir=%s", state_dir, 0),
+	FS_OPT("password_file=%s", password_file, 0),
+	FS_OPT("host_id=%s", host_id, 0),
+	FS_OPT("allow_evicting_redis", allow_evicting, 1),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	/* fstab-only words that mount(8) passes on: meaningless to us. */
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("default_permissions", FUSE_OPT_KEY_DISCARD),
+	/* Generic mount options libfuse understands. */
+	FUSE_OPT_KEY("allow_other", KEY_KEEP), FUSE_OPT_KEY("rw", KEY_KEEP),
+	FUSE_OPT_KEY("ro", KEY_KEEP), FUSE_OPT_KEY("suid", KEY_KEEP),
+	FUSE_OPT_KEY("nosuid", KEY_KEEP), FUSE_OPT_KEY("dev", KEY_KEEP),
+	FUSE_OPT_KEY("nodev", KEY_KEEP), FUSE_OPT_KEY("exec", KEY_KEEP),
+	FUSE_OPT_KEY("noexec", KEY_KEEP), FUSE_OPT_KEY("async", KEY_KEEP),
+	FUSE_OPT_KEY("sync", KEY_KEEP), FUSE_OPT_KEY("atime", KEY_KEEP),
+	FUSE_OPT_KEY("noatime", KEY_KEEP), FUSE_OPT_KEY("relatime", KEY_KEEP),
+	FUSE_OPT_KEY("dirsync", KEY_KEEP), FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s REDIS_URL MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
+	       "\n"
+	       "Mounts sessfs over the session directory MOUNTPOINT: the files\n"
+	       "the application writes there are stored in Redis; files already\n"
+	       "there are read once and copied up.\n"
+	       "\n"
+	       "REDIS_URL:\n"
+	       "    redis://[user:password@]host[:port][/db]   (6379, db 0)\n"
+	       "    unix:///path/to/redis.sock[?db=N]\n"
+	       "\n"
+	       "options:\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d, -o debug           log every request (implies -f)\n"
+	       "    -o mode=M              migration mode: redis-only\n"
+	       "    -o prefix=P            key prefix (default 'sessfs:'; with\n"
+	       "                           layout=phpredis 'PHPREDIS_SESSION:')\n"
+	       "    -o layout=L            plain (key = prefix + file name) or\n"
+	       "                           phpredis (sess_<id> -> prefix + id)\n"
+	       "    -o ttl=SECONDS         sliding TTL of every session key\n"
+	       "                           (default %lld, 32 days)\n"
+	       "    -o ttl_from=none       ignore cachelib's expiry header\n"
+	       "                           (used by default)\n"
+	       "    -o max_size=BYTES      largest session (default %d)\n"
+	       "    -o redis_timeout=SEC   how long a call waits for Redis,\n"
+	       "                           retries included (default 5)\n"
+	       "    -o state_dir=DIR       daemon state (default /var/lib/sessfs)\n"
+	       "    -o password_file=FILE  Redis password, first line of FILE\n"
+	       "    -o host_id=ID          this host's id in the meta keys\n"
+	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
+	       "    -o allow_other         let other users (the web server) in\n"
+	       "\n"
+	       "default_permissions is always on.  Unmount with\n"
+	       "'fusermount3 -u MOUNTPOINT'.\n",
+	       prog, (long long)BE_DEFAULT_TTL, BE_DEFAULT_MAX_SIZE);
+}
+
+struct parse_state {
+	struct fs_config *cfg;
+	int nonopts;
+	char *unknown;
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct parse_state *ps = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (ps->nonopts == 0)
+			ps->cfg->url = strdup(arg);
+		else if (ps->nonopts == 1)
+			ps->cfg->mountpoint = strdup(arg);
+		else if (!ps->unknown)
+			ps->unknown = strdup(arg);
+		ps->nonopts++;
+		return 0;
+	case KEY_HELP:
+		ps->cfg->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		ps->cfg->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		ps->cfg->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		ps->cfg->debug = 1;
+		ps->cfg->foreground = 1;
+		return 1; /* libfuse prints its request trace */
+	case KEY_KEEP:
+		return 1;
+	default:
+		/* Anything we do not know is an error, not libfuse's guess. */
+		if (!ps->unknown)
+			ps->unknown = strdup(arg);
+		return 0;
+	}
+}
+
+static int bad(const char *fmt, const char *what)
+{
+	fprintf(stderr, "sessfs: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "; see 'sessfs -h' for usage\n");
+	return -1;
+}
+
+static int parse_seconds(const char *name, const char *s, double *out,
+			 bool integer)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || !isfinite(v) ||
+	    (integer && v != (long long)v) || v > 1e12) {
+		fprintf(stderr,
+			"sessfs: invalid %s '%s': expected a positive %s; see 'sessfs -h' for usage\n",
+			name, s, integer ? "whole number" : "number");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Checks the options and fills 'fs' from them; -1 after an error line. */
+static int configure(struct fs *fs)
+{
+	struct fs_config *cfg = &fs->cfg;
+	char err[256];
+	double v;
+
+	if (strcmp(cfg->mode, "redis-only") == 0)
+		fs->mode = FS_MODE_REDIS_ONLY;
+	else if (!strcmp(cfg->mode, "files") ||
+		 !strcmp(cfg->mode, "dual-write") ||
+		 !strcmp(cfg->mode, "redis-first"))
+		return bad("mode '%s' is not available yet (only redis-only)",
+			   cfg->mode);
+	else
+		return bad("invalid mode '%s'", cfg->mode);
+
+	if (strcmp(cfg->layout, "plain") == 0) {
+		fs->sc.ks.layout = BE_LAYOUT_PLAIN;
+	} else if (strcmp(cfg->layout, "phpredis") == 0) {
+		fs->sc.ks.layout = BE_LAYOUT_PHPREDIS;
+		if (!cfg->prefix)
+			cfg->prefix = strdup(BE_PHPREDIS_PREFIX);
+	} else {
+		return bad("invalid layout '%s' (plain or phpredis)",
+			   cfg->layout);
+	}
+	if (!cfg->prefix)
+		cfg->prefix = strdup("sessfs:");
+	if (be_prefix_check(cfg->prefix) < 0)
+		return bad(
+			"invalid prefix '%s': it must not contain '{', '}' or a newline",
+			cfg->prefix);
+	fs->sc.ks.prefix = cfg->prefix;
+
+	fs->sc.ttl.ttl_s = BE_DEFAULT_TTL;
+	if (cfg->ttl) {
+		if (parse_seconds("ttl", cfg->ttl, &v, true) < 0)
+			return -1;
+		fs->sc.ttl.ttl_s = (int64_t)v;
+	}
+	if (cfg->ttl_from) {
+		if (strcmp(cfg->ttl_from, "none") == 0)
+			fs->sc.ttl.ignore_cachelib = true;
+		else if (strcmp(cfg->ttl_from, "cachelib") != 0)
+			return bad("invalid ttl_from '%s' (none or cachelib)",
+				   cfg->ttl_from);
+	}
+	fs->max_size = BE_DEFAULT_MAX_SIZE;
+	if (cfg->max_size) {
+		if (parse_seconds("max_size", cfg->max_size, &v, true) < 0)
+			return -1;
+		if (v > 64.0 * 1024 * 1024)
+			return bad(
+				"invalid max_size '%s': at most 67108864 bytes",
+				cfg->max_size);
+		fs->max_size = (size_t)v;
+	}
+	fs->redis_timeout = 5.0;
+	if (cfg->redis_timeout) {
+		if (parse_seconds("redis_timeout", cfg->redis_timeout, &v,
+				  false) < 0)
+			return -1;
+		fs->redis_timeout = v;
+	}
+	if (!cfg->state_dir)
+		cfg->state_dir = strdup("/var/lib/sessfs");
+	if (cfg->state_dir[0] != '/')
+		return bad(
+			"invalid state_dir '%s': it must be an absolute path",
+			cfg->state_dir);
+
+	if (be_url_parse(cfg->url, &fs->ep, err, sizeof(err)) < 0) {
+		fprintf(stderr,
+			"sessfs: invalid redis URL: %s; see 'sessfs -h' for usage\n",
+			err);
+		return -1;
+	}
+	if (cfg->password_file) {
+		free(fs->ep.password);
+		fs->ep.password = NULL;
+		if (be_password_file_read(cfg->password_file, &fs->ep.password,
+					  err, sizeof(err)) < 0) {
+			fprintf(stderr, "sessfs: %s\n", err);
+			return -1;
+		}
+	}
+	fs->display_url = be_url_display(&fs->ep);
+	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
+				   : be_host_id_default();
+	fs->sc.host_id = fs->host_id;
+	if (!fs->display_url || !fs->host_id || !cfg->prefix) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks the mountpoint and opens it as the lower dir, before mounting. */
+static int open_lower(struct fs *fs)
+{
+	char *abs = realpath(fs->cfg.mountpoint, NULL);
+	struct stat st;
+
+	if (!abs) {
+		fprintf(stderr, "sessfs: cannot use mountpoint '%s': %s\n",
+			fs->cfg.mountpoint, strerror(errno));
+		return -1;
+	}
+	free(fs->cfg.mountpoint);
+	fs->cfg.mountpoint = abs;
+	fs->lower_fd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->lower_fd < 0 || fstat(fs->lower_fd, &st) < 0) {
+		fprintf(stderr, "sessfs: cannot use mountpoint '%s': %s\n", abs,
+			errno == ENOTDIR ? "not a directory" : strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Reaches Redis once before mounting, so that a bad setup fails loudly. */
+static int check_redis(struct fs *fs)
+{
+	struct be_conn *c = be_conn_new(&fs->ep, fs->redis_timeout);
+	char err[512];
+	int ret;
+
+	if (!c) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
+	ret = be_conn_connect(c);
+	if (ret < 0) {
+		fprintf(stderr, "sessfs: cannot connect to redis '%s': %s\n",
+			fs->display_url, be_conn_errstr(c));
+		be_conn_free(c);
+		return -1;
+	}
+	ret = be_store_check_server(c, fs->cfg.allow_evicting, err,
+				    sizeof(err));
+	be_conn_free(c);
+	if (ret < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int make_state_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "sessfs: cannot create state_dir '%s': %s\n",
+			dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void config_release(struct fs_config *cfg)
+{
+	free(cfg->url);
+	free(cfg->mountpoint);
+	free(cfg->mode);
+	free(cfg->prefix);
+	free(cfg->layout);
+	free(cfg->ttl);
+	free(cfg->ttl_from);
+	free(cfg->max_size);
+	free(cfg->redis_timeout);
+	free(cfg->state_dir);
+	free(cfg->password_file);
+	free(cfg->host_id);
+}
+
+/* Adds our fixed mount options and the fsname (the URL, no password). */
+static int add_mount_opts(struct fs *fs, struct fuse_args *args)
+{
+	char *opt;
+	int ret;
+
+	if (fuse_opt_add_arg(args, "-odefault_permissions,subtype=sessfs") < 0)
+		return -1;
+	if (asprintf(&opt, "fsname=%s", fs->display_url) < 0)
+		return -1;
+	ret = fuse_opt_add_arg(args, "-o");
+	if (ret == 0) {
+		char *escaped = NULL;
+
+		/* mount options are comma-separated: escape the URL's. */
+		ret = fuse_opt_add_opt_escaped(&escaped, opt);
+		if (ret == 0)
+			ret = fuse_opt_add_arg(args, escaped);
+		free(escaped);
+	}
+	free(opt);
+	return ret;
+}
+
+static int run(struct fs *fs, struct fuse_args *args)
+{
+	struct fuse_loop_config *lc;
+	struct fuse_session *se;
+	int ret = 1;
+
+	se = fuse_session_new(args, &fs_oper, sizeof(fs_oper), fs);
+	if (!se)
+		return 1;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, fs->cfg.mountpoint) != 0)
+		goto out_signals;
+	LOG_INFO("mounted '%s' on '%s', mode %s, prefix '%s'", fs->display_url,
+		 fs->cfg.mountpoint, fs->cfg.mode, fs->sc.ks.prefix);
+	fuse_daemonize(fs->cfg.foreground);
+
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_idle_threads(lc, FS_MAX_THREADS / 2);
+	fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
+	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fuse_loop_cfg_destroy(lc);
+	fuse_session_unmount(se);
+	LOG_INFO("unmounted '%s'", fs->cfg.mountpoint);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fs *fs = calloc(1, sizeof(*fs));
+	struct parse_state ps = { 0 };
+	int ret = 1;
+
+	if (!fs)
+		return 1;
+	fs->lower_fd = -1;
+	fs->cfg.mode = strdup("redis-only");
+	fs->cfg.layout = strdup("plain");
+	ps.cfg = &fs->cfg;
+	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
+		goto out;
+	if (fs->cfg.show_help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out;
+	}
+	if (fs->cfg.show_version) {
+		printf("sessfs %s (libfuse %s, layout v%d)\n", PACKAGE_VERSION,
+		       fuse_pkgversion(), BE_LAYOUT_VERSION);
+		ret = 0;
+		goto out;
+	}
+	if (ps.unknown) {
+		bad("unknown option or argument '%s'", ps.unknown);
+		goto out;
+	}
+	if (!fs->cfg.url || !fs->cfg.mountpoint) {
+		bad("%s", "missing REDIS_URL or MOUNTPOINT");
+		goto out;
+	}
+	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
+	if (configure(fs) < 0 || open_lower(fs) < 0 ||
+	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0)
+		goto out;
+	fs->pool = be_pool_new(&fs->ep, fs->redis_timeout, FS_MAX_THREADS + 4);
+	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args)) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		goto out;
+	}
+	ret = run(fs, &args);
+	fs_table_destroy(fs);
+out:
+	be_pool_free(fs->pool);
+	if (fs->lower_fd >= 0)
+		close(fs->lower_fd);
+	be_endpoint_release(&fs->ep);
+	free(fs->display_url);
+	free(fs->host_id);
+	free(ps.unknown);
+	config_release(&fs->cfg);
+	fuse_opt_free_args(&args);
+	free(fs);
+	return ret;
+}

@@ -1,0 +1,1301 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The low-level FUSE operations of sessfs in redis-only mode: one fs_<op>
+ * per fuse_lowlevel_ops slot, the fs_oper table at the end.  Each handler
+ * ends in exactly one fuse_reply_*.  Session names are read from and
+ * written to Redis through backend/store.h (legacy names from the lower
+ * dir, copied up once); host-local names live in memory.  fs_i.h states
+ * the inode, byte and lock invariants.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h> /* RENAME_NOREPLACE */
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "log.h"
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct timespec now_ts(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000LL,
+			       .tv_nsec = ns % 1000000000LL };
+
+	return ts;
+}
+
+/*
+ * Maps a store result to what a client may see: the file errors pass,
+ * everything about the transport (timeouts, resets, protocol, auth)
+ * becomes EIO after being logged once here.
+ */
+static int store_err(int ret, const char *what, const char *name)
+{
+	switch (-ret) {
+	case 0:
+	case ENOENT:
+	case EEXIST:
+	case EFBIG:
+	case ENOMEM:
+		return ret;
+	default:
+		LOG_WARN("cannot %s '%s' in redis: %s", what, name,
+			 strerror(-ret));
+		return -EIO;
+	}
+}
+
+/* Copies the current name of 'inode' (NULL when detached or on ENOMEM). */
+static char *inode_name_dup(struct fs *fs, struct fs_inode *inode)
+{
+	char *name = NULL;
+
+	pthread_mutex_lock(&fs->tab_lock);
+	if (inode->name)
+		name = strdup(inode->name);
+	pthread_mutex_unlock(&fs->tab_lock);
+	return name;
+}
+
+static void attr_to_stat(const struct fs_inode *inode, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = inode->ino;
+	st->st_mode = S_IFREG | inode->attr.mode;
+	st->st_nlink = inode->name ? 1 : 0;
+	st->st_uid = inode->attr.uid;
+	st->st_gid = inode->attr.gid;
+	st->st_size = inode->attr.size;
+	st->st_blksize = 4096;
+	st->st_blocks = (inode->attr.size + 511) / 512;
+	st->st_atim = inode->attr.mtime;
+	st->st_mtim = inode->attr.mtime;
+	st->st_ctim = inode->attr.ctime;
+}
+
+/*
+ * Sets the attributes of 'inode' from a file read from the store or the
+ * lower dir.  A value without meta (phpredis's native handler wrote it)
+ * gets the root directory's owner and mode 0600.
+ */
+static void attr_from_file(struct fs *fs, struct fs_inode *inode,
+			   const struct be_file *f)
+{
+	struct fs_attr *a = &inode->attr;
+
+	a->size = f->size;
+	a->mtime = ns_ts(f->meta.mtime_ns);
+	a->ctime = ns_ts(f->meta.ctime_ns);
+	if (f->has_meta) {
+		a->mode = f->meta.mode & 07777;
+		a->uid = f->meta.uid;
+		a->gid = f->meta.gid;
+	} else {
+		struct stat st;
+
+		a->mode = 0600;
+		if (fs_lower_root_stat(fs, &st) == 0) {
+			a->uid = st.st_uid;
+			a->gid = st.st_gid;
+		}
+	}
+}
+
+static void meta_from_attr(struct be_meta *m, const struct fs_attr *a)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = BE_LAYOUT_VERSION;
+	m->mtime_ns = ts_ns(a->mtime);
+	m->ctime_ns = ts_ns(a->ctime);
+	m->uid = a->uid;
+	m->gid = a->gid;
+	m->mode = a->mode & 07777;
+}
+
+/*
+ * Reads the session 'name': from Redis, or, when Redis has neither a value
+ * nor a tombstone, from the lower dir, copying it up (COPYUP never
+ * overwrites what another host wrote meanwhile: then that wins).  On 0,
+ * 'f' is PRESENT, TOMBSTONE or ABSENT; the caller releases it.  The
+ * caller holds the name's stripe lock.
+ */
+static int resolve(struct fs *fs, struct be_conn *c, const char *name,
+		   bool want_data, struct be_file *f)
+{
+	struct be_file lower, cur = { 0 };
+	int ret;
+
+	ret = be_store_get(c, &fs->sc, name, want_data, f);
+	if (ret < 0 || f->state != BE_ABSENT)
+		return store_err(ret, "read", name);
+
+	ret = fs_lower_read(fs, name, &lower);
+	if (ret == -ENOENT || ret == -EFBIG)
+		return 0; /* absent everywhere (or refused, and logged) */
+	if (ret < 0) {
+		LOG_WARN("cannot read '%s' from the lower dir: %s", name,
+			 strerror(-ret));
+		return -EIO;
+	}
+	ret = be_store_put(c, &fs->sc, name, lower.data, lower.size,
+			   &lower.meta, BE_PUT_COPYUP, NULL, &cur);
+	if (ret == -EEXIST) {
+		be_file_release(&lower);
+		*f = cur;
+		return 0;
+	}
+	if (ret < 0) {
+		be_file_release(&lower);
+		return store_err(ret, "copy up", name);
+	}
+	LOG_DEBUG("copied '%s' up from the lower dir", name);
+	*f = lower;
+	if (!want_data) {
+		free(f->data);
+		f->data = NULL;
+	}
+	return 0;
+}
+
+static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = (uintptr_t)inode;
+	e->generation = inode->generation;
+	attr_to_stat(inode, &e->attr);
+	/* Redis can change underneath (other hosts, the tools): no caching. */
+	e->attr_timeout = 0;
+	e->entry_timeout = 0;
+}
+
+/* Replies with an entry for 'inode', counting the kernel's reference. */
+static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *inode)
+{
+	struct fuse_entry_param e;
+
+	fill_entry(&e, inode);
+	fs_inode_lookup_inc(fs, inode);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_inode_forget(fs, e.ino, 1); /* the request was interrupted */
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* One pwrite of a whole session arrives as one WRITE (commit point). */
+	conn->max_write = FS_MAX_WRITE;
+	/* An O_TRUNC open reaches us, to be held back like a truncate. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Write errors must reach write(2), and times are ours: DESIGN.md. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->time_gran = 1;
+}
+
+/*
+ * Looks 'name' up for LOOKUP and the ops that need the current state:
+ * returns a new ref on its inode with fresh attributes, or NULL with
+ * '*err'.  An inode with bytes loaded (open here, or host-local) answers
+ * from memory; otherwise the store (and the lower dir) is asked.
+ */
+static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
+{
+	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
+	struct fs_inode *inode;
+	struct be_file f = { 0 };
+	struct be_conn *c;
+	int ret;
+
+	if (kind == BE_NAME_INVALID) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	inode = fs_inode_get_name(fs, name, false, false);
+	if (inode) {
+		bool loaded;
+
+		pthread_mutex_lock(&inode->lock);
+		loaded = inode->loaded;
+		pthread_mutex_unlock(&inode->lock);
+		if (loaded)
+			return inode;
+	}
+	if (kind == BE_NAME_LOCAL) {
+		fs_inode_put(fs, inode);
+		*err = -ENOENT;
+		return NULL;
+	}
+
+	c = be_pool_get(fs->pool);
+	ret = resolve(fs, c, name, false, &f);
+	be_pool_put(fs->pool, c);
+	if (ret == 0 && f.state != BE_PRESENT)
+		ret = -ENOENT;
+	if (ret < 0) {
+		be_file_release(&f);
+		fs_inode_put(fs, inode);
+		*err = ret;
+		return NULL;
+	}
+	if (!inode)
+		inode = fs_inode_get_name(fs, name, true, false);
+	if (!inode) {
+		be_file_release(&f);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (!inode->loaded)
+		attr_from_file(fs, inode, &f);
+	pthread_mutex_unlock(&inode->lock);
+	be_file_release(&f);
+	return inode;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	pthread_mutex_t *nl;
+	struct fs_inode *inode;
+	int err = 0;
+
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	nl = fs_name_lock(fs, name);
+	pthread_mutex_lock(nl);
+	inode = lookup_name(fs, name, &err);
+	pthread_mutex_unlock(nl);
+	if (!inode) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	reply_entry(req, fs, inode);
+	fs_inode_put(fs, inode);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_inode_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs_of(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_inode_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void reply_root_attr(fuse_req_t req, struct fs *fs)
+{
+	struct stat st;
+	int ret = fs_lower_root_stat(fs, &st);
+
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	st.st_ino = FUSE_ROOT_ID;
+	fuse_reply_attr(req, &st, 0);
+}
+
+/*
+ * Refreshes the attributes of an inode without bytes in memory from the
+ * store; the caller holds inode->lock.  -ENOENT if the name is gone.
+ */
+static int refresh_attr(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	struct be_file f = { 0 };
+	struct be_conn *c;
+	int ret;
+
+	if (inode->loaded || !name)
+		return 0;
+	c = be_pool_get(fs->pool);
+	ret = be_store_get(c, &fs->sc, name, false, &f);
+	be_pool_put(fs->pool, c);
+	ret = store_err(ret, "read", name);
+	if (ret == 0 && f.state != BE_PRESENT)
+		ret = -ENOENT;
+	if (ret == 0)
+		attr_from_file(fs, inode, &f);
+	be_file_release(&f);
+	return ret;
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode;
+	struct stat st;
+	char *name;
+	int ret;
+
+	if (ino == FUSE_ROOT_ID) {
+		reply_root_attr(req, fs);
+		return;
+	}
+	inode = fs_inode_get(fs, ino);
+	name = inode_name_dup(fs, inode);
+	pthread_mutex_lock(&inode->lock);
+	ret = refresh_attr(fs, inode, name);
+	attr_to_stat(inode, &st);
+	pthread_mutex_unlock(&inode->lock);
+	free(name);
+	fs_inode_put(fs, inode);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+/* Grows the byte buffer of 'inode' to hold 'size' bytes. */
+static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size)
+{
+	size_t ncap = inode->cap ? inode->cap : 64;
+	char *p;
+	int ret;
+
+	if (size <= inode->cap)
+		return 0;
+	while (ncap < size)
+		ncap *= 2;
+	if (inode->local) {
+		ret = fs_local_charge(fs, (long long)(ncap - inode->cap));
+		if (ret < 0)
+			return ret;
+	}
+	p = realloc(inode->data, ncap);
+	if (!p) {
+		if (inode->local)
+			fs_local_charge(fs, -(long long)(ncap - inode->cap));
+		return -ENOMEM;
+	}
+	inode->data = p;
+	inode->cap = ncap;
+	return 0;
+}
+
+/*
+ * Starts a change of the bytes that the store does not have yet: keeps a
+ * copy of the stored bytes, to restore if the commit fails.  Host-local
+ * and detached inodes have nothing to restore.
+ */
+static int begin_change(struct fs_inode *inode)
+{
+	if (inode->pending || inode->local || !inode->name) {
+		inode->pending = true;
+		return 0;
+	}
+	inode->saved = malloc(inode->len ? inode->len : 1);
+	if (!inode->saved)
+		return -ENOMEM;
+	if (inode->len)
+		memcpy(inode->saved, inode->data, inode->len);
+	inode->saved_len = inode->len;
+	inode->pending = true;
+	return 0;
+}
+
+static void end_change(struct fs_inode *inode, bool restore)
+{
+	if (restore && inode->saved) {
+		if (inode->saved_len)
+			memcpy(inode->data, inode->saved, inode->saved_len);
+		inode->len = inode->saved_len;
+		inode->attr.size = inode->len;
+	}
+	free(inode->saved);
+	inode->saved = NULL;
+	inode->pending = false;
+}
+
+/* Sets the length of the bytes to 'size', zero-filling growth. */
+static int inode_resize(struct fs *fs, struct fs_inode *inode, size_t size)
+{
+	int ret = inode_reserve(fs, inode, size);
+
+	if (ret < 0)
+		return ret;
+	if (size > inode->len)
+		memset(inode->data + inode->len, 0, size - inode->len);
+	inode->len = size;
+	inode->attr.size = size;
+	return 0;
+}
+
+/*
+ * The commit point: writes the bytes and attributes of 'inode' to the
+ * store as one atomic update of 'name' when they differ from it.  On
+ * failure the stored bytes are restored in memory, so the file shows what
+ * the store holds.  Caller holds the name's stripe and inode->lock.
+ */
+static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	struct be_meta meta;
+	struct be_conn *c;
+	int ret;
+
+	if (!inode->pending)
+		return 0;
+	if (inode->local || !name) {
+		end_change(inode, false);
+		return 0;
+	}
+	meta_from_attr(&meta, &inode->attr);
+	c = be_pool_get(fs->pool);
+	ret = be_store_put(c, &fs->sc, name, inode->data ? inode->data : "",
+			   inode->len, &meta, BE_PUT_REPLACE, NULL, NULL);
+	be_pool_put(fs->pool, c);
+	ret = store_err(ret, "write", name);
+	end_change(inode, ret < 0);
+	return ret;
+}
+
+/* Loads the bytes of a session inode from the store (first open). */
+static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	struct be_file f = { 0 };
+	struct be_conn *c;
+	int ret;
+
+	if (inode->loaded)
+		return 0;
+	if (!name)
+		return -ENOENT;
+	c = be_pool_get(fs->pool);
+	ret = resolve(fs, c, name, true, &f);
+	be_pool_put(fs->pool, c);
+	if (ret == 0 && f.state != BE_PRESENT)
+		ret = -ENOENT;
+	if (ret == 0)
+		ret = inode_reserve(fs, inode, f.size);
+	if (ret == 0) {
+		if (f.size)
+			memcpy(inode->data, f.data, f.size);
+		inode->len = f.size;
+		attr_from_file(fs, inode, &f);
+		inode->loaded = true;
+	}
+	be_file_release(&f);
+	return ret;
+}
+
+static int setattr_size(struct fs *fs, struct fs_inode *inode, const char *name,
+			off_t size, bool held)
+{
+	int ret;
+
+	if ((size_t)size > fs->max_size)
+		return -EFBIG;
+	ret = begin_change(inode);
+	if (ret == 0)
+		ret = inode_resize(fs, inode, size);
+	if (ret < 0) {
+		end_change(inode, true);
+		return ret;
+	}
+	inode->attr.mtime = inode->attr.ctime = now_ts();
+	/* Held back to the next WRITE or FLUSH of this handle: DESIGN.md. */
+	return held ? 0 : inode_commit(fs, inode, name);
+}
+
+static void apply_attr(struct fs_attr *a, const struct stat *st, int to_set)
+{
+	struct timespec now = now_ts();
+
+	if (to_set & FUSE_SET_ATTR_MODE)
+		a->mode = st->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		a->uid = st->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		a->gid = st->st_gid;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		a->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		a->mtime = st->st_mtim;
+	a->ctime = now;
+}
+
+/* chmod, chown, utimens of a session without touching its bytes. */
+static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
+			const struct stat *st, int to_set)
+{
+	struct fs_attr a = inode->attr;
+	struct be_meta meta;
+	struct be_conn *c;
+	int ret = 0;
+
+	apply_attr(&a, st, to_set);
+	if (!inode->local && name && !inode->pending) {
+		meta_from_attr(&meta, &a);
+		c = be_pool_get(fs->pool);
+		ret = be_store_setmeta(c, &fs->sc, name, &meta, NULL);
+		be_pool_put(fs->pool, c);
+		ret = store_err(ret, "change the metadata of", name);
+	}
+	/* With bytes pending, the commit carries the new meta along. */
+	if (ret == 0)
+		inode->attr = a;
+	return ret;
+}
+
+static int setattr_root(struct fs *fs, struct stat *st, int to_set)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_nsec = UTIME_OMIT } };
+
+	if ((to_set & FUSE_SET_ATTR_MODE) &&
+	    fchmod(fs->lower_fd, st->st_mode & 07777) < 0)
+		return -errno;
+	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+	    fchown(fs->lower_fd,
+		   (to_set & FUSE_SET_ATTR_UID) ? st->st_uid : (uid_t)-1,
+		   (to_set & FUSE_SET_ATTR_GID) ? st->st_gid : (gid_t)-1) < 0)
+		return -errno;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		ts[1] = st->st_mtim;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		ts[0] = st->st_atim;
+	if (futimens(fs->lower_fd, ts) < 0)
+		return -errno;
+	return 0;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode;
+	pthread_mutex_t *nl = NULL;
+	struct stat st;
+	char *name;
+	int ret;
+
+	if (ino == FUSE_ROOT_ID) {
+		ret = setattr_root(fs, attr, to_set);
+		if (ret < 0)
+			fuse_reply_err(req, -ret);
+		else
+			reply_root_attr(req, fs);
+		return;
+	}
+	inode = fs_inode_get(fs, ino);
+	name = inode_name_dup(fs, inode);
+	if (name) {
+		nl = fs_name_lock(fs, name);
+		pthread_mutex_lock(nl);
+	}
+	pthread_mutex_lock(&inode->lock);
+	ret = refresh_attr(fs, inode, name);
+	if (ret == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+		bool held = fi && inode->loaded;
+
+		ret = inode_load(fs, inode, name);
+		if (ret == 0)
+			ret = setattr_size(fs, inode, name, attr->st_size,
+					   held);
+		if (ret == 0 && !inode->local &&
+		    fs_inode_open_inc(fs, inode, 0) == 0) {
+			/* truncate(path) with no handle open: nothing to keep */
+			free(inode->data);
+			inode->data = NULL;
+			inode->len = inode->cap = 0;
+			inode->loaded = false;
+		}
+	}
+	if (ret == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+				   FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MTIME |
+				   FUSE_SET_ATTR_MTIME_NOW)))
+		ret = setattr_meta(fs, inode, name, attr, to_set);
+	attr_to_stat(inode, &st);
+	pthread_mutex_unlock(&inode->lock);
+	if (nl)
+		pthread_mutex_unlock(nl);
+	free(name);
+	fs_inode_put(fs, inode);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+static struct fs_handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+static void handle_close(struct fs *fs, fuse_ino_t ino,
+			 struct fuse_file_info *fi);
+
+/*
+ * Opens 'inode' (ref held, stripe and inode->lock held): loads its bytes
+ * on the first open, holds an O_TRUNC back, and fills 'fi'.
+ */
+static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
+		       struct fuse_file_info *fi)
+{
+	struct fs_handle *h;
+	int ret;
+
+	ret = inode_load(fs, inode, name);
+	if (ret < 0)
+		return ret;
+	if (fi->flags & O_TRUNC) {
+		ret = setattr_size(fs, inode, name, 0, !inode->local);
+		if (ret < 0)
+			return ret;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->inode = inode;
+	h->flags = fi->flags;
+	fs_inode_open_inc(fs, inode, 1);
+	fi->fh = (uintptr_t)h;
+	/* A new open must see what another host stored meanwhile. */
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode = fs_inode_get(fs, ino);
+	char *name = inode_name_dup(fs, inode);
+	pthread_mutex_t *nl = NULL;
+	int ret;
+
+	if (name) {
+		nl = fs_name_lock(fs, name);
+		pthread_mutex_lock(nl);
+	}
+	pthread_mutex_lock(&inode->lock);
+	ret = open_locked(fs, inode, name, fi);
+	pthread_mutex_unlock(&inode->lock);
+	if (nl)
+		pthread_mutex_unlock(nl);
+	free(name);
+	/* The handle keeps the inode alive (nopen); the thread's ref goes. */
+	fs_inode_put(fs, inode);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else if (fuse_reply_open(req, fi) != 0)
+		handle_close(fs, ino, fi); /* the request was interrupted */
+}
+
+/*
+ * Creates 'name' as a new session in the store, or finds what exists
+ * (another host created it, or it is a legacy lower file).  On 0, '*f'
+ * is the file to open (PRESENT) and '*created' says whether it is new.
+ */
+static int create_session(struct fs *fs, const char *name, mode_t mode,
+			  const struct fuse_ctx *ctx, struct be_file *f,
+			  bool *created)
+{
+	struct timespec now = now_ts();
+	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_meta meta = { 0 };
+	struct stat st;
+	int ret;
+
+	*created = false;
+	/* A live legacy file is the current session: never create over it. */
+	if (fstatat(fs->lower_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		ret = resolve(fs, c, name, true, f);
+		if (ret < 0 || f->state == BE_PRESENT)
+			goto out;
+		be_file_release(f);
+	}
+	meta.version = BE_LAYOUT_VERSION;
+	meta.mtime_ns = meta.ctime_ns = ts_ns(now);
+	meta.uid = ctx->uid;
+	meta.gid = ctx->gid;
+	meta.mode = mode & 07777;
+	ret = be_store_put(c, &fs->sc, name, "", 0, &meta, BE_PUT_CREATE, NULL,
+			   f);
+	if (ret == 0) {
+		f->state = BE_PRESENT;
+		f->has_meta = true;
+		f->meta = meta;
+		f->size = 0;
+		*created = true;
+	} else if (ret == -EEXIST) {
+		ret = 0;
+	}
+	ret = store_err(ret, "create", name);
+out:
+	be_pool_put(fs->pool, c);
+	return ret;
+}
+
+/*
+ * CREATE and MKNOD: creates or opens 'name' ('fi' NULL for mknod).  O_EXCL
+ * is atomic: the store's CREATE script decides for every host, the name's
+ * stripe for this one.  Returns a new ref on the inode, or NULL + '*err'.
+ */
+static struct fs_inode *create_name(fuse_req_t req, const char *name,
+				    mode_t mode, struct fuse_file_info *fi,
+				    int *err)
+{
+	struct fs *fs = fs_of(req);
+	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
+	bool excl = !fi || (fi->flags & O_EXCL), created = false;
+	struct be_file f = { 0 };
+	struct fs_inode *inode;
+	int ret = 0;
+
+	if (kind == BE_NAME_INVALID) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	inode = fs_inode_get_name(fs, name, false, false);
+	if (inode) {
+		pthread_mutex_lock(&inode->lock);
+		if (inode->loaded)
+			ret = excl ? -EEXIST : 0;
+		else
+			ret = 1; /* known name, no bytes here: ask the store */
+		pthread_mutex_unlock(&inode->lock);
+		if (ret <= 0)
+			goto out;
+		ret = 0;
+	}
+	if (kind == BE_NAME_LOCAL) {
+		struct timespec now = now_ts();
+
+		fs_local_sweep(fs, now.tv_sec);
+		inode = fs_inode_get_name(fs, name, true, true);
+		if (!inode) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		pthread_mutex_lock(&inode->lock);
+		inode->attr.mode = mode & 07777;
+		inode->attr.uid = fuse_req_ctx(req)->uid;
+		inode->attr.gid = fuse_req_ctx(req)->gid;
+		inode->attr.mtime = inode->attr.ctime = now;
+		inode->loaded = true;
+		pthread_mutex_unlock(&inode->lock);
+		goto out;
+	}
+	ret = create_session(fs, name, mode, fuse_req_ctx(req), &f, &created);
+	if (ret == 0 && !created && excl)
+		ret = -EEXIST;
+	if (ret < 0)
+		goto out;
+	if (!inode)
+		inode = fs_inode_get_name(fs, name, true, false);
+	if (!inode) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (!inode->loaded)
+		attr_from_file(fs, inode, &f);
+	pthread_mutex_unlock(&inode->lock);
+out:
+	be_file_release(&f);
+	if (ret < 0) {
+		fs_inode_put(fs, inode);
+		*err = ret;
+		return NULL;
+	}
+	return inode;
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct fs_inode *inode;
+	pthread_mutex_t *nl;
+	int err = 0;
+
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	nl = fs_name_lock(fs, name);
+	pthread_mutex_lock(nl);
+	inode = create_name(req, name, mode, fi, &err);
+	if (inode) {
+		pthread_mutex_lock(&inode->lock);
+		err = open_locked(fs, inode, name, fi);
+		fill_entry(&e, inode);
+		pthread_mutex_unlock(&inode->lock);
+	}
+	pthread_mutex_unlock(nl);
+	if (!inode) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	if (err < 0) {
+		fs_inode_put(fs, inode);
+		fuse_reply_err(req, -err);
+		return;
+	}
+	fs_inode_lookup_inc(fs, inode);
+	fs_inode_put(fs, inode);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_close(fs, e.ino, fi);
+		fs_inode_forget(fs, e.ino, 1);
+	}
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode;
+	pthread_mutex_t *nl;
+	int err = 0;
+
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	nl = fs_name_lock(fs, name);
+	pthread_mutex_lock(nl);
+	inode = create_name(req, name, mode, NULL, &err);
+	pthread_mutex_unlock(nl);
+	if (!inode) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	reply_entry(req, fs, inode);
+	fs_inode_put(fs, inode);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_inode *inode = handle_of(fi)->inode;
+	size_t n = 0;
+
+	pthread_mutex_lock(&inode->lock);
+	if ((size_t)off < inode->len) {
+		n = inode->len - off;
+		if (n > size)
+			n = size;
+	}
+	/* fuse_reply_buf copies before returning: the lock covers it. */
+	fuse_reply_buf(req, n ? inode->data + off : NULL, n);
+	pthread_mutex_unlock(&inode->lock);
+}
+
+/* Locks the stripe of the inode's current name; returns it (or NULL). */
+static char *lock_inode_name(struct fs *fs, struct fs_inode *inode,
+			     pthread_mutex_t **nl)
+{
+	char *name = inode_name_dup(fs, inode);
+
+	*nl = NULL;
+	if (name) {
+		*nl = fs_name_lock(fs, name);
+		pthread_mutex_lock(*nl);
+	}
+	return name;
+}
+
+static void unlock_inode_name(char *name, pthread_mutex_t *nl)
+{
+	if (nl)
+		pthread_mutex_unlock(nl);
+	free(name);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode = handle_of(fi)->inode;
+	pthread_mutex_t *nl;
+	char *name = lock_inode_name(fs, inode, &nl);
+	size_t end = (size_t)off + size;
+	int ret = 0;
+
+	pthread_mutex_lock(&inode->lock);
+	if (end > fs->max_size)
+		ret = -EFBIG;
+	if (ret == 0)
+		ret = begin_change(inode);
+	if (ret == 0 && end > inode->len)
+		ret = inode_resize(fs, inode, end);
+	if (ret == 0) {
+		memcpy(inode->data + off, buf, size);
+		inode->attr.mtime = inode->attr.ctime = now_ts();
+		/*
+		 * A WRITE of exactly max_write bytes is part of a larger
+		 * write(2) the kernel split: the next WRITE or FLUSH commits.
+		 */
+		if (size != FS_MAX_WRITE)
+			ret = inode_commit(fs, inode, name);
+	} else {
+		end_change(inode, true);
+	}
+	pthread_mutex_unlock(&inode->lock);
+	unlock_inode_name(name, nl);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode = handle_of(fi)->inode;
+	pthread_mutex_t *nl;
+	char *name = lock_inode_name(fs, inode, &nl);
+	int ret;
+
+	pthread_mutex_lock(&inode->lock);
+	ret = inode_commit(fs, inode, name);
+	pthread_mutex_unlock(&inode->lock);
+	unlock_inode_name(name, nl);
+	fuse_reply_err(req, -ret);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fs_flush(req, ino, fi);
+}
+
+/*
+ * Closes the handle in 'fi': drops bytes that were never committed (a
+ * FLUSH failed) and, with the last handle, a session inode's bytes.
+ */
+static void handle_close(struct fs *fs, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct fs_handle *h = handle_of(fi);
+	struct fs_inode *inode = fs_inode_get(fs, ino);
+
+	pthread_mutex_lock(&inode->lock);
+	if (inode->pending && !inode->local)
+		end_change(inode, true);
+	if (fs_inode_open_inc(fs, inode, -1) == 0) {
+		if (inode->local) {
+			inode->closed_at = now_ts().tv_sec;
+		} else {
+			free(inode->data);
+			inode->data = NULL;
+			inode->len = inode->cap = 0;
+			inode->loaded = false;
+		}
+	}
+	pthread_mutex_unlock(&inode->lock);
+	free(h);
+	/* The last reference may be ours: put frees an unreferenced inode. */
+	fs_inode_put(fs, inode);
+}
+
+/* RELEASE is asynchronous: it never commits (FLUSH did, or failed). */
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	handle_close(fs_of(req), ino, fi);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
+	pthread_mutex_t *nl = fs_name_lock(fs, name);
+	struct fs_inode *inode;
+	int64_t mtime_ns;
+	struct be_conn *c;
+	int ret = 0;
+
+	if (parent != FUSE_ROOT_ID || kind == BE_NAME_INVALID) {
+		fuse_reply_err(req, parent != FUSE_ROOT_ID ? ENOENT : EINVAL);
+		return;
+	}
+	pthread_mutex_lock(nl);
+	inode = fs_inode_get_name(fs, name, false, false);
+	if (kind == BE_NAME_LOCAL) {
+		ret = inode ? 0 : -ENOENT;
+	} else {
+		mtime_ns = ts_ns(now_ts());
+		if (inode) {
+			pthread_mutex_lock(&inode->lock);
+			mtime_ns = ts_ns(inode->attr.mtime);
+			pthread_mutex_unlock(&inode->lock);
+		}
+		c = be_pool_get(fs->pool);
+		ret = be_store_delete(c, &fs->sc, name, mtime_ns);
+		be_pool_put(fs->pool, c);
+		ret = store_err(ret, "delete", name);
+		if (ret == 0)
+			ret = -ENOENT; /* no value: someone deleted it first */
+		else if (ret > 0)
+			ret = 0;
+	}
+	if (inode && ret == 0)
+		fs_inode_detach(fs, inode);
+	pthread_mutex_unlock(nl);
+	fs_inode_put(fs, inode);
+	fuse_reply_err(req, -ret);
+}
+
+/*
+ * Renames the host-local 'inode' onto the session name 'newname': one
+ * atomic store update of the target with the temp's bytes and attributes
+ * (no Redis RENAME: no cross-slot problem).  Caller holds both stripes and
+ * inode->lock.
+ */
+static int rename_to_session(struct fs *fs, struct fs_inode *inode,
+			     const char *newname, unsigned int flags)
+{
+	struct be_file f = { 0 };
+	struct be_meta meta;
+	struct be_conn *c = be_pool_get(fs->pool);
+	int ret = 0;
+
+	if (flags & RENAME_NOREPLACE) {
+		ret = resolve(fs, c, newname, false, &f);
+		if (ret == 0 && f.state == BE_PRESENT)
+			ret = -EEXIST;
+		be_file_release(&f);
+	}
+	if (ret == 0) {
+		inode->attr.ctime = now_ts();
+		meta_from_attr(&meta, &inode->attr);
+		ret = be_store_put(c, &fs->sc, newname,
+				   inode->data ? inode->data : "", inode->len,
+				   &meta, BE_PUT_REPLACE, NULL, NULL);
+		ret = store_err(ret, "write", newname);
+	}
+	be_pool_put(fs->pool, c);
+	if (ret < 0)
+		return ret;
+	ret = fs_inode_rename(fs, inode, newname, false);
+	if (ret == 0 && fs_inode_open_inc(fs, inode, 0) == 0) {
+		/* A session inode holds bytes only while a handle is open. */
+		free(inode->data);
+		inode->data = NULL;
+		inode->len = inode->cap = 0;
+		inode->loaded = false;
+	}
+	return ret;
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	enum be_name_kind from = be_name_classify(&fs->sc.ks, name);
+	enum be_name_kind to = be_name_classify(&fs->sc.ks, newname);
+	struct fs_inode *inode, *target;
+	int ret = 0;
+
+	if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (flags & ~RENAME_NOREPLACE || from == BE_NAME_INVALID ||
+	    to == BE_NAME_INVALID) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* Between names stored in Redis: mv falls back to copy + unlink. */
+	if (from != BE_NAME_LOCAL) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if (strcmp(name, newname) == 0) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fs_name_lock2(fs, name, newname);
+	inode = fs_inode_get_name(fs, name, false, false);
+	if (!inode) {
+		ret = -ENOENT;
+		goto out;
+	}
+	pthread_mutex_lock(&inode->lock);
+	if (to == BE_NAME_LOCAL) {
+		target = fs_inode_get_name(fs, newname, false, false);
+		if (target && (flags & RENAME_NOREPLACE))
+			ret = -EEXIST;
+		else
+			ret = fs_inode_rename(fs, inode, newname, true);
+		fs_inode_put(fs, target);
+	} else {
+		ret = rename_to_session(fs, inode, newname, flags);
+	}
+	pthread_mutex_unlock(&inode->lock);
+	fs_inode_put(fs, inode);
+out:
+	fs_name_unlock2(fs, name, newname);
+	fuse_reply_err(req, -ret);
+}
+
+/* Only the root directory exists: mkdir/rmdir answer as a flat dir does. */
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	pthread_mutex_t *nl = fs_name_lock(fs, name);
+	struct fs_inode *inode;
+	int err = 0;
+
+	pthread_mutex_lock(nl);
+	inode = lookup_name(fs, name, &err);
+	pthread_mutex_unlock(nl);
+	fs_inode_put(fs, inode);
+	fuse_reply_err(req, inode ? EEXIST : EPERM);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	pthread_mutex_t *nl = fs_name_lock(fs, name);
+	struct fs_inode *inode;
+	int err = 0;
+
+	pthread_mutex_lock(nl);
+	inode = lookup_name(fs, name, &err);
+	pthread_mutex_unlock(nl);
+	fs_inode_put(fs, inode);
+	fuse_reply_err(req, inode ? ENOTDIR : ENOENT);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct statvfs sv;
+
+	if (fstatvfs(fs->lower_fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = BE_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* No extended attributes: the kernel asks security.capability per write. */
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	fuse_reply_err(req, ENODATA);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, ENODATA);
+}
+
+/* Python's open() asks TCGETS on every file: not a terminal. */
+static void fs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned int flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	fuse_reply_err(req, ENOTTY);
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
+const struct fuse_lowlevel_ops fs_oper = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.create = fs_create,
+	.ioctl = fs_ioctl,
+	.fallocate = fs_fallocate,
+};
