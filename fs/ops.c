@@ -349,6 +349,46 @@ static int refresh_attr(struct fs *fs, struct fs_inode *inode, const char *name)
 	return ret;
 }
 
+/*
+ * Locks the stripe of the current name of 'inode', then inode->lock, and
+ * returns a copy of that name (NULL for a detached inode).  A rename may
+ * move the inode between reading its name and locking the stripe: then
+ * both locks are dropped and taken again for the new name, so that the
+ * caller's store calls go to the name the inode has.
+ */
+static char *lock_inode_name(struct fs *fs, struct fs_inode *inode,
+			     pthread_mutex_t **nl)
+{
+	for (;;) {
+		char *name = inode_name_dup(fs, inode);
+		bool same;
+
+		*nl = name ? fs_name_lock(fs, name) : NULL;
+		if (*nl)
+			pthread_mutex_lock(*nl);
+		pthread_mutex_lock(&inode->lock);
+		pthread_mutex_lock(&fs->tab_lock);
+		same = name ? inode->name && strcmp(inode->name, name) == 0
+			    : !inode->name;
+		pthread_mutex_unlock(&fs->tab_lock);
+		if (same)
+			return name;
+		pthread_mutex_unlock(&inode->lock);
+		if (*nl)
+			pthread_mutex_unlock(*nl);
+		free(name);
+	}
+}
+
+static void unlock_inode_name(struct fs_inode *inode, char *name,
+			      pthread_mutex_t *nl)
+{
+	pthread_mutex_unlock(&inode->lock);
+	if (nl)
+		pthread_mutex_unlock(nl);
+	free(name);
+}
+
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -612,12 +652,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	inode = fs_inode_get(fs, ino);
-	name = inode_name_dup(fs, inode);
-	if (name) {
-		nl = fs_name_lock(fs, name);
-		pthread_mutex_lock(nl);
-	}
-	pthread_mutex_lock(&inode->lock);
+	name = lock_inode_name(fs, inode, &nl);
 	ret = refresh_attr(fs, inode, name);
 	if (ret == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		bool held = fi && inode->loaded;
@@ -640,10 +675,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				   FUSE_SET_ATTR_MTIME_NOW)))
 		ret = setattr_meta(fs, inode, name, attr, to_set);
 	attr_to_stat(inode, &st);
-	pthread_mutex_unlock(&inode->lock);
-	if (nl)
-		pthread_mutex_unlock(nl);
-	free(name);
+	unlock_inode_name(inode, name, nl);
 	fs_inode_put(fs, inode);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -693,20 +725,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *inode = fs_inode_get(fs, ino);
-	char *name = inode_name_dup(fs, inode);
-	pthread_mutex_t *nl = NULL;
+	pthread_mutex_t *nl;
+	char *name = lock_inode_name(fs, inode, &nl);
 	int ret;
 
-	if (name) {
-		nl = fs_name_lock(fs, name);
-		pthread_mutex_lock(nl);
-	}
-	pthread_mutex_lock(&inode->lock);
 	ret = open_locked(fs, inode, name, fi);
-	pthread_mutex_unlock(&inode->lock);
-	if (nl)
-		pthread_mutex_unlock(nl);
-	free(name);
+	unlock_inode_name(inode, name, nl);
 	/* The handle keeps the inode alive (nopen); the thread's ref goes. */
 	fs_inode_put(fs, inode);
 	if (ret < 0)
@@ -921,27 +945,6 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_mutex_unlock(&inode->lock);
 }
 
-/* Locks the stripe of the inode's current name; returns it (or NULL). */
-static char *lock_inode_name(struct fs *fs, struct fs_inode *inode,
-			     pthread_mutex_t **nl)
-{
-	char *name = inode_name_dup(fs, inode);
-
-	*nl = NULL;
-	if (name) {
-		*nl = fs_name_lock(fs, name);
-		pthread_mutex_lock(*nl);
-	}
-	return name;
-}
-
-static void unlock_inode_name(char *name, pthread_mutex_t *nl)
-{
-	if (nl)
-		pthread_mutex_unlock(nl);
-	free(name);
-}
-
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -952,7 +955,6 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	size_t end = (size_t)off + size;
 	int ret = 0;
 
-	pthread_mutex_lock(&inode->lock);
 	if (end > fs->max_size)
 		ret = -EFBIG;
 	if (ret == 0)
@@ -971,8 +973,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	} else {
 		end_change(inode, true);
 	}
-	pthread_mutex_unlock(&inode->lock);
-	unlock_inode_name(name, nl);
+	unlock_inode_name(inode, name, nl);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -987,10 +988,8 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char *name = lock_inode_name(fs, inode, &nl);
 	int ret;
 
-	pthread_mutex_lock(&inode->lock);
 	ret = inode_commit(fs, inode, name);
-	pthread_mutex_unlock(&inode->lock);
-	unlock_inode_name(name, nl);
+	unlock_inode_name(inode, name, nl);
 	fuse_reply_err(req, -ret);
 }
 
