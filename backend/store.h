@@ -136,6 +136,44 @@ int be_store_list(struct be_conn *c, const struct be_store_config *sc,
 int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 			  size_t errlen);
 
+/** One put of be_store_put_many(); the strings and data are borrowed. */
+struct be_put_item {
+	const char *name;      /* a BE_NAME_SESSION name */
+	const void *data;      /* 'len' bytes; NULL allowed when 'len' is 0 */
+	size_t len;
+	struct be_meta meta;   /* as for be_store_put() */
+	enum be_put_mode mode; /* BE_PUT_COPYUP for the bulk copier */
+};
+
+/**
+ * Loads every store script into the server's script cache (SCRIPT LOAD),
+ * so that a pipeline of EVALSHA calls does not meet NOSCRIPT.  Needed once
+ * per server (and again after SCRIPT FLUSH or a restart); be_store_put_many()
+ * still copes with NOSCRIPT by falling back to single calls.  0, -EPROTO if
+ * the server's SHA1 differs from ours, or -errno.
+ */
+int be_store_load_scripts(struct be_conn *c);
+
+/**
+ * Sends the 'n' puts of 'items' as one pipeline (be_conn_pipeline()), each
+ * exactly as be_store_put() would do it, and writes each put's result into
+ * 'results[i]': 0, -EEXIST (CREATE, COPYUP: nothing written), -EINVAL (not
+ * a session name) or -errno for an error reply (-ENOSPC for OOM).  Returns
+ * 0 when every item has its result, or -errno of the transport (then every
+ * item that was sent holds that error too; those puts may or may not have
+ * been applied, and resending them is safe).  For sessfs-migrate's bulk copy;
+ * the current values of refused items are not returned.
+ */
+int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
+		      const struct be_put_item *items, size_t n, int *results);
+
+/**
+ * Returns this process's next write sequence ("hs"): max(last + 1,
+ * CLOCK_REALTIME in ns), atomically, so it grows across all threads.
+ * Every write call takes one; exposed for tests and tools.
+ */
+uint64_t be_store_next_hseq(void);
+
 /**
  * Returns this host's default id: the hostname and the machine-id's first
  * 8 characters, "web1-3f2a9c1d".  New string.

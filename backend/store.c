@@ -1,0 +1,1240 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Sessions in Redis, layout v1: each store operation is one Lua script on
+ * a name's value key K and meta key M (KEYS[1], KEYS[2]; M's hash tag is
+ * K, so both live in one Cluster slot), run with EVALSHA and, when the
+ * server has not cached it yet, EVAL.  The scripts keep K and M consistent,
+ * bump the write version and apply the stale-retry rule of store.h; the C
+ * side computes TTLs with layout.c's policy, builds arguments and parses
+ * replies.  Also here: listing a prefix with SCAN, the server check before
+ * mounting, the host id, and the pipelined bulk put for sessfs-migrate.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include "conn.h"
+#include "store.h"
+
+#define MIN_TTL_MS	 1000
+#define NS_PER_MS	 1000000LL
+#define SCAN_COUNT	 "1000"
+#define MAX_ARGS	 24
+#define MAX_NUM_ARGS	 12
+#define NUM_ARG_SIZE	 24
+#define MACHINE_ID_CHARS 8
+
+/*
+ * Helpers every script starts with.  numcmp() compares decimal integer
+ * strings exactly: Lua numbers are doubles and lose nanoseconds above 2^53,
+ * and Lua's string order follows the server's locale, so equal-length
+ * digit strings are compared in exact 15-digit pieces.
+ * stale() is the rule of store.h: M written by this host with a sequence
+ * >= ours means this call is a delayed retry of an older write.
+ */
+#define LUA_PRELUDE                                                           \
+	"local K, M = KEYS[1], KEYS[2]\n"                                     \
+	"local function numcmp(a, b)\n"                                       \
+	"  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"           \
+	"  if na ~= nb then return na and -1 or 1 end\n"                      \
+	"  if na then return numcmp(b:sub(2), a:sub(2)) end\n"                \
+	"  a = a:gsub('^0+', '')\n"                                           \
+	"  b = b:gsub('^0+', '')\n"                                           \
+	"  if #a ~= #b then return #a < #b and -1 or 1 end\n"                 \
+	"  for i = 1, #a, 15 do\n"                                            \
+	"    local j = i + 14\n"                                              \
+	"    local x, y = tonumber(a:sub(i, j)), tonumber(b:sub(i, j))\n"     \
+	"    if x ~= y then return x < y and -1 or 1 end\n"                   \
+	"  end\n"                                                             \
+	"  return 0\n"                                                        \
+	"end\n"                                                               \
+	"local function isnum(s)\n"                                           \
+	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"       \
+	"end\n"                                                               \
+	"local function stale(host, hs)\n"                                    \
+	"  local h = redis.call('HMGET', M, 'host', 'hs')\n"                  \
+	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"        \
+	"         numcmp(h[2], hs) >= 0\n"                                    \
+	"end\n"                                                               \
+	"local function wver()\n"                                             \
+	"  return redis.call('HGET', M, 'wv') or '0'\n"                       \
+	"end\n"                                                               \
+	"local function snapshot(want)\n"                                     \
+	"  local e = redis.call('EXISTS', K)\n"                               \
+	"  local s = {e, redis.call('STRLEN', K), redis.call('PTTL', K),\n"   \
+	"             redis.call('HGETALL', M), false}\n"                     \
+	"  if want and e == 1 then s[5] = redis.call('GET', K) end\n"         \
+	"  return s\n"                                                        \
+	"end\n"                                                               \
+	"local function setmeta(host, hs, mt, ct, uid, gid, mode)\n"          \
+	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
+	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs)\n"    \
+	"  redis.call('HDEL', M, 'del')\n"                                    \
+	"  return redis.call('HINCRBY', M, 'wv', 1)\n"                        \
+	"end\n"
+
+/* ARGV: want_data ("0"/"1").  Returns a snapshot. */
+static const char lua_get[] = LUA_PRELUDE "return snapshot(ARGV[1] == '1')\n";
+
+/*
+ * ARGV: put mode, host, hs, data, value TTL ms, meta TTL ms, mt, ct, uid,
+ * gid, mode, now ms, ttl ms.  Returns {0, wv}, or {1, snapshot} when CREATE
+ * or COPYUP finds a value or tombstone it must not overwrite.  A value
+ * without meta (phpredis's own handler) has the mtime its PTTL implies.
+ */
+static const char lua_put[] = LUA_PRELUDE
+	"local mode, mt = ARGV[1], ARGV[7]\n"
+	"if stale(ARGV[2], ARGV[3]) then return {0, wver()} end\n"
+	"if mode ~= '0' then\n"
+	"  local e = redis.call('EXISTS', K)\n"
+	"  local m = redis.call('EXISTS', M)\n"
+	"  local refuse = false\n"
+	"  if mode == '1' then\n"
+	"    refuse = e == 1\n"
+	"  elseif e == 1 and m == 0 then\n"
+	"    local p = redis.call('PTTL', K)\n"
+	"    refuse = p < 0 or tonumber(mt) / 1e6 <=\n"
+	"             tonumber(ARGV[12]) - (tonumber(ARGV[13]) - p)\n"
+	"  elseif e == 1 or m == 1 then\n"
+	"    local cur = redis.call('HGET', M, 'mt')\n"
+	"    refuse = not isnum(cur) or numcmp(cur, mt) >= 0\n"
+	"  end\n"
+	"  if refuse then return {1, snapshot(true)} end\n"
+	"end\n"
+	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
+	"local wv = setmeta(ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
+	"                   ARGV[11])\n"
+	"redis.call('PEXPIRE', M, ARGV[6])\n"
+	"return {0, wv}\n";
+
+/*
+ * ARGV: host, hs, now ms, ttl ms, fallback mt ns, fallback tombstone TTL
+ * ms.  Returns 1 if a value existed, else 0.  The tombstone keeps the last
+ * mtime, so that a later copy-up can tell an older copy from a newer one.
+ */
+static const char lua_delete[] = LUA_PRELUDE
+	"if stale(ARGV[1], ARGV[2]) then return 1 end\n"
+	"local existed = redis.call('DEL', K)\n"
+	"local mt = redis.call('HGET', M, 'mt')\n"
+	"local ttl\n"
+	"if isnum(mt) then\n"
+	"  ttl = math.floor(tonumber(mt) / 1e6) + tonumber(ARGV[4]) -\n"
+	"        tonumber(ARGV[3])\n"
+	"  if ttl < 1000 then ttl = 1000 end\n"
+	"  ttl = string.format('%.0f', ttl)\n"
+	"else\n"
+	"  ttl = ARGV[6]\n"
+	"  redis.call('HSET', M, 'mt', ARGV[5], 'ct', ARGV[5])\n"
+	"end\n"
+	"redis.call('HSET', M, 'v', '1', 'del', '1', 'host', ARGV[1],\n"
+	"           'hs', ARGV[2])\n"
+	"redis.call('HINCRBY', M, 'wv', 1)\n"
+	"redis.call('PEXPIRE', M, ttl)\n"
+	"return existed\n";
+
+/*
+ * ARGV: host, hs, mt, ct, uid, gid, mode, sliding value TTL ms, ttl ms,
+ * "1" if a cachelib header would set the TTL.  Returns {0, wv} or {2}
+ * (no value).  A valid non-zero cachelib header keeps the value's TTL.
+ */
+static const char lua_setmeta[] = LUA_PRELUDE
+	"if stale(ARGV[1], ARGV[2]) then return {0, wver()} end\n"
+	"if redis.call('EXISTS', K) == 0 then return {2} end\n"
+	"local vttl = tonumber(ARGV[8])\n"
+	"local keep = false\n"
+	"if ARGV[10] == '1' then\n"
+	"  local h = redis.call('GETRANGE', K, 0, 4)\n"
+	"  if #h == 5 and h:byte(5) == 128 and\n"
+	"     h:sub(1, 4) ~= string.char(0, 0, 0, 0) then\n"
+	"    local p = redis.call('PTTL', K)\n"
+	"    if p > 0 then vttl, keep = p, true end\n"
+	"  end\n"
+	"end\n"
+	"if not keep then redis.call('PEXPIRE', K, ARGV[8]) end\n"
+	"local wv = setmeta(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
+	"                   ARGV[6], ARGV[7])\n"
+	"redis.call('PEXPIRE', M,\n"
+	"           string.format('%.0f', vttl + tonumber(ARGV[9])))\n"
+	"return {0, wv}\n";
+
+enum script_id {
+	SCRIPT_GET = 0,
+	SCRIPT_PUT,
+	SCRIPT_DELETE,
+	SCRIPT_SETMETA,
+	SCRIPT_COUNT,
+};
+
+/* Script results (first element of the reply array). */
+enum {
+	RES_OK = 0,
+	RES_EXISTS = 1,
+	RES_NOVALUE = 2,
+};
+
+struct script {
+	const char *body;
+	char sha[SHA_DIGEST_LENGTH * 2 + 1];
+};
+
+static struct script scripts[SCRIPT_COUNT] = {
+	[SCRIPT_GET] = { lua_get, "" },
+	[SCRIPT_PUT] = { lua_put, "" },
+	[SCRIPT_DELETE] = { lua_delete, "" },
+	[SCRIPT_SETMETA] = { lua_setmeta, "" },
+};
+
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void scripts_hash(void)
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	size_t i, j;
+
+	for (i = 0; i < SCRIPT_COUNT; i++) {
+		SHA1((const unsigned char *)scripts[i].body,
+		     strlen(scripts[i].body), md);
+		for (j = 0; j < SHA_DIGEST_LENGTH; j++)
+			snprintf(scripts[i].sha + 2 * j, 3, "%02x", md[j]);
+	}
+}
+
+static struct script *script_get(enum script_id id)
+{
+	pthread_once(&scripts_once, scripts_hash);
+	return &scripts[id];
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t ns_to_ms(int64_t ns)
+{
+	return ns / NS_PER_MS - (ns % NS_PER_MS < 0);
+}
+
+static int64_t ttl_ms(const struct be_store_config *sc)
+{
+	return sc->ttl.ttl_s * 1000;
+}
+
+static _Atomic uint64_t last_hseq;
+
+uint64_t be_store_next_hseq(void)
+{
+	uint64_t now = (uint64_t)now_ns();
+	uint64_t old = atomic_load(&last_hseq);
+	uint64_t next;
+
+	do {
+		next = now > old ? now : old + 1;
+	} while (!atomic_compare_exchange_weak(&last_hseq, &old, next));
+	return next;
+}
+
+/*
+ * Arguments of one script call: "EVALSHA" sha "2" K M ARGV..., borrowed
+ * strings plus the numbers formatted into 'nums'.
+ */
+struct script_args {
+	enum script_id id;
+	const char *argv[MAX_ARGS];
+	size_t lens[MAX_ARGS];
+	int argc;
+	char nums[MAX_NUM_ARGS][NUM_ARG_SIZE];
+	int nnums;
+};
+
+static void arg_mem(struct script_args *a, const void *p, size_t len)
+{
+	assert(a->argc < MAX_ARGS);
+	a->argv[a->argc] = p ? p : "";
+	a->lens[a->argc] = len;
+	a->argc++;
+}
+
+static void arg_str(struct script_args *a, const char *s)
+{
+	arg_mem(a, s, strlen(s));
+}
+
+static char *arg_buf(struct script_args *a)
+{
+	assert(a->nnums < MAX_NUM_ARGS);
+	return a->nums[a->nnums++];
+}
+
+static void arg_i64(struct script_args *a, int64_t v)
+{
+	char *buf = arg_buf(a);
+
+	snprintf(buf, NUM_ARG_SIZE, "%" PRId64, v);
+	arg_str(a, buf);
+}
+
+static void arg_hseq(struct script_args *a)
+{
+	char *buf = arg_buf(a);
+
+	be_hseq_format(buf, be_store_next_hseq());
+	arg_str(a, buf);
+}
+
+static void args_init(struct script_args *a, enum script_id id,
+		      const char *vkey, const char *mkey)
+{
+	struct script *s = script_get(id);
+
+	a->id = id;
+	a->argc = 0;
+	a->nnums = 0;
+	arg_str(a, "EVALSHA");
+	arg_str(a, s->sha);
+	arg_str(a, "2");
+	arg_str(a, vkey);
+	arg_str(a, mkey);
+}
+
+/* The script's sequence is taken when its arguments are built. */
+static void args_host(struct script_args *a, const struct be_store_config *sc)
+{
+	arg_str(a, sc->host_id ? sc->host_id : "");
+	arg_hseq(a);
+}
+
+static bool reply_is_error(const redisReply *r, const char *code)
+{
+	size_t len = strlen(code);
+
+	return r->type == REDIS_REPLY_ERROR && (size_t)r->len >= len &&
+	       strncmp(r->str, code, len) == 0 &&
+	       ((size_t)r->len == len || r->str[len] == ' ');
+}
+
+/*
+ * Maps an error reply to -errno.  Errors raised inside a script start with
+ * the failing command's error code, as the command's own would.
+ */
+static int reply_errno(const redisReply *r)
+{
+	if (reply_is_error(r, "OOM"))
+		return -ENOSPC;
+	if (reply_is_error(r, "NOPERM") || reply_is_error(r, "NOAUTH") ||
+	    reply_is_error(r, "WRONGPASS"))
+		return -EACCES;
+	if (reply_is_error(r, "READONLY"))
+		return -EROFS;
+	return -EIO;
+}
+
+/*
+ * Runs the script of 'a' on 'c': EVALSHA, then EVAL if the server does not
+ * have it cached.  On 0, '*reply' is a new reply that is not an error.
+ */
+static int script_run(struct be_conn *c, struct script_args *a,
+		      redisReply **reply)
+{
+	struct script *s = script_get(a->id);
+	int ret;
+
+	ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+	if (ret)
+		return ret;
+	if (reply_is_error(*reply, "NOSCRIPT")) {
+		freeReplyObject(*reply);
+		a->argv[0] = "EVAL";
+		a->lens[0] = strlen("EVAL");
+		a->argv[1] = s->body;
+		a->lens[1] = strlen(s->body);
+		ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+		if (ret)
+			return ret;
+	}
+	if ((*reply)->type == REDIS_REPLY_ERROR) {
+		ret = reply_errno(*reply);
+		freeReplyObject(*reply);
+		*reply = NULL;
+	}
+	return ret;
+}
+
+/*
+ * Sets '*vkey' and '*mkey' to new strings, the keys of 'name'.  0, -EINVAL
+ * for a name that is not stored in Redis, or -ENOMEM.
+ */
+static int keys_new(const struct be_store_config *sc, const char *name,
+		    char **vkey, char **mkey)
+{
+	if (be_name_classify(&sc->ks, name) != BE_NAME_SESSION)
+		return -EINVAL;
+	*vkey = be_key_value(&sc->ks, name);
+	if (!*vkey)
+		return -ENOMEM;
+	*mkey = be_key_meta(&sc->ks, *vkey);
+	if (!*mkey) {
+		free(*vkey);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The host id is required for writes and must fit the meta's field. */
+static bool host_id_ok(const struct be_store_config *sc)
+{
+	return sc->host_id &&
+	       strlen(sc->host_id) < sizeof(((struct be_meta *)0)->host);
+}
+
+/* Reads an integer reply, or a string holding a decimal integer. */
+static int reply_int(const redisReply *r, long long *v)
+{
+	char *end;
+
+	if (r->type == REDIS_REPLY_INTEGER) {
+		*v = r->integer;
+		return 0;
+	}
+	if (r->type != REDIS_REPLY_STRING || r->len == 0)
+		return -EPROTO;
+	errno = 0;
+	*v = strtoll(r->str, &end, 10);
+	if (errno || end != r->str + r->len)
+		return -EPROTO;
+	return 0;
+}
+
+/* Parses the HGETALL reply 'r' into 'm'. */
+static int reply_meta(const redisReply *r, struct be_meta *m)
+{
+	const char **fields;
+	size_t *lens;
+	size_t i;
+	int ret = -ENOMEM;
+
+	if (r->type != REDIS_REPLY_ARRAY)
+		return -EPROTO;
+	fields = calloc(r->elements + 1, sizeof(*fields));
+	lens = calloc(r->elements + 1, sizeof(*lens));
+	if (!fields || !lens)
+		goto out_free;
+	ret = -EPROTO;
+	for (i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			goto out_free;
+		fields[i] = r->element[i]->str;
+		lens[i] = (size_t)r->element[i]->len;
+	}
+	if (be_meta_parse(m, r->elements, fields, lens) == 0)
+		ret = 0;
+out_free:
+	free(fields);
+	free(lens);
+	return ret;
+}
+
+/*
+ * The meta of a value written without one (phpredis's own handler): its
+ * mtime is what its PTTL implies under the sliding TTL.
+ */
+static void meta_default(const struct be_store_config *sc, int64_t pttl,
+			 struct be_meta *m)
+{
+	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t mtime_ms = pttl >= 0 ? now_ms - (ttl_ms(sc) - pttl) : now_ms;
+
+	memset(m, 0, sizeof(*m));
+	m->mtime_ns = mtime_ms * NS_PER_MS;
+	m->ctime_ns = m->mtime_ns;
+}
+
+/*
+ * Fills 'f' from the snapshot reply 'r' of a script: {exists, STRLEN,
+ * PTTL, HGETALL of M, value or nil}.  0, -EPROTO or -ENOMEM.
+ */
+static int reply_file(const struct be_store_config *sc, const redisReply *r,
+		      bool want_data, struct be_file *f)
+{
+	const redisReply *data;
+	long long exists, size, pttl;
+	bool has_meta;
+
+	memset(f, 0, sizeof(*f));
+	f->pttl_ms = -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+		return -EPROTO;
+	if (reply_int(r->element[0], &exists) ||
+	    reply_int(r->element[1], &size) ||
+	    reply_int(r->element[2], &pttl) || size < 0)
+		return -EPROTO;
+	has_meta = r->element[3]->type == REDIS_REPLY_ARRAY &&
+		   r->element[3]->elements > 0;
+	if (has_meta && reply_meta(r->element[3], &f->meta))
+		return -EPROTO;
+	if (!exists) {
+		f->state = has_meta ? BE_TOMBSTONE : BE_ABSENT;
+		/* A live meta key without a value counts as deleted. */
+		f->meta.deleted = has_meta;
+		return 0;
+	}
+	f->state = BE_PRESENT;
+	f->has_meta = has_meta;
+	f->pttl_ms = pttl;
+	f->size = (size_t)size;
+	if (has_meta)
+		f->meta.deleted = false;
+	else
+		meta_default(sc, pttl, &f->meta);
+	if (!want_data)
+		return 0;
+	data = r->element[4];
+	if (data->type != REDIS_REPLY_STRING)
+		return -EPROTO;
+	f->data = malloc((size_t)data->len + 1);
+	if (!f->data)
+		return -ENOMEM;
+	memcpy(f->data, data->str, (size_t)data->len);
+	f->data[data->len] = '\0';
+	f->size = (size_t)data->len;
+	return 0;
+}
+
+void be_file_release(struct be_file *f)
+{
+	free(f->data);
+	memset(f, 0, sizeof(*f));
+}
+
+int be_store_get(struct be_conn *c, const struct be_store_config *sc,
+		 const char *name, bool want_data, struct be_file *f)
+{
+	struct script_args a;
+	redisReply *reply;
+	char *vkey, *mkey;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	ret = keys_new(sc, name, &vkey, &mkey);
+	if (ret)
+		return ret;
+	args_init(&a, SCRIPT_GET, vkey, mkey);
+	arg_str(&a, want_data ? "1" : "0");
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_keys;
+	ret = reply_file(sc, reply, want_data, f);
+	if (ret)
+		be_file_release(f);
+	freeReplyObject(reply);
+out_free_keys:
+	free(vkey);
+	free(mkey);
+	return ret;
+}
+
+static int64_t clamp_ttl(int64_t ms)
+{
+	return ms < MIN_TTL_MS ? MIN_TTL_MS : ms;
+}
+
+/* a + b without overflow: PEXPIRE refuses what does not fit anyway. */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return INT64_MAX;
+	return r;
+}
+
+/* Builds the arguments of a put; 'vkey' and 'mkey' stay borrowed. */
+static void put_args(struct script_args *a, const struct be_store_config *sc,
+		     const char *name, const char *vkey, const char *mkey,
+		     const void *data, size_t len, const struct be_meta *meta,
+		     enum be_put_mode mode)
+{
+	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
+		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
+
+	args_init(a, SCRIPT_PUT, vkey, mkey);
+	arg_i64(a, mode);
+	args_host(a, sc);
+	arg_mem(a, data, len);
+	arg_i64(a, vttl);
+	arg_i64(a, add_sat(vttl, ttl_ms(sc)));
+	arg_i64(a, meta->mtime_ns);
+	arg_i64(a, meta->ctime_ns);
+	arg_i64(a, meta->uid);
+	arg_i64(a, meta->gid);
+	arg_i64(a, meta->mode & 07777);
+	arg_i64(a, now_ms);
+	arg_i64(a, ttl_ms(sc));
+}
+
+/*
+ * Reads the reply of the put or setmeta script: {0, wv}, {1, snapshot} or
+ * {2}.  0, -EEXIST (with the snapshot in 'cur' if not NULL), -ENOENT or
+ * -EPROTO.
+ */
+static int reply_put(const struct be_store_config *sc, const redisReply *r,
+		     uint64_t *wver, struct be_file *cur)
+{
+	long long code, wv;
+	int ret;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    reply_int(r->element[0], &code))
+		return -EPROTO;
+	switch (code) {
+	case RES_OK:
+		if (r->elements != 2 || reply_int(r->element[1], &wv) || wv < 0)
+			return -EPROTO;
+		if (wver)
+			*wver = (uint64_t)wv;
+		return 0;
+	case RES_EXISTS:
+		if (r->elements != 2)
+			return -EPROTO;
+		if (cur) {
+			ret = reply_file(sc, r->element[1], true, cur);
+			if (ret) {
+				be_file_release(cur);
+				return ret;
+			}
+		}
+		return -EEXIST;
+	case RES_NOVALUE:
+		return -ENOENT;
+	default:
+		return -EPROTO;
+	}
+}
+
+int be_store_put(struct be_conn *c, const struct be_store_config *sc,
+		 const char *name, const void *data, size_t len,
+		 const struct be_meta *meta, enum be_put_mode mode,
+		 uint64_t *wver, struct be_file *cur)
+{
+	struct script_args a;
+	redisReply *reply;
+	char *vkey, *mkey;
+	int ret;
+
+	if (cur)
+		memset(cur, 0, sizeof(*cur));
+	if (!host_id_ok(sc))
+		return -EINVAL;
+	ret = keys_new(sc, name, &vkey, &mkey);
+	if (ret)
+		return ret;
+	put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_keys;
+	ret = reply_put(sc, reply, wver, cur);
+	freeReplyObject(reply);
+out_free_keys:
+	free(vkey);
+	free(mkey);
+	return ret;
+}
+
+int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
+		    const char *name, int64_t last_mtime_ns)
+{
+	int64_t now_ms = ns_to_ms(now_ns());
+	struct script_args a;
+	redisReply *reply;
+	char *vkey, *mkey;
+	int ret;
+
+	if (!host_id_ok(sc))
+		return -EINVAL;
+	ret = keys_new(sc, name, &vkey, &mkey);
+	if (ret)
+		return ret;
+	args_init(&a, SCRIPT_DELETE, vkey, mkey);
+	args_host(&a, sc);
+	arg_i64(&a, now_ms);
+	arg_i64(&a, ttl_ms(sc));
+	arg_i64(&a, last_mtime_ns);
+	arg_i64(&a,
+		be_tombstone_ttl_ms(&sc->ttl, ns_to_ms(last_mtime_ns), now_ms));
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_keys;
+	if (reply->type == REDIS_REPLY_INTEGER &&
+	    (reply->integer == 0 || reply->integer == 1))
+		ret = (int)reply->integer;
+	else
+		ret = -EPROTO;
+	freeReplyObject(reply);
+out_free_keys:
+	free(vkey);
+	free(mkey);
+	return ret;
+}
+
+int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
+		     const char *name, const struct be_meta *meta,
+		     uint64_t *wver)
+{
+	int64_t now_ms = ns_to_ms(now_ns());
+	bool header = !sc->ttl.ignore_cachelib && be_name_is_cachelib(name);
+	struct script_args a;
+	redisReply *reply;
+	char *vkey, *mkey;
+	int64_t vttl;
+	int ret;
+
+	if (!host_id_ok(sc))
+		return -EINVAL;
+	ret = keys_new(sc, name, &vkey, &mkey);
+	if (ret)
+		return ret;
+	/* Without data, the policy gives the sliding TTL. */
+	vttl = clamp_ttl(be_ttl_remaining_ms(&sc->ttl, name, NULL, 0,
+					     ns_to_ms(meta->mtime_ns), now_ms));
+	args_init(&a, SCRIPT_SETMETA, vkey, mkey);
+	args_host(&a, sc);
+	arg_i64(&a, meta->mtime_ns);
+	arg_i64(&a, meta->ctime_ns);
+	arg_i64(&a, meta->uid);
+	arg_i64(&a, meta->gid);
+	arg_i64(&a, meta->mode & 07777);
+	arg_i64(&a, vttl);
+	arg_i64(&a, ttl_ms(sc));
+	arg_str(&a, header ? "1" : "0");
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_keys;
+	ret = reply_put(sc, reply, wver, NULL);
+	freeReplyObject(reply);
+out_free_keys:
+	free(vkey);
+	free(mkey);
+	return ret;
+}
+
+/*
+ * The names seen by one listing: an open-addressing hash table of pointers
+ * into an arena of records "<flags><name>\0", so that a million names cost
+ * about two pointers and their own bytes each.
+ */
+#define SEEN_VALUE	   (1 << 0)
+#define SEEN_META	   (1 << 1)
+#define ARENA_CHUNK_SIZE   (256 * 1024)
+#define NAME_SET_MIN_SLOTS 1024
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used;
+	size_t size;
+	char data[];
+};
+
+struct name_set {
+	char **slots; /* NULL, or a name in the arena; its flags precede it */
+	size_t nslots; /* a power of two */
+	size_t count;
+	struct arena_chunk *chunks;
+};
+
+static uint64_t name_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+	for (; *name; name++) {
+		h ^= (unsigned char)*name;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void name_set_release(struct name_set *set)
+{
+	struct arena_chunk *ch, *next;
+
+	for (ch = set->chunks; ch; ch = next) {
+		next = ch->next;
+		free(ch);
+	}
+	free(set->slots);
+	memset(set, 0, sizeof(*set));
+}
+
+static char *arena_alloc(struct name_set *set, size_t size)
+{
+	struct arena_chunk *ch = set->chunks;
+	size_t chunk_size;
+
+	if (!ch || ch->size - ch->used < size) {
+		chunk_size = size > ARENA_CHUNK_SIZE ? size : ARENA_CHUNK_SIZE;
+		ch = malloc(sizeof(*ch) + chunk_size);
+		if (!ch)
+			return NULL;
+		ch->next = set->chunks;
+		ch->used = 0;
+		ch->size = chunk_size;
+		set->chunks = ch;
+	}
+	ch->used += size;
+	return ch->data + ch->used - size;
+}
+
+static size_t name_set_find(char **slots, size_t nslots, const char *name)
+{
+	size_t i = (size_t)name_hash(name) & (nslots - 1);
+
+	while (slots[i] && strcmp(slots[i], name) != 0)
+		i = (i + 1) & (nslots - 1);
+	return i;
+}
+
+static int name_set_grow(struct name_set *set)
+{
+	size_t nslots = set->nslots ? set->nslots * 2 : NAME_SET_MIN_SLOTS;
+	char **slots = calloc(nslots, sizeof(*slots));
+	size_t i;
+
+	if (!slots)
+		return -ENOMEM;
+	for (i = 0; i < set->nslots; i++)
+		if (set->slots[i])
+			slots[name_set_find(slots, nslots, set->slots[i])] =
+				set->slots[i];
+	free(set->slots);
+	set->slots = slots;
+	set->nslots = nslots;
+	return 0;
+}
+
+/*
+ * Returns the flags of 'name' in 'set', adding it with no flags when it is
+ * new.  NULL on ENOMEM.
+ */
+static char *name_set_add(struct name_set *set, const char *name)
+{
+	size_t len = strlen(name);
+	size_t i;
+	char *rec;
+
+	if ((set->count + 1) * 4 > set->nslots * 3 && name_set_grow(set))
+		return NULL;
+	i = name_set_find(set->slots, set->nslots, name);
+	if (set->slots[i])
+		return set->slots[i] - 1;
+	rec = arena_alloc(set, len + 2);
+	if (!rec)
+		return NULL;
+	rec[0] = 0;
+	memcpy(rec + 1, name, len + 1);
+	set->slots[i] = rec + 1;
+	set->count++;
+	return rec;
+}
+
+/* Returns a new SCAN pattern matching every key under 'prefix'. */
+static char *scan_pattern_new(const char *prefix)
+{
+	char *pat = malloc(2 * strlen(prefix) + 2);
+	char *p = pat;
+
+	if (!pat)
+		return NULL;
+	for (; *prefix; prefix++) {
+		if (strchr("*?[]\\", *prefix))
+			*p++ = '\\';
+		*p++ = *prefix;
+	}
+	*p++ = '*';
+	*p = '\0';
+	return pat;
+}
+
+/*
+ * Handles one SCAN batch 'keys': reports new value keys as PRESENT and
+ * marks meta keys.  0, the callback's result or -ENOMEM.
+ */
+static int list_batch(const struct be_store_config *sc, const redisReply *keys,
+		      struct name_set *set, be_list_cb cb, void *arg)
+{
+	const redisReply *k;
+	bool is_meta;
+	char *name;
+	char *flags;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < keys->elements && !ret; i++) {
+		k = keys->element[i];
+		if (k->type != REDIS_REPLY_STRING)
+			return -EPROTO;
+		name = be_key_to_name(&sc->ks, k->str, (size_t)k->len,
+				      &is_meta);
+		if (!name)
+			continue;
+		flags = name_set_add(set, name);
+		if (!flags) {
+			ret = -ENOMEM;
+		} else if (is_meta) {
+			*flags |= SEEN_META;
+		} else if (!(*flags & SEEN_VALUE)) {
+			*flags |= SEEN_VALUE;
+			ret = cb(name, BE_PRESENT, arg);
+		}
+		free(name);
+	}
+	return ret;
+}
+
+/* One SCAN call: updates 'cursor' and handles the batch. */
+static int list_scan(struct be_conn *c, const struct be_store_config *sc,
+		     char *cursor, size_t cursor_size, const char *pattern,
+		     struct name_set *set, be_list_cb cb, void *arg)
+{
+	const char *argv[] = { "SCAN",	cursor,	 "MATCH",
+			       pattern, "COUNT", SCAN_COUNT };
+	size_t lens[6];
+	redisReply *r;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	ret = be_conn_command(c, &r, 6, argv, lens, 0);
+	if (ret)
+		return ret;
+	if (r->type == REDIS_REPLY_ERROR) {
+		ret = reply_errno(r);
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		   r->element[0]->type != REDIS_REPLY_STRING ||
+		   (size_t)r->element[0]->len >= cursor_size ||
+		   r->element[1]->type != REDIS_REPLY_ARRAY) {
+		ret = -EPROTO;
+	} else {
+		memcpy(cursor, r->element[0]->str,
+		       (size_t)r->element[0]->len + 1);
+		ret = list_batch(sc, r->element[1], set, cb, arg);
+	}
+	freeReplyObject(r);
+	return ret;
+}
+
+int be_store_list(struct be_conn *c, const struct be_store_config *sc,
+		  be_list_cb cb, void *arg)
+{
+	struct name_set set = { 0 };
+	char cursor[32] = "0";
+	char *pattern;
+	size_t i;
+	int ret;
+
+	pattern = scan_pattern_new(sc->ks.prefix ? sc->ks.prefix : "");
+	if (!pattern)
+		return -ENOMEM;
+	do {
+		ret = list_scan(c, sc, cursor, sizeof(cursor), pattern, &set,
+				cb, arg);
+	} while (!ret && strcmp(cursor, "0") != 0);
+
+	/* SCAN may return a key twice: only now is a tombstone certain. */
+	for (i = 0; !ret && i < set.nslots; i++)
+		if (set.slots[i] && set.slots[i][-1] == SEEN_META)
+			ret = cb(set.slots[i], BE_TOMBSTONE, arg);
+	name_set_release(&set);
+	free(pattern);
+	return ret;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Sends a command of NUL-terminated words; 'argv' ends with NULL. */
+static int command_words(struct be_conn *c, redisReply **reply,
+			 const char **argv)
+{
+	size_t lens[8];
+	int argc;
+
+	for (argc = 0; argv[argc]; argc++) {
+		assert(argc < 8);
+		lens[argc] = strlen(argv[argc]);
+	}
+	return be_conn_command(c, reply, argc, argv, lens, 0);
+}
+
+/* Copies the value of 'field:' from an INFO reply 'info' into 'out'. */
+static bool info_field(const char *info, const char *field, char *out,
+		       size_t size)
+{
+	size_t flen = strlen(field);
+	const char *p = info;
+	size_t len;
+
+	while (p && *p) {
+		if (strncmp(p, field, flen) == 0 && p[flen] == ':') {
+			p += flen + 1;
+			len = strcspn(p, "\r\n");
+			if (len >= size)
+				return false;
+			memcpy(out, p, len);
+			out[len] = '\0';
+			return true;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+/*
+ * Reads the maxmemory-policy into 'policy': 1 when found, 0 when neither
+ * CONFIG GET nor INFO tells it, or -errno of the transport.
+ */
+static int read_policy(struct be_conn *c, char *policy, size_t size)
+{
+	const char *config[] = { "CONFIG", "GET", "maxmemory-policy", NULL };
+	const char *info[] = { "INFO", "memory", NULL };
+	const redisReply *v;
+	redisReply *r;
+	int ret;
+
+	ret = command_words(c, &r, config);
+	if (ret)
+		return ret;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		v = r->element[1];
+		if (v->type == REDIS_REPLY_STRING && (size_t)v->len < size) {
+			memcpy(policy, v->str, (size_t)v->len + 1);
+			freeReplyObject(r);
+			return 1;
+		}
+	}
+	freeReplyObject(r);
+
+	/* CONFIG may be renamed or denied; INFO still tells. */
+	ret = command_words(c, &r, info);
+	if (ret)
+		return ret;
+	ret = r->type == REDIS_REPLY_STRING &&
+	      info_field(r->str, "maxmemory_policy", policy, size);
+	freeReplyObject(r);
+	return ret;
+}
+
+int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
+			  size_t errlen)
+{
+	const char *ping[] = { "PING", NULL };
+	char policy[64];
+	redisReply *r;
+	int ret;
+
+	ret = command_words(c, &r, ping);
+	if (ret) {
+		set_err(err, errlen, "cannot reach redis: %s",
+			*be_conn_errstr(c) ? be_conn_errstr(c)
+					   : strerror(-ret));
+		return ret;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		set_err(err, errlen, "redis refused PING: %s", r->str);
+		ret = reply_errno(r);
+		freeReplyObject(r);
+		return ret;
+	}
+	freeReplyObject(r);
+
+	ret = read_policy(c, policy, sizeof(policy));
+	if (ret < 0) {
+		set_err(err, errlen, "cannot read redis maxmemory-policy: %s",
+			*be_conn_errstr(c) ? be_conn_errstr(c)
+					   : strerror(-ret));
+		return ret;
+	}
+	if (allow_evicting)
+		return 0;
+	if (ret == 0) {
+		set_err(err, errlen,
+			"cannot read redis maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction and pass -o allow_evicting_redis");
+		return -EPERM;
+	}
+	if (strncmp(policy, "allkeys-", 8) == 0 ||
+	    strncmp(policy, "volatile-", 9) == 0) {
+		set_err(err, errlen,
+			"redis maxmemory-policy is '%s': it would evict sessions; set noeviction or pass -o allow_evicting_redis",
+			policy);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Reads the first MACHINE_ID_CHARS hex digits of /etc/machine-id into 'id'. */
+static bool machine_id(char id[MACHINE_ID_CHARS + 1])
+{
+	char line[64];
+	FILE *f;
+	size_t i;
+	bool ok;
+
+	f = fopen("/etc/machine-id", "re");
+	if (!f)
+		return false;
+	ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	for (i = 0; ok && i < MACHINE_ID_CHARS; i++)
+		ok = strchr("0123456789abcdef", line[i]) && line[i];
+	if (ok) {
+		memcpy(id, line, MACHINE_ID_CHARS);
+		id[MACHINE_ID_CHARS] = '\0';
+	}
+	return ok;
+}
+
+char *be_host_id_default(void)
+{
+	/* The id must fit be_meta.host with the machine-id part. */
+	char host[sizeof(((struct be_meta *)0)->host) - MACHINE_ID_CHARS - 1];
+	char mid[MACHINE_ID_CHARS + 1];
+	char *id;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (!machine_id(mid))
+		return strdup(host);
+	if (asprintf(&id, "%s-%s", host, mid) < 0)
+		return NULL;
+	return id;
+}
+
+int be_store_load_scripts(struct be_conn *c)
+{
+	const char *argv[3] = { "SCRIPT", "LOAD" };
+	size_t lens[3] = { 6, 4 };
+	struct script *s;
+	redisReply *r;
+	int i, ret;
+
+	for (i = 0; i < SCRIPT_COUNT; i++) {
+		s = script_get(i);
+		argv[2] = s->body;
+		lens[2] = strlen(s->body);
+		ret = be_conn_command(c, &r, 3, argv, lens, 0);
+		if (ret)
+			return ret;
+		if (r->type == REDIS_REPLY_ERROR)
+			ret = reply_errno(r);
+		else if (r->type != REDIS_REPLY_STRING ||
+			 strcmp(r->str, s->sha) != 0)
+			ret = -EPROTO;
+		freeReplyObject(r);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* One put of a pipeline: its arguments and the keys they borrow. */
+struct put_call {
+	struct script_args a;
+	char *vkey;
+	char *mkey;
+};
+
+/* Turns the reply 'r' of items[i] into its result. */
+static int put_many_result(struct be_conn *c, const struct be_store_config *sc,
+			   const struct be_put_item *it, const redisReply *r)
+{
+	/* The script cache was flushed since be_store_load_scripts(). */
+	if (reply_is_error(r, "NOSCRIPT"))
+		return be_store_put(c, sc, it->name, it->data, it->len,
+				    &it->meta, it->mode, NULL, NULL);
+	if (r->type == REDIS_REPLY_ERROR)
+		return reply_errno(r);
+	return reply_put(sc, r, NULL, NULL);
+}
+
+int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
+		      const struct be_put_item *items, size_t n, int *results)
+{
+	struct put_call *calls;
+	redisReply **replies;
+	struct be_cmd *cmds;
+	size_t *sent;
+	size_t i, nsent = 0;
+	int ret = -ENOMEM;
+
+	calls = calloc(n + 1, sizeof(*calls));
+	cmds = calloc(n + 1, sizeof(*cmds));
+	replies = calloc(n + 1, sizeof(*replies));
+	sent = calloc(n + 1, sizeof(*sent));
+	if (!calls || !cmds || !replies || !sent)
+		goto out_free;
+	for (i = 0; i < n; i++) {
+		results[i] = host_id_ok(sc) ? 0 : -EINVAL;
+		if (!results[i])
+			results[i] = keys_new(sc, items[i].name, &calls[i].vkey,
+					      &calls[i].mkey);
+		if (results[i])
+			continue;
+		put_args(&calls[i].a, sc, items[i].name, calls[i].vkey,
+			 calls[i].mkey, items[i].data, items[i].len,
+			 &items[i].meta, items[i].mode);
+		cmds[nsent].argc = calls[i].a.argc;
+		cmds[nsent].argv = calls[i].a.argv;
+		cmds[nsent].argvlen = calls[i].a.lens;
+		sent[nsent++] = i;
+	}
+	ret = 0;
+	if (nsent)
+		ret = be_conn_pipeline(c, cmds, nsent, replies, 0);
+	for (i = 0; i < nsent; i++) {
+		if (ret) {
+			results[sent[i]] = ret;
+			continue;
+		}
+		results[sent[i]] =
+			put_many_result(c, sc, &items[sent[i]], replies[i]);
+		freeReplyObject(replies[i]);
+	}
+out_free:
+	for (i = 0; calls && i < n; i++) {
+		free(calls[i].vkey);
+		free(calls[i].mkey);
+	}
+	free(calls);
+	free(cmds);
+	free(replies);
+	free(sent);
+	return ret;
+}

@@ -1,0 +1,759 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests of backend/store.c against a real redis-server started for
+ * the test: get/put/create/copy-up/delete/setmeta round trips with binary
+ * data, tombstones against copy-up, the stale-retry rule, TTLs, values
+ * written by phpredis's own handler, the server check, listing 10 000
+ * names with tombstones, and the pipelined bulk put.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "conn.h"
+#include "store.h"
+#include "testutil.h"
+
+#define TTL_S	   3600
+#define TTL_MS	   (TTL_S * 1000LL)
+#define SLACK_MS   3000
+#define NS_PER_MS  1000000LL
+#define LIST_NAMES 10000
+#define LIST_DELS  2000
+
+static struct be_store_config cfg = {
+	.ks = { "app1:", BE_LAYOUT_PLAIN },
+	.ttl = { .ttl_s = TTL_S },
+	.host_id = "testhost-0123abcd",
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
+}
+
+static bool near(int64_t got, int64_t want)
+{
+	if (got >= want - SLACK_MS && got <= want + SLACK_MS)
+		return true;
+	fprintf(stderr, "got %lld, want %lld (+-%d)\n", (long long)got,
+		(long long)want, SLACK_MS);
+	return false;
+}
+
+/* Sends the command of the NULL-terminated words; returns the reply. */
+static redisReply *cmd(struct be_conn *c, const char *word, ...)
+{
+	const char *argv[16];
+	size_t lens[16];
+	redisReply *r = NULL;
+	va_list ap;
+	int argc = 0;
+
+	va_start(ap, word);
+	for (; word && argc < 16; word = va_arg(ap, const char *)) {
+		argv[argc] = word;
+		lens[argc++] = strlen(word);
+	}
+	va_end(ap);
+	if (be_conn_command(c, &r, argc, argv, lens, 0))
+		return NULL;
+	return r;
+}
+
+/* Runs a command and returns its integer reply, or -1000. */
+static long long cmd_int(struct be_conn *c, const char *a, const char *b,
+			 const char *d)
+{
+	redisReply *r = cmd(c, a, b, d, NULL);
+	long long v = -1000;
+
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+static void cmd_ok(struct be_conn *c, const char *a, const char *b,
+		   const char *d, const char *e, const char *f)
+{
+	redisReply *r = cmd(c, a, b, d, e, f, NULL);
+
+	CHECK(r && r->type != REDIS_REPLY_ERROR);
+	if (r && r->type == REDIS_REPLY_ERROR)
+		fprintf(stderr, "%s: %s\n", a, r->str);
+	freeReplyObject(r);
+}
+
+static struct be_meta meta_at(int64_t mtime_ms)
+{
+	struct be_meta m = {
+		.mtime_ns = mtime_ms * NS_PER_MS + 123456,
+		.ctime_ns = mtime_ms * NS_PER_MS + 654321,
+		.uid = 33,
+		.gid = 44,
+		.mode = 0100640, /* file type bits are dropped */
+	};
+
+	return m;
+}
+
+static void test_get_put(struct be_conn *c)
+{
+	static const char data[] = "a\0b\0\xff\x80 session";
+	struct be_meta m = meta_at(now_ms());
+	struct be_file f;
+	uint64_t wv = 0;
+
+	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
+	CHECK(f.state == BE_ABSENT && !f.data);
+	be_file_release(&f);
+
+	CHECK(be_store_put(c, &cfg, "sess_1", data, sizeof(data), &m,
+			   BE_PUT_REPLACE, &wv, NULL) == 0);
+	CHECK(wv == 1);
+	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.has_meta);
+	CHECK(f.size == sizeof(data) && f.data &&
+	      memcmp(f.data, data, sizeof(data)) == 0);
+	CHECK(f.meta.version == BE_LAYOUT_VERSION);
+	CHECK(f.meta.mtime_ns == m.mtime_ns && f.meta.ctime_ns == m.ctime_ns);
+	CHECK(f.meta.uid == 33 && f.meta.gid == 44 && f.meta.mode == 0640);
+	CHECK(f.meta.wver == 1 && !f.meta.deleted);
+	CHECK(strcmp(f.meta.host, cfg.host_id) == 0 && f.meta.hseq > 0);
+	CHECK(near(f.pttl_ms, TTL_MS));
+	be_file_release(&f);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_1}:m", NULL),
+		   2 * TTL_MS));
+
+	/* Without data: size only. */
+	CHECK(be_store_get(c, &cfg, "sess_1", false, &f) == 0);
+	CHECK(f.state == BE_PRESENT && !f.data && f.size == sizeof(data));
+	be_file_release(&f);
+
+	/* Every write bumps the version; an empty value is a value. */
+	CHECK(be_store_put(c, &cfg, "sess_1", NULL, 0, &m, BE_PUT_REPLACE, &wv,
+			   NULL) == 0);
+	CHECK(wv == 2);
+	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.size == 0 && f.data);
+	be_file_release(&f);
+
+	/* Names that are not sessions never reach Redis. */
+	CHECK(be_store_put(c, &cfg, "x.tmp", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == -EINVAL);
+	CHECK(be_store_put(c, &cfg, "a{b", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == -EINVAL);
+	CHECK(be_store_get(c, &cfg, "..", false, &f) == -EINVAL);
+	CHECK(be_store_delete(c, &cfg, "/", 0) == -EINVAL);
+	CHECK(be_store_setmeta(c, &cfg, "", &m, NULL) == -EINVAL);
+}
+
+static void test_ttl(struct be_conn *c)
+{
+	unsigned char hdr[] = { 0, 0, 0, 0, 0x80, 'p' };
+	const char *cl = "0123456789abcdef0123456789abcdef";
+	int64_t now = now_ms();
+	uint32_t expiry = (uint32_t)(now / 1000 + 100);
+	struct be_meta m = meta_at(now - 100 * 1000);
+	struct be_meta old = meta_at(now - TTL_MS - 10000);
+	long long pttl;
+
+	/* Sliding: mtime + ttl - now. */
+	CHECK(be_store_put(c, &cfg, "sess_t1", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == 0);
+	CHECK(near(cmd_int(c, "PTTL", "app1:sess_t1", NULL), TTL_MS - 100000));
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_t1}:m", NULL),
+		   2 * TTL_MS - 100000));
+
+	/* Expired by mtime: still stored, for at least a second. */
+	CHECK(be_store_put(c, &cfg, "sess_t2", "x", 1, &old, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	pttl = cmd_int(c, "PTTL", "app1:sess_t2", NULL);
+	CHECK(pttl > 0 && pttl <= 1000);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_t2}:m", NULL),
+		   TTL_MS + 1000));
+
+	/* A cachelib header sets the TTL... */
+	memcpy(hdr,
+	       &(uint8_t[4]){ expiry & 0xff, (expiry >> 8) & 0xff,
+			      (expiry >> 16) & 0xff, expiry >> 24 },
+	       4);
+	CHECK(be_store_put(c, &cfg, cl, hdr, sizeof(hdr), &m, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(near(cmd_int(c, "PTTL", "app1:0123456789abcdef0123456789abcdef",
+			   NULL),
+		   (int64_t)expiry * 1000 - now));
+
+	/* ...and a chmod or utimens keeps it (setmeta is tested below). */
+	m = meta_at(now);
+	CHECK(be_store_setmeta(c, &cfg, cl, &m, NULL) == 0);
+	CHECK(near(cmd_int(c, "PTTL", "app1:0123456789abcdef0123456789abcdef",
+			   NULL),
+		   (int64_t)expiry * 1000 - now));
+	CHECK(near(cmd_int(c, "PTTL",
+			   "app1:{app1:0123456789abcdef0123456789abcdef}:m",
+			   NULL),
+		   (int64_t)expiry * 1000 - now + TTL_MS));
+
+	/* A header of 0 means the sliding TTL. */
+	memset(hdr, 0, 4);
+	m = meta_at(now - 5000);
+	CHECK(be_store_put(c, &cfg, cl, hdr, sizeof(hdr), &m, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(near(cmd_int(c, "PTTL", "app1:0123456789abcdef0123456789abcdef",
+			   NULL),
+		   TTL_MS - 5000));
+}
+
+static void test_create(struct be_conn *c)
+{
+	struct be_meta m = meta_at(now_ms());
+	struct be_file cur;
+	uint64_t wv = 0;
+
+	CHECK(be_store_put(c, &cfg, "sess_c", "one", 3, &m, BE_PUT_CREATE, &wv,
+			   &cur) == 0);
+	CHECK(wv == 1 && cur.state == BE_ABSENT);
+	CHECK(be_store_put(c, &cfg, "sess_c", "two", 3, &m, BE_PUT_CREATE, &wv,
+			   &cur) == -EEXIST);
+	CHECK(cur.state == BE_PRESENT && cur.size == 3 && cur.data &&
+	      memcmp(cur.data, "one", 3) == 0 && cur.meta.wver == 1);
+	be_file_release(&cur);
+	CHECK(be_store_put(c, &cfg, "sess_c", "two", 3, &m, BE_PUT_CREATE, NULL,
+			   NULL) == -EEXIST);
+
+	/* A new session under a deleted name. */
+	CHECK(be_store_delete(c, &cfg, "sess_c", 0) == 1);
+	CHECK(be_store_put(c, &cfg, "sess_c", "three", 5, &m, BE_PUT_CREATE,
+			   &wv, NULL) == 0);
+	CHECK(wv == 3);
+	CHECK(be_store_get(c, &cfg, "sess_c", true, &cur) == 0);
+	CHECK(cur.state == BE_PRESENT && !cur.meta.deleted && cur.size == 5 &&
+	      memcmp(cur.data, "three", 5) == 0);
+	be_file_release(&cur);
+}
+
+static void test_delete(struct be_conn *c)
+{
+	int64_t now = now_ms();
+	struct be_meta m = meta_at(now - 60000);
+	struct be_file f;
+	long long pttl;
+
+	CHECK(be_store_put(c, &cfg, "sess_d", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == 0);
+	/* The meta's mtime wins over the argument. */
+	CHECK(be_store_delete(c, &cfg, "sess_d", 0) == 1);
+	CHECK(be_store_get(c, &cfg, "sess_d", true, &f) == 0);
+	CHECK(f.state == BE_TOMBSTONE && f.meta.deleted && !f.data);
+	CHECK(f.meta.wver == 2 && f.meta.mtime_ns == m.mtime_ns);
+	be_file_release(&f);
+	CHECK(cmd_int(c, "EXISTS", "app1:sess_d", NULL) == 0);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_d}:m", NULL),
+		   TTL_MS - 60000));
+
+	/* Deleting again: no value, the tombstone stays. */
+	CHECK(be_store_delete(c, &cfg, "sess_d", 0) == 0);
+	CHECK(be_store_get(c, &cfg, "sess_d", false, &f) == 0);
+	CHECK(f.state == BE_TOMBSTONE && f.meta.wver == 3);
+	be_file_release(&f);
+
+	/* No value, no meta: a tombstone from the argument's mtime. */
+	CHECK(be_store_delete(c, &cfg, "sess_d2",
+			      (now - TTL_MS + 20000) * NS_PER_MS) == 0);
+	CHECK(be_store_get(c, &cfg, "sess_d2", false, &f) == 0);
+	CHECK(f.state == BE_TOMBSTONE && f.meta.deleted &&
+	      f.meta.mtime_ns == (now - TTL_MS + 20000) * NS_PER_MS);
+	be_file_release(&f);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_d2}:m", NULL), 20000));
+
+	/* Tombstones live at least a second. */
+	CHECK(be_store_delete(c, &cfg, "sess_d3", 0) == 0);
+	pttl = cmd_int(c, "PTTL", "app1:{app1:sess_d3}:m", NULL);
+	CHECK(pttl > 0 && pttl <= 1000);
+}
+
+static void test_copyup(struct be_conn *c)
+{
+	int64_t now = now_ms();
+	struct be_meta t = meta_at(now - 30000);
+	struct be_meta older = meta_at(now - 40000);
+	struct be_meta newer = meta_at(now - 20000);
+	struct be_file cur;
+	uint64_t wv;
+
+	/* Where nothing is, copy-up writes. */
+	CHECK(be_store_put(c, &cfg, "sess_u", "lower", 5, &t, BE_PUT_COPYUP,
+			   &wv, NULL) == 0);
+	CHECK(wv == 1);
+	/* Same or older mtime than the value: refused, current returned. */
+	CHECK(be_store_put(c, &cfg, "sess_u", "old", 3, &older, BE_PUT_COPYUP,
+			   NULL, &cur) == -EEXIST);
+	CHECK(cur.state == BE_PRESENT && cur.size == 5 &&
+	      memcmp(cur.data, "lower", 5) == 0);
+	be_file_release(&cur);
+	CHECK(be_store_put(c, &cfg, "sess_u", "same", 4, &t, BE_PUT_COPYUP,
+			   NULL, NULL) == -EEXIST);
+
+	/* A tombstone wins over a copy that is not newer. */
+	CHECK(be_store_delete(c, &cfg, "sess_u", 0) == 1);
+	CHECK(be_store_put(c, &cfg, "sess_u", "old", 3, &older, BE_PUT_COPYUP,
+			   NULL, &cur) == -EEXIST);
+	CHECK(cur.state == BE_TOMBSTONE && cur.meta.deleted && !cur.data);
+	be_file_release(&cur);
+	CHECK(be_store_put(c, &cfg, "sess_u", "lower", 5, &t, BE_PUT_COPYUP,
+			   NULL, NULL) == -EEXIST);
+	CHECK(cmd_int(c, "EXISTS", "app1:sess_u", NULL) == 0);
+
+	/* A copy changed after the delete is newer: accepted. */
+	CHECK(be_store_put(c, &cfg, "sess_u", "new", 3, &newer, BE_PUT_COPYUP,
+			   &wv, NULL) == 0);
+	CHECK(wv == 3);
+	CHECK(be_store_get(c, &cfg, "sess_u", true, &cur) == 0);
+	CHECK(cur.state == BE_PRESENT && !cur.meta.deleted &&
+	      memcmp(cur.data, "new", 3) == 0 &&
+	      cur.meta.mtime_ns == newer.mtime_ns);
+	be_file_release(&cur);
+
+	/* Over a newer value: refused; under an older one: accepted. */
+	newer.mtime_ns += 1;
+	CHECK(be_store_put(c, &cfg, "sess_u", "newest", 6, &newer,
+			   BE_PUT_COPYUP, NULL, NULL) == 0);
+	CHECK(be_store_put(c, &cfg, "sess_u", "new", 3, &t, BE_PUT_COPYUP, NULL,
+			   NULL) == -EEXIST);
+
+	/* A tombstone without mtime (not ours) is never overwritten. */
+	cmd_ok(c, "HSET", "app1:{app1:sess_u2}:m", "del", "1", NULL);
+	CHECK(be_store_put(c, &cfg, "sess_u2", "x", 1, &newer, BE_PUT_COPYUP,
+			   NULL, NULL) == -EEXIST);
+}
+
+static void test_setmeta(struct be_conn *c)
+{
+	int64_t now = now_ms();
+	struct be_meta m = meta_at(now);
+	struct be_file f;
+	uint64_t wv;
+
+	CHECK(be_store_setmeta(c, &cfg, "sess_m", &m, &wv) == -ENOENT);
+	CHECK(cmd_int(c, "EXISTS", "app1:{app1:sess_m}:m", NULL) == 0);
+	CHECK(be_store_put(c, &cfg, "sess_m", "keep\0me", 7, &m, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+
+	m = meta_at(now - 100000);
+	m.uid = 1000;
+	m.gid = 1001;
+	m.mode = 0600;
+	CHECK(be_store_setmeta(c, &cfg, "sess_m", &m, &wv) == 0);
+	CHECK(wv == 2);
+	CHECK(be_store_get(c, &cfg, "sess_m", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.size == 7 &&
+	      memcmp(f.data, "keep\0me", 7) == 0);
+	CHECK(f.meta.uid == 1000 && f.meta.gid == 1001 && f.meta.mode == 0600);
+	CHECK(f.meta.mtime_ns == m.mtime_ns && f.meta.ctime_ns == m.ctime_ns);
+	CHECK(near(f.pttl_ms, TTL_MS - 100000));
+	be_file_release(&f);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_m}:m", NULL),
+		   2 * TTL_MS - 100000));
+
+	/* An mtime far in the past: at least a second left. */
+	m = meta_at(now - 2 * TTL_MS);
+	CHECK(be_store_setmeta(c, &cfg, "sess_m", &m, NULL) == 0);
+	CHECK(cmd_int(c, "PTTL", "app1:sess_m", NULL) <= 1000);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_m}:m", NULL),
+		   TTL_MS + 1000));
+
+	/* A tombstone has no value to change. */
+	CHECK(be_store_delete(c, &cfg, "sess_m", 0) == 1);
+	CHECK(be_store_setmeta(c, &cfg, "sess_m", &m, NULL) == -ENOENT);
+	CHECK(be_store_get(c, &cfg, "sess_m", false, &f) == 0);
+	CHECK(f.state == BE_TOMBSTONE);
+	be_file_release(&f);
+}
+
+static void test_phpredis(struct be_conn *c)
+{
+	struct be_store_config php = cfg;
+	struct be_meta m;
+	struct be_file f;
+	char pttl[32];
+	int64_t now = now_ms();
+	int64_t mtime_ms = now - 60000;
+
+	php.ks.prefix = BE_PHPREDIS_PREFIX;
+	php.ks.layout = BE_LAYOUT_PHPREDIS;
+	snprintf(pttl, sizeof(pttl), "%lld", (long long)(TTL_MS - 60000));
+	/* As phpredis's own handler writes it: no meta key. */
+	cmd_ok(c, "SET", "PHPREDIS_SESSION:abc", "a|i:1;", "PX", pttl);
+
+	CHECK(be_store_get(c, &php, "sess_abc", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && !f.has_meta && f.size == 6 &&
+	      memcmp(f.data, "a|i:1;", 6) == 0);
+	CHECK(near(f.meta.mtime_ns / NS_PER_MS, mtime_ms));
+	CHECK(f.meta.ctime_ns == f.meta.mtime_ns);
+	CHECK(f.meta.uid == 0 && f.meta.mode == 0 && !f.meta.deleted);
+	be_file_release(&f);
+
+	/* A copy-up older than the value's implied mtime is refused. */
+	m = meta_at(mtime_ms - 10000);
+	CHECK(be_store_put(c, &php, "sess_abc", "old", 3, &m, BE_PUT_COPYUP,
+			   NULL, &f) == -EEXIST);
+	CHECK(f.state == BE_PRESENT && !f.has_meta);
+	be_file_release(&f);
+	/* setmeta adds the meta key. */
+	m = meta_at(mtime_ms);
+	CHECK(be_store_setmeta(c, &php, "sess_abc", &m, NULL) == 0);
+	CHECK(be_store_get(c, &php, "sess_abc", true, &f) == 0);
+	CHECK(f.has_meta && f.meta.mtime_ns == m.mtime_ns &&
+	      memcmp(f.data, "a|i:1;", 6) == 0);
+	be_file_release(&f);
+	CHECK(cmd_int(c, "EXISTS", "PHPREDIS_SESSION:{PHPREDIS_SESSION:abc}:m",
+		      NULL) == 1);
+
+	/* A newer copy-up over a native value without meta is accepted. */
+	cmd_ok(c, "SET", "PHPREDIS_SESSION:def", "x", "PX", pttl);
+	m = meta_at(mtime_ms + 10000);
+	CHECK(be_store_put(c, &php, "sess_def", "newer", 5, &m, BE_PUT_COPYUP,
+			   NULL, NULL) == 0);
+	CHECK(be_store_get(c, &php, "sess_def", true, &f) == 0);
+	CHECK(f.has_meta && f.size == 5 && memcmp(f.data, "newer", 5) == 0);
+	be_file_release(&f);
+	CHECK(be_store_put(c, &php, "sess_a_b", "x", 1, &m, BE_PUT_REPLACE,
+			   NULL, NULL) == -EINVAL);
+}
+
+/* Sets the meta's "hs" of 'mkey' to 'seq'. */
+static void set_hseq(struct be_conn *c, const char *mkey, uint64_t seq)
+{
+	char buf[BE_HSEQ_DIGITS + 1];
+
+	be_hseq_format(buf, seq);
+	cmd_ok(c, "HSET", mkey, "hs", buf, NULL);
+}
+
+static void test_stale_retry(struct be_conn *c)
+{
+	const char *mkey = "app1:{app1:sess_s}:m";
+	struct be_store_config other = cfg;
+	struct be_meta m = meta_at(now_ms());
+	struct be_file f;
+	uint64_t wv = 0;
+
+	CHECK(be_store_put(c, &cfg, "sess_s", "new", 3, &m, BE_PUT_REPLACE, &wv,
+			   NULL) == 0);
+	/*
+	 * A newer write of ours is stored (its sequence is ahead of what
+	 * the next call takes): the call is a delayed retry of an older
+	 * write and must change nothing, yet succeed.
+	 */
+	set_hseq(c, mkey, be_store_next_hseq() + 60 * 1000000000ULL);
+	CHECK(be_store_put(c, &cfg, "sess_s", "old", 3, &m, BE_PUT_REPLACE, &wv,
+			   NULL) == 0);
+	CHECK(wv == 1);
+	CHECK(be_store_put(c, &cfg, "sess_s", "old", 3, &m, BE_PUT_CREATE, NULL,
+			   NULL) == 0);
+	CHECK(be_store_setmeta(c, &cfg, "sess_s", &m, NULL) == 0);
+	CHECK(be_store_delete(c, &cfg, "sess_s", 0) == 1);
+	CHECK(be_store_get(c, &cfg, "sess_s", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.meta.wver == 1 &&
+	      memcmp(f.data, "new", 3) == 0);
+	be_file_release(&f);
+
+	/* The sequence of another host means nothing to us. */
+	other.host_id = "otherhost";
+	CHECK(be_store_put(c, &other, "sess_s", "two", 3, &m, BE_PUT_REPLACE,
+			   &wv, NULL) == 0);
+	CHECK(wv == 2);
+
+	/* An older sequence of ours: a normal write. */
+	set_hseq(c, mkey, 1);
+	cmd_ok(c, "HSET", mkey, "host", cfg.host_id, NULL);
+	CHECK(be_store_put(c, &cfg, "sess_s", "three", 5, &m, BE_PUT_REPLACE,
+			   &wv, NULL) == 0);
+	CHECK(wv == 3);
+	CHECK(be_store_get(c, &cfg, "sess_s", true, &f) == 0);
+	CHECK(f.size == 5 && memcmp(f.data, "three", 5) == 0);
+	be_file_release(&f);
+
+	/* A corrupt sequence does not block writes. */
+	cmd_ok(c, "HSET", mkey, "hs", "zzz", NULL);
+	CHECK(be_store_put(c, &cfg, "sess_s", "four", 4, &m, BE_PUT_REPLACE,
+			   &wv, NULL) == 0);
+	CHECK(wv == 4);
+}
+
+#define HSEQ_THREADS 4
+#define HSEQ_CALLS   20000
+
+static void *hseq_thread(void *arg)
+{
+	uint64_t *seqs = arg;
+	size_t i;
+
+	for (i = 0; i < HSEQ_CALLS; i++)
+		seqs[i] = be_store_next_hseq();
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void test_hseq_threads(void)
+{
+	uint64_t *seqs = calloc(HSEQ_THREADS * HSEQ_CALLS, sizeof(*seqs));
+	pthread_t th[HSEQ_THREADS];
+	uint64_t before = (uint64_t)now_ms() * NS_PER_MS;
+	size_t i;
+
+	if (!seqs)
+		abort();
+	for (i = 0; i < HSEQ_THREADS; i++)
+		pthread_create(&th[i], NULL, hseq_thread,
+			       seqs + i * HSEQ_CALLS);
+	for (i = 0; i < HSEQ_THREADS; i++)
+		pthread_join(th[i], NULL);
+	/* Per thread increasing, all distinct, from the real-time clock. */
+	for (i = 0; i < HSEQ_THREADS * HSEQ_CALLS; i++)
+		if (i % HSEQ_CALLS)
+			CHECK(seqs[i] > seqs[i - 1]);
+	qsort(seqs, HSEQ_THREADS * HSEQ_CALLS, sizeof(*seqs), cmp_u64);
+	for (i = 1; i < HSEQ_THREADS * HSEQ_CALLS; i++)
+		if (seqs[i] == seqs[i - 1]) {
+			CHECK(seqs[i] != seqs[i - 1]);
+			break;
+		}
+	CHECK(seqs[0] >= before);
+	free(seqs);
+}
+
+static void test_noscript(struct be_conn *c)
+{
+	struct be_meta m = meta_at(now_ms());
+	struct be_file f;
+
+	cmd_ok(c, "SCRIPT", "FLUSH", NULL, NULL, NULL);
+	CHECK(be_store_get(c, &cfg, "sess_n", false, &f) == 0);
+	CHECK(f.state == BE_ABSENT);
+	cmd_ok(c, "SCRIPT", "FLUSH", NULL, NULL, NULL);
+	CHECK(be_store_put(c, &cfg, "sess_n", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == 0);
+	CHECK(be_store_get(c, &cfg, "sess_n", false, &f) == 0);
+	CHECK(f.state == BE_PRESENT);
+}
+
+struct list_seen {
+	unsigned char state[LIST_NAMES]; /* reports per name: state * 16 */
+	int others;
+	int calls;
+	int stop_after;
+};
+
+static int list_cb(const char *name, enum be_state state, void *arg)
+{
+	struct list_seen *s = arg;
+	unsigned int i;
+	char end;
+
+	s->calls++;
+	if (sscanf(name, "sess_l%u%c", &i, &end) == 1 && i < LIST_NAMES)
+		s->state[i] += (unsigned char)(state == BE_PRESENT ? 1 : 16);
+	else
+		s->others++;
+	if (s->stop_after && s->calls == s->stop_after)
+		return 42;
+	return 0;
+}
+
+static void test_list_and_put_many(struct be_conn *c)
+{
+	struct be_store_config lc = cfg;
+	struct be_put_item *items;
+	struct list_seen *seen;
+	char(*names)[32];
+	int *results;
+	int64_t now = now_ms();
+	size_t i;
+	int bad = 0;
+
+	lc.ks.prefix = "l*[x]:";
+	items = calloc(LIST_NAMES, sizeof(*items));
+	names = calloc(LIST_NAMES, sizeof(*names));
+	results = calloc(LIST_NAMES, sizeof(*results));
+	seen = calloc(1, sizeof(*seen));
+	if (!items || !names || !results || !seen)
+		abort();
+	for (i = 0; i < LIST_NAMES; i++) {
+		snprintf(names[i], sizeof(names[i]), "sess_l%zu", i);
+		items[i].name = names[i];
+		items[i].data = names[i];
+		items[i].len = strlen(names[i]);
+		items[i].meta = meta_at(now);
+		items[i].mode = BE_PUT_COPYUP;
+	}
+	CHECK(be_store_load_scripts(c) == 0);
+	CHECK(be_store_put_many(c, &lc, items, LIST_NAMES, results) == 0);
+	for (i = 0; i < LIST_NAMES; i++)
+		bad += results[i] != 0;
+	CHECK(bad == 0);
+	for (i = 0; i < LIST_DELS; i++)
+		CHECK(be_store_delete(c, &lc, names[i * 5], 0) == 1);
+	/* Keys that are no names: ignored. */
+	cmd_ok(c, "SET", "l*[x]:a{b", "x", NULL, NULL);
+	cmd_ok(c, "SET", "lQx:sess_l1", "x", NULL, NULL);
+	cmd_ok(c, "SET", "l*[x]:x.tmp", "x", NULL, NULL);
+	cmd_ok(c, "SET", "l*[x]:{l*[x]:}:m", "x", NULL, NULL);
+	/* A name with only a meta key that is not marked deleted. */
+	cmd_ok(c, "HSET", "l*[x]:{l*[x]:metaonly}:m", "mt", "1", NULL);
+
+	CHECK(be_store_list(c, &lc, list_cb, seen) == 0);
+	bad = 0;
+	for (i = 0; i < LIST_NAMES; i++)
+		bad += seen->state[i] != (i % 5 || i / 5 >= LIST_DELS ? 1 : 16);
+	CHECK(bad == 0);
+	CHECK(seen->others == 1); /* "metaonly", a tombstone */
+	CHECK(seen->calls == LIST_NAMES + 1);
+
+	memset(seen, 0, sizeof(*seen));
+	seen->stop_after = 3;
+	CHECK(be_store_list(c, &lc, list_cb, seen) == 42);
+	CHECK(seen->calls == 3);
+
+	/* Copy-up again: all refused but the deleted names made newer. */
+	for (i = 0; i < LIST_NAMES; i++)
+		if (i % 5 == 0)
+			items[i].meta.mtime_ns += 1;
+	items[1].name = "x.tmp";
+	cmd_ok(c, "SCRIPT", "FLUSH", NULL, NULL, NULL);
+	CHECK(be_store_put_many(c, &lc, items, LIST_NAMES, results) == 0);
+	bad = 0;
+	for (i = 2; i < LIST_NAMES; i++)
+		bad += results[i] != (i % 5 ? -EEXIST : 0);
+	CHECK(bad == 0);
+	CHECK(results[0] == 0 && results[1] == -EINVAL);
+	CHECK(be_store_put_many(c, &lc, items, 0, results) == 0);
+
+	free(items);
+	free(names);
+	free(results);
+	free(seen);
+}
+
+static void test_oom(struct be_conn *c)
+{
+	struct be_meta m = meta_at(now_ms());
+	struct be_file f;
+
+	cmd_ok(c, "CONFIG", "SET", "maxmemory", "1", NULL);
+	CHECK(be_store_put(c, &cfg, "sess_1", "x", 1, &m, BE_PUT_REPLACE, NULL,
+			   NULL) == -ENOSPC);
+	/* Reads and deletes still work when Redis is full. */
+	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT);
+	be_file_release(&f);
+	CHECK(be_store_delete(c, &cfg, "sess_1", 0) == 1);
+	cmd_ok(c, "CONFIG", "SET", "maxmemory", "0", NULL);
+}
+
+static void test_check_server(struct be_conn *c)
+{
+	char err[256] = "";
+
+	CHECK(be_store_check_server(c, false, err, sizeof(err)) == 0);
+	cmd_ok(c, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru", NULL);
+	CHECK(be_store_check_server(c, false, err, sizeof(err)) == -EPERM);
+	CHECK(strcmp(err,
+		     "redis maxmemory-policy is 'allkeys-lru': it would evict sessions; set noeviction or pass -o allow_evicting_redis") ==
+	      0);
+	CHECK(be_store_check_server(c, true, err, sizeof(err)) == 0);
+	cmd_ok(c, "CONFIG", "SET", "maxmemory-policy", "volatile-ttl", NULL);
+	CHECK(be_store_check_server(c, false, err, sizeof(err)) == -EPERM);
+	CHECK(strstr(err, "'volatile-ttl'"));
+	CHECK(be_store_check_server(c, false, NULL, 0) == -EPERM);
+	cmd_ok(c, "CONFIG", "SET", "maxmemory-policy", "noeviction", NULL);
+	CHECK(be_store_check_server(c, false, err, sizeof(err)) == 0);
+}
+
+/* CONFIG renamed away: the policy comes from INFO memory. */
+static void test_check_server_renamed(const char *policy, int want)
+{
+	struct be_endpoint ep = { .host = (char *)"127.0.0.1" };
+	struct test_redis r;
+	struct be_conn *c;
+	char conf[128];
+	char err[256] = "";
+
+	snprintf(conf, sizeof(conf),
+		 "rename-command CONFIG \"\"\nmaxmemory-policy %s\n", policy);
+	if (test_redis_start(&r, conf) != 0) {
+		CHECK(!"cannot start a second redis-server");
+		return;
+	}
+	ep.port = r.port;
+	c = be_conn_new(&ep, 5.0);
+	CHECK(be_store_check_server(c, false, err, sizeof(err)) == want);
+	if (want)
+		CHECK(strstr(err, policy));
+	be_conn_free(c);
+	test_redis_stop(&r);
+}
+
+static void test_host_id(void)
+{
+	char *id = be_host_id_default();
+
+	CHECK(id && *id && strlen(id) < sizeof(((struct be_meta *)0)->host));
+	CHECK(id && !strchr(id, '{') && !strchr(id, '\n'));
+	free(id);
+}
+
+int main(void)
+{
+	struct be_endpoint ep = { .host = (char *)"127.0.0.1" };
+	struct test_redis r;
+	struct be_conn *c;
+	int ret;
+
+	test_hseq_threads();
+	test_host_id();
+	ret = test_redis_start(&r, NULL);
+	if (ret)
+		return ret;
+	ep.port = r.port;
+	c = be_conn_new(&ep, 5.0);
+	if (!c) {
+		test_redis_stop(&r);
+		return 1;
+	}
+	test_check_server(c);
+	test_get_put(c);
+	test_ttl(c);
+	test_create(c);
+	test_delete(c);
+	test_copyup(c);
+	test_setmeta(c);
+	test_phpredis(c);
+	test_stale_retry(c);
+	test_noscript(c);
+	test_list_and_put_many(c);
+	test_oom(c);
+	be_conn_free(c);
+	test_redis_stop(&r);
+
+	test_check_server_renamed("allkeys-lfu", -EPERM);
+	test_check_server_renamed("noeviction", 0);
+	return test_exit();
+}
