@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# One entry point for a fresh Debian 12 machine, run as root in a clone of
+# the repository:
+#
+#   ./scripts/setup.sh deps    install the Debian packages (skipped when all
+#                              are installed already)
+#   ./scripts/setup.sh build   configure build/, compile, install sessfs and
+#                              sessfs-migrate under /usr/local (so that
+#                              `mount -t fuse.sessfs` finds them)
+#   ./scripts/setup.sh demo    deps + build + examples/demo/demo.sh
+#   ./scripts/setup.sh test    deps + build with -Dwerror=true + every test:
+#                              unit and integration, the same again under
+#                              ASan/UBSan, the unit tests under valgrind,
+#                              clang-format, shellcheck, systemd-analyze
+#
+# .ci/run runs `test`.  Nothing here starts a service of the distribution:
+# the tests and the demo start their own redis-server on a free loopback
+# port.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# /usr/local/bin first: `meson install` puts sessfs there, and mount.fuse3
+# runs `sessfs` from PATH.  /usr/bin/python3 must win over any other python3
+# on PATH (meson, pytest and gunicorn need Debian's modules).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+PACKAGES=(
+	# build
+	libfuse3-dev fuse3 libhiredis-dev libjansson-dev libssl-dev
+	meson ninja-build pkg-config gcc clang
+	# tests: servers, clients, checkers
+	redis-server redis-sentinel redis-tools openssl
+	python3 python3-pytest python3-redis python3-flask
+	python3-flask-session gunicorn php-cli php-redis
+	wrk valgrind clang-format shellcheck
+	# systemd-analyze, to check the units in systemd/ (PID 1 need not be
+	# systemd for `systemd-analyze verify`)
+	systemd
+	# the demo and the tests: curl, pgrep/pkill-free process control,
+	# fuser, findmnt/mountpoint/setpriv
+	curl procps psmisc util-linux ca-certificates git
+)
+
+say()
+{
+	printf '\n==> %s\n' "$*"
+}
+
+die()
+{
+	printf 'setup.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# Seconds since this script started, for the step timings.
+elapsed()
+{
+	printf '%dm%02ds' $((SECONDS / 60)) $((SECONDS % 60))
+}
+
+need_root()
+{
+	[[ $(id -u) -eq 0 ]] || die "run me as root (apt-get, mounts, meson install)"
+}
+
+missing_packages()
+{
+	local p status
+	for p in "${PACKAGES[@]}"; do
+		status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+		[[ $status == ii* ]] || printf '%s\n' "$p"
+	done
+}
+
+POLICY_RC_D=/usr/sbin/policy-rc.d
+policy_rc_d_ours=0
+
+remove_policy_rc_d()
+{
+	if [[ $policy_rc_d_ours -eq 1 ]]; then
+		rm -f "$POLICY_RC_D"
+		policy_rc_d_ours=0
+	fi
+}
+
+cmd_deps()
+{
+	local missing
+	need_root
+	mapfile -t missing < <(missing_packages)
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		say "deps: all ${#PACKAGES[@]} packages are installed already"
+		return 0
+	fi
+	say "deps: installing ${missing[*]}"
+	apt-get update
+	# Keep the distribution's redis-server (and any other daemon) from
+	# being started by the install: nothing here uses it, and on a
+	# systemd machine it would sit on port 6379.  invoke-rc.d and
+	# deb-systemd-invoke ask /usr/sbin/policy-rc.d; exit 101 = "not
+	# allowed".  Only when no policy is in place already, and removed
+	# again even on failure.
+	if [[ ! -e $POLICY_RC_D ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC_D"
+		chmod 0755 "$POLICY_RC_D"
+		policy_rc_d_ours=1
+		trap remove_policy_rc_d EXIT
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y \
+		--no-install-recommends "${missing[@]}"
+	remove_policy_rc_d
+	trap - EXIT
+	mapfile -t missing < <(missing_packages)
+	[[ ${#missing[@]} -eq 0 ]] || die "still not installed: ${missing[*]}"
+}
+
+# configure DIR [meson options...]: `meson setup` for a new DIR, a
+# reconfigure for an existing one (with the options given, so a
+# `build` after a `test` drops -Dwerror=true again), and a wipe when the
+# old configuration cannot be reused (e.g. made by another meson version).
+configure()
+{
+	local dir=$1
+	shift
+	# migrate/ gets its meson.build with sessfs-migrate; until then the
+	# rest builds without it.
+	if [[ ! -f migrate/meson.build ]]; then
+		printf 'setup.sh: note: migrate/meson.build does not exist yet: building without sessfs-migrate\n' >&2
+		set -- "$@" -Dmigrate=false
+	fi
+	if [[ -f $dir/meson-private/coredata.dat ]]; then
+		meson setup --reconfigure "$dir" "$@" ||
+			meson setup --wipe "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi
+}
+
+# build_install WERROR: build/ with -Dwerror=WERROR, compiled and installed.
+build_install()
+{
+	local werror=$1
+	need_root
+	say "build: meson setup build (werror=$werror)"
+	configure build "-Dwerror=$werror"
+	say "build: ninja -C build"
+	ninja -C build
+	say "build: meson install -C build"
+	meson install -C build --no-rebuild
+	local exe
+	exe=$(command -v sessfs) || die "sessfs is not on PATH after meson install"
+	printf 'sessfs installed as %s\n' "$exe"
+	if [[ -f migrate/meson.build ]]; then
+		command -v sessfs-migrate >/dev/null ||
+			die "sessfs-migrate is not on PATH after meson install"
+	fi
+	# `mount -t fuse.sessfs` goes through mount.fuse3 (from fuse3).
+	[[ -x /sbin/mount.fuse3 ]] || die "/sbin/mount.fuse3 is missing (package fuse3)"
+}
+
+cmd_build()
+{
+	build_install false
+}
+
+cmd_demo()
+{
+	cmd_deps
+	build_install false
+	say "demo: examples/demo/demo.sh"
+	"$ROOT/examples/demo/demo.sh"
+}
+
+# The files the format and lint checks look at: tracked and new files
+# (not ignored ones such as build*/), or everything when this is no git
+# clone.
+source_files()
+{
+	if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$ROOT" ls-files -z --cached --others --exclude-standard -- "$@"
+	else
+		local args=() p
+		for p in "$@"; do
+			args+=(-o -name "$p")
+		done
+		find . -path './build*' -prune -o -type f \( "${args[@]:1}" \) -print0
+	fi
+}
+
+check_format()
+{
+	local files=()
+	mapfile -d '' -t files < <(source_files '*.c' '*.h')
+	say "test: clang-format --dry-run -Werror (${#files[@]} files)"
+	[[ ${#files[@]} -gt 0 ]] || die "no C files found"
+	clang-format --dry-run -Werror "${files[@]}"
+}
+
+check_shell()
+{
+	local files=(scripts/setup.sh examples/demo/demo.sh .ci/run) f
+	local more=()
+	mapfile -d '' -t more < <(source_files '*.sh')
+	for f in "${more[@]}"; do
+		[[ " ${files[*]} " == *" $f "* ]] || files+=("$f")
+	done
+	say "test: shellcheck ${files[*]}"
+	shellcheck "${files[@]}"
+}
+
+# The units in systemd/, checked in a scratch dir so nothing is installed:
+# the template as the instance for /var/lib/php/sessions, and the mount
+# unit that systemd-fstab-generator makes of fstab.example (SYSTEMD_FSTAB
+# points the generator at it instead of /etc/fstab).
+check_units()
+{
+	local tmp rc=0
+	say "test: systemd-analyze verify systemd/sessfs@.service and fstab.example"
+	tmp=$(mktemp -d)
+	mkdir "$tmp/units" "$tmp/gen" "$tmp/gen-early" "$tmp/gen-late"
+	cp systemd/sessfs@.service "$tmp/units/sessfs@var-lib-php-sessions.service"
+	(
+		export SYSTEMD_LOG_LEVEL=notice
+		SYSTEMD_FSTAB=$ROOT/systemd/fstab.example \
+			/lib/systemd/system-generators/systemd-fstab-generator \
+			"$tmp/gen" "$tmp/gen-early" "$tmp/gen-late"
+		[[ -f $tmp/gen/var-lib-php-sessions.mount ]] ||
+			die "systemd-fstab-generator made no unit of systemd/fstab.example"
+		cd "$tmp/units"
+		systemd-analyze verify --man=no ./sessfs@var-lib-php-sessions.service
+		cd "$tmp/gen"
+		systemd-analyze verify --man=no ./var-lib-php-sessions.mount
+	) || rc=$?
+	rm -rf "$tmp"
+	[[ $rc -eq 0 ]] || die "systemd-analyze verify failed"
+}
+
+run_meson_tests()
+{
+	local dir=$1
+	shift
+	meson test -C "$dir" --print-errorlogs "$@"
+}
+
+cmd_test()
+{
+	cmd_deps
+	[[ -e /dev/fuse ]] || die "/dev/fuse is missing: the integration tests need FUSE"
+
+	# Static checks first: they take seconds and fail fast.
+	check_format
+	check_shell
+	check_units
+
+	build_install true
+	say "test: meson test -C build (unit + integration) [$(elapsed)]"
+	run_meson_tests build
+
+	# The same tests against an ASan/UBSan build: the integration tests
+	# start the daemon from SESSFS_BUILD_DIR, which meson sets to
+	# build-asan for this run, so the mounted daemon is the ASan one.
+	say "test: ASan/UBSan build in build-asan [$(elapsed)]"
+	configure build-asan -Dwerror=true -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	ninja -C build-asan
+	say "test: meson test -C build-asan (unit + integration) [$(elapsed)]"
+	(
+		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+		export ASAN_OPTIONS=detect_leaks=1
+		# Known leaks of libraries we do not own, if any, go here.
+		if [[ -s $ROOT/scripts/lsan.supp ]]; then
+			export LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0
+		fi
+		run_meson_tests build-asan
+	)
+
+	say "test: unit tests under valgrind [$(elapsed)]"
+	run_meson_tests build --suite unit \
+		--wrapper 'valgrind --error-exitcode=99 --leak-check=full -q'
+
+	say "test: all passed [$(elapsed)]"
+}
+
+usage()
+{
+	cat <<EOF
+usage: $0 deps|build|demo|test
+
+  deps   install the Debian packages the build, tests and demo need
+  build  meson setup + ninja + meson install (sessfs on PATH)
+  demo   deps + build + examples/demo/demo.sh
+  test   deps + build (-Dwerror=true) + unit and integration tests, again
+         under ASan/UBSan, unit tests under valgrind, clang-format,
+         shellcheck, systemd-analyze verify
+EOF
+}
+
+main()
+{
+	[[ $# -eq 1 ]] || {
+		usage >&2
+		exit 2
+	}
+	case $1 in
+	deps) cmd_deps ;;
+	build) cmd_build ;;
+	demo) cmd_demo ;;
+	test) cmd_test ;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
