@@ -1,0 +1,782 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Our Redis transport (see conn.h): non-blocking TCP and unix sockets that
+ * we own, every wait done with poll() against one deadline per call, AUTH
+ * and SELECT after connecting, pipelines written in one go, and retries on
+ * a fresh connection with backoff while the call's budget lasts.  hiredis
+ * only formats commands and parses replies; it never touches a socket.
+ * Also the pool that lends connections to threads.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "conn.h"
+
+#define NSEC_PER_SEC	 1000000000LL
+#define NSEC_PER_MSEC	 1000000LL
+#define BACKOFF_FIRST_NS (10 * NSEC_PER_MSEC)
+#define BACKOFF_MAX_NS	 (200 * NSEC_PER_MSEC)
+#define READ_CHUNK	 16384
+#define ERRSTR_MAX	 256
+
+struct be_conn {
+	struct be_endpoint ep;
+	int64_t timeout_ns;
+	int fd; /* -1 when not connected */
+	redisReader *reader; /* NULL when not connected */
+	char errstr[ERRSTR_MAX];
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+static int set_error(struct be_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int set_error(struct be_conn *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Sets the reason for -'err' as strerror() says it, in lowercase. */
+static int set_errno_error(struct be_conn *c, int err)
+{
+	char buf[128];
+	const char *msg = strerror_r(-err, buf, sizeof(buf));
+
+	set_error(c, err, "%s", msg);
+	if (c->errstr[0] >= 'A' && c->errstr[0] <= 'Z')
+		c->errstr[0] += 'a' - 'A';
+	return err;
+}
+
+/*
+ * Milliseconds left until 'deadline' for poll(), rounded up so that we
+ * never wake just before it; 0 when it has passed.
+ */
+static int poll_ms(int64_t deadline)
+{
+	int64_t left = deadline - now_ns();
+
+	if (left <= 0)
+		return 0;
+	left = (left + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/*
+ * Waits until 'fd' is ready for 'events' or 'deadline' passes.  Returns
+ * the revents, or -ETIMEDOUT, or -errno of poll().
+ */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int ms, n;
+
+	for (;;) {
+		ms = poll_ms(deadline);
+		if (ms == 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, ms);
+		if (n > 0)
+			return pfd.revents;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+void be_conn_close(struct be_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->reader)
+		redisReaderFree(c->reader);
+	c->reader = NULL;
+}
+
+struct be_conn *be_conn_new(const struct be_endpoint *ep, double timeout)
+{
+	struct be_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (be_endpoint_copy(&c->ep, ep) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->timeout_ns = timeout > 0 ? (int64_t)(timeout * NSEC_PER_SEC) : 0;
+	c->fd = -1;
+	return c;
+}
+
+void be_conn_free(struct be_conn *c)
+{
+	if (!c)
+		return;
+	be_conn_close(c);
+	be_endpoint_release(&c->ep);
+	free(c);
+}
+
+const char *be_conn_errstr(const struct be_conn *c)
+{
+	return c->errstr;
+}
+
+/*
+ * Starts a non-blocking connect of a new socket to 'addr' and waits for it
+ * until 'deadline'.  Returns the connected fd or -errno.
+ */
+static int connect_addr(int family, const struct sockaddr *addr,
+			socklen_t addrlen, int64_t deadline)
+{
+	int fd, ret, one = 1;
+	socklen_t len = sizeof(ret);
+
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family != AF_UNIX) {
+		/* Small requests and replies: never wait for Nagle. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+	if (connect(fd, addr, addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS && errno != EINTR) {
+		ret = -errno;
+		goto out_close;
+	}
+	ret = wait_fd(fd, POLLOUT, deadline);
+	if (ret < 0)
+		goto out_close;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &ret, &len) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (ret) {
+		ret = -ret;
+		goto out_close;
+	}
+	return fd;
+out_close:
+	close(fd);
+	return ret;
+}
+
+static int connect_unix(struct be_conn *c, int64_t deadline)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(c->ep.unix_path) >= sizeof(sun.sun_path))
+		return set_error(c, -ENAMETOOLONG, "socket path too long");
+	strcpy(sun.sun_path, c->ep.unix_path);
+	fd = connect_addr(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun),
+			  deadline);
+	if (fd < 0)
+		return set_errno_error(c, fd);
+	return fd;
+}
+
+/*
+ * Connects to each address of the host in turn (e.g. "localhost" gives
+ * ::1 and 127.0.0.1) and keeps the first that answers.
+ *
+ * NEEDSWORK: getaddrinfo() blocks without our deadline; an IP address
+ * (the usual case) does not resolve through DNS.
+ */
+static int connect_tcp(struct be_conn *c, int64_t deadline)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	char port[16];
+	int fd = -ECONNREFUSED, gai;
+
+	snprintf(port, sizeof(port), "%d", c->ep.port);
+	gai = getaddrinfo(c->ep.host, port, &hints, &res);
+	if (gai == EAI_AGAIN)
+		return set_error(c, -EAGAIN, "cannot resolve host '%s': %s",
+				 c->ep.host, gai_strerror(gai));
+	if (gai == EAI_MEMORY)
+		return set_error(c, -ENOMEM, "out of memory");
+	if (gai)
+		return set_error(c, -ENXIO, "cannot resolve host '%s': %s",
+				 c->ep.host, gai_strerror(gai));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = connect_addr(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
+				  deadline);
+		if (fd >= 0 || fd == -ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd == -ETIMEDOUT)
+		return set_error(c, fd, "connection timed out");
+	if (fd < 0)
+		return set_errno_error(c, fd);
+	return fd;
+}
+
+/* Maps a failed hiredis reader to -errno and a reason. */
+static int reader_error(struct be_conn *c)
+{
+	if (c->reader->err == REDIS_ERR_OOM)
+		return set_error(c, -ENOMEM, "out of memory");
+	return set_error(c, -EPROTO, "protocol error: %s", c->reader->errstr);
+}
+
+/*
+ * Reads what the socket has into the reader, waiting for it until
+ * 'deadline'.  0 or -errno (-ECONNRESET at end of file).
+ */
+static int read_some(struct be_conn *c, int64_t deadline)
+{
+	char buf[READ_CHUNK];
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			break;
+		if (n == 0)
+			return set_error(c, -ECONNRESET,
+					 "connection closed by server");
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return set_errno_error(c, -errno);
+		ret = wait_fd(c->fd, POLLIN, deadline);
+		if (ret == -ETIMEDOUT)
+			return set_error(c, ret,
+					 "timed out waiting for a reply");
+		if (ret < 0)
+			return set_errno_error(c, ret);
+	}
+	if (redisReaderFeed(c->reader, buf, n) != REDIS_OK)
+		return reader_error(c);
+	return 0;
+}
+
+/*
+ * Writes the 'len' bytes of 'buf' by 'deadline'.  Replies that arrive
+ * meanwhile are read into the reader, so that a long pipeline cannot
+ * stall with both socket buffers full.  0 or -errno.
+ */
+static int write_all(struct be_conn *c, const char *buf, size_t len,
+		     int64_t deadline)
+{
+	ssize_t n;
+	int ret;
+
+	while (len) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0) {
+			buf += n;
+			len -= n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return set_errno_error(c, -errno);
+		ret = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
+		if (ret == -ETIMEDOUT)
+			return set_error(c, ret, "timed out sending a command");
+		if (ret < 0)
+			return set_errno_error(c, ret);
+		if (ret & POLLIN) {
+			ret = read_some(c, deadline);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static void free_replies(redisReply **replies, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (replies[i])
+			freeReplyObject(replies[i]);
+		replies[i] = NULL;
+	}
+}
+
+/*
+ * One round trip on the connected 'c': writes the 'len' bytes of 'buf'
+ * (n formatted commands) and reads 'n' replies into 'replies'.  No retry,
+ * no reconnect.  0 or -errno; on failure no reply is left allocated and
+ * the caller closes the connection (it may be out of step).
+ */
+static int exchange(struct be_conn *c, const char *buf, size_t len, size_t n,
+		    redisReply **replies, int64_t deadline)
+{
+	void *r;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		replies[i] = NULL;
+	ret = write_all(c, buf, len, deadline);
+	for (i = 0; i < n && ret == 0; i++) {
+		for (;;) {
+			r = NULL;
+			if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
+				ret = reader_error(c);
+				break;
+			}
+			if (r) {
+				replies[i] = r;
+				break;
+			}
+			ret = read_some(c, deadline);
+			if (ret < 0)
+				break;
+		}
+	}
+	if (ret < 0)
+		free_replies(replies, n);
+	return ret;
+}
+
+/*
+ * Formats the 'n' commands of 'cmds' into one buffer '*out' of '*outlen'
+ * bytes (new, free()).  0 or -ENOMEM.
+ */
+static int format_commands(const struct be_cmd *cmds, size_t n, char **out,
+			   size_t *outlen)
+{
+	char *buf = NULL, *cmd, *grown;
+	size_t len = 0, cap = 0;
+	size_t i;
+	int clen;
+
+	for (i = 0; i < n; i++) {
+		cmd = NULL;
+		clen = redisFormatCommandArgv(&cmd, cmds[i].argc, cmds[i].argv,
+					      cmds[i].argvlen);
+		if (clen < 0 || !cmd)
+			goto out_free;
+		if (len + clen > cap) {
+			cap = (len + clen) * 2;
+			grown = realloc(buf, cap);
+			if (!grown) {
+				redisFreeCommand(cmd);
+				goto out_free;
+			}
+			buf = grown;
+		}
+		memcpy(buf + len, cmd, clen);
+		len += clen;
+		/* It may be an AUTH: leave no password in freed memory. */
+		explicit_bzero(cmd, clen);
+		redisFreeCommand(cmd);
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+out_free:
+	free(buf);
+	return -ENOMEM;
+}
+
+static bool is_error_reply(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ERROR;
+}
+
+/*
+ * The error replies that say "try again soon": a server loading its data,
+ * running a long script, resharding, or a replica cut from its master.
+ * The whole first word must match (BUSYKEY is a real error).
+ */
+static bool is_transient_reply(const redisReply *r)
+{
+	static const char *const words[] = { "LOADING", "BUSY", "TRYAGAIN",
+					     "MASTERDOWN" };
+	size_t i, wlen;
+
+	if (!is_error_reply(r))
+		return false;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		wlen = strlen(words[i]);
+		if ((size_t)r->len >= wlen && !memcmp(r->str, words[i], wlen) &&
+		    ((size_t)r->len == wlen || r->str[wlen] == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* Copies the text of the error reply 'r' into 'c's reason. */
+static int reply_error(struct be_conn *c, int err, const redisReply *r)
+{
+	return set_error(c, err, "%.*s", (int)r->len, r->str);
+}
+
+/*
+ * Sends AUTH and SELECT as one pipeline on the freshly connected 'c'.
+ * A refusal is final: -EACCES for AUTH, -EINVAL for SELECT.
+ */
+static int handshake(struct be_conn *c, int64_t deadline)
+{
+	const char *auth[3] = { "AUTH" };
+	const char *select[2] = { "SELECT" };
+	struct be_cmd cmds[2];
+	redisReply *replies[2];
+	char db[16];
+	size_t n = 0, len, i;
+	char *buf;
+	int ret;
+
+	if (c->ep.user && !c->ep.password)
+		return set_error(
+			c, -EINVAL,
+			"user '%s' has no password (give one in the URL or a password file)",
+			c->ep.user);
+	if (c->ep.password) {
+		i = 1;
+		if (c->ep.user)
+			auth[i++] = c->ep.user;
+		auth[i++] = c->ep.password;
+		cmds[n++] = (struct be_cmd){ (int)i, auth, NULL };
+	}
+	if (c->ep.db) {
+		snprintf(db, sizeof(db), "%d", c->ep.db);
+		select[1] = db;
+		cmds[n++] = (struct be_cmd){ 2, select, NULL };
+	}
+	if (!n)
+		return 0;
+	if (format_commands(cmds, n, &buf, &len) < 0)
+		return set_error(c, -ENOMEM, "out of memory");
+	ret = exchange(c, buf, len, n, replies, deadline);
+	explicit_bzero(buf, len);
+	free(buf);
+	if (ret < 0)
+		return ret;
+	/* Replies come in the order sent: AUTH (if any), then SELECT. */
+	if (c->ep.password && is_error_reply(replies[0]))
+		ret = reply_error(c, -EACCES, replies[0]);
+	else if (c->ep.db && is_error_reply(replies[n - 1]))
+		ret = reply_error(c, -EINVAL, replies[n - 1]);
+	free_replies(replies, n);
+	return ret;
+}
+
+/* Connects 'c' if it is not connected: socket, AUTH, SELECT. 0 or -errno. */
+static int ensure_connected(struct be_conn *c, int64_t deadline)
+{
+	int fd, ret;
+
+	if (c->fd >= 0)
+		return 0;
+	if (c->ep.unix_path)
+		fd = connect_unix(c, deadline);
+	else if (c->ep.host)
+		fd = connect_tcp(c, deadline);
+	else
+		return set_error(c, -EINVAL, "no host and no socket path");
+	if (fd < 0)
+		return fd;
+	c->fd = fd;
+	c->reader = redisReaderCreate();
+	if (!c->reader) {
+		be_conn_close(c);
+		return set_error(c, -ENOMEM, "out of memory");
+	}
+	ret = handshake(c, deadline);
+	if (ret < 0)
+		be_conn_close(c);
+	return ret;
+}
+
+int be_conn_connect(struct be_conn *c)
+{
+	const char *ping[1] = { "PING" };
+	struct be_cmd cmd = { 1, ping, NULL };
+	int64_t deadline = now_ns() + c->timeout_ns;
+	redisReply *reply;
+	size_t len;
+	char *buf;
+	int ret;
+
+	if (c->fd >= 0)
+		return 0;
+	c->errstr[0] = '\0';
+	ret = ensure_connected(c, deadline);
+	if (ret < 0)
+		return ret;
+	/*
+	 * Without AUTH the server has not said a word yet: a PING tells a
+	 * missing password (NOAUTH) now rather than at the first command.
+	 * A transient reply (LOADING) still means the server is there.
+	 */
+	if (format_commands(&cmd, 1, &buf, &len) < 0) {
+		be_conn_close(c);
+		return set_error(c, -ENOMEM, "out of memory");
+	}
+	ret = exchange(c, buf, len, 1, &reply, deadline);
+	free(buf);
+	if (ret == 0 && is_error_reply(reply) && !is_transient_reply(reply))
+		ret = reply_error(c, -EACCES, reply);
+	if (ret == 0)
+		freeReplyObject(reply);
+	if (ret < 0)
+		be_conn_close(c);
+	return ret;
+}
+
+/* Transport errors that a fresh connection may cure. */
+static bool is_retryable(int err)
+{
+	switch (-err) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case EPIPE:
+	case ETIMEDOUT:
+	case EAGAIN:
+	case ENOENT:
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETDOWN:
+	case EHOSTDOWN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * One attempt of a call: connect if needed, one round trip.  Returns 0,
+ * -EAGAIN for a transient error reply (replies freed, reason set), or the
+ * -errno of the failure.  Closes the connection on any failure.
+ */
+static int attempt(struct be_conn *c, const char *buf, size_t len, size_t n,
+		   redisReply **replies, int64_t deadline, bool retry)
+{
+	size_t i;
+	int ret;
+
+	ret = ensure_connected(c, deadline);
+	if (ret == 0)
+		ret = exchange(c, buf, len, n, replies, deadline);
+	if (ret < 0) {
+		be_conn_close(c);
+		return ret;
+	}
+	if (!retry)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (is_transient_reply(replies[i])) {
+			reply_error(c, -EAGAIN, replies[i]);
+			free_replies(replies, n);
+			be_conn_close(c);
+			return -EAGAIN;
+		}
+	}
+	return 0;
+}
+
+/* Sleeps 'ns' nanoseconds, but not past 'deadline'. */
+static void backoff_sleep(int64_t ns, int64_t deadline)
+{
+	int64_t left = deadline - now_ns();
+	struct timespec ts;
+
+	if (ns > left)
+		ns = left;
+	if (ns <= 0)
+		return;
+	ts.tv_sec = ns / NSEC_PER_SEC;
+	ts.tv_nsec = ns % NSEC_PER_SEC;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Runs the formatted pipeline 'buf' of 'n' commands with retries as
+ * conn.h describes.
+ */
+static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
+	       redisReply **replies, unsigned int flags)
+{
+	bool retry = !(flags & BE_CMD_NORETRY);
+	int64_t deadline = now_ns() + c->timeout_ns;
+	int64_t backoff = BACKOFF_FIRST_NS;
+	char last[ERRSTR_MAX] = "";
+	int ret;
+
+	c->errstr[0] = '\0';
+	for (;;) {
+		ret = attempt(c, buf, len, n, replies, deadline, retry);
+		if (ret == 0)
+			return 0;
+		if (!retry || !is_retryable(ret))
+			return ret;
+		/* The attempt cut short by the deadline says less. */
+		if (ret != -ETIMEDOUT || !last[0])
+			snprintf(last, sizeof(last), "%s", c->errstr);
+		if (now_ns() >= deadline)
+			break;
+		backoff_sleep(backoff, deadline);
+		backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS
+						       : backoff * 2;
+	}
+	return set_error(c, -ETIMEDOUT,
+			 "timed out after %.1f s (last error: %s)",
+			 (double)c->timeout_ns / NSEC_PER_SEC, last);
+}
+
+int be_conn_pipeline(struct be_conn *c, const struct be_cmd *cmds, size_t n,
+		     struct redisReply **replies, unsigned int flags)
+{
+	size_t len;
+	char *buf;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		replies[i] = NULL;
+	if (!n)
+		return 0;
+	if (format_commands(cmds, n, &buf, &len) < 0)
+		return set_error(c, -ENOMEM, "out of memory");
+	ret = run(c, buf, len, n, replies, flags);
+	free(buf);
+	return ret;
+}
+
+int be_conn_command(struct be_conn *c, struct redisReply **reply, int argc,
+		    const char **argv, const size_t *argvlen,
+		    unsigned int flags)
+{
+	struct be_cmd cmd = { argc, argv, argvlen };
+
+	*reply = NULL;
+	return be_conn_pipeline(c, &cmd, 1, reply, flags);
+}
+
+struct be_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct be_endpoint ep;
+	double timeout;
+	unsigned int max;
+	unsigned int count; /* connections that exist, idle or lent */
+	unsigned int nidle;
+	struct be_conn **idle; /* a stack: the last one back goes out first */
+};
+
+struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
+			    unsigned int max)
+{
+	struct be_pool *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->max = max ? max : 1;
+	p->timeout = timeout;
+	p->idle = calloc(p->max, sizeof(*p->idle));
+	if (!p->idle)
+		goto out_free;
+	if (be_endpoint_copy(&p->ep, ep) < 0)
+		goto out_free_idle;
+	if (pthread_mutex_init(&p->lock, NULL))
+		goto out_release;
+	if (pthread_cond_init(&p->cond, NULL))
+		goto out_destroy_lock;
+	return p;
+out_destroy_lock:
+	pthread_mutex_destroy(&p->lock);
+out_release:
+	be_endpoint_release(&p->ep);
+out_free_idle:
+	free(p->idle);
+out_free:
+	free(p);
+	return NULL;
+}
+
+void be_pool_free(struct be_pool *p)
+{
+	unsigned int i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nidle; i++)
+		be_conn_free(p->idle[i]);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	be_endpoint_release(&p->ep);
+	free(p->idle);
+	free(p);
+}
+
+struct be_conn *be_pool_get(struct be_pool *p)
+{
+	struct be_conn *c;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->nidle && p->count >= p->max)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (p->nidle) {
+		c = p->idle[--p->nidle];
+		pthread_mutex_unlock(&p->lock);
+		return c;
+	}
+	p->count++;
+	pthread_mutex_unlock(&p->lock);
+
+	/* Lazily, outside the lock: be_conn_new() does not connect. */
+	c = be_conn_new(&p->ep, p->timeout);
+	if (!c) {
+		pthread_mutex_lock(&p->lock);
+		p->count--;
+		pthread_cond_signal(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return c;
+}
+
+void be_pool_put(struct be_pool *p, struct be_conn *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->idle[p->nidle++] = c;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
