@@ -286,6 +286,7 @@ static int parse_hostport(const char *s, size_t len, struct be_endpoint *ep,
 		if (ret < 0)
 			return ret;
 		ep->host = strndup(s, hend - s);
+		colon = hend;
 	}
 	if (!ep->host)
 		return fail(err, errlen, "out of memory");
