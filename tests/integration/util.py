@@ -1,0 +1,848 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Helpers of the integration tests, modelled on libfuse's and sshfs's
+test/util.py: real redis-servers, real sessfs mounts, real PHP and Flask apps.
+
+Everything a helper starts is registered in LIVE and stopped by its owner
+(context manager or fixture), also when a test fails; the per-test watchdog
+in conftest.py aborts whatever is still live when a test hangs, so that a
+blocked FUSE call fails instead of hanging the run.  Nothing here sleeps to
+synchronise: wait_for() polls a condition with a deadline.
+"""
+
+import contextlib
+import errno
+import http.cookiejar
+import os
+import pickle
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SRC_DIR = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("SESSFS_BUILD_DIR", SRC_DIR / "build"))
+SESSFS = BUILD_DIR / "fs" / "sessfs"
+EXAMPLES = SRC_DIR / "examples"
+PYTHON = "/usr/bin/python3"  # Debian's: it has flask, flask_session, redis
+
+_www = pwd.getpwnam("www-data")
+WWW_UID, WWW_GID = _www.pw_uid, _www.pw_gid
+
+WITH_VALGRIND = os.environ.get("TEST_WITH_VALGRIND", "") not in ("", "0")
+# valgrind makes the daemon 20-50 times slower: stretch every deadline.
+SLOW = 10 if WITH_VALGRIND else 1
+
+CACHELIB_COUNT = "2029240f6d1128be89ddc32729463129"
+
+
+def fuse_test_marker():
+    """pytestmark of every module that mounts: skip without FUSE."""
+    why = None
+    if not os.path.exists("/dev/fuse"):
+        why = "no /dev/fuse"
+    elif shutil.which("fusermount3") is None:
+        why = "no fusermount3"
+    elif os.geteuid() != 0:
+        why = "needs root (mounts, www-data clients)"
+    return pytest.mark.skipif(why is not None, reason=why or "")
+
+
+class LiveSet:
+    """What is running right now, for the watchdog and the final sweep."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items = []
+
+    def add(self, item):
+        with self.lock:
+            self.items.append(item)
+
+    def remove(self, item):
+        with self.lock:
+            if item in self.items:
+                self.items.remove(item)
+
+    def abort_all(self, why):
+        with self.lock:
+            items = list(reversed(self.items))
+        for item in items:
+            try:
+                item.abort(why)
+            except Exception as e:  # keep aborting the others
+                print("abort of %r failed: %s" % (item, e), file=sys.stderr)
+
+
+LIVE = LiveSet()
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.01, check=None):
+    """Polls 'cond' until it returns a true value (returned) or 'timeout'
+    seconds pass (AssertionError naming 'what').  'check' runs before each
+    poll and may raise to give up early (e.g. the daemon died)."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        if check is not None:
+            check()
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def short_tmpdir(tag="t"):
+    """A fresh directory directly under /tmp (unix socket paths must stay
+    under 108 bytes), traversable by www-data."""
+    d = Path(tempfile.mkdtemp(prefix="sfs-%s-" % tag, dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+def make_sessdir(parent, name="sessions", owner=(WWW_UID, WWW_GID),
+                 mode=0o700):
+    """The web app's session directory, as on Debian for a custom path:
+    owned by www-data, mode 0700."""
+    d = Path(parent) / name
+    d.mkdir()
+    os.chown(d, *owner)
+    d.chmod(mode)
+    return d
+
+
+def is_mounted(path):
+    """True when /proc/self/mounts has an entry on 'path' (os.path.ismount
+    fails with ENOTCONN on a dead FUSE mount; this does not)."""
+    p = os.path.realpath(path).encode()
+    with open("/proc/self/mounts", "rb") as f:
+        for line in f:
+            fields = line.split()
+            mp = fields[1].replace(b"\\040", b" ")
+            if mp == p:
+                return True
+    return False
+
+
+def mount_line(path):
+    """The /proc/self/mounts line of the topmost mount on 'path', or None."""
+    p = os.path.realpath(path)
+    found = None
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            if line.split()[1] == p:
+                found = line
+    return found
+
+
+def fusermount_u(path, lazy=True):
+    cmd = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [str(path)]
+    return subprocess.run(cmd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=30)
+
+
+def unmount_all(path):
+    """Removes every mount on 'path' (a failed test may leave a dead one)."""
+    for _ in range(8):
+        if not is_mounted(path):
+            return
+        r = fusermount_u(path)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", str(path)],
+                           stderr=subprocess.DEVNULL, timeout=30)
+
+
+def stop_process(proc, group=True, timeout=5):
+    """Ends 'proc' (started by us with start_new_session=True): SIGTERM to
+    its process group, wait, then SIGKILL."""
+    if proc.poll() is not None:
+        return proc.returncode
+    kill = os.killpg if group else os.kill
+    with contextlib.suppress(ProcessLookupError):
+        kill(proc.pid, signal.SIGCONT)
+        kill(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout * SLOW)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            kill(proc.pid, signal.SIGKILL)
+        return proc.wait(30)
+
+
+class OutputChecker:
+    """Collects a process's output in a file and, at the end of the test,
+    fails on lines that look like errors unless registered as expected
+    (libfuse's OutputChecker)."""
+
+    DEFAULT_BAD = re.compile(
+        r"error|warning|sanitizer|traceback|leak|==\d+==|segfault|abort",
+        re.I)
+    NOTE = "# sessfs-test: "  # our own annotation lines, never checked
+
+    def __init__(self, path, bad=None, what="daemon"):
+        self.path = Path(path)
+        self.path.touch()
+        self.bad = bad or self.DEFAULT_BAD
+        self.what = what
+        self.expected = []
+        self.reproducers = []
+
+    def register_output(self, pattern, flags=re.I):
+        """Lines matching 'pattern' (a regex) are expected, not failures."""
+        self.expected.append(re.compile(pattern, flags))
+
+    def note(self, text):
+        with open(self.path, "a") as f:
+            f.write(self.NOTE + text + "\n")
+
+    def text(self):
+        return self.path.read_text(errors="replace")
+
+    def bad_lines(self):
+        bad = []
+        for line in self.text().splitlines():
+            if line.startswith(self.NOTE) or not self.bad.search(line):
+                continue
+            if any(p.search(line) for p in self.expected):
+                continue
+            bad.append(line)
+        return bad
+
+    def check(self):
+        bad = self.bad_lines()
+        if bad:
+            raise AssertionError(
+                "unexpected lines in the %s log %s:\n  %s\nreproduce with:\n"
+                "  %s" % (self.what, self.path, "\n  ".join(bad[:30]),
+                          "\n  ".join(self.reproducers) or "(no command)"))
+
+    def dump(self, limit=200):
+        lines = self.text().splitlines()
+        print("----- %s log %s (last %d lines) -----"
+              % (self.what, self.path, limit))
+        print("\n".join(lines[-limit:]))
+
+
+# --------------------------------------------------------------- redis
+
+class RedisServer:
+    """A redis-server on a free loopback port and a unix socket, config,
+    data and log in a short tmp dir.  With 'aof' it runs appendonly with
+    appendfsync always, so a kill -9 loses nothing acknowledged and
+    restart() brings the same data back on the same port."""
+
+    def __init__(self, root, aof=False, password=None, extra=()):
+        self.dir = Path(root)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.aof = aof
+        self.password = password
+        self.extra = list(extra)
+        self.port = None
+        self.sock = self.dir / "redis.sock"
+        self.conf = self.dir / "redis.conf"
+        self.logfile = self.dir / "redis.log"
+        self.proc = None
+        self.stopped = False
+
+    def __repr__(self):
+        return "<RedisServer port=%s>" % self.port
+
+    def _write_conf(self):
+        lines = [
+            "port %d" % self.port,
+            "bind 127.0.0.1",
+            "unixsocket %s" % self.sock,
+            "unixsocketperm 700",
+            "dir %s" % self.dir,
+            "logfile %s" % self.logfile,
+            "daemonize no",
+            'save ""',
+            "appendonly %s" % ("yes" if self.aof else "no"),
+            "appendfsync always",
+            "maxmemory-policy noeviction",
+        ]
+        if self.password is not None:
+            lines.append("requirepass %s" % self.password)
+        self.conf.write_text("\n".join(lines + self.extra) + "\n")
+
+    def start(self):
+        for attempt in range(5):
+            if self.port is None or attempt:
+                self.port = free_port()
+            self._write_conf()
+            self._spawn()
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                stop_process(self.proc, group=True)
+                LIVE.remove(self)
+                if attempt == 4:
+                    self.dump_log()
+                    raise
+
+    def _spawn(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", str(self.conf)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.stopped = False
+        LIVE.add(self)
+
+    def _died(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("redis-server exited with %d"
+                                 % self.proc.returncode)
+
+    def wait_ready(self, timeout=10):
+        wait_for(self.ping, timeout, "redis-server to answer PING",
+                 check=self._died)
+
+    def client(self, **kw):
+        import redis
+        return redis.Redis(unix_socket_path=str(self.sock),
+                           password=self.password, socket_timeout=10, **kw)
+
+    def ping(self):
+        try:
+            return self.client(socket_timeout=1).ping()
+        except Exception:
+            return False
+
+    def url(self, db=0, password=None):
+        auth = ":%s@" % password if password else ""
+        return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
+
+    def unix_url(self, db=0):
+        return "unix://%s?db=%d" % (self.sock, db)
+
+    def sigstop(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.stopped = True
+
+    def sigcont(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.stopped = False
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(10)
+        LIVE.remove(self)
+
+    def restart(self):
+        """Starts it again on the same port with the same data."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill9()
+        self._spawn()
+        self.wait_ready()
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, group=True)
+        LIVE.remove(self)
+
+    def abort(self, why):
+        # A stopped Redis is what makes FUSE calls block: let them go on.
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+
+    def dump_log(self, limit=60):
+        try:
+            lines = self.logfile.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            lines = []
+        print("----- redis-server log %s (last %d lines) -----"
+              % (self.logfile, limit))
+        print("\n".join(lines[-limit:]))
+
+
+def value_key(prefix, name):
+    """Layout v1, plain: the value key of file 'name'."""
+    return (prefix + name).encode()
+
+
+def meta_key(prefix, name):
+    """Layout v1, plain: the meta key, prefix + "{" + value key + "}:m"."""
+    return ("%s{%s%s}:m" % (prefix, prefix, name)).encode()
+
+
+def meta(r, prefix, name):
+    """The meta hash of 'name' as a str -> str dict ({} if none)."""
+    h = r.hgetall(meta_key(prefix, name))
+    return {k.decode(): v.decode() for k, v in h.items()}
+
+
+def set_times(r, prefix, name, mtime_ns=None, ctime_ns=None):
+    """Seeds mtime/ctime of a stored session (utimensat cannot set ctime)."""
+    fields = {}
+    if mtime_ns is not None:
+        fields["mt"] = str(int(mtime_ns))
+    if ctime_ns is not None:
+        fields["ct"] = str(int(ctime_ns))
+    assert r.exists(meta_key(prefix, name)), "no meta key for %r" % name
+    r.hset(meta_key(prefix, name), mapping=fields)
+
+
+def keys_of(r, prefix=""):
+    return sorted(k.decode(errors="replace")
+                  for k in r.scan_iter(match=prefix.encode() + b"*",
+                                       count=1000))
+
+
+# --------------------------------------------------------------- sessfs
+
+def sessfs_binary():
+    if not SESSFS.exists():
+        pytest.fail("%s is missing: build first (meson setup build && "
+                    "ninja -C build), or set SESSFS_BUILD_DIR" % SESSFS)
+    return SESSFS
+
+
+def base_cmdline():
+    if WITH_VALGRIND:
+        return ["valgrind", "-q", "--error-exitcode=99",
+                "--suppressions=/dev/null"]
+    return []
+
+
+def sessfs_cmd(url, mnt, opts=(), foreground=True, extra=()):
+    cmd = base_cmdline() + [str(sessfs_binary()), url, str(mnt)]
+    if foreground:
+        cmd.append("-f")
+    if opts:
+        cmd += ["-o", ",".join(opts)]
+    return cmd + list(extra)
+
+
+def run_sessfs(args, timeout=20, env=None):
+    """Runs sessfs with 'args' to completion (for failing command lines)."""
+    return subprocess.run(base_cmdline() + [str(sessfs_binary())] + args,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          timeout=timeout * SLOW, env=env)
+
+
+class Mount:
+    """A running sessfs, as yielded by mounted()."""
+
+    def __init__(self, proc, mnt, lower_fd, cmd, checker):
+        self.proc = proc
+        self.mnt = Path(mnt)
+        self.lower_fd = lower_fd
+        self.cmd = cmd
+        self.checker = checker
+        self.killed = False
+
+    def __repr__(self):
+        return "<Mount %s pid=%d>" % (self.mnt, self.proc.pid)
+
+    def path(self, name):
+        return self.mnt / name
+
+    def lower_names(self):
+        """Names in the lower dir (through the fd opened before mounting)."""
+        return sorted(os.listdir(self.lower_fd))
+
+    def kill9(self):
+        """kill -9 of the daemon; mounted() then only cleans up."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("sessfs exited with %d" % self.proc.returncode)
+
+    def abort(self, why):
+        self.checker.note("aborted: %s" % why)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        unmount_all(self.mnt)
+
+
+def wait_for_mount(proc, mnt, timeout=10):
+    def died():
+        if proc.poll() is not None:
+            raise AssertionError("sessfs exited with %d before mounting"
+                                 % proc.returncode)
+    wait_for(lambda: os.path.ismount(mnt), timeout, "the mount on %s" % mnt,
+             check=died)
+
+
+def _cleanup_failed(m):
+    """Failure path: unmount, terminate, wait(1), kill."""
+    fusermount_u(m.mnt)
+    if m.proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(m.proc.pid, signal.SIGTERM)
+        try:
+            m.proc.wait(1 * SLOW)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(m.proc.pid, signal.SIGKILL)
+            m.proc.wait(30)
+    unmount_all(m.mnt)
+
+
+@contextlib.contextmanager
+def mounted(url, mnt, checker, opts=(), state_dir=None):
+    """Mounts sessfs on 'mnt' (which is also the lower dir: the daemon opens
+    it before mounting), daemon output appended to 'checker''s log.  Yields
+    a Mount.  On a clean exit: fusermount3 -u -z, and the daemon must exit
+    0.  On any failure: the same unmount, terminate, wait, kill."""
+    mnt = Path(mnt)
+    opts = list(opts)
+    if state_dir is None and not any(o.startswith("state_dir=") for o in opts):
+        state_dir = checker.path.parent / ("state-%s" % mnt.name)
+        state_dir.mkdir(exist_ok=True)
+    if state_dir is not None:
+        opts.append("state_dir=%s" % state_dir)
+    cmd = sessfs_cmd(url, mnt, opts)
+    checker.reproducers.append(shlex.join(cmd))
+    checker.note("mount: " + shlex.join(cmd))
+    lower_fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    log = open(checker.path, "ab")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    m = Mount(proc, mnt, lower_fd, cmd, checker)
+    LIVE.add(m)
+    try:
+        try:
+            wait_for_mount(proc, mnt)
+            yield m
+        except BaseException:
+            _cleanup_failed(m)
+            raise
+        if m.killed:
+            # The test killed the daemon: only the dead mount is left.
+            r = fusermount_u(mnt, lazy=False)
+            assert r.returncode == 0, r.stdout
+            return
+        r = fusermount_u(mnt)
+        if r.returncode != 0:
+            _cleanup_failed(m)
+            raise AssertionError("fusermount3 -u -z failed: %s" % r.stdout)
+        try:
+            rc = proc.wait(10 * SLOW)
+        except subprocess.TimeoutExpired:
+            _cleanup_failed(m)
+            raise AssertionError("sessfs did not exit after the unmount")
+        assert rc == 0, "sessfs exited with %d after the unmount" % rc
+        assert not is_mounted(mnt), "still mounted after the unmount"
+    finally:
+        LIVE.remove(m)
+        os.close(lower_fd)
+        log.close()
+
+
+# --------------------------------------------------------------- as another user
+
+def run_as(uid, gid, fn, *args, umask=0o077):
+    """Runs fn(*args) in a forked child with uid/gid (no supplementary
+    groups) and returns its result; an exception in the child (pickled) is
+    raised here."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            os.umask(umask)
+            res = ("ok", fn(*args))
+        except BaseException as e:  # reported to the parent
+            res = ("err", e)
+        try:
+            data = pickle.dumps(res)
+        except Exception as e:
+            data = pickle.dumps(("err", RuntimeError(repr(e))))
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    kind, val = pickle.loads(data)
+    if kind == "err":
+        raise val
+    return val
+
+
+def as_www(fn, *args, **kw):
+    return run_as(WWW_UID, WWW_GID, fn, *args, **kw)
+
+
+def write_file(path, data, mode=0o600, flags=os.O_RDWR | os.O_CREAT):
+    fd = os.open(path, flags, mode)
+    try:
+        assert os.write(fd, data) == len(data)
+    finally:
+        os.close(fd)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def errno_of(fn, *args):
+    """The errno 'fn(*args)' fails with, or None if it succeeds."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return None
+
+
+def cachelib_bytes(expiry, payload=b"\x80\x05\x95\x00\x00\x00\x00\x00\x00"
+                   b"\x00\x00}\x94."):
+    """A cachelib file: 4-byte little-endian expiry + a pickle."""
+    return int(expiry).to_bytes(4, "little") + payload
+
+
+# --------------------------------------------------------------- web apps
+
+def big_blob(kb):
+    """What /big?kb=N stores, as both example apps make it."""
+    import hashlib
+    return "".join(hashlib.sha256(b"sessfs-big-%d" % i).hexdigest()
+                   for i in range(kb * 16))
+
+
+def sha256_hex(text):
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class WebApp:
+    """A real session client behind a real HTTP server, run as www-data:
+    'php' is `php -S` with PHP_CLI_SERVER_WORKERS=8 and the files handler,
+    'flask' is gunicorn -w 4 with Flask-Session's filesystem backend.  The
+    app is copied from examples/ into a dir www-data can read."""
+
+    PHP_BAD = re.compile(r"PHP (Warning|Notice|Fatal|Parse|Deprecated)|"
+                         r"Warning:|Fatal error|Notice:")
+    FLASK_BAD = re.compile(r"Exception raised|Traceback|\[ERROR\]|"
+                           r"\[CRITICAL\]|WARNING|Error")
+
+    def __init__(self, kind, sessdir, root, env=None, workers=None):
+        assert kind in ("php", "flask")
+        self.kind = kind
+        self.sessdir = Path(sessdir)
+        self.root = Path(root)
+        self.env = dict(env or {})
+        self.workers = workers or (8 if kind == "php" else 4)
+        self.port = None
+        self.proc = None
+        self.appdir = self.root / ("app-%s" % kind)
+        n = 0
+        while True:
+            logpath = self.root / ("%s-%d.log" % (kind, n))
+            if not logpath.exists():
+                break
+            n += 1
+        self.checker = OutputChecker(
+            logpath, self.PHP_BAD if kind == "php" else self.FLASK_BAD,
+            what=kind)
+
+    def __repr__(self):
+        return "<WebApp %s port=%s>" % (self.kind, self.port)
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def _cmd(self):
+        if self.kind == "php":
+            return ["php", "-S", "127.0.0.1:%d" % self.port,
+                    str(self.appdir / "index.php")]
+        return [PYTHON, "-m", "gunicorn", "-w", str(self.workers),
+                "-b", "127.0.0.1:%d" % self.port, "--chdir", str(self.appdir),
+                "--graceful-timeout", "5", "app:app"]
+
+    def start(self):
+        src = EXAMPLES / self.kind
+        if not self.appdir.exists():
+            shutil.copytree(src, self.appdir)
+            for p in [self.appdir] + list(self.appdir.rglob("*")):
+                p.chmod(0o755 if p.is_dir() else 0o644)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/var/www",
+            "LANG": "C.UTF-8",
+            "SESS_DIR": str(self.sessdir),
+            "PHP_CLI_SERVER_WORKERS": str(self.workers),
+            "SECRET_KEY": "sessfs-test",
+        }
+        env.update(self.env)
+        for attempt in range(3):
+            self.port = free_port()
+            cmd = self._cmd()
+            self.checker.note("start: " + shlex.join(cmd))
+            self.checker.reproducers.append(shlex.join(cmd))
+            log = open(self.checker.path, "ab")
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.appdir, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                user=WWW_UID, group=WWW_GID, extra_groups=[])
+            log.close()
+            LIVE.add(self)
+            try:
+                wait_for(self._healthy, 30, "%s to answer /health" % self.kind,
+                         interval=0.05, check=self._died)
+                return self
+            except AssertionError:
+                self.stop()
+                if attempt == 2:
+                    self.checker.dump()
+                    raise
+
+    def _died(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("%s server exited with %d"
+                                 % (self.kind, self.proc.returncode))
+
+    def _healthy(self):
+        try:
+            with urllib.request.urlopen(self.base + "/health", timeout=2) as r:
+                return r.status == 200 and r.read() == b"ok"
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self):
+        if self.proc is not None:
+            # gunicorn's master stops its workers itself (a SIGTERM to the
+            # whole group makes it log warnings); php -S workers outlive a
+            # master that got SIGTERM, so they get theirs directly.
+            stop_process(self.proc, group=self.kind == "php", timeout=10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        LIVE.remove(self)
+
+    def abort(self, why):
+        self.checker.note("aborted: %s" % why)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def client(self):
+        return Client(self.base)
+
+    @contextlib.contextmanager
+    def running(self):
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+class Client:
+    """One simulated user: urllib with its own cookie jar."""
+
+    def __init__(self, base):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path, expect=200, timeout=30):
+        """GET 'path'; returns the body (str).  Fails unless the status is
+        'expect' (None: return (status, body))."""
+        try:
+            with self.opener.open(self.base + path,
+                                  timeout=timeout * SLOW) as r:
+                status, body = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read().decode(errors="replace")
+        if expect is None:
+            return status, body
+        assert status == expect, "GET %s: %d %r" % (path, status, body[:300])
+        return body
+
+    def cookies(self):
+        return {c.name: c.value for c in self.jar}
+
+    def clone(self, base=None):
+        """A new user holding the same cookies (to replay them later)."""
+        c = Client(base or self.base)
+        for cookie in self.jar:
+            c.jar.set_cookie(cookie)
+        return c
+
+    def with_base(self, base):
+        """The same cookie jar against another server (e.g. after the app
+        restarted on a new port)."""
+        c = Client(base)
+        c.jar = self.jar
+        c.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar))
+        return c
+
+
+def php_sid(client):
+    return client.cookies()["PHPSESSID"]
+
+
+def flask_file(client):
+    """The cachelib file name of the Flask session of 'client'."""
+    import hashlib
+    sid = client.cookies()["session"]
+    return hashlib.md5(("session:" + sid).encode()).hexdigest()
+
+
+def errno_name(e):
+    return errno.errorcode.get(e, str(e))
+
+
+def run(cmd, **kw):
+    """subprocess.run with output captured as text and a deadline."""
+    kw.setdefault("timeout", 60 * SLOW)
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, **kw)
+
+
+@contextlib.contextmanager
+def app_on_mount(kind, redis_server, sessdir, checker, make_app, env=None,
+                 opts=()):
+    """sessfs on 'sessdir' and a real 'kind' app on top; the app is stopped
+    before the unmount.  Yields (Mount, WebApp)."""
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["allow_other"] + list(opts)) as m:
+        app = make_app(kind, sessdir, env)
+        try:
+            yield m, app
+        finally:
+            app.stop()
+
+
+def in_parallel(fn, args, workers=None):
+    """fn(arg) for every arg on its own thread; returns the results, or
+    raises the first exception (after all finished)."""
+    import concurrent.futures
+    args = list(args)
+    with concurrent.futures.ThreadPoolExecutor(workers or len(args)) as ex:
+        futs = [ex.submit(fn, a) for a in args]
+        return [f.result() for f in futs]
