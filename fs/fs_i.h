@@ -66,6 +66,8 @@ struct fs_config {
 	int debug;
 	int show_help;
 	int show_version;
+	int nonopts; /* positional arguments seen */
+	char *unknown; /* first unknown option or extra argument */
 };
 
 /** Attributes of a regular file, as reported by stat. */

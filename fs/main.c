@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,55 +114,54 @@ static void usage(const char *prog)
 	       prog, (long long)BE_DEFAULT_TTL, BE_DEFAULT_MAX_SIZE);
 }
 
-struct parse_state {
-	struct fs_config *cfg;
-	int nonopts;
-	char *unknown;
-};
-
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
-	struct parse_state *ps = data;
+	struct fs_config *cfg = data;
 
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
-		if (ps->nonopts == 0)
-			ps->cfg->url = strdup(arg);
-		else if (ps->nonopts == 1)
-			ps->cfg->mountpoint = strdup(arg);
-		else if (!ps->unknown)
-			ps->unknown = strdup(arg);
-		ps->nonopts++;
+		if (cfg->nonopts == 0)
+			cfg->url = strdup(arg);
+		else if (cfg->nonopts == 1)
+			cfg->mountpoint = strdup(arg);
+		else if (!cfg->unknown)
+			cfg->unknown = strdup(arg);
+		cfg->nonopts++;
 		return 0;
 	case KEY_HELP:
-		ps->cfg->show_help = 1;
+		cfg->show_help = 1;
 		return 0;
 	case KEY_VERSION:
-		ps->cfg->show_version = 1;
+		cfg->show_version = 1;
 		return 0;
 	case KEY_FOREGROUND:
-		ps->cfg->foreground = 1;
+		cfg->foreground = 1;
 		return 0;
 	case KEY_DEBUG:
-		ps->cfg->debug = 1;
-		ps->cfg->foreground = 1;
+		cfg->debug = 1;
+		cfg->foreground = 1;
 		return 1; /* libfuse prints its request trace */
 	case KEY_KEEP:
 		return 1;
 	default:
 		/* Anything we do not know is an error, not libfuse's guess. */
-		if (!ps->unknown)
-			ps->unknown = strdup(arg);
+		if (!cfg->unknown)
+			cfg->unknown = strdup(arg);
 		return 0;
 	}
 }
 
-static int bad(const char *fmt, const char *what)
+/* Prints one error line about the command line; returns -1. */
+static int __attribute__((format(printf, 1, 2))) bad(const char *fmt, ...)
 {
-	fprintf(stderr, "sessfs: ");
-	fprintf(stderr, fmt, what);
-	fprintf(stderr, "; see 'sessfs -h' for usage\n");
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sessfs: %s; see 'sessfs -h' for usage\n", msg);
 	return -1;
 }
 
@@ -356,6 +356,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->password_file);
 	free(cfg->host_id);
+	free(cfg->unknown);
 }
 
 /* Adds our fixed mount options and the fsname (the URL, no password). */
@@ -418,7 +419,6 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fs *fs = calloc(1, sizeof(*fs));
-	struct parse_state ps = { 0 };
 	int ret = 1;
 
 	if (!fs)
@@ -426,7 +426,6 @@ int main(int argc, char *argv[])
 	fs->lower_fd = -1;
 	fs->cfg.mode = strdup("redis-only");
 	fs->cfg.layout = strdup("plain");
-	ps.cfg = &fs->cfg;
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
 		goto out;
 	if (fs->cfg.show_help) {
@@ -440,8 +439,8 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (ps.unknown) {
-		bad("unknown option or argument '%s'", ps.unknown);
+	if (fs->cfg.unknown) {
+		bad("unknown option or argument '%s'", fs->cfg.unknown);
 		goto out;
 	}
 	if (!fs->cfg.url || !fs->cfg.mountpoint) {
@@ -466,7 +465,6 @@ out:
 	be_endpoint_release(&fs->ep);
 	free(fs->display_url);
 	free(fs->host_id);
-	free(ps.unknown);
 	config_release(&fs->cfg);
 	fuse_opt_free_args(&args);
 	free(fs);

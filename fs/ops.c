@@ -52,8 +52,9 @@ static struct timespec ns_ts(int64_t ns)
  */
 static int store_err(int ret, const char *what, const char *name)
 {
+	if (ret >= 0)
+		return ret;
 	switch (-ret) {
-	case 0:
 	case ENOENT:
 	case EEXIST:
 	case EFBIG:
