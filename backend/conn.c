@@ -549,10 +549,11 @@ int be_conn_connect(struct be_conn *c)
 	}
 	ret = exchange(c, buf, len, 1, &reply, deadline);
 	free(buf);
-	if (ret == 0 && is_error_reply(reply) && !is_transient_reply(reply))
-		ret = reply_error(c, -EACCES, reply);
-	if (ret == 0)
+	if (ret == 0) {
+		if (is_error_reply(reply) && !is_transient_reply(reply))
+			ret = reply_error(c, -EACCES, reply);
 		freeReplyObject(reply);
+	}
 	if (ret < 0)
 		be_conn_close(c);
 	return ret;
