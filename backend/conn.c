@@ -7,6 +7,7 @@
  * only formats commands and parses replies; it never touches a socket.
  * Also the pool that lends connections to threads.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -417,10 +418,29 @@ static bool is_error_reply(const redisReply *r)
 	return r && r->type == REDIS_REPLY_ERROR;
 }
 
+/* True if 'r' is an error reply whose text starts with 'prefix'. */
+static bool error_starts_with(const redisReply *r, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+
+	return is_error_reply(r) && (size_t)r->len >= plen &&
+	       !memcmp(r->str, prefix, plen);
+}
+
+/*
+ * A server at maxclients greets a new connection with this error and
+ * closes it: that is a full server, not a refused password.
+ */
+static bool is_maxclients_reply(const redisReply *r)
+{
+	return error_starts_with(r, "ERR max number of clients reached");
+}
+
 /*
  * The error replies that say "try again soon": a server loading its data,
- * running a long script, resharding, or a replica cut from its master.
- * The whole first word must match (BUSYKEY is a real error).
+ * running a long script, resharding, or a replica cut from its master;
+ * also a full server's greeting.  The whole first word must match
+ * (BUSYKEY is a real error).
  */
 static bool is_transient_reply(const redisReply *r)
 {
@@ -430,6 +450,8 @@ static bool is_transient_reply(const redisReply *r)
 
 	if (!is_error_reply(r))
 		return false;
+	if (is_maxclients_reply(r))
+		return true;
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
 		wlen = strlen(words[i]);
 		if ((size_t)r->len >= wlen && !memcmp(r->str, words[i], wlen) &&
@@ -487,7 +509,9 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	if (ret < 0)
 		return ret;
 	/* Replies come in the order sent: AUTH (if any), then SELECT. */
-	if (c->ep.password && is_error_reply(replies[0]))
+	if (is_maxclients_reply(replies[0]))
+		ret = reply_error(c, -EAGAIN, replies[0]);
+	else if (c->ep.password && is_error_reply(replies[0]))
 		ret = reply_error(c, -EACCES, replies[0]);
 	else if (c->ep.db && is_error_reply(replies[n - 1]))
 		ret = reply_error(c, -EINVAL, replies[n - 1]);
@@ -539,9 +563,10 @@ int be_conn_connect(struct be_conn *c)
 	if (ret < 0)
 		return ret;
 	/*
-	 * Without AUTH the server has not said a word yet: a PING tells a
-	 * missing password (NOAUTH) now rather than at the first command.
-	 * A transient reply (LOADING) still means the server is there.
+	 * The server may not have said a word yet (no AUTH, no SELECT): a
+	 * PING tells a missing password (NOAUTH) or a full server now rather
+	 * than at the first command.  Any other reply (PONG, LOADING, NOPERM
+	 * for a user without +ping) means we are connected.
 	 */
 	if (format_commands(&cmd, 1, &buf, &len) < 0) {
 		be_conn_close(c);
@@ -550,8 +575,10 @@ int be_conn_connect(struct be_conn *c)
 	ret = exchange(c, buf, len, 1, &reply, deadline);
 	free(buf);
 	if (ret == 0) {
-		if (is_error_reply(reply) && !is_transient_reply(reply))
+		if (error_starts_with(reply, "NOAUTH"))
 			ret = reply_error(c, -EACCES, reply);
+		else if (is_maxclients_reply(reply))
+			ret = reply_error(c, -EAGAIN, reply);
 		freeReplyObject(reply);
 	}
 	if (ret < 0)
@@ -777,6 +804,7 @@ void be_pool_put(struct be_pool *p, struct be_conn *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&p->lock);
+	assert(p->nidle < p->count);
 	p->idle[p->nidle++] = c;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);

@@ -16,7 +16,8 @@
  * until 'timeout' seconds have passed since the call began.  Then the call
  * returns -ETIMEDOUT (deadline passed) or the last -errno.  Every command
  * sent through this API must therefore be idempotent, or the caller passes
- * BE_CMD_NORETRY.
+ * BE_CMD_NORETRY.  A server at maxclients counts as transient too.  A
+ * refused AUTH (-EACCES) or SELECT (-EINVAL) is never retried.
  */
 #ifndef BACKEND_CONN_H
 #define BACKEND_CONN_H
@@ -42,7 +43,11 @@ int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src);
 void be_endpoint_release(struct be_endpoint *ep);
 
 enum be_cmd_flags {
-	BE_CMD_NORETRY = (1 << 0), /* fail at the first transport error */
+	/*
+	 * Fail at the first transport error; a transient error reply
+	 * (LOADING, BUSY, ...) is then handed to the caller as it is.
+	 */
+	BE_CMD_NORETRY = (1 << 0),
 };
 
 /** One command of a pipeline: borrowed argv, as for redisFormatCommandArgv. */
@@ -67,7 +72,9 @@ void be_conn_free(struct be_conn *c);
  * Connects now (socket, AUTH, SELECT) if not connected.  0 or -errno;
  * be_conn_errstr() then says why (e.g. "connection refused",
  * "WRONGPASS invalid username-password pair").  No retries: used at start
- * to report a clear error.
+ * to report a clear error.  It also sends a PING, so that a missing
+ * password (NOAUTH) gives -EACCES here.  A user without a password gives
+ * -EINVAL.
  */
 int be_conn_connect(struct be_conn *c);
 

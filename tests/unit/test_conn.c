@@ -620,6 +620,33 @@ static void test_busy(void)
 	test_redis_stop(&r);
 }
 
+static void test_maxclients(void)
+{
+	struct be_conn *a, *b;
+	struct test_redis r;
+	redisReply *reply;
+	int ret;
+
+	ret = test_redis_start(&r, "maxclients 1");
+	if (ret) {
+		CHECK(ret == 77);
+		return;
+	}
+	/* testutil's own connection is gone; 'a' takes the only slot. */
+	a = conn_tcp(&r, 0, NULL, NULL, 5);
+	b = conn_tcp(&r, 0, NULL, NULL, 0.3);
+	expect_ping(a);
+	CHECK(be_conn_connect(b) == -EAGAIN);
+	CHECK(strstr(be_conn_errstr(b), "max number of clients") != NULL);
+	CHECK(run(b, &reply, 0, (const char *[]){ "PING", NULL }) ==
+	      -ETIMEDOUT);
+	CHECK(strstr(be_conn_errstr(b), "max number of clients") != NULL);
+	be_conn_free(a);
+	expect_ping(b);
+	be_conn_free(b);
+	test_redis_stop(&r);
+}
+
 struct pool_job {
 	struct be_pool *pool;
 	int failures;
@@ -734,5 +761,6 @@ int main(void)
 
 	test_auth();
 	test_busy();
+	test_maxclients();
 	return test_exit();
 }
