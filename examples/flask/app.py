@@ -38,6 +38,7 @@ import hashlib
 import os
 
 from flask import Flask, request, session
+from flask.sessions import SessionInterface
 from flask_session import Session
 
 
@@ -58,6 +59,26 @@ app.config.update(
     SESSION_FILE_THRESHOLD=int(os.environ.get("SESSION_FILE_THRESHOLD", "0")),
 )
 Session(app)
+
+
+class HealthWithoutSession(SessionInterface):
+    """Flask-Session 0.3.2 saves a new session ({'_permanent': True}) for
+    every request without a cookie, so each health probe would leave a
+    session file behind.  /health gets Flask's null session, never saved."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def open_session(self, app, request):
+        if request.path == "/health":
+            return self.make_null_session(app)
+        return self.inner.open_session(app, request)
+
+    def save_session(self, app, session, response):
+        return self.inner.save_session(app, session, response)
+
+
+app.session_interface = HealthWithoutSession(app.session_interface)
 
 
 def text(body, status=200):

@@ -72,10 +72,12 @@ def watchdog(request):
 @pytest.fixture(scope="module")
 def redis_server():
     root = util.short_tmpdir("r")
-    server = RedisServer(root / "redis").start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    server = RedisServer(root / "redis")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from util import big_blob, sha256_hex
 @pytest.mark.parametrize("kind", ["php", "flask"])
 def test_cycle(kind, tmp, sessdir, make_app):
     app = make_app(kind, sessdir)
+    assert os.listdir(sessdir) == []  # /health probes make no sessions
     c = app.client()
     assert c.get("/whoami") == "anonymous"
     assert c.get("/login?user=alice") == "ok user=alice"

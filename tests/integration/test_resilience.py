@@ -27,10 +27,27 @@ def aof_server():
     """A redis-server of its own (the tests kill it), appendonly with
     appendfsync always."""
     root = util.short_tmpdir("aof")
-    server = RedisServer(root / "redis", aof=True).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    server = RedisServer(root / "redis", aof=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def php_read(path):
+    """PHP's session read: open, flock, fstat, pread of exactly st_size."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0)
+        if len(data) != size:
+            raise AssertionError("read %d of %d bytes" % (len(data), size))
+        return data
+    finally:
+        os.close(fd)
 
 
 def php_write(path, data):
@@ -165,7 +182,7 @@ def test_redis_killed_and_restarted(aof_server, sessdir, checker):
             while not stop.is_set():
                 floor = acked[0]
                 try:
-                    d = read_file(path_w)
+                    d = php_read(path_w)
                 except OSError:
                     continue
                 if not d.startswith(b"n|i:"):

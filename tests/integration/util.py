@@ -319,8 +319,9 @@ class RedisServer:
 
     def client(self, **kw):
         import redis
+        kw.setdefault("socket_timeout", 10)
         return redis.Redis(unix_socket_path=str(self.sock),
-                           password=self.password, socket_timeout=10, **kw)
+                           password=self.password, **kw)
 
     def ping(self):
         try:
