@@ -13,6 +13,10 @@
 //
 // Environment (each optional; php.ini or -d flags work as well):
 //   SESS_DIR             session.save_path (the directory sessfs mounts over)
+//   SESS_HANDLER         session.save_handler: files (default), or redis for
+//                        phpredis's native handler, the end state after a
+//                        migration with sessfs -o layout=phpredis; SESS_DIR
+//                        is then phpredis's save path (tcp://127.0.0.1:6379)
 //   SESS_GC_PROBABILITY  session.gc_probability (Debian's default is 0: cron
 //                        runs /usr/lib/php/sessionclean instead)
 //   SESS_GC_DIVISOR      session.gc_divisor
@@ -33,7 +37,7 @@
 // "sessfs-big-1", ... concatenated (16 digests per KiB): examples/flask/app.py
 // makes the same bytes, so a test can compute the expected digest itself.
 
-ini_set('session.save_handler', 'files');
+ini_set('session.save_handler', getenv('SESS_HANDLER') ?: 'files');
 // Strict mode: an unknown session id (e.g. the cookie of a destroyed
 // session) is never adopted; PHP makes a new one.
 ini_set('session.use_strict_mode', '1');

@@ -199,3 +199,35 @@ def test_sessionclean_find_cmin(php, redis):
     assert users[0].get("/whoami") == "anonymous"
     assert users[1].get("/whoami") == "user=f1 count=0"
     assert users[2].get("/whoami") == "user=f2 count=0"
+
+
+def test_phpredis_layout_then_native_handler(redis, redis_server, sessdir,
+                                             checker, make_app):
+    """layout=phpredis: what PHP's files handler writes through the mount
+    is what phpredis's native handler reads (the end state of the
+    migration), and what that handler writes is read through the mount."""
+    with app_on_mount("php", redis_server, sessdir, checker, make_app,
+                      opts=["layout=phpredis"]) as (m, app):
+        alice = app.client()
+        alice.get("/login?user=alice")
+        assert alice.get("/incr") == "count=1"
+        sid = php_sid(alice)
+        assert redis.get(b"PHPREDIS_SESSION:" + sid.encode()) == \
+            b'user|s:5:"alice";count|i:1;'
+        assert os.listdir(m.mnt) == ["sess_" + sid]
+        # Only sess_<sid> names exist in this layout.
+        assert errno_of(os.open, m.path("0123456789abcdef0123456789abcdef"),
+                        os.O_CREAT | os.O_WRONLY, 0o600) == errno.EINVAL
+    native = make_app("php", sessdir, env={
+        "SESS_HANDLER": "redis",
+        "SESS_DIR": "tcp://127.0.0.1:%d" % redis_server.port})
+    alice.base = native.base
+    assert alice.get("/whoami") == "user=alice count=1"
+    assert alice.get("/incr") == "count=2"
+    native.stop()
+    with app_on_mount("php", redis_server, sessdir, checker, make_app,
+                      opts=["layout=phpredis"]) as (m, app):
+        alice.base = app.base
+        assert alice.get("/whoami") == "user=alice count=2"
+        assert os.stat(m.path("sess_" + sid)).st_size == \
+            len(b'user|s:5:"alice";count|i:2;')

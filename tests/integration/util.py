@@ -421,8 +421,7 @@ def sessfs_binary():
 
 def base_cmdline():
     if WITH_VALGRIND:
-        return ["valgrind", "-q", "--error-exitcode=99",
-                "--suppressions=/dev/null"]
+        return ["valgrind", "-q", "--error-exitcode=99"]
     return []
 
 
@@ -790,15 +789,6 @@ class Client:
         c = Client(base or self.base)
         for cookie in self.jar:
             c.jar.set_cookie(cookie)
-        return c
-
-    def with_base(self, base):
-        """The same cookie jar against another server (e.g. after the app
-        restarted on a new port)."""
-        c = Client(base)
-        c.jar = self.jar
-        c.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar))
         return c
 
 
