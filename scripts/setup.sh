@@ -197,7 +197,14 @@ check_format()
 	mapfile -d '' -t files < <(source_files '*.c' '*.h')
 	say "test: clang-format --dry-run -Werror (${#files[@]} files)"
 	[[ ${#files[@]} -gt 0 ]] || die "no C files found"
-	clang-format --dry-run -Werror "${files[@]}"
+	local out rc=0
+	out=$(clang-format --dry-run -Werror "${files[@]}" 2>&1) || rc=$?
+	[[ $rc -eq 0 ]] && return 0
+	# The full report repeats every line: show its start and the files.
+	printf '%s\n' "$out" | head -n 30
+	printf 'setup.sh: not clang-formatted (run clang-format -i on them):\n'
+	printf '%s\n' "$out" | sed -n 's/^\([^: ]*\.[ch]\):[0-9]*:[0-9]*: error:.*/    \1/p' | sort -u
+	return "$rc"
 }
 
 check_shell()
@@ -223,20 +230,23 @@ check_units()
 	tmp=$(mktemp -d)
 	mkdir "$tmp/units" "$tmp/gen" "$tmp/gen-early" "$tmp/gen-late"
 	cp systemd/sessfs@.service "$tmp/units/sessfs@var-lib-php-sessions.service"
+	# Each step is chained: `set -e` does not apply inside a `||` list.
 	(
 		export SYSTEMD_LOG_LEVEL=notice
 		SYSTEMD_FSTAB=$ROOT/systemd/fstab.example \
 			/lib/systemd/system-generators/systemd-fstab-generator \
-			"$tmp/gen" "$tmp/gen-early" "$tmp/gen-late"
-		[[ -f $tmp/gen/var-lib-php-sessions.mount ]] ||
-			die "systemd-fstab-generator made no unit of systemd/fstab.example"
-		cd "$tmp/units"
-		systemd-analyze verify --man=no ./sessfs@var-lib-php-sessions.service
-		cd "$tmp/gen"
-		systemd-analyze verify --man=no ./var-lib-php-sessions.mount
+			"$tmp/gen" "$tmp/gen-early" "$tmp/gen-late" &&
+			[[ -f $tmp/gen/var-lib-php-sessions.mount ]] &&
+			cd "$tmp/units" &&
+			systemd-analyze verify --man=no ./sessfs@var-lib-php-sessions.service &&
+			cd "$tmp/gen" &&
+			systemd-analyze verify --man=no ./var-lib-php-sessions.mount
 	) || rc=$?
 	rm -rf "$tmp"
-	[[ $rc -eq 0 ]] || die "systemd-analyze verify failed"
+	[[ $rc -eq 0 ]] || {
+		printf 'setup.sh: systemd-analyze verify failed\n' >&2
+		return 1
+	}
 }
 
 run_meson_tests()
@@ -251,10 +261,13 @@ cmd_test()
 	cmd_deps
 	[[ -e /dev/fuse ]] || die "/dev/fuse is missing: the integration tests need FUSE"
 
-	# Static checks first: they take seconds and fail fast.
-	check_format
-	check_shell
-	check_units
+	# Static checks first: they take seconds.  A failure is reported at
+	# once but fails the run only at the end, so one run shows both the
+	# format problems and the test results.
+	local failed_checks=()
+	check_format || failed_checks+=(clang-format)
+	check_shell || failed_checks+=(shellcheck)
+	check_units || failed_checks+=(systemd-analyze)
 
 	build_install true
 	say "test: meson test -C build (unit + integration) [$(elapsed)]"
@@ -282,6 +295,9 @@ cmd_test()
 	run_meson_tests build --suite unit \
 		--wrapper 'valgrind --error-exitcode=99 --leak-check=full -q'
 
+	if [[ ${#failed_checks[@]} -gt 0 ]]; then
+		die "tests passed, but these checks failed (see above): ${failed_checks[*]}"
+	fi
 	say "test: all passed [$(elapsed)]"
 }
 
@@ -318,4 +334,7 @@ main()
 	esac
 }
 
-main "$@"
+# Sourcing this file (to run one step by hand) defines the functions only.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

@@ -40,6 +40,7 @@ PHP_PID=
 FLASK_PID=
 declare -A MOUNT_PID=() # mountpoint -> sessfs daemon PID
 declare -A ANSWER=()    # "app user" -> last whoami answer
+declare -A FILE=()      # "app user" -> session file name before logout
 passed=0
 failed=0
 
@@ -147,6 +148,9 @@ cleanup()
 	if [[ ${#MOUNT_PID[@]} -gt 0 ]]; then
 		printf '\n=== cleanup\n'
 	fi
+	# The apps first: they must not see the directories underneath.
+	[[ -n $PHP_PID ]] && stop_pid "$PHP_PID" 1
+	[[ -n $FLASK_PID ]] && stop_pid "$FLASK_PID" 1
 	for mnt in "${!MOUNT_PID[@]}"; do
 		if is_mounted "$mnt"; then
 			info "unmounting $mnt"
@@ -154,8 +158,6 @@ cleanup()
 		fi
 		stop_pid "${MOUNT_PID[$mnt]}"
 	done
-	[[ -n $PHP_PID ]] && stop_pid "$PHP_PID" 1
-	[[ -n $FLASK_PID ]] && stop_pid "$FLASK_PID" 1
 	[[ -n $REDIS_PID ]] && stop_pid "$REDIS_PID"
 	if [[ -n $WORK && -d $WORK ]]; then
 		if findmnt -rn -o TARGET | grep -qF "$WORK"; then
@@ -234,10 +236,15 @@ cookie()
 }
 
 # The session file name the app uses for a user's cookie: PHP's
-# sess_<id>; Flask-Session 0.3.2's md5("session:" + id) (cachelib).
+# sess_<id>; Flask-Session 0.3.2's md5("session:" + id) (cachelib).  After
+# a logout, the name the user had before it.
 session_file()
 {
 	local sid
+	if [[ -n ${FILE["$1 $2"]:-} ]]; then
+		printf '%s' "${FILE["$1 $2"]}"
+		return 0
+	fi
 	sid=$(cookie "$1" "$2")
 	[[ -n $sid ]] || return 0
 	if [[ $1 == php ]]; then
@@ -282,7 +289,7 @@ preflight()
 	id -u "$APP_USER" >/dev/null 2>&1 || die "user $APP_USER does not exist"
 	info "daemon: $SESSFS ($("$SESSFS" -V 2>/dev/null | head -n 1 || echo '?'))"
 	info "redis:  $(redis-server --version)"
-	info "php:    $(php -r 'echo PHP_VERSION;'), gunicorn $(gunicorn --version 2>&1 | awk '{print $NF}')"
+	info "php:    $(php -r 'echo PHP_VERSION;'), $(gunicorn --version 2>&1 | tr -d '()')"
 }
 
 make_workdir()
@@ -318,7 +325,9 @@ logfile $WORK/logs/redis.log
 maxmemory-policy noeviction
 EOF
 	cmdline redis-server "$WORK/redis/redis.conf" --save '' --appendonly no
-	redis-server "$WORK/redis/redis.conf" --save '' --appendonly no &
+	# setsid: its own session, so that a Ctrl-C reaches only this script,
+	# which then stops everything in order.
+	setsid redis-server "$WORK/redis/redis.conf" --save '' --appendonly no &
 	REDIS_PID=$!
 	wait_until 10 "$REDIS_PID" "redis-server" rcli ping
 	info "redis-server pid $REDIS_PID listening on 127.0.0.1:$REDIS_PORT"
@@ -414,7 +423,7 @@ mount_one()
 	local cmd=("$SESSFS" "redis://127.0.0.1:$REDIS_PORT" "$dir" -f
 		-o "mode=redis-only,prefix=$(prefix "$app"),allow_other,state_dir=$WORK/state-$app")
 	cmdline "${cmd[@]}"
-	"${cmd[@]}" >"$WORK/logs/sessfs-$app.log" 2>&1 &
+	setsid "${cmd[@]}" >"$WORK/logs/sessfs-$app.log" 2>&1 &
 	pid=$!
 	MOUNT_PID[$dir]=$pid
 	wait_until 10 "$pid" "sessfs on $dir" is_sessfs "$dir"
@@ -478,9 +487,12 @@ show_redis()
 	local app user key meta val
 	step "the sessions are in Redis"
 	for app in php flask; do
-		show redis-cli -p "$REDIS_PORT" --scan --pattern "$(prefix "$app")*"
+		cmdline redis-cli -p "$REDIS_PORT" --scan --pattern "$(prefix "$app")*"
 		rcli --scan --pattern "$(prefix "$app")*" | sort | sed 's/^/      /'
 	done
+	info "(P:NAME holds a file's bytes, P:{P:NAME}:m its metadata; a meta key"
+	info " alone is a tombstone: PHP's session_regenerate_id deleted the id"
+	info " it had before each login)"
 	for app in php flask; do
 		for user in $(users_of "$app") $(new_user_of "$app"); do
 			key=$(prefix "$app")$(session_file "$app" "$user")
@@ -495,13 +507,13 @@ show_redis()
 	user=alice
 	key=$(prefix php)$(session_file php "$user")
 	meta="$(prefix php){$key}:m"
-	show redis-cli -p "$REDIS_PORT" GET "$key"
+	cmdline redis-cli -p "$REDIS_PORT" GET "$key"
 	rcli GET "$key" | sed 's/^/      /'
 	check "php $user: value" "$(rcli GET "$key")" "user|s:5:\"$user\";count|i:3;"
-	show redis-cli -p "$REDIS_PORT" HGETALL "$meta"
+	cmdline redis-cli -p "$REDIS_PORT" HGETALL "$meta"
 	rcli HGETALL "$meta" | paste - - | sed 's/^/      /'
 	key=$(prefix flask)$(session_file flask carol)
-	show redis-cli -p "$REDIS_PORT" --no-raw GET "$key"
+	cmdline redis-cli -p "$REDIS_PORT" --no-raw GET "$key"
 	rcli --no-raw GET "$key" | sed 's/^/      /'
 	info "(4-byte cachelib expiry header, then the pickled session)"
 }
@@ -509,7 +521,8 @@ show_redis()
 logout_one()
 {
 	local app=$1 user=$2 key meta
-	key=$(prefix "$app")$(session_file "$app" "$user")
+	FILE["$app $user"]=$(session_file "$app" "$user")
+	key=$(prefix "$app")${FILE["$app $user"]}
 	meta="$(prefix "$app"){$key}:m"
 	user_req "$app" "$user" /logout bye
 	check "$app $user: value key after logout (EXISTS)" "$(rcli EXISTS "$key")" 0
@@ -540,7 +553,9 @@ table()
 				"${ANSWER["$app $user"]:-}" "${key:0:44}" "$size" "$ttl"
 		done
 	done
-	info "(ttl -2: no such key, the user logged out)"
+	info "(ttl -2: no such key, the user logged out; PHP's ttl is sessfs's"
+	info " sliding ttl=, 32 days by default; Flask's comes from the expiry"
+	info " header cachelib writes, Flask's 31-day session lifetime)"
 }
 
 unmount_all()
