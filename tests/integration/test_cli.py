@@ -262,6 +262,16 @@ def test_unix_socket_url_and_db(redis, redis_server, sessdir, checker):
         assert redis.get(b"sessfs:sess_db3") is None
 
 
+@pytest.mark.parametrize("opt", ["redis_timeout=0.5", "ttl=60", "max_size=1",
+                                 "ttl_from=none", "ttl_from=cachelib",
+                                 "layout=plain", "mode=redis-only",
+                                 "host_id=web-1", "debug"])
+def test_good_option_mounts(opt, redis, redis_server, sessdir, checker):
+    checker.register_output(r"^sessfs: debug: ")  # -o debug traces requests
+    with mounted(redis_server.url(), sessdir, checker, opts=[opt]) as m:
+        assert os.listdir(m.mnt) == []
+
+
 def test_fstab_words_ignored(redis, redis_server, sessdir, checker):
     opts = ["_netdev", "noauto", "auto", "defaults", "user", "nouser",
             "users", "allow_other", "prefix=fstab:"]

@@ -753,3 +753,62 @@ def test_two_mounts_share_a_prefix(redis, redis_server, sessdir, tmp,
         os.unlink(b.path("sess_s"))
         assert errno_of(os.stat, a.path("sess_s")) == errno.ENOENT
         assert meta(redis, P, "sess_s").get("host") == "h2"
+
+
+# ------------------------------------------------------------ options
+
+def test_max_size_option(redis, redis_server, sessdir, checker):
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["max_size=1000"]) as m:
+        p = m.path("sess_max")
+        write_file(p, b"m" * 1000)
+        assert redis.get(vkey("sess_max")) == b"m" * 1000
+        fd = os.open(p, os.O_RDWR)
+        try:
+            os.ftruncate(fd, 0)
+            assert errno_of(os.pwrite, fd, b"n" * 1001, 0) in (
+                errno.EFBIG, errno.ENOSPC)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        assert redis.get(vkey("sess_max")) == b"m" * 1000
+
+
+def test_ttl_sliding(redis, redis_server, sessdir, checker):
+    """ttl=: every write and utime sets the TTL to ttl again."""
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["ttl=600"]) as m:
+        p = m.path("sess_ttl")
+        write_file(p, b"t|i:1;")
+        assert 590 * 1000 < redis.pttl(vkey("sess_ttl")) <= 600 * 1000
+        redis.pexpire(vkey("sess_ttl"), 100 * 1000)
+        os.utime(p)
+        assert 590 * 1000 < redis.pttl(vkey("sess_ttl")) <= 600 * 1000
+        redis.pexpire(vkey("sess_ttl"), 100 * 1000)
+        fd = os.open(p, os.O_RDWR)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"t|i:2;", 0)
+        os.close(fd)
+        assert 590 * 1000 < redis.pttl(vkey("sess_ttl")) <= 600 * 1000
+        assert redis.pttl(meta_key(P, "sess_ttl")) > 600 * 1000
+
+
+@pytest.mark.parametrize("opts,want_s", [([], 5000), (["ttl_from=none"], 600)],
+                         ids=["header", "ttl_from=none"])
+def test_ttl_from_cachelib_header(opts, want_s, redis, redis_server, sessdir,
+                                  checker):
+    """A cachelib file states its own expiry: that is the key's TTL."""
+    name = "0123456789abcdef0123456789abcdef"
+    data = util.cachelib_bytes(int(time.time()) + 5000)
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["ttl=600"] + opts) as m:
+        fd, tmp = tempfile.mkstemp(suffix=".__wz_cache", dir=str(m.mnt))
+        os.write(fd, data)
+        os.close(fd)
+        os.replace(tmp, m.path(name))
+        os.chmod(m.path(name), 0o600)
+        pttl = redis.pttl(vkey(name))
+        assert (want_s - 10) * 1000 < pttl <= want_s * 1000, pttl
+        assert redis.get(vkey(name)) == data
