@@ -261,7 +261,6 @@ class RedisServer:
         self.conf = self.dir / "redis.conf"
         self.logfile = self.dir / "redis.log"
         self.proc = None
-        self.stopped = False
 
     def __repr__(self):
         return "<RedisServer port=%s>" % self.port
@@ -305,7 +304,6 @@ class RedisServer:
             ["redis-server", str(self.conf)], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
-        self.stopped = False
         LIVE.add(self)
 
     def _died(self):
@@ -338,11 +336,9 @@ class RedisServer:
 
     def sigstop(self):
         os.kill(self.proc.pid, signal.SIGSTOP)
-        self.stopped = True
 
     def sigcont(self):
         os.kill(self.proc.pid, signal.SIGCONT)
-        self.stopped = False
 
     def kill9(self):
         self.proc.kill()
@@ -468,10 +464,6 @@ class Mount:
         self.killed = True
         self.proc.kill()
         self.proc.wait(10)
-
-    def check_alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("sessfs exited with %d" % self.proc.returncode)
 
     def abort(self, why):
         self.checker.note("aborted: %s" % why)
