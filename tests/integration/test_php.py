@@ -231,3 +231,26 @@ def test_phpredis_layout_then_native_handler(redis, redis_server, sessdir,
         assert alice.get("/whoami") == "user=alice count=2"
         assert os.stat(m.path("sess_" + sid)).st_size == \
             len(b'user|s:5:"alice";count|i:2;')
+
+
+def test_two_hosts_share_sessions(redis, redis_server, sessdir, tmp, checker,
+                                  make_app):
+    """Two web servers, each with its own sessfs on its own directory, one
+    Redis prefix (two hosts behind a load balancer): a session made on one
+    is used on the other, and a logout on one is a logout on both."""
+    other = util.make_sessdir(tmp, "host2")
+    with app_on_mount("php", redis_server, sessdir, checker, make_app,
+                      opts=["host_id=web1"]) as (m1, web1), \
+            app_on_mount("php", redis_server, other, checker, make_app,
+                         opts=["host_id=web2"]) as (m2, web2):
+        c = web1.client()
+        assert c.get("/login?user=roaming") == "ok user=roaming"
+        for i in range(1, 11):
+            c.base = (web1, web2)[i % 2].base
+            assert c.get("/incr") == "count=%d" % i
+        c.base = web1.base
+        assert c.get("/whoami") == "user=roaming count=10"
+        c.base = web2.base
+        assert c.get("/logout") == "bye"
+        c.base = web1.base
+        assert c.get("/whoami") == "anonymous"

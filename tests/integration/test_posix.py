@@ -812,3 +812,14 @@ def test_ttl_from_cachelib_header(opts, want_s, redis, redis_server, sessdir,
         pttl = redis.pttl(vkey(name))
         assert (want_s - 10) * 1000 < pttl <= want_s * 1000, pttl
         assert redis.get(vkey(name)) == data
+
+
+def test_other_names_pass_through(mount, redis):
+    """Files other apps and editors leave: stored like sessions."""
+    names = ["notes .txt", "editor~", "\u00fcn\u00efcode", "-dash", "a,b;c=d"]
+    for n in names:
+        write_file(mount.path(n), n.encode())
+    assert sorted(os.listdir(mount.mnt)) == sorted(names)
+    for n in names:
+        assert read_file(mount.path(n)) == n.encode()
+        assert redis.get(vkey(n)) == n.encode()
