@@ -491,8 +491,8 @@ show_redis()
 		rcli --scan --pattern "$(prefix "$app")*" | sort | sed 's/^/      /'
 	done
 	info "(P:NAME holds a file's bytes, P:{P:NAME}:m its metadata; a meta key"
-	info " alone is a tombstone: PHP's session_regenerate_id deleted the id"
-	info " it had before each login)"
+	info " alone is a tombstone, a deleted session: at erin's login PHP's"
+	info " session_regenerate_id deleted the id it had just made)"
 	for app in php flask; do
 		for user in $(users_of "$app") $(new_user_of "$app"); do
 			key=$(prefix "$app")$(session_file "$app" "$user")
