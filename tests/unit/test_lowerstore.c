@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -193,7 +194,7 @@ static void test_meta(void)
 struct race {
 	const char *a, *b;
 	size_t alen, blen;
-	volatile bool stop;
+	atomic_bool stop;
 	int bad, reads;
 };
 
@@ -203,7 +204,7 @@ static void *race_reader(void *arg)
 	struct be_file f;
 	int ret;
 
-	while (!r->stop) {
+	while (!atomic_load(&r->stop)) {
 		ret = be_lower_get(dfd, "sess_race", 1 << 20, true, &f);
 		r->reads++;
 		if (ret || f.state != BE_PRESENT ||
@@ -241,7 +242,7 @@ static void test_atomic(void)
 		CHECK(be_lower_put(dfd, "sess_race", i % 2 ? a : b,
 				   i % 2 ? r.alen : r.blen, &m) == 0);
 	}
-	r.stop = true;
+	atomic_store(&r.stop, true);
 	pthread_join(t, NULL);
 	CHECK(r.bad == 0);
 	CHECK(r.reads > 0);
