@@ -17,6 +17,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "lowerstore.h"
 
 /* A set of names: open addressing, linear probing, owns its strings. */
 struct nameset {
@@ -106,6 +107,7 @@ struct fs_dir {
 	size_t cap;
 	struct nameset seen; /* names in 'names' */
 	struct nameset deleted; /* tombstones in Redis */
+	const struct be_keyspace *ks;
 };
 
 static int dir_add(struct fs_dir *d, const char *name)
@@ -220,12 +222,34 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	return 0;
 }
 
+/* Names of the lower dir itself: files and dual-write list what it holds. */
+static int lower_cb(const char *name, enum be_state state, void *arg)
+{
+	struct fs_dir *d = arg;
+
+	return be_name_classify(d->ks, name) == BE_NAME_INVALID ? 0
+	       : dir_add(d, name) < 0				? -ENOMEM
+								: 0;
+}
+
 static int dir_fill(struct fs *fs, struct fs_dir *d)
 {
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c;
 	int ret;
 
 	dir_clear(d);
+	d->ks = &fs->sc.ks;
+	if (fs_mode_get(fs) <= FS_MODE_DUAL_WRITE) {
+		ret = be_lower_list(fs->lower_fd, lower_cb, d);
+		if (ret < 0) {
+			LOG_WARN("cannot list the lower dir: %s",
+				 strerror(-ret));
+			return -EIO;
+		}
+		fs_local_foreach(fs, local_cb, d);
+		return 0;
+	}
+	c = be_pool_get(fs->pool);
 	ret = be_store_list(c, &fs->sc, list_cb, d);
 	be_pool_put(fs->pool, c);
 	if (ret < 0) {

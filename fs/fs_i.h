@@ -35,6 +35,7 @@
 #include <fuse_lowlevel.h>
 
 #include "conn.h"
+#include "nameset.h"
 #include "store.h"
 
 #define FS_NAME_STRIPES	   1024
@@ -43,8 +44,12 @@
 #define FS_LOCAL_MAX_BYTES (64LL * 1024 * 1024)
 #define FS_LOCAL_IDLE_SEC  3600
 
+/* The migration modes, in the order a migration goes through them. */
 enum fs_mode {
-	FS_MODE_REDIS_ONLY = 0,
+	FS_MODE_FILES = 0,
+	FS_MODE_DUAL_WRITE,
+	FS_MODE_REDIS_FIRST,
+	FS_MODE_REDIS_ONLY,
 };
 
 /** Everything the command line sets; see fs/main.c for the table. */
@@ -84,7 +89,7 @@ struct fs_inode {
 	uint64_t ino; /* st_ino, unique for the daemon's life */
 	uint64_t generation;
 	char *name; /* current name, NULL when detached; under tab_lock */
-	bool local; /* host-local: bytes live in memory only */
+	bool local; /* host-local in memory: bytes never reach a store */
 
 	/* Under fs->tab_lock. */
 	uint64_t nlookup; /* kernel references */
@@ -119,6 +124,23 @@ struct fs_handle {
 	int flags;
 };
 
+struct be_journal;
+
+/** Routing state (route.c): breaker, journal, per-name facts, threads. */
+struct fs_route {
+	pthread_mutex_t lock; /* redis_down, stopping; with cond */
+	pthread_cond_t cond; /* breaker changes; journal work */
+	bool redis_down;
+	bool stopping;
+	bool started;
+	struct be_journal *journal;
+	bool journal_corrupt;
+	struct fs_nameset fenced; /* failed reads: no replace until read */
+	struct fs_nameset mine; /* names this host wrote last */
+	pthread_t prober;
+	pthread_t repairer;
+};
+
 /** The daemon: fuse_req_userdata(). */
 struct fs {
 	struct fs_config cfg;
@@ -129,7 +151,8 @@ struct fs {
 	char *host_id;
 	double redis_timeout;
 	size_t max_size;
-	enum fs_mode mode;
+	_Atomic enum fs_mode mode; /* changed at run time (issue 4) */
+	struct fs_route rt;
 	int lower_fd; /* the directory under the mount, opened before it */
 
 	pthread_mutex_t tab_lock;
@@ -201,6 +224,55 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* route.c: each session operation to the stores of the mode */
+enum fs_mode fs_mode_get(struct fs *fs);
+const char *fs_mode_name(enum fs_mode mode);
+int fs_mode_parse(const char *s, enum fs_mode *mode);
+/** Opens the journal at 'journal_path'; -1 with a reason in 'err'. */
+int fs_route_init(struct fs *fs, const char *journal_path, char *err,
+		  size_t errlen);
+/** Starts the prober and repair threads (after daemonizing). */
+int fs_route_start(struct fs *fs);
+void fs_route_stop(struct fs *fs);
+/**
+ * Reads 'name' from the store that holds its current value: PRESENT,
+ * TOMBSTONE or ABSENT in 'f' on 0; -errno (EIO after redis_timeout).
+ */
+int fs_route_get(struct fs *fs, const char *name, bool want_data,
+		 struct be_file *f);
+/** Writes the whole file; -EIO when 'name' is fenced. */
+int fs_route_put(struct fs *fs, const char *name, const void *data, size_t len,
+		 const struct be_meta *meta);
+/**
+ * Creates 'name' empty unless it exists: '*created' says which; on 0
+ * without '*created', 'cur' holds the existing file (with its bytes).
+ */
+int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
+		    struct be_file *cur, bool *created);
+/** 1 when something was deleted, 0 when nothing existed, or -errno. */
+int fs_route_delete(struct fs *fs, const char *name, int64_t last_mtime_ns);
+int fs_route_setmeta(struct fs *fs, const char *name,
+		     const struct be_meta *meta);
+int fs_route_rename_lower_temp(struct fs *fs, const char *tmp, const char *name,
+			       const void *data, size_t len,
+			       const struct be_meta *meta);
+/** Marks 'name' fenced after a read failed with 'err' (not ENOENT). */
+void fs_route_fence(struct fs *fs, const char *name, int err);
+void fs_route_unfence(struct fs *fs, const char *name);
+bool fs_route_is_fenced(struct fs *fs, const char *name);
+/** One repair pass over the journal; returns the names still behind. */
+size_t fs_route_repair_pass(struct fs *fs);
+
+/* state.c: journal and manifest files of the mount */
+/** state_dir + "/" + the mountpoint's id + "." + 'suffix'; new string. */
+char *fs_state_path(struct fs *fs, const char *suffix);
+/** Journals what changed underneath while unmounted (at mount). */
+int fs_manifest_apply(struct fs *fs);
+/** Writes the unmount manifest when the lower dir is current. */
+void fs_manifest_save(struct fs *fs);
+/** After a corrupt journal: journals every lower name for a re-check. */
+int fs_journal_reverify(struct fs *fs);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_oper;

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "lowerstore.h"
 #include "url.h"
 
 #define FS_OPT(t, field, v)                             \
@@ -91,7 +93,8 @@ static void usage(const char *prog)
 	       "    -V, --version          print the version and exit\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d, -o debug           log every request (implies -f)\n"
-	       "    -o mode=M              migration mode: redis-only\n"
+	       "    -o mode=M              migration mode: files, dual-write,\n"
+	       "                           redis-first, redis-only (default)\n"
 	       "    -o prefix=P            key prefix (default 'sessfs:'; with\n"
 	       "                           layout=phpredis 'PHPREDIS_SESSION:')\n"
 	       "    -o layout=L            plain (key = prefix + file name) or\n"
@@ -188,18 +191,15 @@ static int parse_seconds(const char *name, const char *s, double *out,
 static int configure(struct fs *fs)
 {
 	struct fs_config *cfg = &fs->cfg;
+	enum fs_mode mode;
 	char err[256];
 	double v;
 
-	if (strcmp(cfg->mode, "redis-only") == 0)
-		fs->mode = FS_MODE_REDIS_ONLY;
-	else if (!strcmp(cfg->mode, "files") ||
-		 !strcmp(cfg->mode, "dual-write") ||
-		 !strcmp(cfg->mode, "redis-first"))
-		return bad("mode '%s' is not available yet (only redis-only)",
-			   cfg->mode);
-	else
-		return bad("invalid mode '%s'", cfg->mode);
+	if (fs_mode_parse(cfg->mode, &mode) < 0)
+		return bad(
+			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
+			cfg->mode);
+	atomic_store(&fs->mode, mode);
 
 	if (strcmp(cfg->layout, "plain") == 0) {
 		fs->sc.ks.layout = BE_LAYOUT_PLAIN;
@@ -342,6 +342,51 @@ static int make_state_dir(const char *dir)
 	return 0;
 }
 
+/*
+ * Prepares the stores before the mount serves anything: our leftover
+ * temps go, the journal is loaded, changes made underneath while unmounted
+ * are journaled, and in the Redis-authoritative modes Redis is repaired
+ * from the journal before it is read.
+ */
+static int prepare_state(struct fs *fs)
+{
+	char err[512], *path = fs_state_path(fs, "journal");
+	int ret;
+
+	if (!path) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
+	ret = fs_route_init(fs, path, err, sizeof(err));
+	free(path);
+	if (ret < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return -1;
+	}
+	if (fs->rt.journal_corrupt)
+		LOG_ERR("%s", err);
+	ret = be_lower_cleanup(fs->lower_fd);
+	if (ret > 0)
+		LOG_INFO("removed %d leftover temp files of ours underneath",
+			 ret);
+	ret = fs_manifest_apply(fs);
+	if (ret == 0 && fs->rt.journal_corrupt)
+		ret = fs_journal_reverify(fs);
+	if (ret < 0) {
+		fprintf(stderr,
+			"sessfs: cannot reconcile with the files underneath: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	if (fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
+	    fs_route_repair_pass(fs) > 0) {
+		fprintf(stderr,
+			"sessfs: cannot repair redis from the journal before serving from it; is redis writable?\n");
+		return -1;
+	}
+	return 0;
+}
+
 static void config_release(struct fs_config *cfg)
 {
 	free(cfg->url);
@@ -407,6 +452,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(se);
+	fs_manifest_save(fs);
 	LOG_INFO("unmounted '%s'", fs->cfg.mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -456,7 +502,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "sessfs: out of memory\n");
 		goto out;
 	}
-	ret = run(fs, &args);
+	if (prepare_state(fs) == 0)
+		ret = run(fs, &args);
+	fs_route_stop(fs);
 	fs_table_destroy(fs);
 out:
 	be_pool_free(fs->pool);

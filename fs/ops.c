@@ -18,6 +18,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "lowerstore.h"
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -135,48 +136,20 @@ static void meta_from_attr(struct be_meta *m, const struct fs_attr *a)
 }
 
 /*
- * Reads the session 'name': from Redis, or, when Redis has neither a value
- * nor a tombstone, from the lower dir, copying it up (COPYUP never
- * overwrites what another host wrote meanwhile: then that wins).  On 0,
- * 'f' is PRESENT, TOMBSTONE or ABSENT; the caller releases it.  The
- * caller holds the name's stripe lock.
+ * Reads 'name' through the router (route.c) and keeps the fence of
+ * DESIGN.md: a failed read fences the name, a good one lifts the fence.
+ * Transport errors become EIO.  Caller holds the name's stripe.
  */
-static int resolve(struct fs *fs, struct be_conn *c, const char *name,
-		   bool want_data, struct be_file *f)
+static int read_name(struct fs *fs, const char *name, bool want_data,
+		     struct be_file *f)
 {
-	struct be_file lower, cur = { 0 };
-	int ret;
+	int ret = store_err(fs_route_get(fs, name, want_data, f), "read", name);
 
-	ret = be_store_get(c, &fs->sc, name, want_data, f);
-	if (ret < 0 || f->state != BE_ABSENT)
-		return store_err(ret, "read", name);
-
-	ret = fs_lower_read(fs, name, &lower);
-	if (ret == -ENOENT || ret == -EFBIG)
-		return 0; /* absent everywhere (or refused, and logged) */
-	if (ret < 0) {
-		LOG_WARN("cannot read '%s' from the lower dir: %s", name,
-			 strerror(-ret));
-		return -EIO;
-	}
-	ret = be_store_put(c, &fs->sc, name, lower.data, lower.size,
-			   &lower.meta, BE_PUT_COPYUP, NULL, &cur);
-	if (ret == -EEXIST) {
-		be_file_release(&lower);
-		*f = cur;
-		return 0;
-	}
-	if (ret < 0) {
-		be_file_release(&lower);
-		return store_err(ret, "copy up", name);
-	}
-	LOG_DEBUG("copied '%s' up from the lower dir", name);
-	*f = lower;
-	if (!want_data) {
-		free(f->data);
-		f->data = NULL;
-	}
-	return 0;
+	if (ret < 0)
+		fs_route_fence(fs, name, ret);
+	else
+		fs_route_unfence(fs, name);
+	return ret;
 }
 
 static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
@@ -203,6 +176,11 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *inode)
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fs *fs = userdata;
+
+	/* The threads start here: after fuse_daemonize() has forked. */
+	if (fs_route_start(fs) < 0)
+		LOG_ERR("cannot start the repair threads: repairs wait for a remount");
 	/* One pwrite of a whole session arrives as one WRITE (commit point). */
 	conn->max_write = FS_MAX_WRITE;
 	/* An O_TRUNC open reaches us, to be held back like a truncate. */
@@ -224,7 +202,6 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
 	struct fs_inode *inode;
 	struct be_file f = { 0 };
-	struct be_conn *c;
 	int ret;
 
 	if (kind == BE_NAME_INVALID) {
@@ -241,15 +218,7 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 		if (loaded)
 			return inode;
 	}
-	if (kind == BE_NAME_LOCAL) {
-		fs_inode_put(fs, inode);
-		*err = -ENOENT;
-		return NULL;
-	}
-
-	c = be_pool_get(fs->pool);
-	ret = resolve(fs, c, name, false, &f);
-	be_pool_put(fs->pool, c);
+	ret = read_name(fs, name, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
 	if (ret < 0) {
@@ -333,15 +302,11 @@ static void reply_root_attr(fuse_req_t req, struct fs *fs)
 static int refresh_attr(struct fs *fs, struct fs_inode *inode, const char *name)
 {
 	struct be_file f = { 0 };
-	struct be_conn *c;
 	int ret;
 
 	if (inode->loaded || !name)
 		return 0;
-	c = be_pool_get(fs->pool);
-	ret = be_store_get(c, &fs->sc, name, false, &f);
-	be_pool_put(fs->pool, c);
-	ret = store_err(ret, "read", name);
+	ret = read_name(fs, name, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
 	if (ret == 0)
@@ -501,7 +466,6 @@ static int inode_resize(struct fs *fs, struct fs_inode *inode, size_t size)
 static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 {
 	struct be_meta meta;
-	struct be_conn *c;
 	int ret;
 
 	if (!inode->pending)
@@ -511,10 +475,8 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 		return 0;
 	}
 	meta_from_attr(&meta, &inode->attr);
-	c = be_pool_get(fs->pool);
-	ret = be_store_put(c, &fs->sc, name, inode->data ? inode->data : "",
-			   inode->len, &meta, BE_PUT_REPLACE, NULL, NULL);
-	be_pool_put(fs->pool, c);
+	ret = fs_route_put(fs, name, inode->data ? inode->data : "", inode->len,
+			   &meta);
 	ret = store_err(ret, "write", name);
 	end_change(inode, ret < 0);
 	return ret;
@@ -524,16 +486,19 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 {
 	struct be_file f = { 0 };
-	struct be_conn *c;
 	int ret;
 
 	if (inode->loaded)
 		return 0;
+	/*
+	 * Renamed over or unlinked between the kernel's LOOKUP and this
+	 * OPEN: its bytes are gone from the store.  ESTALE makes the VFS
+	 * walk the path again and open what the name holds now, so a reader
+	 * racing a rename sees the old or the new file, never ENOENT.
+	 */
 	if (!name)
-		return -ENOENT;
-	c = be_pool_get(fs->pool);
-	ret = resolve(fs, c, name, true, &f);
-	be_pool_put(fs->pool, c);
+		return -ESTALE;
+	ret = read_name(fs, name, true, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
 	if (ret == 0)
@@ -556,6 +521,9 @@ static int setattr_size(struct fs *fs, struct fs_inode *inode, const char *name,
 
 	if ((size_t)size > fs->max_size)
 		return -EFBIG;
+	/* A fenced name must not be truncated: DESIGN.md, failed reads. */
+	if (!inode->local && name && fs_route_is_fenced(fs, name))
+		return -EIO;
 	ret = begin_change(inode);
 	if (ret == 0)
 		ret = inode_resize(fs, inode, size);
@@ -591,15 +559,12 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 {
 	struct fs_attr a = inode->attr;
 	struct be_meta meta;
-	struct be_conn *c;
 	int ret = 0;
 
 	apply_attr(&a, st, to_set);
 	if (!inode->local && name && !inode->pending) {
 		meta_from_attr(&meta, &a);
-		c = be_pool_get(fs->pool);
-		ret = be_store_setmeta(c, &fs->sc, name, &meta, NULL);
-		be_pool_put(fs->pool, c);
+		ret = fs_route_setmeta(fs, name, &meta);
 		ret = store_err(ret, "change the metadata of", name);
 	}
 	/* With bytes pending, the commit carries the new meta along. */
@@ -740,69 +705,54 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_close(fs, ino, fi); /* the request was interrupted */
 }
 
-/*
- * Creates 'name' as a new session in the store, or finds what exists
- * (another host created it, or it is a legacy lower file).  On 0, '*f'
- * is the file to open (PRESENT) and '*created' says whether it is new.
- */
-static int create_session(struct fs *fs, const char *name, mode_t mode,
-			  const struct fuse_ctx *ctx, struct be_file *f,
-			  bool *created)
+/* Whether a new host-local name lives in memory (redis-first, -only). */
+static bool local_in_memory(struct fs *fs, const char *name)
 {
-	struct timespec now = now_ts();
-	struct be_conn *c = be_pool_get(fs->pool);
-	struct be_meta meta = { 0 };
-	struct stat st;
-	int ret;
+	return be_name_classify(&fs->sc.ks, name) == BE_NAME_LOCAL &&
+	       fs_mode_get(fs) >= FS_MODE_REDIS_FIRST;
+}
 
-	*created = false;
-	/* A live legacy file is the current session: never create over it. */
-	if (fstatat(fs->lower_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(st.st_mode)) {
-		ret = resolve(fs, c, name, true, f);
-		if (ret < 0 || f->state == BE_PRESENT)
-			goto out;
-		be_file_release(f);
+static struct fs_inode *create_memory_local(fuse_req_t req, const char *name,
+					    mode_t mode, int *err)
+{
+	struct fs *fs = fs_of(req);
+	struct timespec now = now_ts();
+	struct fs_inode *inode;
+
+	fs_local_sweep(fs, now.tv_sec);
+	inode = fs_inode_get_name(fs, name, true, true);
+	if (!inode) {
+		*err = -ENOMEM;
+		return NULL;
 	}
-	meta.version = BE_LAYOUT_VERSION;
-	meta.mtime_ns = meta.ctime_ns = ts_ns(now);
-	meta.uid = ctx->uid;
-	meta.gid = ctx->gid;
-	meta.mode = mode & 07777;
-	ret = be_store_put(c, &fs->sc, name, "", 0, &meta, BE_PUT_CREATE, NULL,
-			   f);
-	if (ret == 0) {
-		f->state = BE_PRESENT;
-		f->has_meta = true;
-		f->meta = meta;
-		f->size = 0;
-		*created = true;
-	} else if (ret == -EEXIST) {
-		ret = 0;
-	}
-	ret = store_err(ret, "create", name);
-out:
-	be_pool_put(fs->pool, c);
-	return ret;
+	pthread_mutex_lock(&inode->lock);
+	inode->attr.mode = mode & 07777;
+	inode->attr.uid = fuse_req_ctx(req)->uid;
+	inode->attr.gid = fuse_req_ctx(req)->gid;
+	inode->attr.mtime = inode->attr.ctime = now;
+	inode->loaded = true;
+	pthread_mutex_unlock(&inode->lock);
+	return inode;
 }
 
 /*
  * CREATE and MKNOD: creates or opens 'name' ('fi' NULL for mknod).  O_EXCL
- * is atomic: the store's CREATE script decides for every host, the name's
- * stripe for this one.  Returns a new ref on the inode, or NULL + '*err'.
+ * is atomic: the stores decide for every host (the CREATE script, O_EXCL in
+ * the lower dir), the name's stripe for this one.  Returns a new ref on the
+ * inode, or NULL + '*err'.
  */
 static struct fs_inode *create_name(fuse_req_t req, const char *name,
 				    mode_t mode, struct fuse_file_info *fi,
 				    int *err)
 {
 	struct fs *fs = fs_of(req);
-	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
 	bool excl = !fi || (fi->flags & O_EXCL), created = false;
 	struct be_file f = { 0 };
+	struct be_meta meta = { 0 };
 	struct fs_inode *inode;
 	int ret = 0;
 
-	if (kind == BE_NAME_INVALID) {
+	if (be_name_classify(&fs->sc.ks, name) == BE_NAME_INVALID) {
 		*err = -EINVAL;
 		return NULL;
 	}
@@ -818,29 +768,28 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 			goto out;
 		ret = 0;
 	}
-	if (kind == BE_NAME_LOCAL) {
-		struct timespec now = now_ts();
+	if (!inode && local_in_memory(fs, name))
+		return create_memory_local(req, name, mode, err);
 
-		fs_local_sweep(fs, now.tv_sec);
-		inode = fs_inode_get_name(fs, name, true, true);
-		if (!inode) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		pthread_mutex_lock(&inode->lock);
-		inode->attr.mode = mode & 07777;
-		inode->attr.uid = fuse_req_ctx(req)->uid;
-		inode->attr.gid = fuse_req_ctx(req)->gid;
-		inode->attr.mtime = inode->attr.ctime = now;
-		inode->loaded = true;
-		pthread_mutex_unlock(&inode->lock);
-		goto out;
-	}
-	ret = create_session(fs, name, mode, fuse_req_ctx(req), &f, &created);
+	meta.version = BE_LAYOUT_VERSION;
+	meta.mtime_ns = meta.ctime_ns = ts_ns(now_ts());
+	meta.uid = fuse_req_ctx(req)->uid;
+	meta.gid = fuse_req_ctx(req)->gid;
+	meta.mode = mode & 07777;
+	ret = store_err(fs_route_create(fs, name, &meta, &f, &created),
+			"create", name);
+	if (ret == 0 && !created && f.state != BE_PRESENT)
+		ret = -EIO; /* exists, yet unreadable: never create over it */
 	if (ret == 0 && !created && excl)
 		ret = -EEXIST;
 	if (ret < 0)
 		goto out;
+	if (created) {
+		f.state = BE_PRESENT;
+		f.has_meta = true;
+		f.meta = meta;
+		f.size = 0;
+	}
 	if (!inode)
 		inode = fs_inode_get_name(fs, name, true, false);
 	if (!inode) {
@@ -1044,7 +993,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_t *nl = fs_name_lock(fs, name);
 	struct fs_inode *inode;
 	int64_t mtime_ns;
-	struct be_conn *c;
+	bool local = false;
 	int ret = 0;
 
 	if (parent != FUSE_ROOT_ID || kind == BE_NAME_INVALID) {
@@ -1053,21 +1002,18 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	pthread_mutex_lock(nl);
 	inode = fs_inode_get_name(fs, name, false, false);
-	if (kind == BE_NAME_LOCAL) {
-		ret = inode ? 0 : -ENOENT;
-	} else {
-		mtime_ns = ts_ns(now_ts());
-		if (inode) {
-			pthread_mutex_lock(&inode->lock);
-			mtime_ns = ts_ns(inode->attr.mtime);
-			pthread_mutex_unlock(&inode->lock);
-		}
-		c = be_pool_get(fs->pool);
-		ret = be_store_delete(c, &fs->sc, name, mtime_ns);
-		be_pool_put(fs->pool, c);
+	mtime_ns = ts_ns(now_ts());
+	if (inode) {
+		pthread_mutex_lock(&inode->lock);
+		mtime_ns = ts_ns(inode->attr.mtime);
+		local = inode->local;
+		pthread_mutex_unlock(&inode->lock);
+	}
+	if (!local) {
+		ret = fs_route_delete(fs, name, mtime_ns);
 		ret = store_err(ret, "delete", name);
 		if (ret == 0)
-			ret = -ENOENT; /* no value: someone deleted it first */
+			ret = -ENOENT; /* nothing there: deleted first elsewhere */
 		else if (ret > 0)
 			ret = 0;
 	}
@@ -1079,39 +1025,45 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /*
- * Renames the host-local 'inode' onto the session name 'newname': one
- * atomic store update of the target with the temp's bytes and attributes
- * (no Redis RENAME: no cross-slot problem).  Caller holds both stripes and
+ * Renames the host-local 'inode' onto the name 'newname' of a store: one
+ * atomic update of the target with the temp's bytes and attributes (no
+ * Redis RENAME: no cross-slot problem).  A temp in the lower dir is
+ * renamed there (that is the lower write).  Caller holds both stripes and
  * inode->lock.
  */
-static int rename_to_session(struct fs *fs, struct fs_inode *inode,
-			     const char *newname, unsigned int flags)
+static int rename_to_store(struct fs *fs, struct fs_inode *inode,
+			   const char *name, const char *newname,
+			   unsigned int flags)
 {
 	struct be_file f = { 0 };
 	struct be_meta meta;
-	struct be_conn *c = be_pool_get(fs->pool);
 	int ret = 0;
 
 	if (flags & RENAME_NOREPLACE) {
-		ret = resolve(fs, c, newname, false, &f);
+		ret = read_name(fs, newname, false, &f);
 		if (ret == 0 && f.state == BE_PRESENT)
 			ret = -EEXIST;
 		be_file_release(&f);
 	}
-	if (ret == 0) {
-		inode->attr.ctime = now_ts();
-		meta_from_attr(&meta, &inode->attr);
-		ret = be_store_put(c, &fs->sc, newname,
-				   inode->data ? inode->data : "", inode->len,
-				   &meta, BE_PUT_REPLACE, NULL, NULL);
-		ret = store_err(ret, "write", newname);
-	}
-	be_pool_put(fs->pool, c);
+	if (ret == 0 && !inode->local)
+		ret = inode_load(fs, inode, name);
+	if (ret < 0)
+		return ret;
+	inode->attr.ctime = now_ts();
+	meta_from_attr(&meta, &inode->attr);
+	if (inode->local)
+		ret = fs_route_put(fs, newname, inode->data ? inode->data : "",
+				   inode->len, &meta);
+	else
+		ret = fs_route_rename_lower_temp(fs, name, newname,
+						 inode->data ? inode->data : "",
+						 inode->len, &meta);
+	ret = store_err(ret, "write", newname);
 	if (ret < 0)
 		return ret;
 	ret = fs_inode_rename(fs, inode, newname, false);
 	if (ret == 0 && fs_inode_open_inc(fs, inode, 0) == 0) {
-		/* A session inode holds bytes only while a handle is open. */
+		/* A stored inode holds bytes only while a handle is open. */
 		free(inode->data);
 		inode->data = NULL;
 		inode->len = inode->cap = 0;
@@ -1139,7 +1091,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	/* Between names stored in Redis: mv falls back to copy + unlink. */
+	/* Between session names: mv falls back to copy + unlink. */
 	if (from != BE_NAME_LOCAL) {
 		fuse_reply_err(req, EXDEV);
 		return;
@@ -1149,21 +1101,25 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fs_name_lock2(fs, name, newname);
-	inode = fs_inode_get_name(fs, name, false, false);
-	if (!inode) {
-		ret = -ENOENT;
+	inode = lookup_name(fs, name, &ret);
+	if (!inode)
 		goto out;
-	}
 	pthread_mutex_lock(&inode->lock);
-	if (to == BE_NAME_LOCAL) {
+	if (to == BE_NAME_LOCAL && inode->local) {
 		target = fs_inode_get_name(fs, newname, false, false);
 		if (target && (flags & RENAME_NOREPLACE))
 			ret = -EEXIST;
 		else
 			ret = fs_inode_rename(fs, inode, newname, true);
 		fs_inode_put(fs, target);
+	} else if (to == BE_NAME_LOCAL) {
+		/* Both in the lower dir. */
+		ret = be_lower_rename(fs->lower_fd, name, newname,
+				      flags & RENAME_NOREPLACE);
+		if (ret == 0)
+			ret = fs_inode_rename(fs, inode, newname, false);
 	} else {
-		ret = rename_to_session(fs, inode, newname, flags);
+		ret = rename_to_store(fs, inode, name, newname, flags);
 	}
 	pthread_mutex_unlock(&inode->lock);
 	fs_inode_put(fs, inode);

@@ -1,0 +1,1075 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The mountpoint across crashes: the private bind of the lower dir under
+ * /run/sessfs, the restart path that mounts a new fuse.sessfs layer over a
+ * dead one through our own /dev/fuse fd, and the removal of every layer.
+ * What is mounted where is read from /proc/self/mountinfo; mountpt.h states
+ * the contracts and the call order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mountpt.h"
+
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME  0x100000001b3ULL
+
+/* Bounds the loops that peel layers off one path. */
+#define MAX_LAYERS 64
+
+/* One line of /proc/self/mountinfo; the strings point into mi_table.buf. */
+struct mi_entry {
+	int id;
+	int parent;
+	unsigned int major, minor;
+	char *root; /* path of the mount's root inside its filesystem */
+	char *mnt; /* where it is mounted, unescaped */
+	char *opts; /* per-mount options: rw,nosuid,nodev,relatime */
+	char *fstype;
+};
+
+struct mi_table {
+	struct mi_entry *e;
+	size_t n;
+	char *buf;
+};
+
+/* The mounts stacked on one path, bottom first. */
+struct mi_stack {
+	struct mi_entry **v;
+	size_t n;
+};
+
+static int __attribute__((format(printf, 4, 5)))
+fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+/* Records the first failure of a function that goes on after errors. */
+static int __attribute__((format(printf, 4, 5)))
+note(char *err, size_t errlen, int *first, const char *fmt, ...)
+{
+	va_list ap;
+	int ret = -errno;
+
+	if (*first == 0) {
+		*first = ret ? ret : -EIO;
+		if (err && errlen) {
+			va_start(ap, fmt);
+			vsnprintf(err, errlen, fmt, ap);
+			va_end(ap);
+		}
+	}
+	return ret;
+}
+
+static uint64_t fnv1a64(const char *s)
+{
+	uint64_t h = FNV64_OFFSET;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= FNV64_PRIME;
+	}
+	return h;
+}
+
+/* Decodes the \ooo escapes the kernel writes for ' ', '\t', '\n', '\\'. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*w++ = *s++;
+		}
+	}
+	*w = '\0';
+}
+
+static char *next_field(char **p)
+{
+	char *s = *p, *end;
+
+	if (!s || !*s)
+		return NULL;
+	end = strchr(s, ' ');
+	if (end) {
+		*end = '\0';
+		*p = end + 1;
+	} else {
+		*p = NULL;
+	}
+	return s;
+}
+
+/* Parses one mountinfo line in place; false if it is malformed. */
+static bool parse_line(char *line, struct mi_entry *e)
+{
+	char *p = line, *f[6], *sep;
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		f[i] = next_field(&p);
+		if (!f[i])
+			return false;
+	}
+	/* Optional fields (shared:N, master:N) end with a lone "-". */
+	do {
+		sep = next_field(&p);
+	} while (sep && strcmp(sep, "-") != 0);
+	e->fstype = next_field(&p);
+	if (!sep || !e->fstype)
+		return false;
+	if (sscanf(f[0], "%d", &e->id) != 1 ||
+	    sscanf(f[1], "%d", &e->parent) != 1 ||
+	    sscanf(f[2], "%u:%u", &e->major, &e->minor) != 2)
+		return false;
+	e->root = f[3];
+	e->mnt = f[4];
+	e->opts = f[5];
+	unescape(e->root);
+	unescape(e->mnt);
+	unescape(e->fstype);
+	return true;
+}
+
+static void mi_free(struct mi_table *t)
+{
+	free(t->e);
+	free(t->buf);
+	t->e = NULL;
+	t->buf = NULL;
+	t->n = 0;
+}
+
+static int read_all(const char *path, char **out)
+{
+	size_t len = 0, cap = 16384;
+	char *buf = malloc(cap), *nbuf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0 || !buf) {
+		r = fd < 0 ? -errno : -ENOMEM;
+		goto out_free;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			nbuf = realloc(buf, cap * 2);
+			if (!nbuf) {
+				r = -ENOMEM;
+				goto out_free;
+			}
+			buf = nbuf;
+			cap *= 2;
+		}
+		r = read(fd, buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			r = -errno;
+			goto out_free;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*out = buf;
+	return 0;
+
+out_free:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return (int)r;
+}
+
+/* Reads our mount namespace's table; 0 or -errno. */
+static int mi_read(struct mi_table *t)
+{
+	size_t lines = 1;
+	char *p, *line;
+	int ret;
+
+	t->e = NULL;
+	t->n = 0;
+	ret = read_all("/proc/self/mountinfo", &t->buf);
+	if (ret < 0)
+		return ret;
+	for (p = t->buf; *p; p++)
+		lines += *p == '\n';
+	t->e = calloc(lines, sizeof(*t->e));
+	if (!t->e) {
+		mi_free(t);
+		return -ENOMEM;
+	}
+	for (line = strtok_r(t->buf, "\n", &p); line;
+	     line = strtok_r(NULL, "\n", &p)) {
+		if (parse_line(line, &t->e[t->n]))
+			t->n++;
+	}
+	return 0;
+}
+
+static struct mi_entry *mi_by_id(struct mi_table *t, int id)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->e[i].id == id)
+			return &t->e[i];
+	return NULL;
+}
+
+static bool mi_is_parent_at(struct mi_table *t, const char *path, int id)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->e[i].parent == id && strcmp(t->e[i].mnt, path) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Fills 's' with the mounts stacked on 'path', bottom first: the visible
+ * one is the last listed that no other mount on 'path' sits on, and each
+ * one below it is its parent.  0 (s->n may be 0) or -ENOMEM.
+ */
+static int mi_stack(struct mi_table *t, const char *path, struct mi_stack *s)
+{
+	struct mi_entry *top = NULL, *cur, *tmp;
+	size_t i, n = 0;
+
+	s->v = NULL;
+	s->n = 0;
+	for (i = t->n; i-- > 0;) {
+		if (strcmp(t->e[i].mnt, path) == 0 &&
+		    !mi_is_parent_at(t, path, t->e[i].id)) {
+			top = &t->e[i];
+			break;
+		}
+	}
+	if (!top)
+		return 0;
+	s->v = calloc(t->n, sizeof(*s->v));
+	if (!s->v)
+		return -ENOMEM;
+	for (cur = top; cur && n < t->n; cur = mi_by_id(t, cur->parent)) {
+		if (strcmp(cur->mnt, path) != 0)
+			break;
+		s->v[n++] = cur;
+	}
+	for (i = 0; i < n / 2; i++) {
+		tmp = s->v[i];
+		s->v[i] = s->v[n - 1 - i];
+		s->v[n - 1 - i] = tmp;
+	}
+	s->n = n;
+	return 0;
+}
+
+static struct mi_entry *mi_stack_top(struct mi_stack *s)
+{
+	return s->n ? s->v[s->n - 1] : NULL;
+}
+
+static bool is_sessfs(const struct mi_entry *e)
+{
+	return e && strcmp(e->fstype, FS_MOUNTPT_FSTYPE) == 0;
+}
+
+static unsigned int count_sessfs(struct mi_stack *s)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		n += is_sessfs(s->v[i]);
+	return n;
+}
+
+/* The mount id of the top mount on 'path' (-1: none), or -errno. */
+static int top_mnt_id(const char *path, bool *sessfs)
+{
+	struct mi_table t;
+	struct mi_stack s;
+	struct mi_entry *top;
+	int ret;
+
+	ret = mi_read(&t);
+	if (ret < 0)
+		return ret;
+	ret = mi_stack(&t, path, &s);
+	if (ret == 0) {
+		top = mi_stack_top(&s);
+		ret = top ? top->id : -1;
+		if (sessfs)
+			*sessfs = is_sessfs(top);
+	}
+	free(s.v);
+	mi_free(&t);
+	return ret;
+}
+
+/* The mount id of the mount 'fd' was opened on, or -errno. */
+static int fd_mnt_id(int fd)
+{
+	char path[64], *buf, *p;
+	int id = -ENOENT, ret;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ret = read_all(path, &buf);
+	if (ret < 0)
+		return ret;
+	p = strstr(buf, "mnt_id:");
+	if (p && sscanf(p + 7, "%d", &id) != 1)
+		id = -EPROTO;
+	free(buf);
+	return id;
+}
+
+/*
+ * Makes 'path' absolute without asking the filesystem mounted on it: a
+ * dead FUSE mount answers ENOTCONN, so on that error only the parent is
+ * resolved.  New string in '*out'; 0 or -errno.
+ */
+static int resolve(const char *path, char **out)
+{
+	char *copy, *slash, *base, *pdir;
+	const char *dir;
+	int ret = 0;
+
+	*out = realpath(path, NULL);
+	if (*out)
+		return 0;
+	if (errno != ENOTCONN)
+		return -errno;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
+		copy[strlen(copy) - 1] = '\0';
+	slash = strrchr(copy, '/');
+	dir = slash ? (slash == copy ? "/" : copy) : ".";
+	base = slash ? slash + 1 : copy;
+	if (slash && slash != copy)
+		*slash = '\0';
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		ret = -ENOTCONN;
+		goto out_free;
+	}
+	pdir = realpath(dir, NULL);
+	if (!pdir) {
+		ret = -errno;
+		goto out_free;
+	}
+	if (asprintf(out, "%s%s%s", pdir, strcmp(pdir, "/") ? "/" : "", base) <
+	    0) {
+		*out = NULL;
+		ret = -ENOMEM;
+	}
+	free(pdir);
+out_free:
+	free(copy);
+	return ret;
+}
+
+/* Fills the paths of 'm' from the absolute mountpoint 'abs' (stolen). */
+static int set_paths(struct fs_mountpt *m, char *abs)
+{
+	m->mountpoint = abs;
+	if (asprintf(&m->run_dir, "%s/%016llx", FS_MOUNTPT_RUN_DIR,
+		     (unsigned long long)fnv1a64(abs)) < 0) {
+		m->run_dir = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&m->bind, "%s/lower", m->run_dir) < 0) {
+		m->bind = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* mkdir 'path' 0700 unless it exists; it must be root's directory. */
+static int make_private_dir(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return fail(err, errlen, -errno, "cannot create '%s': %s", path,
+			    strerror(errno));
+	if (lstat(path, &st) < 0)
+		return fail(err, errlen, -errno, "cannot use '%s': %s", path,
+			    strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0)
+		return fail(err, errlen, -EPERM,
+			    "cannot use '%s': not a directory owned by root",
+			    path);
+	if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) < 0)
+		return fail(err, errlen, -errno, "cannot chmod '%s': %s", path,
+			    strerror(errno));
+	return 0;
+}
+
+/*
+ * Makes /run/sessfs a private mount (a bind onto itself the first time),
+ * so that binds under it never propagate to other mount namespaces.
+ */
+static int make_run_root(char *err, size_t errlen)
+{
+	const char *dir = FS_MOUNTPT_RUN_DIR;
+	int ret, id;
+
+	ret = make_private_dir(dir, err, errlen);
+	if (ret < 0)
+		return ret;
+	id = top_mnt_id(dir, NULL);
+	if (id < -1)
+		return fail(err, errlen, id, "cannot read mountinfo: %s",
+			    strerror(-id));
+	if (id == -1 && mount(dir, dir, NULL, MS_BIND, NULL) < 0)
+		return fail(err, errlen, -errno, "cannot bind '%s': %s", dir,
+			    strerror(errno));
+	if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0)
+		return fail(err, errlen, -errno, "cannot make '%s' private: %s",
+			    dir, strerror(errno));
+	return 0;
+}
+
+/*
+ * Creates /run/sessfs/<id> and takes an exclusive flock on it, held until
+ * fs_mountpt_release(); -EBUSY while a live daemon holds it.  A daemon
+ * removes the dir only once no layer of it is left, so whoever serves a
+ * layer holds the lock of the current dir.
+ */
+static int take_lock(struct fs_mountpt *m, char *err, size_t errlen)
+{
+	int ret;
+
+	ret = make_private_dir(m->run_dir, err, errlen);
+	if (ret < 0)
+		return ret;
+	m->lock_fd = open(m->run_dir,
+			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (m->lock_fd < 0)
+		return fail(err, errlen, -errno, "cannot open '%s': %s",
+			    m->run_dir, strerror(errno));
+	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(m->lock_fd);
+		m->lock_fd = -1;
+		return fail(err, errlen, ret,
+			    "another sessfs still runs on '%s' (it holds '%s')",
+			    m->mountpoint, m->run_dir);
+	}
+	return 0;
+}
+
+/* Detaches every mount on 'path'; 0 or -errno. */
+static int detach_all(const char *path)
+{
+	int i;
+
+	for (i = 0; i < MAX_LAYERS; i++) {
+		if (umount2(path, MNT_DETACH) < 0)
+			return errno == EINVAL || errno == ENOENT ? 0 : -errno;
+	}
+	return -EBUSY;
+}
+
+/* Undoes make_bind(); rmdir fails harmlessly where a mount is left. */
+static void unmake_bind(struct fs_mountpt *m)
+{
+	if (m->made_bind)
+		detach_all(m->bind);
+	rmdir(m->bind);
+	rmdir(m->run_dir);
+	m->made_bind = false;
+}
+
+/*
+ * Normal path: binds the mountpoint's directory to m->bind, private before
+ * anything else is mounted on the mountpoint.  Undoes itself on failure.
+ */
+static int make_bind(struct fs_mountpt *m, char *err, size_t errlen)
+{
+	int ret;
+
+	ret = make_private_dir(m->bind, err, errlen);
+	if (ret < 0)
+		goto out_undo;
+	/* A bind left by a daemon whose layers are all gone is stale. */
+	ret = detach_all(m->bind);
+	if (ret < 0) {
+		ret = fail(err, errlen, ret,
+			   "cannot remove stale bind '%s': %s", m->bind,
+			   strerror(-ret));
+		goto out_undo;
+	}
+	if (mount(m->mountpoint, m->bind, NULL, MS_BIND, NULL) < 0) {
+		ret = fail(err, errlen, -errno, "cannot bind '%s' to '%s': %s",
+			   m->mountpoint, m->bind, strerror(errno));
+		goto out_undo;
+	}
+	m->made_bind = true;
+	if (mount(NULL, m->bind, NULL, MS_PRIVATE, NULL) < 0) {
+		ret = fail(err, errlen, -errno, "cannot make '%s' private: %s",
+			   m->bind, strerror(errno));
+		goto out_undo;
+	}
+	return 0;
+
+out_undo:
+	unmake_bind(m);
+	return ret;
+}
+
+/*
+ * Restart path: checks that the bind on m->bind shows the directory the
+ * bottom sessfs layer was mounted on (same device, same root inside it), so
+ * a stale bind from elsewhere is never taken for the lower dir.
+ */
+static int check_bind(struct fs_mountpt *m, struct mi_table *t,
+		      struct mi_stack *mp, char *err, size_t errlen)
+{
+	struct mi_entry *bottom = NULL, *under, *b;
+	struct mi_stack bs;
+	const char *rel;
+	char *want;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < mp->n && !bottom; i++)
+		if (is_sessfs(mp->v[i]))
+			bottom = mp->v[i];
+	ret = mi_stack(t, m->bind, &bs);
+	if (ret < 0)
+		return fail(err, errlen, ret, "out of memory");
+	b = mi_stack_top(&bs);
+	free(bs.v);
+	if (!b)
+		return fail(
+			err, errlen, -ENOENT,
+			"cannot reach the lower dir of '%s': a dead sessfs layer is mounted there but no bind at '%s' (unmount with 'sessfs -u', which exposes the lower files)",
+			m->mountpoint, m->bind);
+	under = bottom ? mi_by_id(t, bottom->parent) : NULL;
+	if (!under)
+		return 0; /* parent outside our namespace's view */
+	rel = m->mountpoint;
+	if (strcmp(under->mnt, "/") != 0)
+		rel += strlen(under->mnt);
+	if (asprintf(&want, "%s%s",
+		     strcmp(under->root, "/") || !*rel ? under->root : "",
+		     rel) < 0)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	ret = 0;
+	if (b->major != under->major || b->minor != under->minor ||
+	    strcmp(b->root, want) != 0)
+		ret = fail(
+			err, errlen, -ESTALE,
+			"cannot reach the lower dir of '%s': the bind at '%s' shows %u:%u '%s', not %u:%u '%s'",
+			m->mountpoint, m->bind, b->major, b->minor, b->root,
+			under->major, under->minor, want);
+	free(want);
+	return ret;
+}
+
+static int open_lower(struct fs_mountpt *m, char *err, size_t errlen)
+{
+	int id;
+
+	m->lower_fd =
+		open(m->bind, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (m->lower_fd < 0)
+		return fail(err, errlen, -errno,
+			    "cannot open the lower dir '%s': %s", m->bind,
+			    strerror(errno));
+	id = fd_mnt_id(m->lower_fd);
+	if (id < 0)
+		return fail(err, errlen, id, "cannot read fdinfo of '%s': %s",
+			    m->bind, strerror(-id));
+	m->bind_mnt_id = id;
+	return 0;
+}
+
+void fs_mountpt_init(struct fs_mountpt *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->lower_fd = -1;
+	m->fuse_fd = -1;
+	m->lock_fd = -1;
+	m->bind_mnt_id = -1;
+	m->fuse_mnt_id = -1;
+}
+
+/* Decides between the normal and the restart path from the stack. */
+static int classify(struct fs_mountpt *m, struct mi_stack *s, char *err,
+		    size_t errlen)
+{
+	struct mi_entry *top = mi_stack_top(s);
+	struct stat st;
+
+	if (count_sessfs(s) == 0) {
+		if (stat(m->mountpoint, &st) < 0)
+			return fail(err, errlen, -errno,
+				    "cannot use mountpoint '%s': %s",
+				    m->mountpoint, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return fail(
+				err, errlen, -ENOTDIR,
+				"cannot use mountpoint '%s': not a directory",
+				m->mountpoint);
+		return 0;
+	}
+	if (!is_sessfs(top))
+		return fail(
+			err, errlen, -EBUSY,
+			"cannot mount on '%s': its sessfs layers are covered by a '%s' mount",
+			m->mountpoint, top->fstype);
+	if (stat(m->mountpoint, &st) == 0)
+		return fail(err, errlen, -EBUSY,
+			    "'%s' is already mounted by a running sessfs",
+			    m->mountpoint);
+	if (errno != ENOTCONN)
+		return fail(err, errlen, -errno,
+			    "cannot use mountpoint '%s': %s", m->mountpoint,
+			    strerror(errno));
+	m->restart = true;
+	return 0;
+}
+
+int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
+		       size_t errlen)
+{
+	struct mi_table t = { 0 };
+	struct mi_stack s = { 0 };
+	char *abs;
+	int ret;
+
+	if (geteuid() != 0)
+		return fail(
+			err, errlen, -EPERM,
+			"sessfs must run as root (it bind-mounts the lower dir of '%s')",
+			mountpoint);
+	ret = resolve(mountpoint, &abs);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
+			    mountpoint, strerror(-ret));
+	if (set_paths(m, abs) < 0)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	ret = make_run_root(err, errlen);
+	if (ret == 0)
+		ret = take_lock(m, err, errlen);
+	if (ret < 0)
+		return ret;
+
+	ret = mi_read(&t);
+	if (ret == 0)
+		ret = mi_stack(&t, m->mountpoint, &s);
+	if (ret < 0) {
+		ret = fail(err, errlen, ret, "cannot read mountinfo: %s",
+			   strerror(-ret));
+		goto out;
+	}
+	ret = classify(m, &s, err, errlen);
+	if (ret < 0)
+		goto out;
+	if (m->restart)
+		ret = check_bind(m, &t, &s, err, errlen);
+	else
+		ret = make_bind(m, err, errlen);
+	if (ret == 0)
+		ret = open_lower(m, err, errlen);
+	if (ret < 0 && !m->restart)
+		unmake_bind(m);
+out:
+	free(s.v);
+	mi_free(&t);
+	return ret;
+}
+
+/* The MS_* flags named in a per-mount option string of mountinfo. */
+static unsigned long mount_flags(const char *opts)
+{
+	static const struct {
+		const char *name;
+		unsigned long flag;
+	} map[] = {
+		{ "ro", MS_RDONLY },	     { "nosuid", MS_NOSUID },
+		{ "nodev", MS_NODEV },	     { "noexec", MS_NOEXEC },
+		{ "noatime", MS_NOATIME },   { "nodiratime", MS_NODIRATIME },
+		{ "relatime", MS_RELATIME }, { "strictatime", MS_STRICTATIME },
+	};
+	unsigned long flags = 0;
+	const char *p = opts, *end;
+	size_t i, len;
+
+	while (p && *p) {
+		end = strchr(p, ',');
+		len = end ? (size_t)(end - p) : strlen(p);
+		for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+			if (strlen(map[i].name) == len &&
+			    strncmp(map[i].name, p, len) == 0)
+				flags |= map[i].flag;
+		p = end ? end + 1 : NULL;
+	}
+	return flags;
+}
+
+/* Restart path: our own mount(2) of a new layer over the dead one. */
+static int mount_over(struct fs_mountpt *m, const char *fsname,
+		      bool allow_other, char *err, size_t errlen)
+{
+	unsigned long flags = MS_NOSUID | MS_NODEV;
+	struct mi_table t;
+	struct mi_stack s;
+	char opts[256];
+	bool sessfs = false;
+	int ret, id;
+
+	ret = mi_read(&t);
+	if (ret == 0)
+		ret = mi_stack(&t, m->mountpoint, &s);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot read mountinfo: %s",
+			    strerror(-ret));
+	if (is_sessfs(mi_stack_top(&s)))
+		flags = mount_flags(mi_stack_top(&s)->opts);
+	free(s.v);
+	mi_free(&t);
+
+	m->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (m->fuse_fd < 0)
+		return fail(err, errlen, -errno, "cannot open /dev/fuse: %s",
+			    strerror(errno));
+	snprintf(
+		opts, sizeof(opts),
+		"fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s",
+		m->fuse_fd, S_IFDIR, (unsigned int)getuid(),
+		(unsigned int)getgid(), allow_other ? ",allow_other" : "");
+	if (mount(fsname, m->mountpoint, FS_MOUNTPT_FSTYPE, flags, opts) < 0)
+		return fail(
+			err, errlen, -errno,
+			"cannot mount over the dead sessfs layer on '%s': %s",
+			m->mountpoint, strerror(errno));
+	/* Ours is the top now; its id tells it apart at cleanup. */
+	id = top_mnt_id(m->mountpoint, &sessfs);
+	if (id >= 0 && sessfs)
+		m->fuse_mnt_id = id;
+	if (asprintf(&m->fuse_mnt_arg, "/dev/fd/%d", m->fuse_fd) < 0) {
+		m->fuse_mnt_arg = NULL;
+		ret = fail(err, errlen, -ENOMEM, "out of memory");
+		fs_mountpt_rollback(m, NULL, 0);
+		return ret;
+	}
+	return 0;
+}
+
+int fs_mountpt_mount_arg(struct fs_mountpt *m, const char *fsname,
+			 bool allow_other, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!m->restart) {
+		m->fuse_mnt_arg = strdup(m->mountpoint);
+		if (!m->fuse_mnt_arg)
+			return fail(err, errlen, -ENOMEM, "out of memory");
+		return 0;
+	}
+	ret = mount_over(m, fsname, allow_other, err, errlen);
+	if (ret < 0 && m->fuse_fd >= 0) {
+		close(m->fuse_fd);
+		m->fuse_fd = -1;
+	}
+	return ret;
+}
+
+void fs_mountpt_mounted(struct fs_mountpt *m)
+{
+	m->fuse_fd = -1;
+}
+
+/* Detaches our own layer (restart path) while it is on top. */
+static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
+{
+	int id;
+
+	if (m->fuse_mnt_id < 0)
+		return 0;
+	id = top_mnt_id(m->mountpoint, NULL);
+	if (id < -1)
+		return fail(err, errlen, id, "cannot read mountinfo: %s",
+			    strerror(-id));
+	if (id != m->fuse_mnt_id) {
+		struct mi_table t;
+		bool still = false;
+
+		if (mi_read(&t) == 0) {
+			still = mi_by_id(&t, m->fuse_mnt_id) != NULL;
+			mi_free(&t);
+		}
+		if (!still) {
+			m->fuse_mnt_id = -1;
+			return 0;
+		}
+		return fail(
+			err, errlen, -EBUSY,
+			"cannot unmount our layer on '%s': another mount covers it",
+			m->mountpoint);
+	}
+	if (umount2(m->mountpoint, MNT_DETACH) < 0)
+		return fail(err, errlen, -errno, "cannot unmount '%s': %s",
+			    m->mountpoint, strerror(errno));
+	m->fuse_mnt_id = -1;
+	return 0;
+}
+
+/* Removes 'bind' (if its id is 'only_id', or any if -1) and 'run_dir'. */
+static int remove_bind(const char *bind, const char *run_dir, int only_id,
+		       char *err, size_t errlen)
+{
+	int id = top_mnt_id(bind, NULL), ret;
+
+	if (id < -1)
+		return fail(err, errlen, id, "cannot read mountinfo: %s",
+			    strerror(-id));
+	if (only_id >= 0 && id >= 0 && id != only_id)
+		return 0; /* a newer daemon's bind */
+	ret = detach_all(bind);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot unmount '%s': %s", bind,
+			    strerror(-ret));
+	if (rmdir(bind) < 0 && errno != ENOENT)
+		return fail(err, errlen, -errno, "cannot remove '%s': %s", bind,
+			    strerror(errno));
+	if (rmdir(run_dir) < 0 && errno != ENOENT)
+		return fail(err, errlen, -errno, "cannot remove '%s': %s",
+			    run_dir, strerror(errno));
+	return 0;
+}
+
+int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
+{
+	struct mi_table t;
+	struct mi_stack s;
+	unsigned int left;
+	int ret;
+
+	if (!m->mountpoint)
+		return 0;
+	if (m->restart)
+		return detach_own(m, err, errlen);
+	if (!m->made_bind)
+		return 0;
+	ret = mi_read(&t);
+	if (ret == 0)
+		ret = mi_stack(&t, m->mountpoint, &s);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot read mountinfo: %s",
+			    strerror(-ret));
+	left = count_sessfs(&s);
+	free(s.v);
+	mi_free(&t);
+	if (left)
+		return fail(
+			err, errlen, -EBUSY,
+			"not removing '%s': a sessfs layer is still on '%s'",
+			m->bind, m->mountpoint);
+	return remove_bind(m->bind, m->run_dir, m->bind_mnt_id, err, errlen);
+}
+
+/*
+ * Detaches the top mount of 'mp' while it is a sessfs layer, each one only
+ * if it answers ENOTCONN when 'dead_only'.  Returns how many sessfs layers
+ * are left, or -errno after recording the failure.
+ */
+static int peel(const char *mp, bool dead_only, unsigned int *removed,
+		char *err, size_t errlen, int *first)
+{
+	struct mi_table t;
+	struct mi_stack s;
+	struct mi_entry *top;
+	struct stat st;
+	unsigned int left;
+	int i, ret;
+
+	for (i = 0; i <= MAX_LAYERS; i++) {
+		ret = mi_read(&t);
+		if (ret == 0)
+			ret = mi_stack(&t, mp, &s);
+		if (ret < 0) {
+			errno = -ret;
+			return note(err, errlen, first,
+				    "cannot read mountinfo: %s",
+				    strerror(-ret));
+		}
+		top = mi_stack_top(&s);
+		left = count_sessfs(&s);
+		ret = is_sessfs(top);
+		if (!ret && left) {
+			errno = EBUSY;
+			note(err, errlen, first,
+			     "cannot unmount the sessfs layers on '%s': a '%s' mount covers them",
+			     mp, top->fstype);
+		}
+		free(s.v);
+		mi_free(&t);
+		if (!ret)
+			return (int)left;
+		if (dead_only && (stat(mp, &st) == 0 || errno != ENOTCONN))
+			return (int)left;
+		if (umount2(mp, MNT_DETACH) < 0)
+			return note(err, errlen, first,
+				    "cannot unmount '%s': %s", mp,
+				    strerror(errno));
+		if (removed)
+			(*removed)++;
+	}
+	errno = EBUSY;
+	return note(err, errlen, first, "too many layers on '%s'", mp);
+}
+
+int fs_mountpt_cleanup_after_unmount(struct fs_mountpt *m, char *err,
+				     size_t errlen)
+{
+	int first = 0, ret;
+
+	if (!m->mountpoint || m->bind_mnt_id < 0)
+		return 0;
+	ret = detach_own(m, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = peel(m->mountpoint, true, NULL, err, errlen, &first);
+	if (ret == 0)
+		ret = remove_bind(m->bind, m->run_dir, m->bind_mnt_id, err,
+				  errlen);
+	if (ret == 0)
+		m->made_bind = false;
+	return first ? first : (ret < 0 ? ret : 0);
+}
+
+int fs_mountpt_unmount_all(const char *mountpoint, unsigned int *unmounted,
+			   char *err, size_t errlen)
+{
+	struct fs_mountpt m;
+	int first = 0, ret;
+	char *abs;
+
+	if (unmounted)
+		*unmounted = 0;
+	if (geteuid() != 0)
+		return fail(err, errlen, -EPERM,
+			    "cannot unmount '%s': sessfs -u must run as root",
+			    mountpoint);
+	ret = resolve(mountpoint, &abs);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
+			    mountpoint, strerror(-ret));
+	fs_mountpt_init(&m);
+	ret = set_paths(&m, abs);
+	if (ret < 0) {
+		ret = fail(err, errlen, ret, "out of memory");
+		goto out;
+	}
+	ret = peel(m.mountpoint, false, unmounted, err, errlen, &first);
+	if (ret == 0)
+		ret = remove_bind(m.bind, m.run_dir, -1, err, errlen);
+	ret = first ? first : (ret < 0 ? ret : 0);
+out:
+	fs_mountpt_release(&m);
+	return ret;
+}
+
+/* True while a daemon holds the lock of the mountpoint of 'm'. */
+static bool lock_held(const struct fs_mountpt *m)
+{
+	bool held = false;
+	int fd;
+
+	fd = open(m->run_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		held = errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out)
+{
+	struct mi_table t;
+	struct mi_stack s, bs;
+	struct fs_mountpt m;
+	struct stat st;
+	char *abs;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	fs_mountpt_init(&m);
+	ret = resolve(mountpoint, &abs);
+	if (ret < 0)
+		return ret;
+	ret = set_paths(&m, abs);
+	if (ret == 0)
+		ret = mi_read(&t);
+	if (ret < 0)
+		goto out;
+	ret = mi_stack(&t, m.mountpoint, &s);
+	if (ret == 0) {
+		out->total = count_sessfs(&s);
+		out->top_sessfs = is_sessfs(mi_stack_top(&s));
+		out->covered = out->total - out->top_sessfs;
+		free(s.v);
+		ret = mi_stack(&t, m.bind, &bs);
+		out->bind = bs.n > 0;
+		free(bs.v);
+	}
+	mi_free(&t);
+	if (ret == 0 && out->top_sessfs && !lock_held(&m))
+		out->top_dead = stat(m.mountpoint, &st) < 0 &&
+				errno == ENOTCONN;
+out:
+	fs_mountpt_release(&m);
+	return ret;
+}
+
+void fs_mountpt_release(struct fs_mountpt *m)
+{
+	if (m->lower_fd >= 0)
+		close(m->lower_fd);
+	if (m->fuse_fd >= 0)
+		close(m->fuse_fd);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	free(m->mountpoint);
+	free(m->run_dir);
+	free(m->bind);
+	free(m->fuse_mnt_arg);
+	fs_mountpt_init(m);
+}
