@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * sessfs-migrate: the offline companion of the sessfs mount.  main() only
+ * finds the subcommand and exits with what it returns; each subcommand
+ * lives in its own file and parses its own options.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "migrate_i.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "analyze", cmd_analyze },
+	{ "copy", cmd_copy },
+	{ "verify", cmd_verify },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: " MIG_PROGNAME
+		" [--version] [--help] <command> [<args>]\n"
+		"\n"
+		"Offline commands, on a session directory that no sessfs mount serves\n"
+		"(under a mount, root reads the directory underneath it):\n"
+		"  analyze DIR [URL]   count, size and date the sessions of DIR; estimate\n"
+		"                      the Redis memory and, with URL, the copy time\n"
+		"  copy DIR URL        copy the live sessions of DIR into Redis, never\n"
+		"                      overwriting a newer value or a deleted session\n"
+		"  verify DIR URL      compare the sessions of DIR with Redis\n"
+		"\n"
+		"URL: redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]\n"
+		"Exit status: 0 ok, 1 differences or errors, 2 usage or unusable input.\n"
+		"'" MIG_PROGNAME
+		" <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static char help_option[] = "--help";
+	const char *name;
+	size_t i;
+
+	/* Option errors are ours to print: mig_bad_option(). */
+	opterr = 0;
+	if (argc < 2) {
+		usage(stderr);
+		return MIG_EXIT_USAGE;
+	}
+	name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+		usage(stdout);
+		return MIG_EXIT_OK;
+	}
+	if (strcmp(name, "--version") == 0) {
+		printf(MIG_PROGNAME " " PACKAGE_VERSION "\n");
+		return MIG_EXIT_OK;
+	}
+	/* "help copy" is "copy --help". */
+	if (strcmp(name, "help") == 0) {
+		if (argc < 3) {
+			usage(stdout);
+			return MIG_EXIT_OK;
+		}
+		name = argv[1] = argv[2];
+		argv[2] = help_option;
+		argc = 3;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	}
+	error("unknown command '%s'; see '" MIG_PROGNAME " --help'", name);
+	return MIG_EXIT_USAGE;
+}
