@@ -89,6 +89,7 @@ struct fs_inode {
 	uint64_t ino; /* st_ino, unique for the daemon's life */
 	uint64_t generation;
 	char *name; /* current name, NULL when detached; under tab_lock */
+	char *replaced; /* detached by a rename onto its name: that name */
 	bool local; /* host-local in memory: bytes never reach a store */
 
 	/* Under fs->tab_lock. */

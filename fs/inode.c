@@ -45,6 +45,7 @@ static void inode_free(struct fs_inode *inode)
 {
 	pthread_mutex_destroy(&inode->lock);
 	free(inode->name);
+	free(inode->replaced);
 	free(inode->data);
 	free(inode->saved);
 	free(inode);
@@ -284,8 +285,11 @@ int fs_inode_rename(struct fs *fs, struct fs_inode *inode, const char *newname,
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->tab_lock);
 	old = name_map_find(fs, newname);
-	if (old && old != inode)
+	if (old && old != inode) {
 		detach_locked(fs, old);
+		free(old->replaced);
+		old->replaced = strdup(newname);
+	}
 	detach_locked(fs, inode);
 	if (inode->local && !local)
 		fs->local_bytes -= (long long)inode->cap;

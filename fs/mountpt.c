@@ -706,9 +706,9 @@ int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
 		ret = make_bind(m, err, errlen);
 	if (ret == 0)
 		ret = open_lower(m, err, errlen);
+out:
 	if (ret < 0 && !m->restart)
 		unmake_bind(m);
-out:
 	free(s.v);
 	mi_free(&t);
 	return ret;
@@ -944,12 +944,15 @@ static int peel(const char *mp, bool dead_only, unsigned int *removed,
 			return (int)left;
 		if (dead_only && (stat(mp, &st) == 0 || errno != ENOTCONN))
 			return (int)left;
-		if (umount2(mp, MNT_DETACH) < 0)
+		if (umount2(mp, MNT_DETACH) == 0) {
+			if (removed)
+				(*removed)++;
+		} else if (errno != EINVAL) {
 			return note(err, errlen, first,
 				    "cannot unmount '%s': %s", mp,
 				    strerror(errno));
-		if (removed)
-			(*removed)++;
+		}
+		/* EINVAL: another process (the daemon) removed it first. */
 	}
 	errno = EBUSY;
 	return note(err, errlen, first, "too many layers on '%s'", mp);

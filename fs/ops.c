@@ -491,13 +491,24 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 	if (inode->loaded)
 		return 0;
 	/*
-	 * Renamed over or unlinked between the kernel's LOOKUP and this
-	 * OPEN: its bytes are gone from the store.  ESTALE makes the VFS
-	 * walk the path again and open what the name holds now, so a reader
-	 * racing a rename sees the old or the new file, never ENOENT.
+	 * Renamed over between the kernel's LOOKUP and this OPEN: the old
+	 * bytes are gone from the store, so the open gets what the name holds
+	 * now.  A reader racing a rename sees the old or the new file, never
+	 * ENOENT; an unlinked file is gone (Django expects ENOENT then).
 	 */
-	if (!name)
-		return -ESTALE;
+	if (!name) {
+		char *replaced = NULL;
+
+		pthread_mutex_lock(&fs->tab_lock);
+		if (inode->replaced)
+			replaced = strdup(inode->replaced);
+		pthread_mutex_unlock(&fs->tab_lock);
+		if (!replaced)
+			return -ENOENT;
+		ret = inode_load(fs, inode, replaced);
+		free(replaced);
+		return ret;
+	}
 	ret = read_name(fs, name, true, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;

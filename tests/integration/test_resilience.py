@@ -19,7 +19,7 @@ pytestmark = util.fuse_test_marker()
 P = "sessfs:"
 # The daemon may log the outage; nothing else.
 OUTAGE = r"redis|connect|reset|refused|timed? ?out|EOF|broken pipe|" \
-         r"input/output|unavailable|retry|reconnect"
+         r"input/output|unavailable|retry|reconnect|fenc"
 
 
 @pytest.fixture
