@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * sessfs-migrate analyze DIR [URL]: what a copy of DIR would meet, without
- * writing anywhere.  Walks DIR as copy does (reading only the 5 bytes of a
- * cachelib header), counts entries by kind and by what copy would do with
- * them, dates and sizes the sessions, and estimates the Redis memory they
- * will take.  With URL it also counts what the prefix already holds and
+ * writing anywhere.  Walks and reads DIR as copy does, counts entries by
+ * kind and by what copy would do with them, dates and sizes the sessions,
+ * and estimates the Redis memory they will take.  With URL it also counts what the prefix already holds and
  * times a sample of the copy's work against that server, with a no-op
  * read-only script carrying the same keys and bytes, to estimate the copy
  * time.  The report is built as JSON; the table is printed from it.
@@ -191,11 +190,10 @@ static int account(struct analyze *a, const struct mig_file *f)
 		return 0;
 
 	a->kinds[f->kind]++;
-	a->sizes[bucket_of(f->st.st_size)]++;
-	if (f->st.st_size == 0)
+	a->sizes[bucket_of((long long)f->len)]++;
+	if (f->len == 0)
 		a->empty++;
-	mtime = (int64_t)f->st.st_mtim.tv_sec * 1000000000LL +
-		f->st.st_mtim.tv_nsec;
+	mtime = f->meta.mtime_ns;
 	if (!a->dated || mtime < a->oldest_ns)
 		a->oldest_ns = mtime;
 	if (!a->dated || mtime > a->newest_ns)
@@ -203,8 +201,8 @@ static int account(struct analyze *a, const struct mig_file *f)
 	a->dated++;
 	if (f->status != MIG_OK)
 		return 0;
-	a->live_bytes += f->st.st_size;
-	a->mem_bytes += mem_estimate(&a->opt, f->name, (size_t)f->st.st_size);
+	a->live_bytes += (long long)f->len;
+	a->mem_bytes += mem_estimate(&a->opt, f->name, f->len);
 	if (f->bad_header)
 		a->bad_header++;
 	return add_sample(a, f->name);
@@ -219,7 +217,7 @@ static int walk(struct analyze *a, struct mig_dir *d)
 
 	while (!ret && (de = mig_dir_next(d, &err))) {
 		a->entries++;
-		mig_file_read(d, &a->opt, de, true, now, &f);
+		mig_file_read(d, &a->opt, de, now, &f);
 		mig_file_report(&f, &a->opt);
 		ret = account(a, &f);
 	}
@@ -384,7 +382,7 @@ static int probe_read(struct analyze *a, struct mig_dir *d, const char *name,
 	double t = mig_monotonic();
 
 	snprintf(de.d_name, sizeof(de.d_name), "%s", name);
-	mig_file_read(d, &a->opt, &de, false, mig_now_ms(), &p->f);
+	mig_file_read(d, &a->opt, &de, mig_now_ms(), &p->f);
 	tm->files += mig_monotonic() - t;
 	if (p->f.status != MIG_OK) {
 		probe_release(p);

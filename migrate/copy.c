@@ -287,7 +287,7 @@ static int take(struct copy_job *job, int64_t now)
 {
 	struct slot *s = &job->slots[job->nslots];
 
-	mig_file_read(&job->cp->dir, &job->cp->opt, &s->de, false, now, &s->f);
+	mig_file_read(&job->cp->dir, &job->cp->opt, &s->de, now, &s->f);
 	mig_file_report(&s->f, &job->cp->opt);
 	if (s->f.status != MIG_OK) {
 		(*skip_counter(&job->n, s->f.status))++;

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The walk over a session directory shared by analyze, copy and verify.
- * Entries are opened with openat(O_NOFOLLOW) on the directory fd and
- * checked with fstat() on the opened fd, so a symlink (to /etc/shadow, say)
- * is never followed and a file swapped underneath is never mistaken for
- * another.  A session is read whole between two fstat()s that must agree,
- * so a file rewritten by a running app is read again rather than copied
- * half old, half new.
+ * An entry is looked at (d_type, or fstatat() without following) before
+ * anything opens it, and read with the lower-dir store, as the mount reads
+ * its lower dir: openat(O_NOFOLLOW) on the directory fd and fstat() on the
+ * opened fd, so a symlink (to /etc/shadow, say) is never followed and a
+ * file swapped underneath is never mistaken for another; a file rewritten
+ * by a running app while it is read is read again.  A sessfs mount over
+ * the directory is looked under in a private mount namespace.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +21,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lowerstore.h"
 #include "migrate_i.h"
 
-#define MOUNTS_FILE	"/proc/self/mounts"
-#define SESSFS_FSTYPE	"fuse.sessfs"
-#define MAX_LAYERS	64 /* sessfs mounts stacked on one mountpoint */
-#define READ_ATTEMPTS	5 /* a file still changing after this is skipped */
-#define CACHELIB_HEADER 5 /* expiry (4 bytes) + pickle's 0x80 */
+#define MOUNTS_FILE   "/proc/self/mounts"
+#define SESSFS_FSTYPE "fuse.sessfs"
+#define MAX_LAYERS    64 /* sessfs mounts stacked on one mountpoint */
+#define READ_ATTEMPTS 5 /* a file still changing after this is skipped */
 
 const char *const mig_kind_names[MIG_KIND_COUNT] = {
 	[MIG_KIND_PHP] = "php",
@@ -268,119 +269,6 @@ static enum mig_kind kind_of(const char *name)
 	return MIG_KIND_OTHER;
 }
 
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
-static bool same_stat(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim) &&
-	       ts_ns(&a->st_ctim) == ts_ns(&b->st_ctim);
-}
-
-/*
- * Reads 'fd' from offset 0 to EOF into f->data, at most 'max' bytes:
- * MIG_OK, MIG_TOO_LARGE (more than 'max'), or MIG_READ_ERROR.
- */
-static enum mig_status read_whole(int fd, size_t max, struct mig_file *f)
-{
-	size_t cap = (size_t)f->st.st_size < max ? (size_t)f->st.st_size : max;
-	size_t len = 0;
-	char *buf, *bigger;
-	ssize_t n;
-
-	/* One byte more than expected, to see a file that grew. */
-	cap++;
-	buf = malloc(cap);
-	if (!buf)
-		goto out_error;
-	for (;;) {
-		n = pread(fd, buf + len, cap - len, (off_t)len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto out_error;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		/* A file that grew since is seen by the caller's fstat(). */
-		if (len == (size_t)f->st.st_size)
-			break;
-		if (len < cap)
-			continue;
-		if (cap > max) {
-			free(buf);
-			return MIG_TOO_LARGE;
-		}
-		cap = max + 1;
-		bigger = realloc(buf, cap);
-		if (!bigger)
-			goto out_error;
-		buf = bigger;
-	}
-	f->data = buf;
-	f->len = len;
-	return MIG_OK;
-
-out_error:
-	f->err = -errno;
-	free(buf);
-	return MIG_READ_ERROR;
-}
-
-/*
- * Reads the open regular file 'fd' of 'f' ('f->st' from a first fstat)
- * whole, again until its attributes before and after the read agree.
- */
-static enum mig_status read_stable(int fd, size_t max, struct mig_file *f)
-{
-	struct stat after;
-	enum mig_status s;
-	int attempt;
-
-	for (attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-		s = read_whole(fd, max, f);
-		if (s != MIG_OK)
-			return s;
-		if (fstat(fd, &after) < 0) {
-			f->err = -errno;
-			return MIG_READ_ERROR;
-		}
-		if (same_stat(&f->st, &after) &&
-		    f->len == (size_t)after.st_size)
-			return MIG_OK;
-		free(f->data);
-		f->data = NULL;
-		f->len = 0;
-		f->st = after;
-		if ((size_t)after.st_size > max)
-			return MIG_TOO_LARGE;
-	}
-	return MIG_UNSTABLE;
-}
-
-static enum mig_status read_header(int fd, struct mig_file *f)
-{
-	ssize_t n;
-
-	f->data = malloc(CACHELIB_HEADER);
-	if (!f->data) {
-		f->err = -ENOMEM;
-		return MIG_READ_ERROR;
-	}
-	do {
-		n = pread(fd, f->data, CACHELIB_HEADER, 0);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		f->err = -errno;
-		return MIG_READ_ERROR;
-	}
-	f->len = (size_t)n;
-	return MIG_OK;
-}
-
 static enum mig_status type_status(mode_t mode)
 {
 	if (S_ISREG(mode))
@@ -392,86 +280,120 @@ static enum mig_status type_status(mode_t mode)
 	return MIG_SPECIAL;
 }
 
-/* Opens the regular file 'de' and fstat()s it into f->st: MIG_OK + fd. */
-static enum mig_status open_regular(struct mig_dir *d, const struct dirent *de,
-				    struct mig_file *f, int *fd)
+/*
+ * Looks at the entry without opening it (opening a device or a fifo can
+ * have effects): its d_type, or fstatat() into 'st' when the file system
+ * gives none or when 'want_stat'.
+ */
+static enum mig_status look(struct mig_dir *d, const struct dirent *de,
+			    bool want_stat, struct stat *st, int *err)
 {
-	enum mig_status s;
-	struct stat st;
-
-	*fd = -1;
-	/* Look before opening: opening a device or fifo can have effects. */
-	if (de->d_type == DT_UNKNOWN) {
-		if (fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			goto out_errno;
-		s = type_status(st.st_mode);
-	} else {
-		s = de->d_type == DT_REG   ? MIG_OK
-		    : de->d_type == DT_LNK ? MIG_SYMLINK
-		    : de->d_type == DT_DIR ? MIG_DIRECTORY
-					   : MIG_SPECIAL;
+	if (de->d_type != DT_UNKNOWN && !want_stat) {
+		switch (de->d_type) {
+		case DT_REG:
+			return MIG_OK;
+		case DT_LNK:
+			return MIG_SYMLINK;
+		case DT_DIR:
+			return MIG_DIRECTORY;
+		default:
+			return MIG_SPECIAL;
+		}
 	}
-	if (s != MIG_OK)
-		return s;
-	*fd = openat(d->fd, de->d_name,
-		     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (*fd < 0)
-		goto out_errno;
-	if (fstat(*fd, &f->st) < 0)
-		goto out_errno;
-	/* The name may have been replaced since readdir. */
-	return type_status(f->st.st_mode);
-
-out_errno:
-	switch (errno) {
-	case ENOENT:
+	if (fstatat(d->fd, de->d_name, st, AT_SYMLINK_NOFOLLOW) == 0)
+		return type_status(st->st_mode);
+	if (errno == ENOENT)
 		return MIG_VANISHED;
-	case ELOOP:
-		return MIG_SYMLINK;
-	case ENXIO:
-		return MIG_SPECIAL;
-	}
-	f->err = -errno;
+	*err = -errno;
 	return MIG_READ_ERROR;
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+/*
+ * Reads the regular file 'de' whole with the lower-dir store, the way the
+ * mount reads it: O_NOFOLLOW on the directory fd, fstat() on the opened
+ * fd, again while it changes under the read.
+ */
+static enum mig_status read_file(struct mig_dir *d, const struct mig_options *o,
+				 const struct dirent *de, struct mig_file *f)
+{
+	enum mig_status type;
+	struct be_file bf;
+	struct stat st;
+	int attempt, ret;
+
+	for (attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		ret = be_lower_get(d->fd, de->d_name, o->max_size, true, &bf);
+		if (ret != -EAGAIN)
+			break;
+	}
+	switch (ret) {
+	case 0:
+		break;
+	case -EAGAIN:
+		return MIG_UNSTABLE;
+	case -EFBIG:
+		/* The size and date of a refused file are still reported. */
+		type = look(d, de, true, &st, &f->err);
+		if (type != MIG_OK)
+			return type;
+		f->len = (size_t)st.st_size;
+		f->meta.mtime_ns = ts_ns(&st.st_mtim);
+		return MIG_TOO_LARGE;
+	case -EINVAL:
+		/* No longer a regular file since readdir: say what it is. */
+		type = look(d, de, true, &st, &f->err);
+		return type == MIG_OK ? MIG_UNSTABLE : type;
+	default:
+		f->err = ret;
+		return MIG_READ_ERROR;
+	}
+	if (bf.state != BE_PRESENT)
+		return MIG_VANISHED;
+	f->data = bf.data;
+	f->len = bf.size;
+	f->meta = bf.meta;
+	f->meta.version = BE_LAYOUT_VERSION;
+	return MIG_OK;
+}
+
+/* MIG_OK for a session name, else why it is none. */
+static enum mig_status classify(const struct mig_options *o, const char *name)
+{
+	/* The lower-dir store's own temps (the mount removes them). */
+	if (be_lower_is_temp(name))
+		return MIG_LOCAL;
+	switch (be_name_classify(&o->sc.ks, name)) {
+	case BE_NAME_INVALID:
+		return MIG_BAD_NAME;
+	case BE_NAME_LOCAL:
+		return MIG_LOCAL;
+	default:
+		return MIG_OK;
+	}
+}
+
 void mig_file_read(struct mig_dir *d, const struct mig_options *o,
-		   const struct dirent *de, bool header_only, int64_t now_ms,
-		   struct mig_file *f)
+		   const struct dirent *de, int64_t now_ms, struct mig_file *f)
 {
 	uint32_t expiry;
-	int fd;
+	struct stat st;
 
 	mig_file_release(f);
 	f->name = de->d_name;
 	f->kind = kind_of(de->d_name);
-	switch (be_name_classify(&o->sc.ks, de->d_name)) {
-	case BE_NAME_INVALID:
-		f->status = MIG_BAD_NAME;
-		return;
-	case BE_NAME_LOCAL:
-		f->status = MIG_LOCAL;
-		return;
-	case BE_NAME_SESSION:
-		break;
-	}
-	f->status = open_regular(d, de, f, &fd);
-	if (f->status == MIG_OK && (size_t)f->st.st_size > o->max_size)
-		f->status = MIG_TOO_LARGE;
+	f->status = classify(o, de->d_name);
 	if (f->status == MIG_OK)
-		f->status = header_only ? read_header(fd, f)
-					: read_stable(fd, o->max_size, f);
-	if (fd >= 0)
-		close(fd);
+		f->status = look(d, de, false, &st, &f->err);
+	if (f->status == MIG_OK)
+		f->status = read_file(d, o, de, f);
 	if (f->status != MIG_OK)
 		return;
 
-	f->meta.version = BE_LAYOUT_VERSION;
-	f->meta.mtime_ns = ts_ns(&f->st.st_mtim);
-	f->meta.ctime_ns = ts_ns(&f->st.st_ctim);
-	f->meta.uid = f->st.st_uid;
-	f->meta.gid = f->st.st_gid;
-	f->meta.mode = f->st.st_mode & 07777;
 	f->bad_header = f->kind == MIG_KIND_CACHELIB &&
 			!o->sc.ttl.ignore_cachelib &&
 			be_cachelib_expiry(f->data, f->len, &expiry) != 0;
@@ -532,8 +454,8 @@ void mig_file_report(const struct mig_file *f, const struct mig_options *o)
 		error("refusing '%s': not a regular file", name);
 		break;
 	case MIG_TOO_LARGE:
-		error("refusing '%s': %lld bytes, over --max-size %zu", name,
-		      (long long)f->st.st_size, o->max_size);
+		error("refusing '%s': %zu bytes, over --max-size %zu", name,
+		      f->len, o->max_size);
 		break;
 	case MIG_UNSTABLE:
 		error("cannot read '%s': it kept changing while read", name);

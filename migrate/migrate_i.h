@@ -238,16 +238,19 @@ extern const char *const mig_status_names[MIG_STATUS_COUNT];
 
 /** One entry of the directory, read by mig_file_read(). */
 struct mig_file {
-	const char *name; /* borrowed from the walk; valid until the next */
+	const char *name; /* borrowed: the entry's d_name */
 	enum mig_status status;
 	enum mig_kind kind;
 	int err; /* -errno for MIG_READ_ERROR */
-	struct stat st; /* valid from MIG_TOO_LARGE on (and MIG_OK) */
-	char *data; /* owned; 'len' bytes (or the header only) */
+	/*
+	 * Valid for MIG_OK and MIG_EXPIRED; for MIG_TOO_LARGE only 'len' and
+	 * meta.mtime_ns.
+	 */
+	char *data; /* owned; 'len' bytes */
 	size_t len;
+	struct be_meta meta; /* mtime, ctime, uid, gid, mode of the file */
 	bool bad_header; /* cachelib name, header unreadable: mtime TTL */
 	int64_t ttl_ms; /* remaining life at read time */
-	struct be_meta meta; /* mtime, ctime, uid, gid, mode of 'st' */
 };
 
 /**
@@ -259,16 +262,14 @@ const struct dirent *mig_dir_next(struct mig_dir *d, int *err);
 
 /**
  * Reads the entry 'de' of 'd' into 'f' (released first): classifies the
- * name, opens it with O_NOFOLLOW on the directory fd (never a symlink,
- * never a device: d_type or fstatat() is checked first, fstat() after),
- * refuses what is not a regular file or is over --max-size, reads it whole
- * (or only the cachelib header when 'header_only') until two fstat()s
- * around the read agree, and decides whether it has expired at 'now_ms'.
- * Never fails: the outcome is 'f->status'.
+ * name, looks at the entry without opening it, reads a regular file whole
+ * with be_lower_get() (never following a symlink, again while it changes
+ * under the read), refuses what is not a regular file or is over
+ * --max-size, and decides whether it has expired at 'now_ms'.  Never
+ * fails: the outcome is 'f->status'.
  */
 void mig_file_read(struct mig_dir *d, const struct mig_options *o,
-		   const struct dirent *de, bool header_only, int64_t now_ms,
-		   struct mig_file *f);
+		   const struct dirent *de, int64_t now_ms, struct mig_file *f);
 
 /** Frees f->data and zeroes 'f'. */
 void mig_file_release(struct mig_file *f);

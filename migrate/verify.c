@@ -188,7 +188,7 @@ static enum outcome check_once(struct verify *v, struct mig_dir *d,
 	enum outcome out;
 	int ret;
 
-	mig_file_read(d, &v->opt, de, false, mig_now_ms(), f);
+	mig_file_read(d, &v->opt, de, mig_now_ms(), f);
 	if (f->status != MIG_OK)
 		return NOT_CHECKED;
 	if (f->ttl_ms <= v->tolerance_ms)

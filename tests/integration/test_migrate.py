@@ -146,6 +146,7 @@ def mixed_dir(d):
     write(d, util.CACHELIB_COUNT, b"\0\0\0\0" + pickle.dumps(1, protocol=5))
     write(d, "tmpabc_1234.__wz_cache", b"partial")
     write(d, "sessionid" + "k" * 32 + "_out_abcdefgh", b"partial")
+    write(d, ".sessfs-tmp.0123456789abcdef", b"the mount's own temp")
 
 
 # ------------------------------------------------------------------- usage
@@ -199,9 +200,9 @@ def test_evicting_policy_refused(sdir, redis, redis_server):
 def test_analyze_counts(sdir):
     mixed_dir(sdir)
     a = analyze(sdir)
-    assert a["entries"] == 11
+    assert a["entries"] == 12
     assert a["kinds"] == {"php": 3, "cachelib": 3, "django": 1, "other": 1,
-                          "invalid": 0, "local": 3}
+                          "invalid": 0, "local": 4}
     assert a["sessions"] == 8
     assert a["live"] == 6 and a["expired"] == 2
     assert all(v == 0 for v in a["refused"].values())
@@ -247,8 +248,8 @@ def test_copy_then_verify(sdir, redis, redis_server):
     mixed_dir(sdir)
     s = copy(sdir, redis_server.url())
     assert (s["copied"], s["skipped_expired"], s["skipped_local"],
-            s["invalid"], s["errors"]) == (6, 2, 3, 0, 0)
-    assert s["complete"] is True and s["entries"] == 11
+            s["invalid"], s["errors"]) == (6, 2, 4, 0, 0)
+    assert s["complete"] is True and s["entries"] == 12
     # Value and meta keys of the six live sessions, nothing else.
     assert redis.dbsize() == 12
     now_ms = time.time() * 1000
