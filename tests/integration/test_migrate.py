@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 
 import util
 from util import BUILD_DIR, SLOW, WWW_GID, WWW_UID
@@ -193,6 +194,23 @@ def test_evicting_policy_refused(sdir, redis, redis_server):
     assert redis.dbsize() == 0
     s = copy(sdir, redis_server.url(), "--allow-evicting-redis")
     assert s["copied"] == 1
+
+
+def test_password_file(sdir, tmp, redis, redis_server):
+    php(sdir, "x")
+    pwfile = tmp / "redis.password"
+    pwfile.write_text("s3cret\n")
+    redis.config_set("requirepass", "s3cret")
+    try:
+        p = run("copy", "--no-progress", sdir, redis_server.url(), rc=1)
+        assert "cannot connect to 'redis://127.0.0.1:" in p.err
+        s = copy(sdir, redis_server.url(), "--password-file", pwfile)
+        assert s["copied"] == 1
+        verify(sdir, redis_server.url(), "--password-file", pwfile)
+    finally:
+        authed = redis_py.Redis(unix_socket_path=str(redis_server.sock),
+                                password="s3cret")
+        authed.config_set("requirepass", "")
 
 
 # ----------------------------------------------------------------- analyze
