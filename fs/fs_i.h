@@ -66,6 +66,7 @@ struct fs_config {
 	char *state_dir;
 	char *password_file;
 	char *host_id;
+	char *ctl_dir;
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -140,6 +141,12 @@ struct fs_route {
 	struct fs_nameset mine; /* names this host wrote last */
 	pthread_t prober;
 	pthread_t repairer;
+	/* Recent operations and failures, one slot per second. */
+	struct {
+		int64_t sec;
+		uint64_t ops;
+		uint64_t errors;
+	} rate[16];
 };
 
 /** The daemon: fuse_req_userdata(). */
@@ -152,8 +159,15 @@ struct fs {
 	char *host_id;
 	double redis_timeout;
 	size_t max_size;
-	_Atomic enum fs_mode mode; /* changed at run time (issue 4) */
+	_Atomic enum fs_mode mode; /* changed at run time (ctl.c) */
+	pthread_mutex_t mode_lock; /* serialises mode changes */
+	bool lower_current; /* the lower dir holds every current session */
 	struct fs_route rt;
+	int ctl_fd;
+	char *ctl_path;
+	pthread_t ctl_thread;
+	bool ctl_started;
+	_Atomic bool ctl_stopping;
 	int lower_fd; /* the directory under the mount, opened before it */
 
 	pthread_mutex_t tab_lock;
@@ -264,6 +278,10 @@ void fs_route_unfence(struct fs *fs, const char *name);
 bool fs_route_is_fenced(struct fs *fs, const char *name);
 /** One repair pass over the journal; returns the names still behind. */
 size_t fs_route_repair_pass(struct fs *fs);
+/** Counts one routed operation, failed or not. */
+void fs_route_count(struct fs *fs, bool failed);
+/** Operations and failures of the last 10 seconds. */
+void fs_route_error_rate(struct fs *fs, uint64_t *ops, uint64_t *errors);
 
 /* state.c: journal and manifest files of the mount */
 /** state_dir + "/" + the mountpoint's id + "." + 'suffix'; new string. */
@@ -274,6 +292,49 @@ int fs_manifest_apply(struct fs *fs);
 void fs_manifest_save(struct fs *fs);
 /** After a corrupt journal: journals every lower name for a re-check. */
 int fs_journal_reverify(struct fs *fs);
+/** Records the current mode, so a crash restart comes back in it. */
+void fs_mode_save(struct fs *fs);
+/** The mode recorded by a daemon that did not unmount cleanly. */
+int fs_mode_load(struct fs *fs, enum fs_mode *mode);
+/** Removes the record at a clean unmount. */
+void fs_mode_forget(struct fs *fs);
+/** <ctl_dir>/<mount id>.sock; new string. */
+char *fs_ctl_path(struct fs *fs);
+/** sessfs layers on the mountpoint: all, and dead ones. */
+void fs_layers(struct fs *fs, unsigned int *layers, unsigned int *dead);
+
+/* export.c: online export (Redis -> lower dir) and verify */
+struct fs_export_stats {
+	size_t names; /* names looked at */
+	size_t written; /* files written underneath */
+	size_t deleted; /* files removed underneath (tombstones) */
+	size_t unchanged; /* already equal */
+	size_t errors;
+};
+/** Exports every session in Redis to the lower dir; -EIO if any failed. */
+int fs_export(struct fs *fs, struct fs_export_stats *st);
+
+#define FS_VERIFY_MAX_DIFF 100
+struct fs_verify_result {
+	size_t checked;
+	size_t ndiff; /* all differences; the first FS_VERIFY_MAX_DIFF kept */
+	struct {
+		char *name;
+		const char *why;
+	} diff[FS_VERIFY_MAX_DIFF];
+	struct fs_nameset seen;
+};
+/** Compares Redis and the lower dir name by name; 0 or -errno. */
+int fs_verify(struct fs *fs, struct fs_verify_result *vr);
+void fs_verify_release(struct fs_verify_result *vr);
+
+/* ctl.c: the control socket */
+/** Starts listening on /run/sessfs/<id>.sock (or ctl_dir); 0 or -errno. */
+int fs_ctl_start(struct fs *fs);
+void fs_ctl_stop(struct fs *fs);
+/** Changes the mode at run time with the guards of DESIGN.md. */
+int fs_mode_change(struct fs *fs, enum fs_mode to, bool force, char *why,
+		   size_t whylen);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_oper;

@@ -49,7 +49,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("redis_timeout=%s", redis_timeout, 0),
 	FS_OPT("state_dir=%s", state_dir, 0),
 	FS_OPT("password_file=%s", password_file, 0),
-	FS_OPT("host_id=%s", host_id, 0),
+	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -109,6 +109,8 @@ static void usage(const char *prog)
 	       "    -o state_dir=DIR       daemon state (default /var/lib/sessfs)\n"
 	       "    -o password_file=FILE  Redis password, first line of FILE\n"
 	       "    -o host_id=ID          this host's id in the meta keys\n"
+	       "    -o ctl_dir=DIR         where the control socket lives\n"
+	       "                           (default /run/sessfs)\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "    -o allow_other         let other users (the web server) in\n"
 	       "\n"
@@ -251,6 +253,11 @@ static int configure(struct fs *fs)
 	}
 	if (!cfg->state_dir)
 		cfg->state_dir = strdup("/var/lib/sessfs");
+	if (!cfg->ctl_dir)
+		cfg->ctl_dir = strdup("/run/sessfs");
+	if (cfg->ctl_dir[0] != '/')
+		return bad("invalid ctl_dir '%s': it must be an absolute path",
+			   cfg->ctl_dir);
 	if (cfg->state_dir[0] != '/')
 		return bad(
 			"invalid state_dir '%s': it must be an absolute path",
@@ -351,7 +358,21 @@ static int make_state_dir(const char *dir)
 static int prepare_state(struct fs *fs)
 {
 	char err[512], *path = fs_state_path(fs, "journal");
+	enum fs_mode saved;
 	int ret;
+
+	/*
+	 * A daemon that did not unmount cleanly (a crash) left its mode:
+	 * the mount comes back in it, whatever the command line says, so a
+	 * restart from fstab never serves a stale store.
+	 */
+	if (fs_mode_load(fs, &saved) == 0 && saved != fs_mode_get(fs)) {
+		LOG_WARN(
+			"restarting in mode %s, the mode of the previous daemon (not %s)",
+			fs_mode_name(saved), fs_mode_name(fs_mode_get(fs)));
+		atomic_store(&fs->mode, saved);
+	}
+	fs->lower_current = fs_mode_get(fs) <= FS_MODE_DUAL_WRITE;
 
 	if (!path) {
 		fprintf(stderr, "sessfs: out of memory\n");
@@ -378,6 +399,7 @@ static int prepare_state(struct fs *fs)
 			strerror(-ret));
 		return -1;
 	}
+	fs_mode_save(fs);
 	if (fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
 	    fs_route_repair_pass(fs) > 0) {
 		fprintf(stderr,
@@ -401,6 +423,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->password_file);
 	free(cfg->host_id);
+	free(cfg->ctl_dir);
 	free(cfg->unknown);
 }
 
@@ -452,7 +475,9 @@ static int run(struct fs *fs, struct fuse_args *args)
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(se);
+	fs_ctl_stop(fs);
 	fs_manifest_save(fs);
+	fs_mode_forget(fs);
 	LOG_INFO("unmounted '%s'", fs->cfg.mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -470,6 +495,8 @@ int main(int argc, char *argv[])
 	if (!fs)
 		return 1;
 	fs->lower_fd = -1;
+	fs->ctl_fd = -1;
+	pthread_mutex_init(&fs->mode_lock, NULL);
 	fs->cfg.mode = strdup("redis-only");
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)

@@ -51,8 +51,9 @@ static struct timespec ns_ts(int64_t ns)
  * everything about the transport (timeouts, resets, protocol, auth)
  * becomes EIO after being logged once here.
  */
-static int store_err(int ret, const char *what, const char *name)
+static int store_err(struct fs *fs, int ret, const char *what, const char *name)
 {
+	fs_route_count(fs, ret < 0 && ret != -ENOENT && ret != -EEXIST);
 	if (ret >= 0)
 		return ret;
 	switch (-ret) {
@@ -143,7 +144,8 @@ static void meta_from_attr(struct be_meta *m, const struct fs_attr *a)
 static int read_name(struct fs *fs, const char *name, bool want_data,
 		     struct be_file *f)
 {
-	int ret = store_err(fs_route_get(fs, name, want_data, f), "read", name);
+	int ret = store_err(fs, fs_route_get(fs, name, want_data, f), "read",
+			    name);
 
 	if (ret < 0)
 		fs_route_fence(fs, name, ret);
@@ -177,10 +179,15 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *inode)
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
+	int ret;
 
 	/* The threads start here: after fuse_daemonize() has forked. */
 	if (fs_route_start(fs) < 0)
 		LOG_ERR("cannot start the repair threads: repairs wait for a remount");
+	ret = fs_ctl_start(fs);
+	if (ret < 0)
+		LOG_ERR("cannot open the control socket in '%s': %s",
+			fs->cfg.ctl_dir, strerror(-ret));
 	/* One pwrite of a whole session arrives as one WRITE (commit point). */
 	conn->max_write = FS_MAX_WRITE;
 	/* An O_TRUNC open reaches us, to be held back like a truncate. */
@@ -477,7 +484,7 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 	meta_from_attr(&meta, &inode->attr);
 	ret = fs_route_put(fs, name, inode->data ? inode->data : "", inode->len,
 			   &meta);
-	ret = store_err(ret, "write", name);
+	ret = store_err(fs, ret, "write", name);
 	end_change(inode, ret < 0);
 	return ret;
 }
@@ -576,7 +583,7 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 	if (!inode->local && name && !inode->pending) {
 		meta_from_attr(&meta, &a);
 		ret = fs_route_setmeta(fs, name, &meta);
-		ret = store_err(ret, "change the metadata of", name);
+		ret = store_err(fs, ret, "change the metadata of", name);
 	}
 	/* With bytes pending, the commit carries the new meta along. */
 	if (ret == 0)
@@ -787,7 +794,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 	meta.uid = fuse_req_ctx(req)->uid;
 	meta.gid = fuse_req_ctx(req)->gid;
 	meta.mode = mode & 07777;
-	ret = store_err(fs_route_create(fs, name, &meta, &f, &created),
+	ret = store_err(fs, fs_route_create(fs, name, &meta, &f, &created),
 			"create", name);
 	if (ret == 0 && !created && f.state != BE_PRESENT)
 		ret = -EIO; /* exists, yet unreadable: never create over it */
@@ -1022,7 +1029,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (!local) {
 		ret = fs_route_delete(fs, name, mtime_ns);
-		ret = store_err(ret, "delete", name);
+		ret = store_err(fs, ret, "delete", name);
 		if (ret == 0)
 			ret = -ENOENT; /* nothing there: deleted first elsewhere */
 		else if (ret > 0)
@@ -1069,7 +1076,7 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 		ret = fs_route_rename_lower_temp(fs, name, newname,
 						 inode->data ? inode->data : "",
 						 inode->len, &meta);
-	ret = store_err(ret, "write", newname);
+	ret = store_err(fs, ret, "write", newname);
 	if (ret < 0)
 		return ret;
 	ret = fs_inode_rename(fs, inode, newname, false);

@@ -95,6 +95,40 @@ static bool is_transport_err(int ret)
 	}
 }
 
+/* ---- error rate ---- */
+
+void fs_route_count(struct fs *fs, bool failed)
+{
+	int64_t sec = time(NULL);
+	size_t i = (size_t)sec % 16;
+
+	pthread_mutex_lock(&fs->rt.lock);
+	if (fs->rt.rate[i].sec != sec) {
+		fs->rt.rate[i].sec = sec;
+		fs->rt.rate[i].ops = fs->rt.rate[i].errors = 0;
+	}
+	fs->rt.rate[i].ops++;
+	if (failed)
+		fs->rt.rate[i].errors++;
+	pthread_mutex_unlock(&fs->rt.lock);
+}
+
+void fs_route_error_rate(struct fs *fs, uint64_t *ops, uint64_t *errors)
+{
+	int64_t now = time(NULL);
+	size_t i;
+
+	*ops = *errors = 0;
+	pthread_mutex_lock(&fs->rt.lock);
+	for (i = 0; i < 16; i++) {
+		if (now - fs->rt.rate[i].sec < 10) {
+			*ops += fs->rt.rate[i].ops;
+			*errors += fs->rt.rate[i].errors;
+		}
+	}
+	pthread_mutex_unlock(&fs->rt.lock);
+}
+
 /* ---- the circuit breaker ---- */
 
 static void redis_failed(struct fs *fs, int ret)

@@ -19,21 +19,93 @@
 #include "journal.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "mountpt.h"
 
-char *fs_state_path(struct fs *fs, const char *suffix)
+/* A stable id of the mountpoint: FNV-1a of its absolute path. */
+static unsigned long long mount_id(struct fs *fs)
 {
 	uint64_t h = 1469598103934665603ULL;
 	const char *p;
-	char *path;
 
 	for (p = fs->cfg.mountpoint; *p; p++) {
 		h ^= (unsigned char)*p;
 		h *= 1099511628211ULL;
 	}
-	if (asprintf(&path, "%s/%016llx.%s", fs->cfg.state_dir,
-		     (unsigned long long)h, suffix) < 0)
+	return (unsigned long long)h;
+}
+
+char *fs_state_path(struct fs *fs, const char *suffix)
+{
+	char *path;
+
+	if (asprintf(&path, "%s/%016llx.%s", fs->cfg.state_dir, mount_id(fs),
+		     suffix) < 0)
 		return NULL;
 	return path;
+}
+
+char *fs_ctl_path(struct fs *fs)
+{
+	char *path;
+
+	if (asprintf(&path, "%s/%016llx.sock", fs->cfg.ctl_dir, mount_id(fs)) <
+	    0)
+		return NULL;
+	return path;
+}
+
+void fs_mode_save(struct fs *fs)
+{
+	char *path = fs_state_path(fs, "mode"), *tmp = NULL;
+	FILE *f;
+
+	if (!path || asprintf(&tmp, "%s.tmp", path) < 0)
+		goto out;
+	f = fopen(tmp, "w");
+	if (!f)
+		goto out;
+	fprintf(f, "%s\n", fs_mode_name(fs_mode_get(fs)));
+	if (fclose(f) == 0 && rename(tmp, path) < 0)
+		unlink(tmp);
+out:
+	free(tmp);
+	free(path);
+}
+
+int fs_mode_load(struct fs *fs, enum fs_mode *mode)
+{
+	char *path = fs_state_path(fs, "mode"), line[64] = "";
+	FILE *f = path ? fopen(path, "r") : NULL;
+	int ret = -ENOENT;
+
+	if (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		ret = fs_mode_parse(line, mode);
+	}
+	if (f)
+		fclose(f);
+	free(path);
+	return ret;
+}
+
+void fs_mode_forget(struct fs *fs)
+{
+	char *path = fs_state_path(fs, "mode");
+
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+void fs_layers(struct fs *fs, unsigned int *layers, unsigned int *dead)
+{
+	struct fs_mountpt_layers l;
+
+	*layers = *dead = 0;
+	if (fs_mountpt_layers(fs->cfg.mountpoint, &l) == 0) {
+		*layers = l.total;
+		*dead = l.top_dead ? 1 : 0;
+	}
 }
 
 struct manifest_state {

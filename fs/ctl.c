@@ -1,0 +1,654 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket of a mount and the run-time mode changes it serves.
+ *
+ * Protocol (DESIGN.md, "Observability and control"): a unix stream socket
+ * at <ctl_dir>/<mount id>.sock, mode 0600, only root peers (SO_PEERCRED);
+ * newline-delimited JSON, one request and one reply per line.  A request
+ * is {"cmd": "...", ...}; a reply is {"ok": true, ...} or
+ * {"ok": false, "error": "..."}.  Commands: status, mode {mode, force},
+ * export, verify, repair.  status carries the protocol version.
+ *
+ * A mode change locks every name stripe, so no store call is in flight
+ * while the mode flips; a handle opened before keeps its bytes and commits
+ * through the new mode's route.  Guards refuse a step that could serve
+ * stale data, naming what to run first; 'force' skips them.  Stability is
+ * checked before and after (probe write/read/delete on every store the
+ * new mode uses, recent error rate below 1 %); a failed check after the
+ * change puts the old mode back.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "fs_i.h"
+#include "journal.h"
+#include "log.h"
+#include "lowerstore.h"
+
+#define FS_CTL_PROTOCOL 1
+#define FS_CTL_LINE_MAX 65536
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- fleet markers in Redis ---- */
+
+static char *marker_key(struct fs *fs, const char *what)
+{
+	char *key;
+
+	/* Holds '{': never a session name under the prefix. */
+	if (asprintf(&key, "%s{sessfs}:%s", fs->sc.ks.prefix, what) < 0)
+		return NULL;
+	return key;
+}
+
+static int marker_set(struct fs *fs, const char *what)
+{
+	char *key = marker_key(fs, what), val[32];
+	const char *argv[3] = { "SET", key, val };
+	size_t lens[3];
+	redisReply *r = NULL;
+	struct be_conn *c;
+	int ret;
+
+	if (!key)
+		return -ENOMEM;
+	snprintf(val, sizeof(val), "%lld", (long long)now_ns());
+	lens[0] = 3;
+	lens[1] = strlen(key);
+	lens[2] = strlen(val);
+	c = be_pool_get(fs->pool);
+	ret = be_conn_command(c, &r, 3, argv, lens, 0);
+	be_pool_put(fs->pool, c);
+	if (ret == 0 && r->type == REDIS_REPLY_ERROR)
+		ret = -EIO;
+	freeReplyObject(r);
+	free(key);
+	return ret;
+}
+
+/* The marker's time in ns, 0 when unset, or -errno. */
+static int64_t marker_get(struct fs *fs, const char *what)
+{
+	char *key = marker_key(fs, what);
+	const char *argv[2] = { "GET", key };
+	size_t lens[2];
+	redisReply *r = NULL;
+	struct be_conn *c;
+	int64_t v = 0;
+	int ret;
+
+	if (!key)
+		return -ENOMEM;
+	lens[0] = 3;
+	lens[1] = strlen(key);
+	c = be_pool_get(fs->pool);
+	ret = be_conn_command(c, &r, 2, argv, lens, 0);
+	be_pool_put(fs->pool, c);
+	if (ret < 0)
+		v = ret;
+	else if (r->type == REDIS_REPLY_STRING)
+		v = strtoll(r->str, NULL, 10);
+	else if (r->type == REDIS_REPLY_ERROR)
+		v = -EIO;
+	freeReplyObject(r);
+	free(key);
+	return v;
+}
+
+/* ---- stability ---- */
+
+static int probe_redis(struct fs *fs)
+{
+	char *key = marker_key(fs, "probe");
+	const char *set[5] = { "SET", key, "probe", "PX", "10000" };
+	const char *get[2] = { "GET", key };
+	const char *del[2] = { "DEL", key };
+	size_t lset[5], lget[2];
+	redisReply *r = NULL;
+	struct be_conn *c;
+	int ret;
+
+	if (!key)
+		return -ENOMEM;
+	lset[0] = 3;
+	lset[1] = lget[1] = strlen(key);
+	lset[2] = 5;
+	lset[3] = 2;
+	lset[4] = 5;
+	lget[0] = 3;
+	c = be_pool_get(fs->pool);
+	ret = be_conn_command(c, &r, 5, set, lset, 0);
+	if (ret == 0 && r->type == REDIS_REPLY_ERROR)
+		ret = -EIO;
+	freeReplyObject(r);
+	r = NULL;
+	if (ret == 0)
+		ret = be_conn_command(c, &r, 2, get, lget, 0);
+	if (ret == 0 &&
+	    (r->type != REDIS_REPLY_STRING || strcmp(r->str, "probe") != 0))
+		ret = -EIO;
+	freeReplyObject(r);
+	r = NULL;
+	if (ret == 0)
+		ret = be_conn_command(c, &r, 2, del, lget, 0);
+	freeReplyObject(r);
+	be_pool_put(fs->pool, c);
+	free(key);
+	return ret;
+}
+
+static int probe_lower(struct fs *fs)
+{
+	static const char name[] = BE_LOWER_TEMP_PREFIX "probe";
+	char buf[8] = { 0 };
+	int fd, ret = 0;
+
+	fd = openat(fs->lower_fd, name,
+		    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, "probe", 5, 0) != 5 || pread(fd, buf, 5, 0) != 5 ||
+	    memcmp(buf, "probe", 5) != 0)
+		ret = errno ? -errno : -EIO;
+	close(fd);
+	if (unlinkat(fs->lower_fd, name, 0) < 0 && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
+/* Checks that 'mode' can work now; a reason in 'why' when not. */
+static int check_stable(struct fs *fs, enum fs_mode mode, char *why,
+			size_t whylen)
+{
+	uint64_t ops, errors;
+	int ret;
+
+	if (mode != FS_MODE_FILES) {
+		ret = probe_redis(fs);
+		if (ret < 0) {
+			snprintf(why, whylen, "redis probe failed: %s",
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	if (mode != FS_MODE_REDIS_ONLY) {
+		ret = probe_lower(fs);
+		if (ret < 0) {
+			snprintf(why, whylen,
+				 "probe of the directory underneath failed: %s",
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	fs_route_error_rate(fs, &ops, &errors);
+	if (ops >= 100 && errors * 100 > ops) {
+		snprintf(why, whylen,
+			 "%llu of the last %llu operations failed (over 1 %%)",
+			 (unsigned long long)errors, (unsigned long long)ops);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- mode changes ---- */
+
+static int lower_behind_cb(const char *name, unsigned int stores, void *arg)
+{
+	return (stores & *(unsigned int *)arg) ? 1 : 0;
+}
+
+static bool journal_has(struct fs *fs, unsigned int stores)
+{
+	return be_journal_foreach(fs->rt.journal, lower_behind_cb, &stores) !=
+	       0;
+}
+
+/* The guards of DESIGN.md; 0 when 'from' -> 'to' may go, else a reason. */
+static int guard(struct fs *fs, enum fs_mode from, enum fs_mode to, char *why,
+		 size_t whylen)
+{
+	const char *mnt = fs->cfg.mountpoint;
+	int64_t verified, files;
+
+	if (from == FS_MODE_REDIS_ONLY && to <= FS_MODE_DUAL_WRITE) {
+		snprintf(
+			why, whylen,
+			"in redis-only the sessions are only in redis: run 'sessfs-migrate mode redis-first --mount %s' and 'sessfs-migrate export --mount %s' first",
+			mnt, mnt);
+		return -EPERM;
+	}
+	if (from == FS_MODE_REDIS_FIRST && to <= FS_MODE_DUAL_WRITE &&
+	    (!fs->lower_current || journal_has(fs, BE_J_LOWER))) {
+		snprintf(
+			why, whylen,
+			"the files underneath are not known to be current: run 'sessfs-migrate export --mount %s' first",
+			mnt);
+		return -EPERM;
+	}
+	if (from == FS_MODE_FILES && to >= FS_MODE_REDIS_FIRST) {
+		snprintf(
+			why, whylen,
+			"from files, go through dual-write: run 'sessfs-migrate mode dual-write --mount %s', then copy and verify",
+			mnt);
+		return -EPERM;
+	}
+	if (from == FS_MODE_DUAL_WRITE && to >= FS_MODE_REDIS_FIRST) {
+		if (journal_has(fs, BE_J_REDIS)) {
+			snprintf(
+				why, whylen,
+				"redis is behind for %zu names (the repair journal is not empty): wait for the repair, see 'sessfs-migrate status --mount %s'",
+				be_journal_count(fs->rt.journal), mnt);
+			return -EPERM;
+		}
+		verified = marker_get(fs, "verified");
+		files = marker_get(fs, "files");
+		if (verified < 0 || files < 0) {
+			snprintf(
+				why, whylen,
+				"cannot read the migration markers in redis: %s",
+				strerror(-(int)(verified < 0 ? verified
+							     : files)));
+			return -EIO;
+		}
+		if (verified <= files) {
+			snprintf(
+				why, whylen,
+				"no copy + verify has completed since the last files period: run 'sessfs-migrate copy' and 'sessfs-migrate verify' (or 'sessfs-migrate verify --mount %s') first",
+				mnt);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
+/* Locks every name stripe: no store call is in flight after this. */
+static void lock_all_names(struct fs *fs)
+{
+	size_t i;
+
+	for (i = 0; i < FS_NAME_STRIPES; i++)
+		pthread_mutex_lock(&fs->name_stripes[i]);
+}
+
+static void unlock_all_names(struct fs *fs)
+{
+	size_t i;
+
+	for (i = FS_NAME_STRIPES; i-- > 0;)
+		pthread_mutex_unlock(&fs->name_stripes[i]);
+}
+
+static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
+{
+	lock_all_names(fs);
+	atomic_store(&fs->mode, to);
+	if (to == FS_MODE_REDIS_ONLY)
+		fs->lower_current = false;
+	else if (to == FS_MODE_REDIS_FIRST && from <= FS_MODE_DUAL_WRITE)
+		fs->lower_current = true;
+	else if (to <= FS_MODE_DUAL_WRITE)
+		fs->lower_current = true;
+	unlock_all_names(fs);
+	fs_mode_save(fs);
+	/* Leaving files: its journal is replayed into Redis now. */
+	pthread_cond_broadcast(&fs->rt.cond);
+}
+
+int fs_mode_change(struct fs *fs, enum fs_mode to, bool force, char *why,
+		   size_t whylen)
+{
+	enum fs_mode from;
+	int ret = 0;
+
+	pthread_mutex_lock(&fs->mode_lock);
+	from = fs_mode_get(fs);
+	why[0] = '\0';
+	if (from == to)
+		goto out;
+	if (!force) {
+		ret = guard(fs, from, to, why, whylen);
+		if (ret == 0)
+			ret = check_stable(fs, to, why, whylen);
+		if (ret < 0)
+			goto out;
+	}
+	if (from == FS_MODE_FILES || to == FS_MODE_FILES)
+		marker_set(fs, "files"); /* a files period ends or begins */
+	set_mode(fs, from, to);
+	LOG_INFO("mode changed from %s to %s%s", fs_mode_name(from),
+		 fs_mode_name(to), force ? " (forced)" : "");
+	if (!force) {
+		ret = check_stable(fs, to, why, whylen);
+		if (ret < 0) {
+			LOG_ERR("mode %s is not stable (%s): back to %s",
+				fs_mode_name(to), why, fs_mode_name(from));
+			set_mode(fs, to, from);
+		}
+	}
+out:
+	pthread_mutex_unlock(&fs->mode_lock);
+	return ret;
+}
+
+/* ---- requests ---- */
+
+static json_t *reply_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static json_t *reply_error(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static json_t *cmd_status(struct fs *fs)
+{
+	uint64_t ops, errors;
+	unsigned int layers = 0, dead = 0;
+
+	fs_route_error_rate(fs, &ops, &errors);
+	fs_layers(fs, &layers, &dead);
+	return json_pack(
+		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i}",
+		"ok", 1, "protocol", FS_CTL_PROTOCOL, "version",
+		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
+		"mountpoint", fs->cfg.mountpoint, "redis", fs->display_url,
+		"prefix", fs->sc.ks.prefix, "host_id", fs->host_id, "redis_up",
+		!fs->rt.redis_down, "journal",
+		(json_int_t)be_journal_count(fs->rt.journal), "journal_corrupt",
+		fs->rt.journal_corrupt, "fenced",
+		(json_int_t)fs_nameset_count(&fs->rt.fenced), "recent", "ops",
+		(json_int_t)ops, "errors", (json_int_t)errors, "lower_current",
+		fs->lower_current, "layers", (int)layers, "dead_layers",
+		(int)dead);
+}
+
+static json_t *cmd_mode(struct fs *fs, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "mode"));
+	bool force = json_is_true(json_object_get(req, "force"));
+	enum fs_mode to, from = fs_mode_get(fs);
+	char why[1024];
+	struct timespec t0, t1;
+
+	if (!name || fs_mode_parse(name, &to) < 0)
+		return reply_error(
+			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
+			name ? name : "");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (fs_mode_change(fs, to, force, why, sizeof(why)) < 0)
+		return reply_error("cannot change mode from %s to %s: %s",
+				   fs_mode_name(from), name, why);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return json_pack(
+		"{s:b, s:s, s:s, s:b, s:f}", "ok", 1, "from",
+		fs_mode_name(from), "mode", name, "forced", force, "seconds",
+		(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+static json_t *cmd_export(struct fs *fs)
+{
+	struct fs_export_stats st;
+	struct timespec t0, t1;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = fs_export(fs, &st);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret == 0 && fs_mode_get(fs) == FS_MODE_REDIS_FIRST)
+		fs->lower_current = true;
+	if (ret < 0 && st.errors == 0)
+		return reply_error("export failed: %s", strerror(-ret));
+	return json_pack(
+		"{s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:s*}", "ok", ret == 0,
+		"names", (json_int_t)st.names, "written",
+		(json_int_t)st.written, "deleted", (json_int_t)st.deleted,
+		"unchanged", (json_int_t)st.unchanged, "errors",
+		(json_int_t)st.errors, "seconds",
+		(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+		"error",
+		ret < 0 ? "some names could not be exported (see the daemon log)"
+			: NULL);
+}
+
+static json_t *cmd_verify(struct fs *fs)
+{
+	struct fs_verify_result vr;
+	json_t *diffs, *reply;
+	size_t i;
+	int ret;
+
+	ret = fs_verify(fs, &vr);
+	if (ret < 0) {
+		fs_verify_release(&vr);
+		return reply_error("verify failed: %s", strerror(-ret));
+	}
+	diffs = json_array();
+	for (i = 0; i < vr.ndiff && i < FS_VERIFY_MAX_DIFF; i++)
+		json_array_append_new(diffs, json_pack("{s:s, s:s}", "name",
+						       vr.diff[i].name, "why",
+						       vr.diff[i].why));
+	if (vr.ndiff == 0)
+		marker_set(fs, "verified");
+	reply = json_pack("{s:b, s:I, s:I, s:o}", "ok", 1, "checked",
+			  (json_int_t)vr.checked, "differences",
+			  (json_int_t)vr.ndiff, "diff", diffs);
+	fs_verify_release(&vr);
+	return reply;
+}
+
+static json_t *handle(struct fs *fs, const char *line)
+{
+	json_error_t jerr;
+	json_t *req = json_loads(line, 0, &jerr), *reply;
+	const char *cmd;
+
+	if (!req || !json_is_object(req)) {
+		json_decref(req);
+		return reply_error("bad request: %s",
+				   req ? "not a JSON object" : jerr.text);
+	}
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	if (!cmd)
+		reply = reply_error("bad request: no \"cmd\"");
+	else if (strcmp(cmd, "status") == 0)
+		reply = cmd_status(fs);
+	else if (strcmp(cmd, "mode") == 0)
+		reply = cmd_mode(fs, req);
+	else if (strcmp(cmd, "export") == 0)
+		reply = cmd_export(fs);
+	else if (strcmp(cmd, "verify") == 0)
+		reply = cmd_verify(fs);
+	else if (strcmp(cmd, "repair") == 0)
+		reply = json_pack("{s:b, s:I}", "ok", 1, "journal",
+				  (json_int_t)fs_route_repair_pass(fs));
+	else
+		reply = reply_error("unknown command '%s'", cmd);
+	json_decref(req);
+	return reply;
+}
+
+/* ---- the socket ---- */
+
+struct ctl_client {
+	struct fs *fs;
+	int fd;
+};
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void *client_thread(void *arg)
+{
+	struct ctl_client *cl = arg;
+	char *buf = malloc(FS_CTL_LINE_MAX);
+	size_t used = 0;
+
+	while (buf) {
+		char *nl;
+		ssize_t n =
+			recv(cl->fd, buf + used, FS_CTL_LINE_MAX - 1 - used, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += n;
+		buf[used] = '\0';
+		while ((nl = memchr(buf, '\n', used))) {
+			json_t *reply;
+			char *out;
+			int ret;
+
+			*nl = '\0';
+			reply = handle(cl->fs, buf);
+			out = json_dumps(reply, JSON_COMPACT);
+			json_decref(reply);
+			ret = out ? write_all(cl->fd, out, strlen(out)) : -1;
+			if (ret == 0)
+				ret = write_all(cl->fd, "\n", 1);
+			free(out);
+			used -= nl + 1 - buf;
+			memmove(buf, nl + 1, used);
+			if (ret < 0)
+				goto out;
+		}
+		if (used == FS_CTL_LINE_MAX - 1)
+			break; /* a line too long: drop the client */
+	}
+out:
+	free(buf);
+	close(cl->fd);
+	free(cl);
+	return NULL;
+}
+
+static bool peer_is_root(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	       cred.uid == 0;
+}
+
+static void *accept_thread(void *arg)
+{
+	struct fs *fs = arg;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fs->ctl_fd, .events = POLLIN };
+		struct ctl_client *cl;
+		pthread_t t;
+		int fd;
+
+		if (poll(&pfd, 1, 200) < 0 && errno != EINTR)
+			break;
+		if (atomic_load(&fs->ctl_stopping))
+			break;
+		if (!(pfd.revents & POLLIN))
+			continue;
+		fd = accept4(fs->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!peer_is_root(fd)) {
+			LOG_WARN("refused a control connection: not root");
+			close(fd);
+			continue;
+		}
+		cl = malloc(sizeof(*cl));
+		if (!cl) {
+			close(fd);
+			continue;
+		}
+		cl->fs = fs;
+		cl->fd = fd;
+		if (pthread_create(&t, NULL, client_thread, cl) != 0) {
+			close(fd);
+			free(cl);
+			continue;
+		}
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+int fs_ctl_start(struct fs *fs)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *path = fs_ctl_path(fs);
+
+	if (!path)
+		return -ENOMEM;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		free(path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	fs->ctl_path = path;
+	if (mkdir(fs->cfg.ctl_dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fs->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fs->ctl_fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fs->ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, 0600) < 0 || listen(fs->ctl_fd, 16) < 0)
+		return -errno;
+	if (pthread_create(&fs->ctl_thread, NULL, accept_thread, fs) != 0)
+		return -EAGAIN;
+	fs->ctl_started = true;
+	return 0;
+}
+
+void fs_ctl_stop(struct fs *fs)
+{
+	atomic_store(&fs->ctl_stopping, true);
+	if (fs->ctl_started)
+		pthread_join(fs->ctl_thread, NULL);
+	if (fs->ctl_fd > 0)
+		close(fs->ctl_fd);
+	if (fs->ctl_path)
+		unlink(fs->ctl_path);
+	free(fs->ctl_path);
+	fs->ctl_path = NULL;
+}
