@@ -343,12 +343,12 @@ static void add_counts(struct copy_counts *sum, const struct copy_counts *n)
 static int run_jobs(struct copy *cp, struct copy_job *jobs,
 		    struct copy_counts *sum)
 {
-	long total = mig_dir_count(&cp->dir);
+	bool bar = cp->progress < 0 ? isatty(STDERR_FILENO) : cp->progress;
+	/* Only a bar needs the total: a first pass over the names. */
+	long total = bar ? mig_dir_count(&cp->dir) : 0;
 	int i, started, ret = 0;
 
-	mig_progress_start(&cp->bar, "copy", total < 0 ? 0 : total,
-			   cp->progress < 0 ? isatty(STDERR_FILENO)
-					    : cp->progress);
+	mig_progress_start(&cp->bar, "copy", total < 0 ? 0 : total, bar);
 	for (started = 1; started < cp->njobs; started++) {
 		ret = pthread_create(&jobs[started].thread, NULL, job_run,
 				     &jobs[started]);

@@ -289,15 +289,14 @@ static bool sampled(const struct verify *v)
 
 static int verify_dir(struct verify *v, struct mig_dir *d)
 {
+	bool shown = v->progress < 0 ? isatty(STDERR_FILENO) : v->progress;
+	/* Only a bar needs the total: a first pass over the names. */
+	long total = shown ? mig_dir_count(d) : 0, seen = 0;
 	struct mig_progress bar;
 	const struct dirent *de;
-	long total, seen = 0;
 	int err;
 
-	total = mig_dir_count(d);
-	mig_progress_start(&bar, "verify", total < 0 ? 0 : total,
-			   v->progress < 0 ? isatty(STDERR_FILENO)
-					   : v->progress);
+	mig_progress_start(&bar, "verify", total < 0 ? 0 : total, shown);
 	while ((de = mig_dir_next(d, &err))) {
 		if (sampled(v))
 			check(v, d, de);
