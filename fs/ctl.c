@@ -43,14 +43,6 @@
 #define FS_CTL_PROTOCOL 1
 #define FS_CTL_LINE_MAX 65536
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---- fleet markers in Redis ---- */
 
 static char *marker_key(struct fs *fs, const char *what)
@@ -74,7 +66,7 @@ static int marker_set(struct fs *fs, const char *what)
 
 	if (!key)
 		return -ENOMEM;
-	snprintf(val, sizeof(val), "%lld", (long long)now_ns());
+	snprintf(val, sizeof(val), "%lld", (long long)fs_now_ns());
 	lens[0] = 3;
 	lens[1] = strlen(key);
 	lens[2] = strlen(val);

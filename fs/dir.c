@@ -19,105 +19,20 @@
 #include "log.h"
 #include "lowerstore.h"
 
-/* A set of names: open addressing, linear probing, owns its strings. */
-struct nameset {
-	char **slots;
-	size_t size; /* a power of two */
-	size_t count;
-};
-
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static void nameset_release(struct nameset *ns)
-{
-	size_t i;
-
-	for (i = 0; i < ns->size; i++)
-		free(ns->slots[i]);
-	free(ns->slots);
-	memset(ns, 0, sizeof(*ns));
-}
-
-static bool nameset_has(const struct nameset *ns, const char *name)
-{
-	size_t i;
-
-	if (!ns->size)
-		return false;
-	for (i = name_hash(name) & (ns->size - 1); ns->slots[i];
-	     i = (i + 1) & (ns->size - 1))
-		if (strcmp(ns->slots[i], name) == 0)
-			return true;
-	return false;
-}
-
-static int nameset_put_owned(struct nameset *ns, char *name);
-
-static int nameset_grow(struct nameset *ns)
-{
-	struct nameset bigger = { 0 };
-	size_t i;
-
-	bigger.size = ns->size ? ns->size * 2 : 256;
-	bigger.slots = calloc(bigger.size, sizeof(*bigger.slots));
-	if (!bigger.slots)
-		return -ENOMEM;
-	for (i = 0; i < ns->size; i++)
-		if (ns->slots[i])
-			nameset_put_owned(&bigger, ns->slots[i]);
-	free(ns->slots);
-	*ns = bigger;
-	return 0;
-}
-
-/* Adds 'name' (taking ownership); a duplicate is freed.  1 if new. */
-static int nameset_put_owned(struct nameset *ns, char *name)
-{
-	size_t i;
-
-	if (2 * (ns->count + 1) > ns->size && nameset_grow(ns) < 0) {
-		free(name);
-		return -ENOMEM;
-	}
-	for (i = name_hash(name) & (ns->size - 1); ns->slots[i];
-	     i = (i + 1) & (ns->size - 1)) {
-		if (strcmp(ns->slots[i], name) == 0) {
-			free(name);
-			return 0;
-		}
-	}
-	ns->slots[i] = name;
-	ns->count++;
-	return 1;
-}
-
 /* An open directory: the snapshot of names, in listing order. */
 struct fs_dir {
 	char **names;
 	size_t n;
 	size_t cap;
-	struct nameset seen; /* names in 'names' */
-	struct nameset deleted; /* tombstones in Redis */
+	struct fs_nameset seen; /* names in 'names' */
+	struct fs_nameset deleted; /* tombstones in Redis */
 	const struct be_keyspace *ks;
 };
 
 static int dir_add(struct fs_dir *d, const char *name)
 {
-	char *copy = strdup(name);
-	int ret;
+	int ret = fs_nameset_add(&d->seen, name);
 
-	if (!copy)
-		return -ENOMEM;
-	ret = nameset_put_owned(&d->seen, copy);
 	if (ret <= 0)
 		return ret;
 	if (d->n == d->cap) {
@@ -129,29 +44,38 @@ static int dir_add(struct fs_dir *d, const char *name)
 		d->names = p;
 		d->cap = ncap;
 	}
-	d->names[d->n++] = copy; /* borrowed from 'seen' */
+	d->names[d->n] = strdup(name);
+	if (!d->names[d->n])
+		return -ENOMEM;
+	d->n++;
 	return 0;
 }
 
-static void dir_clear(struct fs_dir *d)
+static void dir_init(struct fs_dir *d)
 {
-	free(d->names);
-	nameset_release(&d->seen);
-	nameset_release(&d->deleted);
 	memset(d, 0, sizeof(*d));
+	fs_nameset_init(&d->seen, 0);
+	fs_nameset_init(&d->deleted, 0);
+}
+
+static void dir_release(struct fs_dir *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		free(d->names[i]);
+	free(d->names);
+	fs_nameset_release(&d->seen);
+	fs_nameset_release(&d->deleted);
 }
 
 static int list_cb(const char *name, enum be_state state, void *arg)
 {
 	struct fs_dir *d = arg;
-	char *copy;
 
 	if (state == BE_PRESENT)
 		return dir_add(d, name) < 0 ? -ENOMEM : 0;
-	copy = strdup(name);
-	if (!copy)
-		return -ENOMEM;
-	return nameset_put_owned(&d->deleted, copy) < 0 ? -ENOMEM : 0;
+	return fs_nameset_add(&d->deleted, name) < 0 ? -ENOMEM : 0;
 }
 
 static void local_cb(struct fs_inode *inode, void *arg)
@@ -209,8 +133,8 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	while ((de = readdir(dir))) {
 		if (be_name_classify(&fs->sc.ks, de->d_name) !=
 			    BE_NAME_SESSION ||
-		    nameset_has(&d->seen, de->d_name) ||
-		    nameset_has(&d->deleted, de->d_name))
+		    fs_nameset_has(&d->seen, de->d_name) ||
+		    fs_nameset_has(&d->deleted, de->d_name))
 			continue;
 		if (lower_is_live(fs, de->d_name, now_ms) &&
 		    dir_add(d, de->d_name) < 0) {
@@ -237,7 +161,8 @@ static int dir_fill(struct fs *fs, struct fs_dir *d)
 	struct be_conn *c;
 	int ret;
 
-	dir_clear(d);
+	dir_release(d);
+	dir_init(d);
 	d->ks = &fs->sc.ks;
 	if (fs_mode_get(fs) <= FS_MODE_DUAL_WRITE) {
 		ret = be_lower_list(fs->lower_fd, lower_cb, d);
@@ -274,14 +199,15 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	d = calloc(1, sizeof(*d));
+	d = malloc(sizeof(*d));
 	if (!d) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	dir_init(d);
 	fi->fh = (uintptr_t)d;
 	if (fuse_reply_open(req, fi) != 0) {
-		dir_clear(d);
+		dir_release(d);
 		free(d);
 	}
 }
@@ -318,7 +244,7 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st.st_mode = i < 2 ? S_IFDIR : S_IFREG;
 		/* d_ino only needs to be non-zero; stat gives the real one. */
 		st.st_ino = i < 2 ? FUSE_ROOT_ID
-				  : name_hash(name) | (1ULL << 63);
+				  : fs_name_hash(name) | (1ULL << 63);
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
 					i + 1);
 		if (len > size - used)
@@ -333,7 +259,7 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	dir_clear(d);
+	dir_release(d);
 	free(d);
 	fuse_reply_err(req, 0);
 }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <fuse_lowlevel.h>
 
@@ -43,6 +44,15 @@
 #define FS_MAX_THREADS	   16
 #define FS_LOCAL_MAX_BYTES (64LL * 1024 * 1024)
 #define FS_LOCAL_IDLE_SEC  3600
+
+/* Wall-clock time in ns: mtimes and the markers are wall-clock. */
+static inline int64_t fs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* The migration modes, in the order a migration goes through them. */
 enum fs_mode {

@@ -13,18 +13,6 @@
 #include "fs_i.h"
 #include "log.h"
 
-static uint64_t hash_name(const char *s)
-{
-	/* FNV-1a: names are short and attacker-chosen only by local apps. */
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 int fs_table_init(struct fs *fs)
 {
 	size_t i;
@@ -72,7 +60,7 @@ void fs_table_destroy(struct fs *fs)
 
 static struct fs_inode **name_slot(struct fs *fs, const char *name)
 {
-	return &fs->name_map[hash_name(name) & (fs->name_map_size - 1)];
+	return &fs->name_map[fs_name_hash(name) & (fs->name_map_size - 1)];
 }
 
 static void name_map_remove(struct fs *fs, struct fs_inode *inode)
@@ -98,7 +86,7 @@ static void name_map_grow(struct fs *fs)
 		struct fs_inode *inode = fs->name_map[i], *next;
 
 		for (; inode; inode = next) {
-			size_t b = hash_name(inode->name) & (nsize - 1);
+			size_t b = fs_name_hash(inode->name) & (nsize - 1);
 
 			next = inode->name_next;
 			inode->name_next = nmap[b];
@@ -372,7 +360,7 @@ int fs_local_charge(struct fs *fs, long long delta)
 
 pthread_mutex_t *fs_name_lock(struct fs *fs, const char *name)
 {
-	return &fs->name_stripes[hash_name(name) % FS_NAME_STRIPES];
+	return &fs->name_stripes[fs_name_hash(name) % FS_NAME_STRIPES];
 }
 
 void fs_name_lock2(struct fs *fs, const char *a, const char *b)

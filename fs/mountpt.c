@@ -246,36 +246,48 @@ static struct mi_entry *mi_by_id(struct mi_table *t, int id)
 	return NULL;
 }
 
-static bool mi_is_parent_at(struct mi_table *t, const char *path, int id)
+/* The mount id of the mount 'fd' was opened on, or -errno. */
+static int fd_mnt_id(int fd)
 {
-	size_t i;
+	char path[64], *buf, *p;
+	int id = -ENOENT, ret;
 
-	for (i = 0; i < t->n; i++)
-		if (t->e[i].parent == id && strcmp(t->e[i].mnt, path) == 0)
-			return true;
-	return false;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ret = read_all(path, &buf);
+	if (ret < 0)
+		return ret;
+	p = strstr(buf, "mnt_id:");
+	if (p && sscanf(p + 7, "%d", &id) != 1)
+		id = -EPROTO;
+	free(buf);
+	return id;
 }
 
 /*
- * Fills 's' with the mounts stacked on 'path', bottom first: the visible
- * one is the last listed that no other mount on 'path' sits on, and each
- * one below it is its parent.  0 (s->n may be 0) or -ENOMEM.
+ * Fills 's' with the mounts stacked on 'path', bottom first.  The top one
+ * is the mount that 'path' resolves to, if 'path' is its root: the fdinfo
+ * of an O_PATH open tells, without asking the filesystem (a dead FUSE
+ * mount answers too).  mountinfo alone cannot tell it from a mount at the
+ * same path hidden under a later mount on a parent directory.  Each one
+ * below is the parent of the one above.  0 (s->n may be 0) or -errno.
  */
 static int mi_stack(struct mi_table *t, const char *path, struct mi_stack *s)
 {
-	struct mi_entry *top = NULL, *cur, *tmp;
+	struct mi_entry *top, *cur, *tmp;
 	size_t i, n = 0;
+	int fd, id;
 
 	s->v = NULL;
 	s->n = 0;
-	for (i = t->n; i-- > 0;) {
-		if (strcmp(t->e[i].mnt, path) == 0 &&
-		    !mi_is_parent_at(t, path, t->e[i].id)) {
-			top = &t->e[i];
-			break;
-		}
-	}
-	if (!top)
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	id = fd_mnt_id(fd);
+	close(fd);
+	if (id < 0)
+		return id;
+	top = mi_by_id(t, id);
+	if (!top || strcmp(top->mnt, path) != 0)
 		return 0;
 	s->v = calloc(t->n, sizeof(*s->v));
 	if (!s->v)
@@ -335,23 +347,6 @@ static int top_mnt_id(const char *path, bool *sessfs)
 	free(s.v);
 	mi_free(&t);
 	return ret;
-}
-
-/* The mount id of the mount 'fd' was opened on, or -errno. */
-static int fd_mnt_id(int fd)
-{
-	char path[64], *buf, *p;
-	int id = -ENOENT, ret;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	ret = read_all(path, &buf);
-	if (ret < 0)
-		return ret;
-	p = strstr(buf, "mnt_id:");
-	if (p && sscanf(p + 7, "%d", &id) != 1)
-		id = -EPROTO;
-	free(buf);
-	return id;
 }
 
 /*
@@ -570,7 +565,8 @@ static int check_bind(struct fs_mountpt *m, struct mi_table *t,
 			bottom = mp->v[i];
 	ret = mi_stack(t, m->bind, &bs);
 	if (ret < 0)
-		return fail(err, errlen, ret, "out of memory");
+		return fail(err, errlen, ret, "cannot read mountinfo: %s",
+			    strerror(-ret));
 	b = mi_stack_top(&bs);
 	free(bs.v);
 	if (!b)
@@ -1060,6 +1056,39 @@ int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out)
 out:
 	fs_mountpt_release(&m);
 	return ret;
+}
+
+int fs_mountpt_print_status(const char *mountpoint, FILE *out, char *err,
+			    size_t errlen)
+{
+	struct fs_mountpt_layers l;
+	struct fs_mountpt m;
+	const char *top;
+	char *abs;
+	int ret;
+
+	ret = fs_mountpt_layers(mountpoint, &l);
+	if (ret == 0)
+		ret = resolve(mountpoint, &abs);
+	if (ret < 0)
+		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
+			    mountpoint, strerror(-ret));
+	fs_mountpt_init(&m);
+	ret = set_paths(&m, abs);
+	if (ret < 0) {
+		fs_mountpt_release(&m);
+		return fail(err, errlen, ret, "out of memory");
+	}
+	if (l.top_sessfs)
+		top = l.top_dead ? "dead" : "alive";
+	else
+		top = l.total ? "other" : "none";
+	fprintf(out,
+		"mountpoint: %s\nlayers: %u\ntop: %s\ncovered: %u\nbind: %s\n",
+		m.mountpoint, l.total, top, l.covered,
+		l.bind ? m.bind : "none");
+	fs_mountpt_release(&m);
+	return 0;
 }
 
 void fs_mountpt_release(struct fs_mountpt *m)

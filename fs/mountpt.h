@@ -54,6 +54,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define FS_MOUNTPT_RUN_DIR "/run/sessfs"
 #define FS_MOUNTPT_FSTYPE  "fuse.sessfs"
@@ -188,6 +189,22 @@ int fs_mountpt_unmount_all(const char *mountpoint, unsigned int *unmounted,
  * (-ENOENT: no such directory).
  */
 int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out);
+
+/**
+ * Prints the layers of 'mountpoint' to 'out' for `sessfs --status`, one
+ * "key: value" line each:
+ *
+ *   mountpoint: /srv/sessions
+ *   layers: 2            fuse.sessfs mounts stacked there
+ *   top: alive           alive, dead, other (a mount of another type
+ *                        covers the layers) or none (no layer)
+ *   covered: 1           layers under the top one
+ *   bind: /run/sessfs/0123456789abcdef/lower     or "none"
+ *
+ * Returns 0, or -errno with a reason in 'err'.
+ */
+int fs_mountpt_print_status(const char *mountpoint, FILE *out, char *err,
+			    size_t errlen);
 
 /**
  * Closes lower_fd, the lock and an fuse_fd that was not handed over, and

@@ -16,7 +16,7 @@ struct fs_name_node {
 	char name[];
 };
 
-static uint64_t hash_of(const char *s)
+uint64_t fs_name_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -89,7 +89,7 @@ static int grow(struct fs_nameset *s)
 
 int fs_nameset_add(struct fs_nameset *s, const char *name)
 {
-	uint64_t h = hash_of(name);
+	uint64_t h = fs_name_hash(name);
 	struct fs_name_node *node;
 	size_t len = strlen(name);
 	int ret = 1;
@@ -127,7 +127,7 @@ bool fs_nameset_remove(struct fs_nameset *s, const char *name)
 	struct fs_name_node **p, *node;
 
 	pthread_mutex_lock(&s->lock);
-	p = find(s, name, hash_of(name));
+	p = find(s, name, fs_name_hash(name));
 	node = p ? *p : NULL;
 	if (node) {
 		*p = node->next;
@@ -143,7 +143,7 @@ bool fs_nameset_has(struct fs_nameset *s, const char *name)
 	bool has;
 
 	pthread_mutex_lock(&s->lock);
-	has = s->count && find(s, name, hash_of(name)) != NULL;
+	has = s->count && find(s, name, fs_name_hash(name)) != NULL;
 	pthread_mutex_unlock(&s->lock);
 	return has;
 }

@@ -11,6 +11,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
+/** FNV-1a of the string 's': the daemon's one name hash. */
+uint64_t fs_name_hash(const char *s);
+
 struct fs_nameset {
 	pthread_mutex_t lock;
 	struct fs_name_node **buckets;

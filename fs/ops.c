@@ -790,7 +790,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 		return create_memory_local(req, name, mode, err);
 
 	meta.version = BE_LAYOUT_VERSION;
-	meta.mtime_ns = meta.ctime_ns = ts_ns(now_ts());
+	meta.mtime_ns = meta.ctime_ns = fs_now_ns();
 	meta.uid = fuse_req_ctx(req)->uid;
 	meta.gid = fuse_req_ctx(req)->gid;
 	meta.mode = mode & 07777;
@@ -1020,7 +1020,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	pthread_mutex_lock(nl);
 	inode = fs_inode_get_name(fs, name, false, false);
-	mtime_ns = ts_ns(now_ts());
+	mtime_ns = fs_now_ns();
 	if (inode) {
 		pthread_mutex_lock(&inode->lock);
 		mtime_ns = ts_ns(inode->attr.mtime);
@@ -1146,34 +1146,30 @@ out:
 	fuse_reply_err(req, -ret);
 }
 
+/* Whether 'name' exists, looked up under its stripe. */
+static bool name_exists(struct fs *fs, const char *name)
+{
+	pthread_mutex_t *nl = fs_name_lock(fs, name);
+	struct fs_inode *inode;
+	int err = 0;
+
+	pthread_mutex_lock(nl);
+	inode = lookup_name(fs, name, &err);
+	pthread_mutex_unlock(nl);
+	fs_inode_put(fs, inode);
+	return inode != NULL;
+}
+
 /* Only the root directory exists: mkdir/rmdir answer as a flat dir does. */
 static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
-	struct fs *fs = fs_of(req);
-	pthread_mutex_t *nl = fs_name_lock(fs, name);
-	struct fs_inode *inode;
-	int err = 0;
-
-	pthread_mutex_lock(nl);
-	inode = lookup_name(fs, name, &err);
-	pthread_mutex_unlock(nl);
-	fs_inode_put(fs, inode);
-	fuse_reply_err(req, inode ? EEXIST : EPERM);
+	fuse_reply_err(req, name_exists(fs_of(req), name) ? EEXIST : EPERM);
 }
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-	pthread_mutex_t *nl = fs_name_lock(fs, name);
-	struct fs_inode *inode;
-	int err = 0;
-
-	pthread_mutex_lock(nl);
-	inode = lookup_name(fs, name, &err);
-	pthread_mutex_unlock(nl);
-	fs_inode_put(fs, inode);
-	fuse_reply_err(req, inode ? ENOTDIR : ENOENT);
+	fuse_reply_err(req, name_exists(fs_of(req), name) ? ENOTDIR : ENOENT);
 }
 
 static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,

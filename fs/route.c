@@ -35,14 +35,6 @@
 #define FS_PROBE_MS    100
 #define FS_REPAIR_MS   500
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 enum fs_mode fs_mode_get(struct fs *fs)
 {
 	return atomic_load(&fs->mode);
@@ -734,7 +726,7 @@ static int repair_one(struct fs *fs, const char *name, unsigned int stores)
 			ret = be_store_put(c, &fs->sc, name, f.data, f.size,
 					   &f.meta, BE_PUT_REPLACE, NULL, NULL);
 		else if (ret == 0 || ret == -EINVAL)
-			ret = be_store_delete(c, &fs->sc, name, now_ns());
+			ret = be_store_delete(c, &fs->sc, name, fs_now_ns());
 		be_pool_put(fs->pool, c);
 		be_file_release(&f);
 		redis_failed(fs, ret);

@@ -24,14 +24,7 @@
 /* A stable id of the mountpoint: FNV-1a of its absolute path. */
 static unsigned long long mount_id(struct fs *fs)
 {
-	uint64_t h = 1469598103934665603ULL;
-	const char *p;
-
-	for (p = fs->cfg.mountpoint; *p; p++) {
-		h ^= (unsigned char)*p;
-		h *= 1099511628211ULL;
-	}
-	return (unsigned long long)h;
+	return (unsigned long long)fs_name_hash(fs->cfg.mountpoint);
 }
 
 char *fs_state_path(struct fs *fs, const char *suffix)
