@@ -31,6 +31,12 @@ def vkey(name):
     return value_key(P, name)
 
 
+def recent_ns(age_s):
+    """A time 'age_s' seconds ago with all nine ns digits set.  Times older
+    than the ttl (32 days) would expire the session (DESIGN.md, TTL)."""
+    return (time.time_ns() - age_s * 10**9) // 10**9 * 10**9 + 123456789
+
+
 def assert_now(ns, t0, t1):
     assert t0 - SLACK_NS <= ns <= t1 + SLACK_NS, \
         "time %d not within [%d, %d]" % (ns, t0, t1)
@@ -270,7 +276,7 @@ def test_utime_explicit(mount, redis):
     """os.utime / shutil.copystat: exact ns times; ctime becomes now."""
     p = mount.path("sessionid" + "e" * 32)
     write_file(p, b"x")
-    atime, mtime = 1600000000123456789, 1500000000987654321
+    atime, mtime = recent_ns(60), recent_ns(86400)
     t0 = time.time_ns()
     os.utime(p, ns=(atime, mtime))
     st = os.stat(p)
@@ -517,10 +523,11 @@ def test_copy_within_mount(mount):
     times, listxattr, chmod."""
     src, dst = mount.path("sess_src"), mount.path("sess_dst")
     write_file(src, os.urandom(70000))
-    os.utime(src, ns=(1600000000000000000, 1600000000000000001))
+    mtime = recent_ns(7200)
+    os.utime(src, ns=(mtime, mtime))
     shutil.copy2(src, dst)
     assert read_file(dst) == read_file(src)
-    assert os.stat(dst).st_mtime_ns == 1600000000000000001
+    assert os.stat(dst).st_mtime_ns == mtime
 
 
 # ------------------------------------------------------------ misc ops
@@ -702,7 +709,7 @@ def test_remount_keeps_bytes_and_metadata(redis, redis_server, sessdir,
                  opts=["allow_other"]) as m:
         for name, (data, mode) in files.items():
             as_www(write_file, m.path(name), data, mode, umask=0)
-        os.utime(m.path("sess_a"), ns=(1, 1700000000123456789))
+        os.utime(m.path("sess_a"), ns=(1, recent_ns(3600)))
         before = {n: os.stat(m.path(n)) for n in files}
     assert os.listdir(sessdir) == []  # redis-only: nothing in the lower dir
     with mounted(redis_server.url(), sessdir, checker,
