@@ -481,6 +481,39 @@ def wait_for_mount(proc, mnt, timeout=10):
              check=died)
 
 
+def holders(path):
+    """Processes with a file, cwd or root under 'path' (what keeps a lazily
+    unmounted FUSE connection alive): a list of 'pid comm: file'."""
+    prefix = os.path.realpath(path) + "/"
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        links = []
+        with contextlib.suppress(OSError):
+            fds = os.listdir("/proc/%s/fd" % pid)
+            links = ["fd/" + fd for fd in fds] + ["cwd", "root"]
+        for link in links:
+            with contextlib.suppress(OSError):
+                target = os.readlink("/proc/%s/%s" % (pid, link))
+                if (target + "/").startswith(prefix):
+                    with open("/proc/%s/comm" % pid) as f:
+                        comm = f.read().strip()
+                    found.append("%s %s: %s" % (pid, comm, target))
+    return found
+
+
+def diagnose_hang(m):
+    """Prints why a daemon did not exit: who still holds files of the
+    mount, and the daemon's thread stacks."""
+    print("sessfs pid %d did not exit; holders of %s: %s"
+          % (m.proc.pid, m.mnt, holders(m.mnt) or "none"))
+    if shutil.which("gdb"):
+        res = subprocess.run(["gdb", "-batch", "-p", str(m.proc.pid), "-ex",
+                              "thread apply all bt"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, timeout=60)
+        print(res.stdout[-20000:])
+
+
 def _cleanup_failed(m):
     """Failure path: unmount, terminate, wait(1), kill."""
     fusermount_u(m.mnt)
@@ -537,6 +570,7 @@ def mounted(url, mnt, checker, opts=(), state_dir=None):
         try:
             rc = proc.wait(10 * SLOW)
         except subprocess.TimeoutExpired:
+            diagnose_hang(m)
             _cleanup_failed(m)
             raise AssertionError("sessfs did not exit after the unmount")
         assert rc == 0, "sessfs exited with %d after the unmount" % rc
