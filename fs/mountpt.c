@@ -20,6 +20,11 @@
 
 #include "mountpt.h"
 
+/*
+ * The kernel ignores source and type of MS_BIND (type only) and
+ * MS_PRIVATE; we pass "none" rather than NULL, which valgrind reports.
+ */
+
 #define FNV64_OFFSET 0xcbf29ce484222325ULL
 #define FNV64_PRIME  0x100000001b3ULL
 
@@ -448,10 +453,10 @@ static int make_run_root(char *err, size_t errlen)
 	if (id < -1)
 		return fail(err, errlen, id, "cannot read mountinfo: %s",
 			    strerror(-id));
-	if (id == -1 && mount(dir, dir, NULL, MS_BIND, NULL) < 0)
+	if (id == -1 && mount(dir, dir, "none", MS_BIND, NULL) < 0)
 		return fail(err, errlen, -errno, "cannot bind '%s': %s", dir,
 			    strerror(errno));
-	if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0)
+	if (mount("none", dir, "none", MS_PRIVATE, NULL) < 0)
 		return fail(err, errlen, -errno, "cannot make '%s' private: %s",
 			    dir, strerror(errno));
 	return 0;
@@ -527,13 +532,13 @@ static int make_bind(struct fs_mountpt *m, char *err, size_t errlen)
 			   strerror(-ret));
 		goto out_undo;
 	}
-	if (mount(m->mountpoint, m->bind, NULL, MS_BIND, NULL) < 0) {
+	if (mount(m->mountpoint, m->bind, "none", MS_BIND, NULL) < 0) {
 		ret = fail(err, errlen, -errno, "cannot bind '%s' to '%s': %s",
 			   m->mountpoint, m->bind, strerror(errno));
 		goto out_undo;
 	}
 	m->made_bind = true;
-	if (mount(NULL, m->bind, NULL, MS_PRIVATE, NULL) < 0) {
+	if (mount("none", m->bind, "none", MS_PRIVATE, NULL) < 0) {
 		ret = fail(err, errlen, -errno, "cannot make '%s' private: %s",
 			   m->bind, strerror(errno));
 		goto out_undo;

@@ -8,7 +8,8 @@
  * mountpoint: it opens it through a bind mount of the mountpoint's
  * directory at /run/sessfs/<id>/lower, made before the first FUSE mount
  * and kept by the kernel after the daemon died.  <id> is 16 hex digits of
- * the 64-bit FNV-1a hash of the absolute mountpoint path.
+ * the 64-bit FNV-1a hash of the absolute mountpoint path (m->mountpoint),
+ * as the control socket's /run/sessfs/<id>.sock.
  *
  * Propagation.  On a host where '/' is shared (systemd), a bind that is not
  * private would receive the FUSE mount made on the mountpoint and show it
@@ -29,12 +30,16 @@
  * Layers.  Every sessfs mount on the mountpoint is a "layer"
  * (fstype fuse.sessfs in /proc/self/mountinfo); a restart stacks a new
  * layer on the dead one.  Only the top layer can be asked whether it is
- * dead (stat gives ENOTCONN); the ones below are "covered".
+ * dead (stat gives ENOTCONN); the ones below are "covered".  Which mount
+ * is on top comes from the mount id of an O_PATH open of the path, which
+ * asks no filesystem, not from the order of mountinfo (a namespace may
+ * list a mount at the same path hidden under another one).
  *
  * Call order in the daemon (single-threaded, before and after the loop):
  *
  *   fs_mountpt_init(&m);
  *   fs_mountpt_prepare(&m, mountpoint, ...);   lower_fd is usable now
+ *                                      (the caller may steal it: set -1)
  *   ... other checks; on failure: fs_mountpt_rollback(), release ...
  *   fs_mountpt_mount_arg(&m, fsname, allow_other, ...);
  *   fuse_session_mount(se, m.fuse_mnt_arg);   then fs_mountpt_mounted(&m)
@@ -44,10 +49,12 @@
  *   fuse_session_destroy(se);
  *   fs_mountpt_release(&m);
  *
- * Other processes (sessfs -u, sessfs --status) use fs_mountpt_unmount_all()
- * and fs_mountpt_layers() alone.  Everything here needs root
- * (CAP_SYS_ADMIN) and acts in the caller's mount namespace; nothing here
- * is thread-safe.
+ * Other processes (sessfs -u, sessfs --status) use fs_mountpt_unmount_all(),
+ * fs_mountpt_layers() and fs_mountpt_print_status() alone; the daemon may
+ * call fs_mountpt_layers() on its own mountpoint from any thread (it
+ * never asks the FUSE mount while the lock is held).  Mounting needs root
+ * (CAP_SYS_ADMIN); everything acts in the caller's mount namespace; the
+ * functions that take a struct fs_mountpt are not thread-safe.
  */
 #ifndef FS_MOUNTPT_H
 #define FS_MOUNTPT_H
@@ -107,9 +114,9 @@ void fs_mountpt_init(struct fs_mountpt *m);
  * a dead mount of another filesystem, a mountpoint that is not a directory.
  *
  * Returns 0, or -errno with a one-line reason in 'err' ('errlen' bytes, no
- * trailing newline, e.g. "cannot reach the lower dir of '/srv/s': no bind
- * at '/run/sessfs/0123456789abcdef/lower'").  On failure nothing is left
- * mounted or created by this call (except /run/sessfs); call
+ * trailing newline, e.g. "another sessfs still runs on '/srv/s' (it holds
+ * '/run/sessfs/0123456789abcdef')").  On failure nothing is left mounted
+ * or created by this call except /run/sessfs and its self-bind; call
  * fs_mountpt_release() in either case.
  */
 int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
@@ -184,9 +191,10 @@ int fs_mountpt_unmount_all(const char *mountpoint, unsigned int *unmounted,
 /**
  * Counts the sessfs layers on 'mountpoint' into 'out' from
  * /proc/self/mountinfo.  top_dead comes from stat() of the mountpoint,
- * which is skipped (top alive) while a daemon holds the mountpoint's lock,
- * so a stopped daemon does not hang the caller.  Returns 0, or -errno
- * (-ENOENT: no such directory).
+ * which is skipped (top alive) while a daemon holds the mountpoint's lock:
+ * a stopped daemon does not hang the caller, and the daemon itself may
+ * ask.  Needs no root (without it the lock cannot be seen: stat is used).
+ * Returns 0, or -errno (-ENOENT: no such directory).  Thread-safe.
  */
 int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out);
 
