@@ -36,6 +36,7 @@
 #include <fuse_lowlevel.h>
 
 #include "conn.h"
+#include "mountpt.h"
 #include "nameset.h"
 #include "store.h"
 
@@ -82,6 +83,9 @@ struct fs_config {
 	int debug;
 	int show_help;
 	int show_version;
+	int allow_other;
+	int unmount; /* -u MOUNTPOINT */
+	int status; /* --status MOUNTPOINT */
 	int nonopts; /* positional arguments seen */
 	char *unknown; /* first unknown option or extra argument */
 };
@@ -173,6 +177,7 @@ struct fs {
 	pthread_mutex_t mode_lock; /* serialises mode changes */
 	bool lower_current; /* the lower dir holds every current session */
 	struct fs_route rt;
+	struct fs_mountpt mp; /* the mountpoint, its bind and layers */
 	int ctl_fd;
 	char *ctl_path;
 	pthread_t ctl_thread;

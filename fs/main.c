@@ -27,6 +27,7 @@
 #include "fs_i.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "mountpt.h"
 #include "url.h"
 
 #define FS_OPT(t, field, v)                             \
@@ -40,6 +41,8 @@ enum {
 	KEY_FOREGROUND,
 	KEY_DEBUG,
 	KEY_KEEP,
+	KEY_UNMOUNT,
+	KEY_STATUS,
 };
 
 static const struct fuse_opt fs_opts[] = {
@@ -53,7 +56,8 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-u", KEY_UNMOUNT),
+	FUSE_OPT_KEY("--status", KEY_STATUS), FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	/* fstab-only words that mount(8) passes on: meaningless to us. */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
@@ -79,6 +83,8 @@ static const struct fuse_opt fs_opts[] = {
 static void usage(const char *prog)
 {
 	printf("usage: %s REDIS_URL MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
+	       "       %s -u MOUNTPOINT        unmount every sessfs layer\n"
+	       "       %s --status MOUNTPOINT  show the sessfs layers\n"
 	       "\n"
 	       "Mounts sessfs over the session directory MOUNTPOINT: the files\n"
 	       "the application writes there are stored in Redis; files already\n"
@@ -116,7 +122,8 @@ static void usage(const char *prog)
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
 	       "'fusermount3 -u MOUNTPOINT'.\n",
-	       prog, (long long)BE_DEFAULT_TTL, BE_DEFAULT_MAX_SIZE);
+	       prog, prog, prog, (long long)BE_DEFAULT_TTL,
+	       BE_DEFAULT_MAX_SIZE);
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -148,7 +155,15 @@ static int opt_proc(void *data, const char *arg, int key,
 		cfg->foreground = 1;
 		return 1; /* libfuse prints its request trace */
 	case KEY_KEEP:
+		if (strcmp(arg, "allow_other") == 0)
+			cfg->allow_other = 1;
 		return 1;
+	case KEY_UNMOUNT:
+		cfg->unmount = 1;
+		return 0;
+	case KEY_STATUS:
+		cfg->status = 1;
+		return 0;
 	default:
 		/* Anything we do not know is an error, not libfuse's guess. */
 		if (!cfg->unknown)
@@ -289,12 +304,17 @@ static int configure(struct fs *fs)
 	return 0;
 }
 
-/* Checks the mountpoint and opens it as the lower dir, before mounting. */
-static int open_lower(struct fs *fs)
+/*
+ * Resolves the mountpoint and checks that it is a directory, or a dead
+ * sessfs mount (ENOTCONN: the restart path of mountpt.c).
+ */
+static int check_mountpoint(struct fs *fs)
 {
 	char *abs = realpath(fs->cfg.mountpoint, NULL);
 	struct stat st;
 
+	if (!abs && errno == ENOTCONN)
+		abs = strdup(fs->cfg.mountpoint); /* dead: resolved below */
 	if (!abs) {
 		fprintf(stderr, "sessfs: cannot use mountpoint '%s': %s\n",
 			fs->cfg.mountpoint, strerror(errno));
@@ -302,13 +322,42 @@ static int open_lower(struct fs *fs)
 	}
 	free(fs->cfg.mountpoint);
 	fs->cfg.mountpoint = abs;
-	fs->lower_fd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fs->lower_fd < 0 || fstat(fs->lower_fd, &st) < 0) {
+	if (stat(abs, &st) < 0) {
+		if (errno == ENOTCONN)
+			return 0;
 		fprintf(stderr, "sessfs: cannot use mountpoint '%s': %s\n", abs,
-			errno == ENOTDIR ? "not a directory" : strerror(errno));
+			strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"sessfs: cannot use mountpoint '%s': not a directory\n",
+			abs);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Opens the lower dir through its private bind under /run/sessfs, or,
+ * over a dead layer, through the bind the dead daemon left (mountpt.c).
+ */
+static int open_lower(struct fs *fs)
+{
+	char err[512];
+
+	if (fs_mountpt_prepare(&fs->mp, fs->cfg.mountpoint, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return -1;
+	}
+	free(fs->cfg.mountpoint);
+	fs->cfg.mountpoint = strdup(fs->mp.mountpoint);
+	fs->lower_fd = fs->mp.lower_fd;
+	if (fs->mp.restart)
+		LOG_INFO("a dead sessfs layer is on '%s': mounting over it",
+			 fs->cfg.mountpoint);
+	return fs->cfg.mountpoint ? 0 : -1;
 }
 
 /* Reaches Redis once before mounting, so that a bad setup fails loudly. */
@@ -455,6 +504,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 {
 	struct fuse_loop_config *lc;
 	struct fuse_session *se;
+	char err[512];
 	int ret = 1;
 
 	se = fuse_session_new(args, &fs_oper, sizeof(fs_oper), fs);
@@ -462,10 +512,19 @@ static int run(struct fs *fs, struct fuse_args *args)
 		return 1;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
-	if (fuse_session_mount(se, fs->cfg.mountpoint) != 0)
+	if (fs_mountpt_mount_arg(&fs->mp, fs->display_url, fs->cfg.allow_other,
+				 err, sizeof(err)) < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
 		goto out_signals;
+	}
+	if (fuse_session_mount(se, fs->mp.fuse_mnt_arg) != 0) {
+		fs_mountpt_rollback(&fs->mp, err, sizeof(err));
+		goto out_signals;
+	}
+	fs_mountpt_mounted(&fs->mp);
 	LOG_INFO("mounted '%s' on '%s', mode %s, prefix '%s'", fs->display_url,
-		 fs->cfg.mountpoint, fs->cfg.mode, fs->sc.ks.prefix);
+		 fs->cfg.mountpoint, fs_mode_name(fs_mode_get(fs)),
+		 fs->sc.ks.prefix);
 	fuse_daemonize(fs->cfg.foreground);
 
 	lc = fuse_loop_cfg_create();
@@ -478,6 +537,9 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fs_ctl_stop(fs);
 	fs_manifest_save(fs);
 	fs_mode_forget(fs);
+	/* Dead layers below ours and the bind go too: plain files remain. */
+	if (fs_mountpt_cleanup_after_unmount(&fs->mp, err, sizeof(err)) < 0)
+		LOG_ERR("%s", err);
 	LOG_INFO("unmounted '%s'", fs->cfg.mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -486,14 +548,42 @@ out_destroy:
 	return ret;
 }
 
+/* sessfs -u MOUNTPOINT: removes every sessfs layer, top down. */
+static int unmount_all(const char *mountpoint)
+{
+	unsigned int n = 0;
+	char err[512];
+
+	if (fs_mountpt_unmount_all(mountpoint, &n, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return 1;
+	}
+	printf("unmounted %u sessfs layer%s from '%s'\n", n, n == 1 ? "" : "s",
+	       mountpoint);
+	return 0;
+}
+
+static int print_status(const char *mountpoint)
+{
+	char err[512];
+
+	if (fs_mountpt_print_status(mountpoint, stdout, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fs *fs = calloc(1, sizeof(*fs));
+	char err[512];
 	int ret = 1;
 
 	if (!fs)
 		return 1;
+	fs_mountpt_init(&fs->mp);
 	fs->lower_fd = -1;
 	fs->ctl_fd = -1;
 	pthread_mutex_init(&fs->mode_lock, NULL);
@@ -516,27 +606,41 @@ int main(int argc, char *argv[])
 		bad("unknown option or argument '%s'", fs->cfg.unknown);
 		goto out;
 	}
+	if (fs->cfg.unmount || fs->cfg.status) {
+		/* One argument: the mountpoint (parsed as the first). */
+		if (!fs->cfg.url || fs->cfg.mountpoint) {
+			bad("%s", "-u and --status take one MOUNTPOINT");
+			goto out;
+		}
+		ret = fs->cfg.unmount ? unmount_all(fs->cfg.url)
+				      : print_status(fs->cfg.url);
+		goto out;
+	}
 	if (!fs->cfg.url || !fs->cfg.mountpoint) {
 		bad("%s", "missing REDIS_URL or MOUNTPOINT");
 		goto out;
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
-	if (configure(fs) < 0 || open_lower(fs) < 0 ||
-	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0)
-		goto out;
+	if (configure(fs) < 0 || check_mountpoint(fs) < 0 ||
+	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0 ||
+	    open_lower(fs) < 0)
+		goto out_mountpt;
 	fs->pool = be_pool_new(&fs->ep, fs->redis_timeout, FS_MAX_THREADS + 4);
 	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args)) {
 		fprintf(stderr, "sessfs: out of memory\n");
-		goto out;
+		goto out_mountpt;
 	}
 	if (prepare_state(fs) == 0)
 		ret = run(fs, &args);
+	else
+		fs_mountpt_rollback(&fs->mp, err, sizeof(err));
 	fs_route_stop(fs);
 	fs_table_destroy(fs);
+	goto out;
+out_mountpt:
+	fs_mountpt_rollback(&fs->mp, err, sizeof(err));
 out:
-	be_pool_free(fs->pool);
-	if (fs->lower_fd >= 0)
-		close(fs->lower_fd);
+	fs_mountpt_release(&fs->mp); /* closes the lower dir */
 	be_endpoint_release(&fs->ep);
 	free(fs->display_url);
 	free(fs->host_id);
