@@ -515,6 +515,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	if (fs_mountpt_mount_arg(&fs->mp, fs->display_url, fs->cfg.allow_other,
 				 err, sizeof(err)) < 0) {
 		fprintf(stderr, "sessfs: %s\n", err);
+		fs_mountpt_rollback(&fs->mp, err, sizeof(err));
 		goto out_signals;
 	}
 	if (fuse_session_mount(se, fs->mp.fuse_mnt_arg) != 0) {
@@ -551,8 +552,8 @@ out_destroy:
 /* sessfs -u MOUNTPOINT: removes every sessfs layer, top down. */
 static int unmount_all(const char *mountpoint)
 {
+	char err[512], *abs, *sock;
 	unsigned int n = 0;
-	char err[512];
 
 	if (fs_mountpt_unmount_all(mountpoint, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sessfs: %s\n", err);
@@ -560,6 +561,14 @@ static int unmount_all(const char *mountpoint)
 	}
 	printf("unmounted %u sessfs layer%s from '%s'\n", n, n == 1 ? "" : "s",
 	       mountpoint);
+	/* A killed daemon leaves its control socket (default ctl_dir). */
+	abs = realpath(mountpoint, NULL);
+	if (abs && asprintf(&sock, "%s/%016llx.sock", FS_MOUNTPT_RUN_DIR,
+			    (unsigned long long)fs_name_hash(abs)) >= 0) {
+		unlink(sock);
+		free(sock);
+	}
+	free(abs);
 	return 0;
 }
 
@@ -640,6 +649,7 @@ int main(int argc, char *argv[])
 out_mountpt:
 	fs_mountpt_rollback(&fs->mp, err, sizeof(err));
 out:
+	be_pool_free(fs->pool);
 	fs_mountpt_release(&fs->mp); /* closes the lower dir */
 	be_endpoint_release(&fs->ep);
 	free(fs->display_url);

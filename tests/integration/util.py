@@ -160,8 +160,18 @@ def fusermount_u(path, lazy=True):
                           stderr=subprocess.STDOUT, timeout=30)
 
 
+def sessfs_u(path):
+    """sessfs -u: every sessfs layer on 'path' and the bind under
+    /run/sessfs that a dead daemon leaves (fusermount3 would leave it)."""
+    return subprocess.run([str(SESSFS), "-u", str(path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=30)
+
+
 def unmount_all(path):
     """Removes every mount on 'path' (a failed test may leave a dead one)."""
+    if SESSFS.exists():
+        sessfs_u(path)
     for _ in range(8):
         if not is_mounted(path):
             return
@@ -584,9 +594,10 @@ def mounted(url, mnt, checker, opts=(), state_dir=None):
             _cleanup_failed(m)
             raise
         if m.killed:
-            # The test killed the daemon: only the dead mount is left.
-            r = fusermount_u(mnt, lazy=False)
+            # The test killed the daemon: the dead layer and its bind.
+            r = sessfs_u(mnt)
             assert r.returncode == 0, r.stdout
+            assert not is_mounted(mnt), "still mounted after sessfs -u"
             return
         r = fusermount_u(mnt)
         if r.returncode != 0:
