@@ -25,7 +25,6 @@
 #include "migrate_i.h"
 
 #define MOUNTS_FILE   "/proc/self/mounts"
-#define SESSFS_FSTYPE "fuse.sessfs"
 #define MAX_LAYERS    64 /* sessfs mounts stacked on one mountpoint */
 #define READ_ATTEMPTS 5 /* a file still changing after this is skipped */
 
@@ -78,11 +77,7 @@ static bool path_is_under(const char *path, const char *top)
 	       (path[len] == '\0' || path[len] == '/');
 }
 
-/*
- * Finds the topmost fuse.sessfs mount that holds the absolute path 'real'
- * and copies its mountpoint into 'mnt'.  1 if found, 0 if not, -errno.
- */
-static int find_sessfs_mount(const char *real, char *mnt, size_t len)
+int mig_find_sessfs_mount(const char *real, char *mnt, size_t len)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -99,7 +94,7 @@ static int find_sessfs_mount(const char *real, char *mnt, size_t len)
 			continue;
 		point = strtok_r(NULL, " ", &save);
 		type = strtok_r(NULL, " ", &save);
-		if (!point || !type || strcmp(type, SESSFS_FSTYPE) != 0)
+		if (!point || !type || strcmp(type, MIG_SESSFS_FSTYPE) != 0)
 			continue;
 		unescape_mount_field(point);
 		/* Later lines are mounted later, so on top: keep the last. */
@@ -113,12 +108,35 @@ static int find_sessfs_mount(const char *real, char *mnt, size_t len)
 	return found;
 }
 
-/*
- * Resolves 'path' into the absolute 'out' (PATH_MAX bytes).  A dead FUSE
- * mount answers ENOTCONN to stat, so then its parent is resolved and the
- * last component appended.
- */
-static int resolve_path(const char *path, char *out)
+int mig_sessfs_layers(const char *mount)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int layers = 0;
+	FILE *f;
+
+	f = fopen(MOUNTS_FILE, "re");
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char *save, *point, *type;
+
+		if (!strtok_r(line, " ", &save))
+			continue;
+		point = strtok_r(NULL, " ", &save);
+		type = strtok_r(NULL, " ", &save);
+		if (!point || !type || strcmp(type, MIG_SESSFS_FSTYPE) != 0)
+			continue;
+		unescape_mount_field(point);
+		if (strcmp(point, mount) == 0)
+			layers++;
+	}
+	free(line);
+	fclose(f);
+	return layers;
+}
+
+int mig_resolve_path(const char *path, char *out)
 {
 	char *dir, *base;
 	int ret = 0;
@@ -161,7 +179,7 @@ static int detach_privately(const char *real)
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -errno;
 	for (layers = 0; layers < MAX_LAYERS; layers++) {
-		ret = find_sessfs_mount(real, mnt, sizeof(mnt));
+		ret = mig_find_sessfs_mount(real, mnt, sizeof(mnt));
 		if (ret <= 0)
 			return ret;
 		if (umount2(mnt, MNT_DETACH) < 0)
@@ -178,10 +196,10 @@ int mig_dir_open(struct mig_dir *d, const char *path)
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
 	d->path = path;
-	ret = resolve_path(path, real);
+	ret = mig_resolve_path(path, real);
 	if (ret)
 		return error("cannot open '%s': %s", path, strerror(-ret));
-	ret = find_sessfs_mount(real, mnt, sizeof(mnt));
+	ret = mig_find_sessfs_mount(real, mnt, sizeof(mnt));
 	if (ret < 0)
 		return error("cannot read %s: %s", MOUNTS_FILE, strerror(-ret));
 	if (ret > 0) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * sessfs-migrate: the offline companion of the sessfs mount.  main() only
- * finds the subcommand and exits with what it returns; each subcommand
- * lives in its own file and parses its own options.
+ * sessfs-migrate: the companion of the sessfs mount, offline (on a
+ * directory and Redis) and online (through a mount's control socket).
+ * main() only finds the subcommand and exits with what it returns; each
+ * subcommand lives in its own file and parses its own options.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,11 +17,18 @@ struct command {
 	int (*fn)(int argc, char **argv);
 };
 
+/* One line each: clang-format would fill the lines. */
+/* clang-format off */
 static const struct command commands[] = {
 	{ "analyze", cmd_analyze },
 	{ "copy", cmd_copy },
 	{ "verify", cmd_verify },
+	{ "export", cmd_export },
+	{ "mode", cmd_mode },
+	{ "status", cmd_status },
+	{ "rollback", cmd_rollback },
 };
+/* clang-format on */
 
 static void usage(FILE *out)
 {
@@ -35,6 +43,17 @@ static void usage(FILE *out)
 		"  copy DIR URL        copy the live sessions of DIR into Redis, never\n"
 		"                      overwriting a newer value or a deleted session\n"
 		"  verify DIR URL      compare the sessions of DIR with Redis\n"
+		"  export URL DIR      write the sessions Redis holds into DIR, unmounted\n"
+		"                      (the way back to files); remove the deleted ones\n"
+		"\n"
+		"Online commands, through the control socket of the mount on MNT:\n"
+		"  status --mount MNT  mode and health: Redis, repair journal, errors,\n"
+		"                      layers\n"
+		"  mode MODE --mount MNT  change the mode at run time (files,\n"
+		"                      dual-write, redis-first, redis-only)\n"
+		"  export --mount MNT  Redis -> the files underneath, with live traffic\n"
+		"  verify --mount MNT  compare Redis and the files underneath\n"
+		"  rollback --mount MNT  back to plain files from any mode, then unmount\n"
 		"\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]\n"
 		"Exit status: 0 ok, 1 differences or errors, 2 usage or unusable input.\n"

@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,8 @@ enum mig_key_opt {
 	MIG_OPT_REDIS_TIMEOUT,
 	MIG_OPT_HOST_ID,
 	MIG_OPT_ALLOW_EVICTING,
+	MIG_OPT_MOUNT, /* the online options, MIG_ONLINE_LONG_OPTIONS */
+	MIG_OPT_CTL_DIR,
 	MIG_OPT_FIRST_FREE, /* subcommands number their own options from here */
 };
 
@@ -191,6 +194,20 @@ struct mig_dir {
 };
 
 /**
+ * Resolves 'path' into the absolute 'out' (PATH_MAX bytes), symlinks
+ * resolved.  A dead FUSE mount answers ENOTCONN to stat, so then its
+ * parent is resolved and the last component appended.  0 or -errno.
+ */
+int mig_resolve_path(const char *path, char *out);
+
+/**
+ * Finds the topmost fuse.sessfs mount that holds the absolute path 'real'
+ * (the mountpoint itself or a directory under it) and copies its
+ * mountpoint into 'mnt' of 'len' bytes.  1 if found, 0 if not, -errno.
+ */
+int mig_find_sessfs_mount(const char *real, char *mnt, size_t len);
+
+/**
  * Opens the session directory 'path' for a walk.  The offline commands read
  * the files themselves, never a sessfs mount: when 'path' is (or lies in)
  * a fuse.sessfs mount, every sessfs layer on it is detached in a private
@@ -285,10 +302,97 @@ void mig_file_report(const struct mig_file *f, const struct mig_options *o);
 /** True for the statuses mig_file_report() reports as refused or failed. */
 bool mig_status_is_problem(enum mig_status s);
 
+/* ---- Online commands: a mount's control socket (fs/ctl.c) ---- */
+
+/*
+ * The daemon of a mount listens on <ctl_dir>/<id>.sock (mode 0600, root
+ * peers only), <id> being 16 hex digits of the 64-bit FNV-1a hash of the
+ * absolute mountpoint path.  Newline-delimited JSON, one request and one
+ * reply per line; a reply is {"ok": true, ...} or {"ok": false, "error":
+ * "..."}.  Call order: mig_ctl_open() -> mig_ctl_call()... ->
+ * mig_ctl_close().  Single-threaded.
+ */
+#define MIG_DEFAULT_CTL_DIR "/run/sessfs"
+#define MIG_CTL_PROTOCOL    1 /* the protocol of status we understand */
+#define MIG_SESSFS_FSTYPE   "fuse.sessfs"
+
+/* The online options, for a subcommand's struct option table. */
+/* clang-format off */
+#define MIG_ONLINE_LONG_OPTIONS						\
+	{ "mount", required_argument, NULL, MIG_OPT_MOUNT },		\
+	{ "ctl-dir", required_argument, NULL, MIG_OPT_CTL_DIR }
+/* clang-format on */
+
+/* Help text of the online options, for a subcommand's usage. */
+#define MIG_ONLINE_OPTIONS_HELP                                               \
+	"  --mount MOUNTPOINT     the sessfs mount to talk to\n"              \
+	"  --ctl-dir DIR          where its control socket is (the mount's\n" \
+	"                         -o ctl_dir; default /run/sessfs)\n"
+
+struct json_t;
+
+/** A connection to a mount's daemon; see mig_ctl_open(). */
+struct mig_ctl {
+	char mount[PATH_MAX]; /* absolute mountpoint */
+	char path[PATH_MAX]; /* the socket */
+	int fd;
+	int pid; /* the daemon's, from SO_PEERCRED; 0 if unknown */
+	bool spinner; /* draw "label ... 3.2 s" on stderr while waiting */
+};
+
+/**
+ * Hashes 'mount' (an absolute path) into the mount id: 64-bit FNV-1a,
+ * the offset basis 'basis' (MIG_FNV_BASIS).
+ */
+uint64_t mig_mount_id(const char *mount, uint64_t basis);
+#define MIG_FNV_BASIS 0xcbf29ce484222325ULL
+
+/**
+ * Resolves 'mount', checks that a fuse.sessfs mount is there and connects
+ * to its daemon's socket under 'ctl_dir' (NULL: the default).  The
+ * spinner is on when stderr is a terminal.  Returns 0, or prints why
+ * (and what to run) and returns -1; 'c' needs mig_ctl_close() in either
+ * case.
+ */
+int mig_ctl_open(struct mig_ctl *c, const char *mount, const char *ctl_dir);
+
+/**
+ * Sends the request 'req' (borrowed) and waits for the reply, drawing
+ * 'label' with the time spent on a terminal (NULL: nothing).  Returns 0
+ * with the reply object in '*reply' (a new reference, "ok" may be false),
+ * or prints why and returns -1 (transport error, not JSON, no "ok").
+ */
+int mig_ctl_call(struct mig_ctl *c, struct json_t *req, const char *label,
+		 struct json_t **reply);
+
+/**
+ * Sends {"cmd": 'cmd'} and waits as mig_ctl_call(); a reply with "ok"
+ * false is printed as an error ("<what>: <the daemon's error>") and gives
+ * -1 too, with the reply still in '*reply' when it was one.
+ */
+int mig_ctl_simple(struct mig_ctl *c, const char *cmd, const char *label,
+		   struct json_t **reply);
+
+/** The "error" string of 'reply' (borrowed), or "no reason given". */
+const char *mig_ctl_error(struct json_t *reply);
+
+/** Closes the connection. */
+void mig_ctl_close(struct mig_ctl *c);
+
+/**
+ * Counts the fuse.sessfs mounts stacked exactly on the absolute path
+ * 'mount' (/proc/self/mountinfo).  Returns the count, or -errno.
+ */
+int mig_sessfs_layers(const char *mount);
+
 /* ---- Subcommands: each returns an exit code (MIG_EXIT_*) ---- */
 
 int cmd_analyze(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_mode(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 
 #endif /* MIGRATE_MIGRATE_I_H */

@@ -8,6 +8,11 @@
  * mismatch is checked again, file and Redis re-read, before it is
  * reported, so a session the app rewrote during the run is not a false
  * alarm.
+ *
+ * sessfs-migrate verify --mount MOUNTPOINT: the mount's daemon compares
+ * Redis with the directory underneath it, each name under its lock (so
+ * live traffic cannot make a false alarm); a clean result is what allows
+ * dual-write -> redis-first.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +57,9 @@ struct verify {
 	struct mig_options opt;
 	const char *dir_path;
 	const char *url;
+	const char *mount; /* online */
+	const char *ctl_dir;
+	bool key_options; /* given: not with --mount */
 	double sample_pct;
 	int64_t tolerance_ms;
 	bool json;
@@ -65,6 +73,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: " MIG_PROGNAME " verify [options] DIR URL\n"
+		"       " MIG_PROGNAME " verify --mount MOUNTPOINT [--json]\n"
 		"\n"
 		"Compares every live session of DIR with Redis at URL: the bytes, the\n"
 		"meta key's mtime, mode, uid and gid, and the TTL.  A session Redis\n"
@@ -72,6 +81,10 @@ static void usage(FILE *out)
 		"alone too).  A mismatch is re-checked (file and Redis read again)\n"
 		"before it is reported.  Differences are listed on stdout.\n"
 		"\n"
+		"With --mount, online: the mount's daemon compares Redis with the\n"
+		"directory underneath it, name by name under the name's lock, while the\n"
+		"application runs.  A clean result allows dual-write -> redis-first.\n"
+		"\n" MIG_ONLINE_OPTIONS_HELP
 		"  --sample PCT           check about PCT percent of the sessions\n"
 		"                         (default 100)\n"
 		"  --ttl-tolerance SECONDS  allowed TTL difference (default %d); a\n"
@@ -342,6 +355,48 @@ static void print_summary(struct verify *v, double seconds)
 	json_decref(sum);
 }
 
+/* verify --mount: the daemon's verify, its differences listed. */
+static int verify_online(struct verify *v)
+{
+	double start = mig_monotonic();
+	struct mig_ctl ctl;
+	json_t *reply = NULL, *diff, *d;
+	json_int_t checked, ndiff;
+	int code = MIG_EXIT_DIFF;
+	size_t i;
+
+	if (mig_ctl_open(&ctl, v->mount, v->ctl_dir) ||
+	    mig_ctl_simple(&ctl, "verify", "verify", &reply))
+		goto out;
+	checked = json_integer_value(json_object_get(reply, "checked"));
+	ndiff = json_integer_value(json_object_get(reply, "differences"));
+	diff = json_object_get(reply, "diff");
+	if (v->json) {
+		json_object_set_new(reply, "seconds",
+				    json_real(mig_monotonic() - start));
+		json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+	} else {
+		json_array_foreach(diff, i, d)
+			printf("'%s': %s\n",
+			       json_string_value(json_object_get(d, "name")),
+			       json_string_value(json_object_get(d, "why")));
+		if ((json_int_t)json_array_size(diff) < ndiff)
+			printf("... and %lld more\n",
+			       (long long)(ndiff -
+					   (json_int_t)json_array_size(diff)));
+		printf("checked %lld sessions on '%s' in %.1f s: %lld differences\n",
+		       (long long)checked, ctl.mount, mig_monotonic() - start,
+		       (long long)ndiff);
+	}
+	if (ndiff == 0)
+		code = MIG_EXIT_OK;
+out:
+	json_decref(reply);
+	mig_ctl_close(&ctl);
+	return code;
+}
+
 static int parse_args(struct verify *v, int argc, char **argv)
 {
 	enum {
@@ -358,6 +413,7 @@ static int parse_args(struct verify *v, int argc, char **argv)
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 		{ "help", no_argument, NULL, 'h' },
+		MIG_ONLINE_LONG_OPTIONS,
 		MIG_KEY_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -391,6 +447,12 @@ static int parse_args(struct verify *v, int argc, char **argv)
 		case OPT_NO_PROGRESS:
 			v->progress = c == OPT_PROGRESS;
 			break;
+		case MIG_OPT_MOUNT:
+			v->mount = optarg;
+			break;
+		case MIG_OPT_CTL_DIR:
+			v->ctl_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -400,7 +462,15 @@ static int parse_args(struct verify *v, int argc, char **argv)
 		default:
 			if (mig_key_option(&v->opt, c, optarg))
 				return -1;
+			v->key_options = true;
 		}
+	}
+	if (v->mount) {
+		if (argc != optind || v->key_options)
+			return error(
+				"verify --mount takes no DIR, URL or key options: the mount has its own; see '" MIG_PROGNAME
+				" verify --help'");
+		return 0;
 	}
 	if (argc - optind != 2)
 		return error("verify takes DIR and URL; see '" MIG_PROGNAME
@@ -426,6 +496,10 @@ int cmd_verify(int argc, char **argv)
 	ret = parse_args(&v, argc, argv);
 	if (ret) {
 		code = ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;
+		goto out_release;
+	}
+	if (v.mount) {
+		code = verify_online(&v);
 		goto out_release;
 	}
 	srand48((long)mig_now_ms() ^ (long)getpid());

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * sessfs-migrate status --mount MOUNTPOINT: a mount's mode and health as
+ * its daemon reports them (the control socket's status): Redis reachable,
+ * the repair journal, fenced names, the recent error rate, whether the
+ * files underneath are current, and the sessfs layers on the mountpoint.
+ * The exit status says whether it is healthy, for scripts and monitoring.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "migrate_i.h"
+
+/* Over this share of failed recent operations (of at least 100) is bad. */
+#define ERROR_RATE_PCT 1
+
+struct status_cmd {
+	const char *mount;
+	const char *ctl_dir;
+	bool json;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: " MIG_PROGNAME " status --mount MOUNTPOINT [--json]\n"
+		"\n"
+		"Shows the mode and health of the sessfs mount on MOUNTPOINT: Redis\n"
+		"reachable, names waiting in the repair journal, names fenced after a\n"
+		"failed read, the recent error rate, whether the files underneath are\n"
+		"current (a rollback to files needs them), and the sessfs layers\n"
+		"stacked on the mountpoint.\n"
+		"\n" MIG_ONLINE_OPTIONS_HELP
+		"  --json                 print the daemon's status as JSON, with\n"
+		"                         \"healthy\" and \"problems\" added\n"
+		"  -h, --help             this text\n"
+		"\n"
+		"Exit status: 0 healthy, 1 unhealthy (the problems are listed) or the\n"
+		"daemon cannot be reached, 2 usage.\n");
+}
+
+static int parse_args(struct status_cmd *s, int argc, char **argv)
+{
+	enum { OPT_JSON = MIG_OPT_FIRST_FREE };
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		MIG_ONLINE_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, MIG_SHORT_OPTIONS, longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case MIG_OPT_MOUNT:
+			s->mount = optarg;
+			break;
+		case MIG_OPT_CTL_DIR:
+			s->ctl_dir = optarg;
+			break;
+		case OPT_JSON:
+			s->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			return mig_bad_option(c, argv, "status");
+		}
+	}
+	if (argc != optind)
+		return error(
+			"status takes no arguments but --mount; see '" MIG_PROGNAME
+			" status --help'");
+	if (!s->mount)
+		return error(
+			"status needs --mount MOUNTPOINT; see '" MIG_PROGNAME
+			" status --help'");
+	return 0;
+}
+
+static json_int_t int_of(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static const char *str_of(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "?";
+}
+
+/* Appends to 'problems' what makes the mount unhealthy. */
+static void find_problems(json_t *st, json_t *problems)
+{
+	json_t *recent = json_object_get(st, "recent");
+	json_int_t ops = int_of(recent, "ops"),
+		   errors = int_of(recent, "errors");
+	char msg[256];
+
+	if (!json_is_true(json_object_get(st, "redis_up")))
+		json_array_append_new(
+			problems, json_string("redis is down (circuit open)"));
+	if (json_is_true(json_object_get(st, "journal_corrupt")))
+		json_array_append_new(
+			problems,
+			json_string(
+				"the repair journal was found corrupt (see the daemon log)"));
+	if (int_of(st, "dead_layers") > 0) {
+		snprintf(msg, sizeof(msg),
+			 "%lld dead sessfs layers on the mountpoint",
+			 (long long)int_of(st, "dead_layers"));
+		json_array_append_new(problems, json_string(msg));
+	}
+	if (ops >= 100 && errors * 100 > ops * ERROR_RATE_PCT) {
+		snprintf(msg, sizeof(msg),
+			 "%lld of the last %lld operations failed",
+			 (long long)errors, (long long)ops);
+		json_array_append_new(problems, json_string(msg));
+	}
+	if (int_of(st, "fenced") > 0) {
+		snprintf(
+			msg, sizeof(msg),
+			"%lld names fenced after a failed read (writes refused until a read succeeds)",
+			(long long)int_of(st, "fenced"));
+		json_array_append_new(problems, json_string(msg));
+	}
+}
+
+static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
+{
+	json_t *recent = json_object_get(st, "recent");
+	json_int_t ops = int_of(recent, "ops"),
+		   errors = int_of(recent, "errors");
+	const char *mode = str_of(st, "mode");
+	size_t i;
+
+	printf("mountpoint:  %s\n", str_of(st, "mountpoint"));
+	printf("mode:        %s\n", mode);
+	printf("health:      %s\n",
+	       json_array_size(problems) ? "UNHEALTHY" : "ok");
+	for (i = 0; i < json_array_size(problems); i++)
+		printf("  problem:   %s\n",
+		       json_string_value(json_array_get(problems, i)));
+	printf("redis:       %s, prefix '%s', %s\n", str_of(st, "redis"),
+	       str_of(st, "prefix"),
+	       json_is_true(json_object_get(st, "redis_up")) ? "up" : "DOWN");
+	printf("journal:     %lld names waiting for repair%s\n",
+	       (long long)int_of(st, "journal"),
+	       json_is_true(json_object_get(st, "journal_corrupt"))
+		       ? " (corrupt at start)"
+		       : "");
+	printf("fenced:      %lld names\n", (long long)int_of(st, "fenced"));
+	printf("recent ops:  %lld, %lld errors (%.2f %%)\n", (long long)ops,
+	       (long long)errors,
+	       ops ? 100.0 * (double)errors / (double)ops : 0);
+	printf("files:       %s\n",
+	       json_is_true(json_object_get(st, "lower_current"))
+		       ? "current (the directory underneath holds every session)"
+		       : "not current (run 'export --mount' before leaving redis)");
+	printf("layers:      %lld sessfs mounts, %lld dead\n",
+	       (long long)int_of(st, "layers"),
+	       (long long)int_of(st, "dead_layers"));
+	printf("host id:     %s\n", str_of(st, "host_id"));
+	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
+	       str_of(st, "version"), (long long)int_of(st, "protocol"),
+	       ctl->path);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct status_cmd s = { 0 };
+	struct mig_ctl ctl;
+	json_t *reply = NULL, *problems;
+	int ret, code;
+
+	ret = parse_args(&s, argc, argv);
+	if (ret)
+		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;
+	code = MIG_EXIT_DIFF;
+	if (mig_ctl_open(&ctl, s.mount, s.ctl_dir) ||
+	    mig_ctl_simple(&ctl, "status", NULL, &reply))
+		goto out;
+	if (int_of(reply, "protocol") > MIG_CTL_PROTOCOL)
+		warning("the daemon speaks control protocol %lld, this tool %d: upgrade sessfs-migrate",
+			(long long)int_of(reply, "protocol"), MIG_CTL_PROTOCOL);
+	problems = json_array();
+	find_problems(reply, problems);
+	if (s.json) {
+		json_object_set_new(reply, "healthy",
+				    json_boolean(!json_array_size(problems)));
+		json_object_set(reply, "problems", problems);
+		json_object_set_new(reply, "socket", json_string(ctl.path));
+		json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+	} else {
+		print_human(&ctl, reply, problems);
+	}
+	if (!json_array_size(problems))
+		code = MIG_EXIT_OK;
+	json_decref(problems);
+out:
+	json_decref(reply);
+	mig_ctl_close(&ctl);
+	return code;
+}
