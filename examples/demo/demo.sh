@@ -1,46 +1,59 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# sessfs demo: two unchanged web apps keep their users logged in while
-# sessfs is mounted over their session directories, and from then on the
-# sessions live in Redis.
+# sessfs demo: the whole migration of two unchanged web apps' sessions from
+# files to Redis, a rollback drill back to files and forward again, while
+# simulated users keep logging in, counting and reading their sessions.
 #
 #   1. a throwaway redis-server on a free loopback port (no persistence);
 #   2. the PHP app (examples/php/index.php, `files` handler, under `php -S`
 #      with workers) and the Flask app (examples/flask/app.py, Flask-Session
 #      `filesystem`, under gunicorn), both as www-data, each with its own
 #      session directory (0700 www-data);
-#   3. users log in and count: real session files appear;
-#   4. sessfs is mounted over both directories (mode=redis-only) while the
-#      apps keep running;
-#   5. the same users are still logged in and keep counting, new users log
-#      in, one user per app logs out; the sessions are shown in Redis;
-#   6. the apps stop, sessfs is unmounted, Redis stops.
+#   3. the load (examples/demo/loadgen.py): four users per app log in and
+#      keep counting (/incr) and reading (/whoami); every reply is checked;
+#   4. sessfs-migrate copy: the existing session files into Redis;
+#   5. sessfs mounted over both directories in mode dual-write (every write
+#      goes to the files, then to Redis), apps and users still running;
+#      sessfs-migrate verify --mount: both stores agree;
+#   6. mode redis-first (Redis authoritative, the files kept current), then
+#      redis-only (Redis alone): sessfs-migrate mode;
+#   7. rollback drill: sessfs-migrate rollback (redis-first, export, verify,
+#      files, unmount) -- plain session files again, users still counting;
+#   8. forward again: mount dual-write, copy, verify, redis-first,
+#      redis-only;
+#   9. the users stop; every user's session is checked once more; one table
+#      per phase (duration, requests, errors, sessions checked and lost)
+#      and the line `TOTAL requests=N errors=N lost=N`;
+#  10. the apps stop, sessfs is unmounted, Redis stops.
 #
 # Run as root after `./scripts/setup.sh build` (or `./scripts/setup.sh
 # demo`, which does both).  Environment:
 #   SESSFS=PATH            the daemon to run (default: sessfs on PATH)
-#   SESSFS_DEMO_KEEP=1     keep the work directory (logs, lower dirs)
+#   SESSFS_MIGRATE=PATH    the tool (default: sessfs-migrate on PATH)
+#   SESSFS_DEMO_KEEP=1     keep the work directory (logs, session dirs)
 #
 # Everything it starts is stopped by PID, and every mount is removed, when
-# it ends, fails or is interrupted.  Exit status: 0 when every check
-# passed.
+# it ends, fails or is interrupted (Ctrl-C).  Exit status: 0 when no
+# request failed, no session was lost and every check passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SESSFS=${SESSFS:-$(command -v sessfs || true)}
+MIGRATE=${SESSFS_MIGRATE:-$(command -v sessfs-migrate || true)}
 PYTHON=/usr/bin/python3
 APP_USER=www-data
+USERS_PER_APP=4
+PHASE_REQUESTS=300 # requests of the load between two steps
 
 WORK=
 REDIS_PID=
 REDIS_PORT=
 PHP_PID=
 FLASK_PID=
+LOAD_PID=
 declare -A MOUNT_PID=() # mountpoint -> sessfs daemon PID
-declare -A ANSWER=()    # "app user" -> last whoami answer
-declare -A FILE=()      # "app user" -> session file name before logout
 passed=0
 failed=0
 
@@ -58,19 +71,22 @@ info()
 	printf '    %s\n' "$*"
 }
 
-# Prints a command as it would be typed.
+# cmdline NAME ARGS...: prints a command as it would be typed (NAME for
+# the program, which may run from a build directory).
 cmdline()
 {
-	printf '    $'
-	printf ' %q' "$@"
+	printf '    $ %s' "$1"
+	shift
+	[[ $# -gt 0 ]] && printf ' %q' "$@"
 	printf '\n'
 }
 
-# Prints a command as it would be typed, then runs it.
-show()
+# mig ARGS...: prints and runs sessfs-migrate, its output indented.
+mig()
 {
-	cmdline "$@"
-	"$@"
+	cmdline sessfs-migrate "$@"
+	"$MIGRATE" "$@" 2>&1 | sed 's/^/      /'
+	return "${PIPESTATUS[0]}"
 }
 
 ok()
@@ -108,6 +124,11 @@ is_mounted()
 	findmnt -rn --mountpoint "$1" >/dev/null 2>&1
 }
 
+is_sessfs()
+{
+	findmnt -rn -o FSTYPE --mountpoint "$1" 2>/dev/null | grep -qx fuse.sessfs
+}
+
 # stop_pid PID [GROUP]: SIGTERM, up to 5 s, then SIGKILL.  With GROUP=1 the
 # signals go to PID's process group (the servers run in their own session,
 # PID is its leader), so PHP's and gunicorn's workers stop too.
@@ -139,22 +160,34 @@ dump_logs()
 	done
 }
 
+# unmount_layers DIR: every sessfs layer on DIR, lazily.
+unmount_layers()
+{
+	local i
+	for ((i = 0; i < 16; i++)); do
+		is_sessfs "$1" || return 0
+		fusermount3 -u -z "$1" || return 1
+	done
+}
+
 cleanup()
 {
 	local rc=$? mnt
 	trap - EXIT INT TERM
 	set +e
 	[[ $rc -ne 0 ]] && dump_logs
-	if [[ ${#MOUNT_PID[@]} -gt 0 ]]; then
+	if [[ ${#MOUNT_PID[@]} -gt 0 || -n $LOAD_PID ]]; then
 		printf '\n=== cleanup\n'
 	fi
-	# The apps first: they must not see the directories underneath.
+	# The load first, then the apps: they must not see the directories
+	# underneath.
+	[[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID"
 	[[ -n $PHP_PID ]] && stop_pid "$PHP_PID" 1
 	[[ -n $FLASK_PID ]] && stop_pid "$FLASK_PID" 1
 	for mnt in "${!MOUNT_PID[@]}"; do
-		if is_mounted "$mnt"; then
+		if is_sessfs "$mnt"; then
 			info "unmounting $mnt"
-			fusermount3 -u -z "$mnt"
+			unmount_layers "$mnt"
 		fi
 		stop_pid "${MOUNT_PID[$mnt]}"
 	done
@@ -187,6 +220,11 @@ rcli()
 	redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
 }
 
+redis_url()
+{
+	printf 'redis://127.0.0.1:%s/0' "$REDIS_PORT"
+}
+
 # wait_until SECONDS PID DESCRIPTION COMMAND...: polls COMMAND every 0.1 s;
 # fails at once if PID (the process that should bring it about) died.
 wait_until()
@@ -201,59 +239,6 @@ wait_until()
 	die "$what: not ready after ${secs}s"
 }
 
-# http APP PATH JAR: the body of GET PATH on APP (php|flask) with the
-# cookie jar JAR, or "HTTP <code>" when the status is not 200.
-http()
-{
-	local port body code
-	case $1 in
-	php) port=$PHP_PORT ;;
-	flask) port=$FLASK_PORT ;;
-	esac
-	body=$(mktemp "$WORK/body.XXXXXX")
-	code=$(curl -sS --max-time 20 -o "$body" -w '%{http_code}' \
-		-b "$3" -c "$3" "http://127.0.0.1:$port$2") || code=000
-	if [[ $code == 200 ]]; then
-		cat "$body"
-	else
-		printf 'HTTP %s' "$code"
-	fi
-	rm -f "$body"
-}
-
-jar()
-{
-	printf '%s/jars/%s-%s' "$WORK" "$1" "$2"
-}
-
-# The session cookie's value in a cookie jar (PHP: PHPSESSID, Flask:
-# session), HttpOnly lines included.
-cookie()
-{
-	local name=PHPSESSID
-	[[ $1 == flask ]] && name=session
-	awk -v n="$name" -F '\t' '$6 == n { v = $7 } END { print v }' "$(jar "$1" "$2")"
-}
-
-# The session file name the app uses for a user's cookie: PHP's
-# sess_<id>; Flask-Session 0.3.2's md5("session:" + id) (cachelib).  After
-# a logout, the name the user had before it.
-session_file()
-{
-	local sid
-	if [[ -n ${FILE["$1 $2"]:-} ]]; then
-		printf '%s' "${FILE["$1 $2"]}"
-		return 0
-	fi
-	sid=$(cookie "$1" "$2")
-	[[ -n $sid ]] || return 0
-	if [[ $1 == php ]]; then
-		printf 'sess_%s' "$sid"
-	else
-		printf 'session:%s' "$sid" | md5sum | cut -d' ' -f1
-	fi
-}
-
 session_dir()
 {
 	printf '%s/sessions-%s' "$WORK" "$1"
@@ -264,13 +249,56 @@ prefix()
 	printf 'demo-%s:' "$1"
 }
 
-# user APP USER ROUTE EXPECTED: one request as USER, checked.
-user_req()
+list_dir()
 {
-	local got
-	got=$(http "$1" "$3" "$(jar "$1" "$2")")
-	[[ $3 == /whoami ]] && ANSWER["$1 $2"]=$got
-	check "$1 $2 GET $3" "$got" "$4"
+	local dir=$1 line
+	while IFS= read -r line; do
+		info "  $line"
+	done < <(cd "$dir" && find . -mindepth 1 -maxdepth 1 -printf '%M %u %6s  %f\n' | sort -k4)
+}
+
+# --- the load ----------------------------------------------------------------
+
+# phase NAME: the load counts from now on under NAME.
+phase()
+{
+	printf '%s\n' "$1" >"$WORK/load/phase.tmp"
+	mv "$WORK/load/phase.tmp" "$WORK/load/phase"
+}
+
+load_status()
+{
+	"$PYTHON" -c 'import json, sys
+st = json.load(open(sys.argv[1]))
+print(st[sys.argv[2]])' "$WORK/load/status" "$1" 2>/dev/null || echo 0
+}
+
+load_ready()
+{
+	[[ $(load_status ready) -ge $((2 * USERS_PER_APP)) ]]
+}
+
+# load_wait N: until the users made N more requests (or they all logged in
+# for N=ready).
+load_wait()
+{
+	local goal i
+	if [[ $1 == ready ]]; then
+		wait_until 30 "$LOAD_PID" "the users' logins" load_ready
+		return
+	fi
+	goal=$(($(load_status requests) + $1))
+	for ((i = 0; i < 600; i++)); do
+		[[ $(load_status requests) -ge $goal ]] && return 0
+		kill -0 "$LOAD_PID" 2>/dev/null || die "the load generator died"
+		sleep 0.1
+	done
+	die "the load made no progress for 60 s (see $WORK/logs/load.log)"
+}
+
+load_line()
+{
+	info "load: $(load_status requests) requests so far, $(load_status errors) errors"
 }
 
 # --- the demo -------------------------------------------------------------
@@ -281,13 +309,16 @@ preflight()
 	[[ $(id -u) -eq 0 ]] || die "run me as root (mounts, www-data servers)"
 	[[ -n $SESSFS && -x $SESSFS ]] ||
 		die "no sessfs daemon: run ./scripts/setup.sh build first, or set SESSFS=path"
+	[[ -n $MIGRATE && -x $MIGRATE ]] ||
+		die "no sessfs-migrate: run ./scripts/setup.sh build first, or set SESSFS_MIGRATE=path"
 	local c
-	for c in redis-server redis-cli php gunicorn curl fusermount3 findmnt setpriv setsid md5sum "$PYTHON"; do
+	for c in redis-server redis-cli php gunicorn curl fusermount3 findmnt setpriv setsid "$PYTHON"; do
 		command -v "$c" >/dev/null || die "'$c' is missing: run ./scripts/setup.sh deps"
 	done
 	[[ -e /dev/fuse ]] || die "/dev/fuse is missing (no FUSE in this kernel or container)"
 	id -u "$APP_USER" >/dev/null 2>&1 || die "user $APP_USER does not exist"
 	info "daemon: $SESSFS ($("$SESSFS" -V 2>/dev/null | head -n 1 || echo '?'))"
+	info "tool:   $MIGRATE ($("$MIGRATE" --version))"
 	info "redis:  $(redis-server --version)"
 	info "php:    $(php -r 'echo PHP_VERSION;'), $(gunicorn --version 2>&1 | tr -d '()')"
 }
@@ -298,7 +329,7 @@ make_workdir()
 	WORK=$(mktemp -d /tmp/sessfs-demo.XXXXXX)
 	# www-data must traverse it to reach its session dirs and the apps.
 	chmod 0755 "$WORK"
-	mkdir -m 0700 "$WORK/redis" "$WORK/jars"
+	mkdir -m 0700 "$WORK/redis" "$WORK/load"
 	mkdir -m 0755 "$WORK/logs" "$WORK/app-php" "$WORK/app-flask"
 	# Copies of the apps: the clone may live where www-data cannot read
 	# (/root/...).
@@ -308,7 +339,7 @@ make_workdir()
 	for app in php flask; do
 		install -d -m 0700 -o "$APP_USER" -g "$APP_USER" "$(session_dir "$app")"
 	done
-	info "$WORK: redis/ (config, log), sessions-php/ and sessions-flask/ (0700 $APP_USER), logs/"
+	info "$WORK: redis/, sessions-php/ and sessions-flask/ (0700 $APP_USER), logs/, load/"
 }
 
 start_redis()
@@ -371,234 +402,238 @@ start_apps()
 	start_app flask
 }
 
-list_dir()
+start_load()
 {
-	local dir=$1 line
-	while IFS= read -r line; do
-		info "  $line"
-	done < <(cd "$dir" && find . -mindepth 1 -maxdepth 1 -printf '%M %u %6s  %f\n' | sort -k4)
-}
-
-login_before()
-{
-	local app user
-	step "log users in before sessfs is mounted: plain session files"
-	for app in php flask; do
-		for user in $(users_of "$app"); do
-			: >"$(jar "$app" "$user")"
-			user_req "$app" "$user" "/login?user=$user" "ok user=$user"
-			user_req "$app" "$user" /incr count=1
-			user_req "$app" "$user" /incr count=2
-			user_req "$app" "$user" /whoami "user=$user count=2"
-		done
-	done
+	step "users log in and keep counting: plain session files"
+	phase "plain files"
+	cmdline loadgen.py --control "$WORK/load" --users "$USERS_PER_APP" \
+		"php=http://127.0.0.1:$PHP_PORT" "flask=http://127.0.0.1:$FLASK_PORT"
+	setsid "$PYTHON" "$ROOT/examples/demo/loadgen.py" --control "$WORK/load" \
+		--users "$USERS_PER_APP" "php=http://127.0.0.1:$PHP_PORT" \
+		"flask=http://127.0.0.1:$FLASK_PORT" \
+		>"$WORK/load/report" 2>"$WORK/logs/load.log" &
+	LOAD_PID=$!
+	info "(each user: /login once, then /incr, every fourth request /whoami;"
+	info " every reply is checked; errors go to logs/load.log)"
+	load_wait ready
+	load_wait "$PHASE_REQUESTS"
+	load_line
+	local app
 	for app in php flask; do
 		info "$(session_dir "$app"):"
 		list_dir "$(session_dir "$app")"
-		for user in $(users_of "$app"); do
-			local f
-			f=$(session_dir "$app")/$(session_file "$app" "$user")
-			if [[ -f $f ]]; then
-				check "$app $user: file owner and mode" "$(stat -c '%U %a' "$f")" "$APP_USER 600"
-			else
-				bad "$app $user: no session file $f"
-			fi
-		done
 	done
 }
 
-users_of()
+copy_all()
 {
-	if [[ $1 == php ]]; then
-		echo alice bob
-	else
-		echo carol dave
-	fi
+	local app dir log rc
+	for app in php flask; do
+		dir=$(session_dir "$app")
+		log=$WORK/logs/copy-$app.log
+		cmdline sessfs-migrate copy "$dir" "$(redis_url)" --prefix "$(prefix "$app")"
+		rc=0
+		"$MIGRATE" copy --no-progress "$dir" "$(redis_url)" \
+			--prefix "$(prefix "$app")" >>"$log" 2>&1 || rc=$?
+		check "copy of $dir: exit status" "$rc" 0
+		info "$("$PYTHON" -c 'import json, sys
+s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d" % s)' "$log")"
+	done
+}
+
+copy_first()
+{
+	step "copy the existing session files into Redis (offline, before mounting)"
+	phase "copy"
+	info "(a copy never overwrites a newer value or a deleted session in"
+	info " Redis; its JSON summary goes to logs/copy-*.log here)"
+	copy_all
+	load_wait "$PHASE_REQUESTS"
+	load_line
 }
 
 mount_one()
 {
-	local app=$1 dir pid
+	local app=$1 mode=$2 dir pid opts
 	dir=$(session_dir "$app")
-	local cmd=("$SESSFS" "redis://127.0.0.1:$REDIS_PORT" "$dir" -f
-		-o "mode=redis-only,prefix=$(prefix "$app"),allow_other,state_dir=$WORK/state-$app")
-	cmdline "${cmd[@]}"
-	setsid "${cmd[@]}" >"$WORK/logs/sessfs-$app.log" 2>&1 &
+	opts="mode=$mode,prefix=$(prefix "$app"),allow_other,state_dir=$WORK/state-$app"
+	cmdline sessfs "$(redis_url)" "$dir" -f -o "$opts"
+	setsid "$SESSFS" "$(redis_url)" "$dir" -f -o "$opts" \
+		>>"$WORK/logs/sessfs-$app.log" 2>&1 &
 	pid=$!
 	MOUNT_PID[$dir]=$pid
 	wait_until 10 "$pid" "sessfs on $dir" is_sessfs "$dir"
-	info "mounted (daemon pid $pid): $(findmnt -rn -o SOURCE,TARGET,FSTYPE,OPTIONS --mountpoint "$dir")"
-}
-
-is_sessfs()
-{
-	[[ $(findmnt -rn -o FSTYPE --mountpoint "$1") == fuse.sessfs ]]
+	info "mounted (daemon pid $pid)"
 }
 
 mount_all()
 {
-	step "mount sessfs over both session directories, apps still running"
-	info "(-f keeps the daemon in the foreground so the demo holds its pid and"
-	info " log; without -f it detaches once mounted; state_dir keeps its state"
-	info " in the work dir instead of /var/lib/sessfs)"
-	mount_one php
-	mount_one flask
-}
-
-after_mount()
-{
-	local app user
-	step "through the mount: the same users are still logged in and keep counting"
+	local mode=$1 app
 	for app in php flask; do
-		for user in $(users_of "$app"); do
-			user_req "$app" "$user" /whoami "user=$user count=2"
-			user_req "$app" "$user" /incr count=3
-			user_req "$app" "$user" /whoami "user=$user count=3"
-		done
-	done
-
-	step "new users log in while mounted"
-	for app in php flask; do
-		user=$(new_user_of "$app")
-		: >"$(jar "$app" "$user")"
-		user_req "$app" "$user" "/login?user=$user" "ok user=$user"
-		user_req "$app" "$user" /incr count=1
-		user_req "$app" "$user" /whoami "user=$user count=1"
-	done
-
-	step "the session files as the apps see them now (the mount)"
-	for app in php flask; do
-		info "$(session_dir "$app"):"
-		list_dir "$(session_dir "$app")"
+		mount_one "$app" "$mode"
 	done
 }
 
-new_user_of()
+verify_all()
 {
-	if [[ $1 == php ]]; then
-		echo erin
-	else
-		echo frank
-	fi
+	local app rc
+	for app in php flask; do
+		rc=0
+		mig verify --mount "$(session_dir "$app")" || rc=$?
+		check "verify --mount $(session_dir "$app"): exit status" "$rc" 0
+	done
+}
+
+mode_all()
+{
+	local mode=$1 app rc
+	for app in php flask; do
+		rc=0
+		mig mode "$mode" --mount "$(session_dir "$app")" || rc=$?
+		check "mode $mode on $(session_dir "$app"): exit status" "$rc" 0
+	done
+}
+
+# in_phase NAME: the load's next phase, PHASE_REQUESTS requests long.
+in_phase()
+{
+	phase "$1"
+	load_wait "$PHASE_REQUESTS"
+	load_line
+}
+
+dual_write()
+{
+	step "mount sessfs in mode dual-write, apps and users still running"
+	info "(dual-write: the files stay authoritative; every write goes to the"
+	info " files, then to Redis; -f keeps the daemon in the foreground so the"
+	info " demo holds its pid and log)"
+	phase "mount dual-write"
+	mount_all dual-write
+	in_phase "dual-write"
+
+	step "verify: Redis and the files underneath agree (through the daemon)"
+	phase "verify"
+	verify_all
+	in_phase "dual-write, verified"
+}
+
+redis_modes()
+{
+	step "mode redis-first: Redis authoritative, the files kept current"
+	phase "mode redis-first"
+	mode_all redis-first
+	in_phase "redis-first"
+
+	step "mode redis-only: the sessions live in Redis alone"
+	phase "mode redis-only"
+	mode_all redis-only
+	in_phase "redis-only"
 }
 
 show_redis()
 {
-	local app user key meta val
-	step "the sessions are in Redis"
+	local app key
+	step "the sessions in Redis, and the mount's status"
 	for app in php flask; do
-		cmdline redis-cli -p "$REDIS_PORT" --scan --pattern "$(prefix "$app")*"
-		rcli --scan --pattern "$(prefix "$app")*" | sort | sed 's/^/      /'
+		# Keys holding '{' are meta keys (and sessfs's markers).
+		info "$(rcli --scan --pattern "$(prefix "$app")*" | grep -vc '{') value keys and $(rcli --scan --pattern "$(prefix "$app"){*}:m" | wc -l) meta keys under $(prefix "$app")"
 	done
-	info "(P:NAME holds a file's bytes, P:{P:NAME}:m its metadata; a meta key"
-	info " alone is a tombstone, a deleted session: at erin's login PHP's"
-	info " session_regenerate_id deleted the id it had just made)"
-	for app in php flask; do
-		for user in $(users_of "$app") $(new_user_of "$app"); do
-			key=$(prefix "$app")$(session_file "$app" "$user")
-			val=$(rcli --no-raw GET "$key")
-			if [[ $val == *"$user"* ]]; then
-				ok "$app $user: GET $key holds the session"
-			else
-				bad "$app $user: GET $key gives $val"
-			fi
-		done
-	done
-	user=alice
-	key=$(prefix php)$(session_file php "$user")
-	meta="$(prefix php){$key}:m"
-	cmdline redis-cli -p "$REDIS_PORT" GET "$key"
-	rcli GET "$key" | sed 's/^/      /'
-	check "php $user: value" "$(rcli GET "$key")" "user|s:5:\"$user\";count|i:3;"
-	cmdline redis-cli -p "$REDIS_PORT" HGETALL "$meta"
-	rcli HGETALL "$meta" | paste - - | sed 's/^/      /'
-	key=$(prefix flask)$(session_file flask carol)
-	cmdline redis-cli -p "$REDIS_PORT" --no-raw GET "$key"
-	rcli --no-raw GET "$key" | sed 's/^/      /'
-	info "(4-byte cachelib expiry header, then the pickled session)"
+	key=$(rcli --scan --pattern "$(prefix php)sess_*" | head -n 1)
+	if [[ -n $key ]]; then
+		cmdline redis-cli GET "$key"
+		rcli GET "$key" | sed 's/^/      /'
+		cmdline redis-cli HGETALL "$(prefix php){$key}:m"
+		rcli HGETALL "$(prefix php){$key}:m" | paste - - | sed 's/^/      /'
+	fi
+	mig status --mount "$(session_dir php)" || bad "status of $(session_dir php)"
 }
 
-logout_one()
-{
-	local app=$1 user=$2 key meta
-	FILE["$app $user"]=$(session_file "$app" "$user")
-	key=$(prefix "$app")${FILE["$app $user"]}
-	meta="$(prefix "$app"){$key}:m"
-	user_req "$app" "$user" /logout bye
-	check "$app $user: value key after logout (EXISTS)" "$(rcli EXISTS "$key")" 0
-	check "$app $user: meta key kept as a tombstone (EXISTS)" "$(rcli EXISTS "$meta")" 1
-	# The lower dir still holds this user's file from before the mount:
-	# the tombstone keeps it from coming back.
-	user_req "$app" "$user" /whoami anonymous
-}
-
-logouts()
-{
-	step "one user per app logs out: the session is deleted, never read back from the old file"
-	logout_one php bob
-	logout_one flask dave
-}
-
-table()
-{
-	local app user key ttl size
-	step "summary"
-	printf '    %-6s %-6s %-26s %-44s %6s %8s\n' app user "answer (/whoami)" "redis key" bytes "ttl (s)"
-	for app in php flask; do
-		for user in $(users_of "$app") $(new_user_of "$app"); do
-			key=$(prefix "$app")$(session_file "$app" "$user")
-			size=$(rcli STRLEN "$key")
-			ttl=$(rcli TTL "$key")
-			printf '    %-6s %-6s %-26s %-44s %6s %8s\n' "$app" "$user" \
-				"${ANSWER["$app $user"]:-}" "${key:0:44}" "$size" "$ttl"
-		done
-	done
-	info "(ttl -2: no such key, the user logged out; PHP's ttl is sessfs's"
-	info " sliding ttl=, 32 days by default; Flask's comes from the expiry"
-	info " header cachelib writes, Flask's 31-day session lifetime)"
-}
-
-unmount_all()
+rollback_all()
 {
 	local app dir pid rc
-	step "stop the apps, then unmount"
-	info "(in redis-only mode Redis alone is current: stop the apps before"
-	info " unmounting, or they would see the old files underneath)"
-	stop_pid "$PHP_PID" 1
-	PHP_PID=
-	stop_pid "$FLASK_PID" 1
-	FLASK_PID=
-	info "apps stopped"
+	step "rollback drill: back to plain files, apps and users still running"
+	info "(redis-first, export Redis -> files, verify, files, unmount every"
+	info " layer; each step with its duration)"
+	phase "rollback drill"
 	for app in php flask; do
 		dir=$(session_dir "$app")
+		rc=0
+		mig rollback --mount "$dir" --sessfs "$SESSFS" || rc=$?
+		check "rollback of $dir: exit status" "$rc" 0
 		pid=${MOUNT_PID[$dir]}
-		show fusermount3 -u "$dir"
 		rc=0
 		wait "$pid" || rc=$?
 		unset "MOUNT_PID[$dir]"
 		check "sessfs on $dir: daemon exit status" "$rc" 0
 		is_mounted "$dir" && bad "$dir: still mounted"
 	done
-
-	step "the directories underneath were left as they were (redis-only)"
+	in_phase "plain files again"
 	for app in php flask; do
-		info "$(session_dir "$app"):"
-		list_dir "$(session_dir "$app")"
+		dir=$(session_dir "$app")
+		info "$dir (no mount: the plain files):"
+		list_dir "$dir"
+		check "$dir: session files owned by $APP_USER, 0600" \
+			"$(find "$dir" -mindepth 1 ! -user "$APP_USER" -o -mindepth 1 ! -perm 0600 | wc -l)" 0
 	done
-	local f
-	f=$(session_dir php)/$(session_file php alice)
-	check "php alice: the file underneath still has the pre-mount count" \
-		"$(cat "$f")" 'user|s:5:"alice";count|i:2;'
-	info "going back to files needs an export of Redis into the directory"
-	info "(sessfs-migrate export; not built yet)"
 }
 
-stop_redis()
+forward_again()
 {
-	step "stop redis-server"
+	step "forward again: dual-write, copy, verify, redis-first, redis-only"
+	info "(copy catches up Redis with the files the apps wrote while"
+	info " unmounted; the daemon replays its own journal)"
+	phase "mount dual-write (again)"
+	mount_all dual-write
+	in_phase "dual-write (again)"
+	phase "copy + verify (again)"
+	copy_all
+	verify_all
+	phase "mode redis-first (again)"
+	mode_all redis-first
+	in_phase "redis-first (again)"
+	phase "mode redis-only (again)"
+	mode_all redis-only
+	in_phase "redis-only (again)"
+}
+
+stop_load()
+{
+	local rc=0
+	step "the users stop; every user's session is checked once more"
+	phase stop
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=
+	LOAD_RC=$rc
+	if [[ -s $WORK/logs/load.log ]]; then
+		info "errors reported by the load (logs/load.log):"
+		head -n 20 "$WORK/logs/load.log" | sed 's/^/      /'
+	fi
+}
+
+stop_all()
+{
+	local app dir pid rc
+	step "stop the apps, then unmount, then stop redis"
+	stop_pid "$PHP_PID" 1
+	PHP_PID=
+	stop_pid "$FLASK_PID" 1
+	FLASK_PID=
+	for app in php flask; do
+		dir=$(session_dir "$app")
+		pid=${MOUNT_PID[$dir]}
+		cmdline fusermount3 -u "$dir"
+		fusermount3 -u "$dir"
+		rc=0
+		wait "$pid" || rc=$?
+		unset "MOUNT_PID[$dir]"
+		check "sessfs on $dir: daemon exit status" "$rc" 0
+	done
 	stop_pid "$REDIS_PID"
 	REDIS_PID=
-	info "stopped"
+	info "(the sessions were in Redis: a real migration would keep it"
+	info " running, or roll back first)"
 }
 
 main()
@@ -610,16 +645,18 @@ main()
 	make_workdir
 	start_redis
 	start_apps
-	login_before
-	mount_all
-	after_mount
+	start_load
+	copy_first
+	dual_write
+	redis_modes
 	show_redis
-	logouts
-	table
-	unmount_all
-	stop_redis
-	printf '\n%d passed, %d failed\n' "$passed" "$failed"
-	[[ $failed -eq 0 ]]
+	rollback_all
+	forward_again
+	stop_load
+	stop_all
+	printf '\n=== summary: %d checks passed, %d failed\n\n' "$passed" "$failed"
+	cat "$WORK/load/report"
+	[[ $failed -eq 0 && $LOAD_RC -eq 0 ]]
 }
 
 main "$@"
