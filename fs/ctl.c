@@ -7,7 +7,8 @@
  * newline-delimited JSON, one request and one reply per line.  A request
  * is {"cmd": "...", ...}; a reply is {"ok": true, ...} or
  * {"ok": false, "error": "..."}.  Commands: status, mode {mode, force},
- * export, verify, repair.  status carries the protocol version.
+ * export, verify, repair, prepare-unmount.  status carries the protocol
+ * version.
  *
  * A mode change locks every name stripe, so no store call is in flight
  * while the mode flips; a handle opened before keeps its bytes and commits
@@ -407,10 +408,16 @@ static json_t *cmd_mode(struct fs *fs, json_t *req)
 
 static json_t *cmd_export(struct fs *fs)
 {
+	enum fs_mode mode = fs_mode_get(fs);
 	struct fs_export_stats st;
 	struct timespec t0, t1;
 	int ret;
 
+	/* There the files are authoritative: Redis may be behind them. */
+	if (mode <= FS_MODE_DUAL_WRITE)
+		return reply_error(
+			"nothing to export in mode %s: the files underneath are current",
+			fs_mode_name(mode));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = fs_export(fs, &st);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -456,6 +463,21 @@ static json_t *cmd_verify(struct fs *fs)
 	return reply;
 }
 
+/*
+ * Before an unmount with the application running (lazy: the daemon lives
+ * on while files are open): the manifest is written now, so that what the
+ * application writes to the plain files after the unmount counts as
+ * changed underneath at the next mount.  What the daemon still writes
+ * through open files is journaled as usual.
+ */
+static json_t *cmd_prepare_unmount(struct fs *fs)
+{
+	fs_manifest_save(fs);
+	fs->manifest_saved = true;
+	return json_pack("{s:b, s:s}", "ok", 1, "mode",
+			 fs_mode_name(fs_mode_get(fs)));
+}
+
 static json_t *handle(struct fs *fs, const char *line)
 {
 	json_error_t jerr;
@@ -478,6 +500,8 @@ static json_t *handle(struct fs *fs, const char *line)
 		reply = cmd_export(fs);
 	else if (strcmp(cmd, "verify") == 0)
 		reply = cmd_verify(fs);
+	else if (strcmp(cmd, "prepare-unmount") == 0)
+		reply = cmd_prepare_unmount(fs);
 	else if (strcmp(cmd, "repair") == 0)
 		reply = json_pack("{s:b, s:I}", "ok", 1, "journal",
 				  (json_int_t)fs_route_repair_pass(fs));

@@ -113,6 +113,7 @@ struct fs_inode {
 	unsigned int refs; /* threads using the pointer right now */
 	struct fs_inode *name_next; /* chain in the name map */
 	struct fs_inode *local_next, *local_prev; /* list of local inodes */
+	struct fs_inode *all_next, *all_prev; /* every inode, for the exit */
 
 	/* Under lock. */
 	pthread_mutex_t lock;
@@ -138,6 +139,7 @@ struct fs_inode {
 struct fs_handle {
 	struct fs_inode *inode;
 	int flags;
+	struct fs_handle *next, *prev; /* open handles, under tab_lock */
 };
 
 struct be_journal;
@@ -176,6 +178,7 @@ struct fs {
 	_Atomic enum fs_mode mode; /* changed at run time (ctl.c) */
 	pthread_mutex_t mode_lock; /* serialises mode changes */
 	bool lower_current; /* the lower dir holds every current session */
+	bool manifest_saved; /* by prepare-unmount: not again at the end */
 	struct fs_route rt;
 	struct fs_mountpt mp; /* the mountpoint, its bind and layers */
 	int ctl_fd;
@@ -190,6 +193,8 @@ struct fs {
 	size_t name_map_size; /* buckets, a power of two */
 	size_t name_count;
 	struct fs_inode *local_list;
+	struct fs_inode *all_inodes;
+	struct fs_handle *handles; /* a lazy unmount may never release them */
 	long long local_bytes;
 	uint64_t next_ino;
 	uint64_t next_generation;
@@ -222,6 +227,8 @@ void fs_inode_detach(struct fs *fs, struct fs_inode *inode);
  */
 int fs_inode_rename(struct fs *fs, struct fs_inode *inode, const char *newname,
 		    bool local);
+/** Adds (open) or removes (release) 'h' in the list freed at exit. */
+void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add);
 /** Counts handles: +1 on open, -1 on release (returns the new count). */
 unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode,
 			       int delta);

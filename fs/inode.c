@@ -41,21 +41,53 @@ static void inode_free(struct fs_inode *inode)
 
 void fs_table_destroy(struct fs *fs)
 {
-	size_t i;
+	struct fs_inode *inode, *next;
+	struct fs_handle *h, *hnext;
 
 	/*
-	 * Named inodes are freed here; detached ones still referenced by the
-	 * kernel at unmount are gone with the process.
+	 * Everything still referenced at the end: inodes the kernel had not
+	 * forgotten, handles whose RELEASE never came (a lazy unmount ends
+	 * the connection before the last asynchronous releases).
 	 */
-	for (i = 0; i < fs->name_map_size; i++) {
-		struct fs_inode *inode = fs->name_map[i], *next;
-
-		for (; inode; inode = next) {
-			next = inode->name_next;
-			inode_free(inode);
-		}
+	for (h = fs->handles; h; h = hnext) {
+		hnext = h->next;
+		free(h);
+	}
+	for (inode = fs->all_inodes; inode; inode = next) {
+		next = inode->all_next;
+		inode_free(inode);
 	}
 	free(fs->name_map);
+}
+
+void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add)
+{
+	pthread_mutex_lock(&fs->tab_lock);
+	if (add) {
+		h->prev = NULL;
+		h->next = fs->handles;
+		if (fs->handles)
+			fs->handles->prev = h;
+		fs->handles = h;
+	} else {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			fs->handles = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+}
+
+static void all_list_remove(struct fs *fs, struct fs_inode *inode)
+{
+	if (inode->all_prev)
+		inode->all_prev->all_next = inode->all_next;
+	else
+		fs->all_inodes = inode->all_next;
+	if (inode->all_next)
+		inode->all_next->all_prev = inode->all_prev;
 }
 
 static struct fs_inode **name_slot(struct fs *fs, const char *name)
@@ -154,6 +186,7 @@ static bool inode_release_locked(struct fs *fs, struct fs_inode *inode)
 		name_map_remove(fs, inode);
 	if (inode->local)
 		fs->local_bytes -= (long long)inode->cap;
+	all_list_remove(fs, inode);
 	return true;
 }
 
@@ -186,6 +219,10 @@ struct fs_inode *fs_inode_get_name(struct fs *fs, const char *name, bool create,
 	inode->generation = fs->next_generation++;
 	inode->local = local;
 	inode->refs = 1;
+	inode->all_next = fs->all_inodes;
+	if (fs->all_inodes)
+		fs->all_inodes->all_prev = inode;
+	fs->all_inodes = inode;
 	name_map_add(fs, inode);
 	if (local)
 		local_list_add(fs, inode);
@@ -335,6 +372,7 @@ void fs_local_sweep(struct fs *fs, time_t now)
 			 inode->name);
 		detach_locked(fs, inode);
 		fs->local_bytes -= (long long)inode->cap;
+		all_list_remove(fs, inode);
 		inode->name_next = victims;
 		victims = inode;
 	}

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -536,7 +538,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(se);
 	fs_ctl_stop(fs);
-	fs_manifest_save(fs);
+	if (!fs->manifest_saved)
+		fs_manifest_save(fs);
 	fs_mode_forget(fs);
 	/* Dead layers below ours and the bind go too: plain files remain. */
 	if (fs_mountpt_cleanup_after_unmount(&fs->mp, err, sizeof(err)) < 0)
@@ -550,24 +553,54 @@ out_destroy:
 }
 
 /* sessfs -u MOUNTPOINT: removes every sessfs layer, top down. */
+/*
+ * Asks a live daemon on 'sock' to write its unmount manifest now, before
+ * a lazy unmount lets the application write the plain files.  Best effort:
+ * no daemon, no manifest needed.
+ */
+static void prepare_unmount(const char *sock)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char req[] = "{\"cmd\":\"prepare-unmount\"}\n";
+	char reply[256];
+	int fd;
+
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1)
+		(void)!read(fd, reply, sizeof(reply));
+	close(fd);
+}
+
 static int unmount_all(const char *mountpoint)
 {
-	char err[512], *abs, *sock;
+	char err[512], *abs, *sock = NULL;
 	unsigned int n = 0;
+
+	abs = realpath(mountpoint, NULL);
+	if (abs && asprintf(&sock, "%s/%016llx.sock", FS_MOUNTPT_RUN_DIR,
+			    (unsigned long long)fs_name_hash(abs)) < 0)
+		sock = NULL;
+	if (sock)
+		prepare_unmount(sock);
 
 	if (fs_mountpt_unmount_all(mountpoint, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sessfs: %s\n", err);
+		free(sock);
+		free(abs);
 		return 1;
 	}
 	printf("unmounted %u sessfs layer%s from '%s'\n", n, n == 1 ? "" : "s",
 	       mountpoint);
 	/* A killed daemon leaves its control socket (default ctl_dir). */
-	abs = realpath(mountpoint, NULL);
-	if (abs && asprintf(&sock, "%s/%016llx.sock", FS_MOUNTPT_RUN_DIR,
-			    (unsigned long long)fs_name_hash(abs)) >= 0) {
+	if (sock)
 		unlink(sock);
-		free(sock);
-	}
+	free(sock);
 	free(abs);
 	return 0;
 }

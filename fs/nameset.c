@@ -18,7 +18,7 @@ struct fs_name_node {
 
 uint64_t fs_name_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a offset basis */
 
 	while (*s) {
 		h ^= (unsigned char)*s++;

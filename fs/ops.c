@@ -698,6 +698,7 @@ static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
 		return -ENOMEM;
 	h->inode = inode;
 	h->flags = fi->flags;
+	fs_handle_track(fs, h, true);
 	fs_inode_open_inc(fs, inode, 1);
 	fi->fh = (uintptr_t)h;
 	/* A new open must see what another host stored meanwhile. */
@@ -991,6 +992,7 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 		}
 	}
 	pthread_mutex_unlock(&inode->lock);
+	fs_handle_track(fs, h, false);
 	free(h);
 	/* The last reference may be ours: put frees an unreferenced inode. */
 	fs_inode_put(fs, inode);
