@@ -24,17 +24,9 @@
 #define SPINNER_INTERVAL 100 /* ms between redraws */
 #define CLEAR_LINE	 "\r\033[K"
 
-/*
- * NEEDSWORK: fs/nameset.c's fs_name_hash() (which names the daemon's
- * socket and state files) starts from this basis, a digit short of
- * FNV-1a's, while fs/mountpt.c uses FNV-1a's.  Until the daemon uses one
- * id, a socket named with this basis is found too.
- */
-#define DAEMON_FNV_BASIS 1469598103934665603ULL
-
-uint64_t mig_mount_id(const char *mount, uint64_t basis)
+uint64_t mig_mount_id(const char *mount)
 {
-	uint64_t h = basis;
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a's offset basis */
 
 	for (; *mount; mount++) {
 		h ^= (unsigned char)*mount;
@@ -43,11 +35,11 @@ uint64_t mig_mount_id(const char *mount, uint64_t basis)
 	return h;
 }
 
-/* Sets c->path from 'ctl_dir' and 'basis'; -1 when it does not fit. */
-static int socket_path(struct mig_ctl *c, const char *ctl_dir, uint64_t basis)
+/* Sets c->path from 'ctl_dir'; -1 when it does not fit. */
+static int socket_path(struct mig_ctl *c, const char *ctl_dir)
 {
 	int n = snprintf(c->path, sizeof(c->path), "%s/%016llx.sock", ctl_dir,
-			 (unsigned long long)mig_mount_id(c->mount, basis));
+			 (unsigned long long)mig_mount_id(c->mount));
 
 	return n < 0 || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)
 		       ? -1
@@ -100,18 +92,10 @@ int mig_ctl_open(struct mig_ctl *c, const char *mount, const char *ctl_dir)
 		return error(
 			"'%s' is not a sessfs mount (no fuse.sessfs mount there); 'findmnt -t fuse.sessfs' lists them",
 			c->mount);
-	if (socket_path(c, ctl_dir, MIG_FNV_BASIS))
+	if (socket_path(c, ctl_dir))
 		return error(
 			"invalid --ctl-dir '%s': the socket path is too long",
 			ctl_dir);
-	if (access(c->path, F_OK) < 0 && errno == ENOENT) {
-		char fnv[PATH_MAX];
-
-		strcpy(fnv, c->path);
-		if (socket_path(c, ctl_dir, DAEMON_FNV_BASIS) ||
-		    access(c->path, F_OK) < 0)
-			strcpy(c->path, fnv);
-	}
 	strcpy(sa.sun_path, c->path);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)

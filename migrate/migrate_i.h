@@ -340,12 +340,8 @@ struct mig_ctl {
 	bool spinner; /* draw "label ... 3.2 s" on stderr while waiting */
 };
 
-/**
- * Hashes 'mount' (an absolute path) into the mount id: 64-bit FNV-1a,
- * the offset basis 'basis' (MIG_FNV_BASIS).
- */
-uint64_t mig_mount_id(const char *mount, uint64_t basis);
-#define MIG_FNV_BASIS 0xcbf29ce484222325ULL
+/** The mount id of 'mount' (an absolute path): its 64-bit FNV-1a hash. */
+uint64_t mig_mount_id(const char *mount);
 
 /**
  * Resolves 'mount', checks that a fuse.sessfs mount is there and connects

@@ -260,9 +260,27 @@ out_destroy:
 	return ret;
 }
 
+/* True when 'word' (maybe quoted) names a program called sessfs. */
+static bool is_sessfs_word(const char *word, size_t len)
+{
+	const char *base;
+
+	while (len && (*word == '\'' || *word == '"')) {
+		word++;
+		len--;
+	}
+	base = memrchr(word, '/', len);
+	if (base) {
+		len -= (size_t)(base + 1 - word);
+		word = base + 1;
+	}
+	return len == 6 && strncmp(word, "sessfs", 6) == 0;
+}
+
 /*
- * True when 'sessfs --help' lists a -u option: a line whose first word is
- * "-u" (the help also mentions 'fusermount3 -u', which does not count).
+ * True when 'sessfs --help' offers -u: a usage line "sessfs -u ..." or an
+ * option line starting with "-u".  The help also mentions 'fusermount3
+ * -u', which does not count.
  */
 static bool sessfs_can_unmount(const char *sessfs)
 {
@@ -275,10 +293,24 @@ static bool sessfs_can_unmount(const char *sessfs)
 	if (run(argv, out, HELP_OUTPUT_MAX) >= 0) {
 		for (line = strtok_r(out, "\n", &save); line && !found;
 		     line = strtok_r(NULL, "\n", &save)) {
-			line += strspn(line, " \t");
-			found = strncmp(line, "-u", 2) == 0 &&
-				(line[2] == ' ' || line[2] == ',' ||
-				 line[2] == '\t' || line[2] == '\0');
+			const char *prev = NULL, *w = line;
+			size_t prev_len = 0, len;
+
+			for (;;) {
+				w += strspn(w, " \t");
+				len = strcspn(w, " \t,");
+				if (!len)
+					break;
+				if (len == 2 && strncmp(w, "-u", 2) == 0 &&
+				    (!prev || is_sessfs_word(prev, prev_len))) {
+					found = true;
+					break;
+				}
+				prev = w;
+				prev_len = len;
+				w += len;
+				w += strspn(w, ",");
+			}
 		}
 	}
 	free(out);
@@ -303,6 +335,43 @@ static bool process_runs(int pid)
 	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
+/*
+ * Asks the daemon to write its unmount manifest now: after a lazy unmount
+ * the application writes the plain files while the daemon may still live,
+ * and those writes must count as changed at the next mount.  A daemon
+ * that does not know the request writes it when it exits.
+ */
+static void prepare_unmount(struct rollback *rb)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "prepare-unmount");
+	json_t *reply = NULL;
+
+	if (req)
+		mig_ctl_call(&rb->ctl, req, NULL, &reply);
+	json_decref(req);
+	json_decref(reply);
+}
+
+/* Runs 'argv' quietly; 0, or prints the command and its first line. */
+static int run_quiet(const char *const argv[])
+{
+	char out[4096], cmd[PATH_MAX + 256];
+	size_t i, o = 0;
+	int rc;
+
+	rc = run(argv, out, sizeof(out));
+	if (rc == 0)
+		return 0;
+	for (i = 0; argv[i] && o < sizeof(cmd); i++)
+		o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "%s%s",
+				      i ? " " : "", argv[i]);
+	out[strcspn(out, "\n")] = '\0';
+	return error("'%s' failed: %s", cmd,
+		     rc < 0   ? strerror(-rc)
+		     : out[0] ? out
+			      : "no reason given");
+}
+
 /* Unmounts every sessfs layer; 0 or -1 (printed). */
 static int step_unmount(struct rollback *rb)
 {
@@ -311,29 +380,21 @@ static int step_unmount(struct rollback *rb)
 	const char *sessfs_u[] = { rb->sessfs, "-u", rb->ctl.mount, NULL };
 	const char *how = "sessfs -u";
 	double t0 = mig_monotonic(), deadline;
-	int before, layers, i, rc;
+	int before, layers, i;
 	char detail[512];
 	bool ok;
 
+	prepare_unmount(rb);
+	mig_ctl_close(&rb->ctl);
 	before = mig_sessfs_layers(rb->ctl.mount);
-	if (before > 0 && sessfs_can_unmount(rb->sessfs)) {
-		rc = run(sessfs_u, NULL, 0);
-		if (rc)
-			warning("'%s -u %s' failed (%s): trying fusermount3",
-				rb->sessfs, rb->ctl.mount,
-				rc < 0 ? strerror(-rc) : "see above");
-	}
+	if (before > 0 && sessfs_can_unmount(rb->sessfs) && run_quiet(sessfs_u))
+		warning("trying fusermount3");
 	for (i = 0; i < MAX_UNMOUNTS; i++) {
 		if (mig_sessfs_layers(rb->ctl.mount) <= 0)
 			break;
 		how = "fusermount3 -u -z";
-		rc = run(fusermount, NULL, 0);
-		if (rc) {
-			error("'fusermount3 -u -z %s' failed (%s)",
-			      rb->ctl.mount,
-			      rc < 0 ? strerror(-rc) : "see above");
+		if (run_quiet(fusermount))
 			break;
-		}
 	}
 	layers = mig_sessfs_layers(rb->ctl.mount);
 	ok = layers == 0;
@@ -413,7 +474,6 @@ static int roll_back(struct rollback *rb, const char *mode)
 	}
 	if (strcmp(mode, "files") != 0 && step_mode(rb, mode, "files"))
 		return stopped(rb, mode, "nothing is lost");
-	mig_ctl_close(&rb->ctl);
 	if (!rb->unmount)
 		return 0;
 	if (step_unmount(rb))
