@@ -160,10 +160,20 @@ dump_logs()
 	done
 }
 
+# True when the daemon has -u (every layer, and its bind under /run/sessfs):
+# a usage line "sessfs -u", not the mention of 'fusermount3 -u'.
+sessfs_has_u()
+{
+	"$SESSFS" --help 2>&1 | grep -Eq '(^|[[:space:]/])sessfs -u |^[[:space:]]+-u[ ,]'
+}
+
 # unmount_layers DIR: every sessfs layer on DIR, lazily.
 unmount_layers()
 {
 	local i
+	if sessfs_has_u; then
+		"$SESSFS" -u "$1" >/dev/null && return 0
+	fi
 	for ((i = 0; i < 16; i++)); do
 		is_sessfs "$1" || return 0
 		fusermount3 -u -z "$1" || return 1
@@ -190,6 +200,8 @@ cleanup()
 			unmount_layers "$mnt"
 		fi
 		stop_pid "${MOUNT_PID[$mnt]}"
+		# A daemon that had to be killed leaves its bind: -u removes it.
+		sessfs_has_u && "$SESSFS" -u "$mnt" >/dev/null 2>&1
 	done
 	[[ -n $REDIS_PID ]] && stop_pid "$REDIS_PID"
 	if [[ -n $WORK && -d $WORK ]]; then
@@ -623,8 +635,13 @@ stop_all()
 	for app in php flask; do
 		dir=$(session_dir "$app")
 		pid=${MOUNT_PID[$dir]}
-		cmdline fusermount3 -u "$dir"
-		fusermount3 -u "$dir"
+		if sessfs_has_u; then
+			cmdline sessfs -u "$dir"
+			"$SESSFS" -u "$dir" | sed 's/^/      /'
+		else
+			cmdline fusermount3 -u "$dir"
+			fusermount3 -u "$dir"
+		fi
 		rc=0
 		wait "$pid" || rc=$?
 		unset "MOUNT_PID[$dir]"
