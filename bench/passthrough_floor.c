@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -652,6 +653,21 @@ static void usage(const char *prog)
 	       prog);
 }
 
+/*
+ * Every inode the kernel holds keeps an O_PATH fd open here, so a walk of
+ * 100k files needs 100k fds: raise the limit as far as root may.
+ */
+static void pf_raise_nofile(void)
+{
+	struct rlimit rl = { .rlim_cur = 1 << 20, .rlim_max = 1 << 20 };
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 ||
+	    getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* Opens the source and sets up the root inode and the table. */
 static int pf_setup(struct pf *pf, const char *source)
 {
@@ -674,6 +690,7 @@ static int pf_setup(struct pf *pf, const char *source)
 	}
 	pthread_mutex_init(&pf->lock, NULL);
 	pf->set_owner = geteuid() == 0;
+	pf_raise_nofile();
 	return 0;
 }
 
