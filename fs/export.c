@@ -176,9 +176,15 @@ static int verify_one(struct fs *fs, struct be_conn *c, const char *name,
 	} else if (rf.state == BE_PRESENT && lf.state != BE_PRESENT) {
 		why = "missing underneath";
 	} else if (rf.state != BE_PRESENT && lf.state == BE_PRESENT) {
-		/* A legacy file Redis never had is current as it is. */
+		/*
+		 * Where the files are authoritative, Redis must hold every one
+		 * (the verify unlocks redis-first); after, a legacy file Redis
+		 * never had is current as it is.
+		 */
 		if (rf.state == BE_TOMBSTONE)
 			why = "deleted in redis, present underneath";
+		else if (fs_mode_get(fs) <= FS_MODE_DUAL_WRITE)
+			why = "missing in redis (run sessfs-migrate copy)";
 	} else if (rf.state == BE_PRESENT) {
 		if (rf.size != lf.size ||
 		    (rf.size && memcmp(rf.data, lf.data, rf.size) != 0))

@@ -61,6 +61,9 @@ static int store_err(struct fs *fs, int ret, const char *what, const char *name)
 	case EEXIST:
 	case EFBIG:
 	case ENOMEM:
+	case ENOSPC: /* lower dir full, or Redis out of memory */
+	case EDQUOT:
+	case EROFS:
 		return ret;
 	default:
 		LOG_WARN("cannot %s '%s' in redis: %s", what, name,
@@ -147,9 +150,13 @@ static int read_name(struct fs *fs, const char *name, bool want_data,
 	int ret = store_err(fs, fs_route_get(fs, name, want_data, f), "read",
 			    name);
 
+	/*
+	 * Only a read of the bytes lifts the fence: cachelib stats the name
+	 * (a LOOKUP) between its failed read and its empty save.
+	 */
 	if (ret < 0)
 		fs_route_fence(fs, name, ret);
-	else
+	else if (want_data)
 		fs_route_unfence(fs, name);
 	return ret;
 }
@@ -195,6 +202,9 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Write errors must reach write(2), and times are ours: DESIGN.md. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Lookups of the one directory in parallel: a slow one blocks none. */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->time_gran = 1;
 }
 

@@ -821,6 +821,9 @@ static void *probe_thread(void *arg)
 		pthread_mutex_unlock(&fs->rt.lock);
 		if (fs->rt.stopping)
 			break;
+		/* A fresh connection each time: an open one proves nothing. */
+		if (c)
+			be_conn_close(c);
 		if (down && c && be_conn_connect(c) == 0) {
 			pthread_mutex_lock(&fs->rt.lock);
 			fs->rt.redis_down = false;
@@ -829,8 +832,6 @@ static void *probe_thread(void *arg)
 			LOG_WARN("redis answers again");
 			continue;
 		}
-		if (c)
-			be_conn_close(c);
 		nanosleep(&ts, NULL);
 	}
 	be_conn_free(c);

@@ -183,15 +183,8 @@ LOWER_LOG = r"no space left on device|read-only file system"
 # files and dual-write promise ENOSPC / EROFS; the daemon answers EIO
 # (fs/ops.c store_err() turns every store error but ENOENT, EEXIST, EFBIG
 # and ENOMEM into EIO, and logs it as "cannot write '...' in redis").
-LOWER_ERRNO_BUG = pytest.mark.xfail(
-    strict=True, raises=WrongErrno,
-    reason="daemon bug: a full / read-only lower dir gives EIO, not "
-    "ENOSPC / EROFS (fs/ops.c store_err)")
-
-
 def lower_mode_params():
-    return [pytest.param(m, id=m, marks=LOWER_ERRNO_BUG)
-            if m in ("files", "dual-write") else pytest.param(m, id=m)
+    return [pytest.param(m, id=m)
             for m in MODES]
 
 

@@ -331,15 +331,14 @@ def test_redis_outage_under_load(mode, outage, aof_server, tmp, sessdir,
 
 QUEUED_BUG = pytest.mark.xfail(
     strict=True, raises=Queued,
-    reason="daemon bug: FUSE_CAP_PARALLEL_DIROPS is not negotiated (INIT "
-    "reply flags 0x40409029), so the kernel sends one LOOKUP of the mount "
-    "root at a time: while Redis is away each waits redis_timeout in "
-    "turn, N lookups take N * redis_timeout (fs/ops.c fs_init)")
+    reason="daemon bug: lookups of the mount root that wait for Redis are "
+    "served one after another (N lookups take N * redis_timeout), even "
+    "with FUSE_CAP_PARALLEL_DIROPS asked for in fs_init")
 
 
+@QUEUED_BUG
 @pytest.mark.parametrize("mode", mode_params(("redis-first",
                                                "redis-only")))
-@QUEUED_BUG
 def test_calls_waiting_for_redis_wait_side_by_side(mode, aof_server, tmp,
                                                    sessdir, checker):
     """Four users of other hosts' sessions look them up at once while
@@ -385,18 +384,8 @@ def test_calls_waiting_for_redis_wait_side_by_side(mode, aof_server, tmp,
 
 # ----------------------------------------------------------------- breaker
 
-BREAKER_BUG = pytest.mark.xfail(
-    strict=True, raises=BreakerFlaps,
-    reason="daemon bug: the prober keeps its connection after Redis "
-    "answered once, and be_conn_connect() returns 0 on an open "
-    "connection without a PING (backend/conn.c), so at every later "
-    "outage the prober says 'redis answers again' at once: the breaker "
-    "flaps and every call waits redis_timeout (fs/route.c probe_thread)")
-
-
 @pytest.mark.parametrize("outage", ["paused", "killed"])
 @pytest.mark.parametrize("mode", mode_params(("dual-write", "redis-first")))
-@BREAKER_BUG
 def test_breaker_trips_again_at_the_next_outage(mode, outage, aof_server,
                                                 tmp, sessdir, checker):
     """Two outages of Redis, one after the other.  In each, once the
@@ -451,18 +440,9 @@ def test_breaker_trips_again_at_the_next_outage(mode, outage, aof_server,
 
 # ----------------------------------------------------------------- fencing
 
-FENCE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: a successful LOOKUP lifts the fence of a failed "
-    "read; cachelib's set() stats the name (os.path.isfile) before it "
-    "replaces it, so when Redis is back by then the empty session is "
-    "saved over the stored one (fs/ops.c read_name via lookup_name)")
-
-
 @pytest.mark.parametrize("back", [
     pytest.param("after-request", id="redis-back-after-the-request"),
-    pytest.param("after-failed-read", id="redis-back-after-the-failed-read",
-                 marks=FENCE_BUG)])
+    pytest.param("after-failed-read", id="redis-back-after-the-failed-read")])
 @pytest.mark.parametrize("mode", mode_params(("redis-first", "redis-only")))
 def test_failed_flask_read_does_not_destroy_session(
         mode, back, aof_server, tmp, sessdir, checker, make_app):
