@@ -123,7 +123,7 @@ static void usage(const char *prog)
 	       "    -o allow_other         let other users (the web server) in\n"
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
-	       "'fusermount3 -u MOUNTPOINT'.\n",
+	       "'sessfs -u MOUNTPOINT' (every layer, also after a crash).\n",
 	       prog, prog, prog, (long long)BE_DEFAULT_TTL,
 	       BE_DEFAULT_MAX_SIZE);
 }
