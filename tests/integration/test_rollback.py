@@ -15,6 +15,7 @@ only what is left, and then wants the daemon to have exited with 0.
 """
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -468,3 +469,61 @@ def test_offline_export(redis, redis_server, tmp):
     assert "refusing to write '%s'" % names[1] in p.stderr
     assert "1 refused" in p.stdout
     assert os.readlink(d / names[1]) == "/etc/passwd"
+
+
+def test_rollback_after_crash_restart(redis, redis_server, sessdir, checker,
+                                      ctl_dir):
+    """kill -9 of a redis-only daemon, sessfs started again over the dead
+    layer (two layers now), then rollback: the plain files hold every
+    session, written before and after the crash, and no layer is left."""
+    state = checker.path.parent / "state"
+    state.mkdir(exist_ok=True)
+    opts = ["allow_other", "mode=redis-only", "ctl_dir=%s" % ctl_dir,
+            "state_dir=%s" % state]
+    cmd = util.sessfs_cmd(redis_server.url(), sessdir, opts)
+    checker.reproducers.append(shlex.join(cmd))
+    log = open(checker.path, "ab")
+    procs = []
+    try:
+        first = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        procs.append(first)
+        util.wait_for_mount(first, sessdir)
+        util.write_file(sessdir / "sess_before", b"before|i:1;")
+        first.kill()
+        first.wait(10)
+        with pytest.raises(OSError) as err:
+            os.stat(sessdir / "sess_before")
+        assert err.value.errno == errno.ENOTCONN
+
+        second = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        procs.append(second)
+
+        def serving():
+            try:
+                return util.read_file(sessdir / "sess_before")
+            except OSError:
+                return None
+        wait_for(serving, 10 * SLOW, "the restarted daemon")
+        util.write_file(sessdir / "sess_after", b"after|i:2;")
+        st = subprocess.run([str(util.SESSFS), "--status", str(sessdir)],
+                            stdout=subprocess.PIPE, text=True, timeout=30)
+        assert "layers: 2" in st.stdout, st.stdout
+
+        m = util.Mount(second, sessdir, -1, cmd, checker)
+        p = rollback(m, ctl_dir)
+        print(p.stdout)
+        assert not util.is_mounted(sessdir), p.stdout
+        assert util.read_file(sessdir / "sess_before") == b"before|i:1;"
+        assert util.read_file(sessdir / "sess_after") == b"after|i:2;"
+        assert second.wait(30 * SLOW) == 0
+    finally:
+        util.unmount_all(sessdir)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        log.close()
