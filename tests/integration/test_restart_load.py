@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""kill -9 of the daemon under load, then the restart (DESIGN.md, "Crash
+restart"): during the gap the clients get errors (ENOTCONN), never a stale
+file from the lower dir; afterwards every session is intact, and a later
+unmount leaves plain files, not a dead layer."""
+
+import errno
+import os
+import shlex
+import subprocess
+import threading
+
+import util
+from util import SLOW, wait_for
+
+pytestmark = util.fuse_test_marker()
+
+
+class Writer(threading.Thread):
+    """Rewrites its own session with a counter, PHP-style (truncate, one
+    pwrite), and reads it back; records what it saw."""
+
+    def __init__(self, mnt, name):
+        super().__init__(daemon=True)
+        self.path = os.path.join(mnt, name)
+        self.acked = 0      # last value whose write returned 0
+        self.stale = []     # reads older than an acknowledged write
+        self.errors = set()
+        self.stop = threading.Event()
+
+    def run(self):
+        n = self.acked
+        while not self.stop.is_set():
+            try:
+                data = util.read_file(self.path)
+                seen = int(data.split(b"|i:")[1].rstrip(b";"))
+                if seen < self.acked:
+                    self.stale.append((seen, self.acked))
+                fd = os.open(self.path, os.O_RDWR)
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, b"n|i:%d;" % (n + 1), 0)
+                finally:
+                    os.close(fd)
+                n += 1
+                self.acked = n
+            except OSError as e:
+                self.errors.add(errno.errorcode.get(e.errno, e.errno))
+                n = self.acked
+
+
+def test_kill9_under_load_then_restart(redis, redis_server, sessdir, checker,
+                                       tmp):
+    for i in range(4):
+        # Legacy files underneath: what a stale read would show.
+        util.write_file(sessdir / ("sess_load%d" % i), b"n|i:0;")
+    opts = ["allow_other", "mode=redis-only", "state_dir=%s" % (tmp / "st"),
+            "ctl_dir=%s" % (tmp / "ctl")]
+    cmd = util.sessfs_cmd(redis_server.url(), sessdir, opts)
+    checker.reproducers.append(shlex.join(cmd))
+    log = open(checker.path, "ab")
+    procs, writers = [], []
+    try:
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        util.wait_for_mount(procs[0], sessdir)
+        writers = [Writer(sessdir, "sess_load%d" % i) for i in range(4)]
+        for w in writers:
+            w.start()
+        wait_for(lambda: all(w.acked >= 20 for w in writers), 20 * SLOW,
+                 "writes before the crash")
+        procs[0].kill()
+        procs[0].wait(10)
+        wait_for(lambda: all("ENOTCONN" in w.errors for w in writers),
+                 10 * SLOW, "every client seeing the dead mount")
+        before = [w.acked for w in writers]
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        wait_for(lambda: all(w.acked >= b + 20
+                             for w, b in zip(writers, before)),
+                 20 * SLOW, "writes after the restart")
+        for w in writers:
+            w.stop.set()
+            w.join(10)
+            assert not w.stale, w.stale
+            assert util.read_file(w.path) == b"n|i:%d;" % w.acked
+        r = util.sessfs_u(sessdir)
+        assert r.returncode == 0, r.stdout
+        assert procs[1].wait(30 * SLOW) == 0
+        assert not util.is_mounted(sessdir)
+        # redis-only: the plain files underneath are the legacy ones.
+        assert util.read_file(sessdir / "sess_load0") == b"n|i:0;"
+    finally:
+        for w in writers:
+            w.stop.set()
+        util.unmount_all(sessdir)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        log.close()
