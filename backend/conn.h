@@ -29,12 +29,12 @@ struct redisReply;
 
 /** Where and how to connect; parsed from a URL by be_url_parse(). */
 struct be_endpoint {
-	char *host;	 /* TCP host, NULL for a unix socket */
-	int port;	 /* TCP port, 6379 by default */
+	char *host; /* TCP host, NULL for a unix socket */
+	int port; /* TCP port, 6379 by default */
 	char *unix_path; /* unix socket path, NULL for TCP */
-	int db;		 /* SELECT db after connecting when != 0 */
-	char *user;	 /* AUTH user, NULL for the default user */
-	char *password;	 /* AUTH password, NULL for no AUTH */
+	int db; /* SELECT db after connecting when != 0 */
+	char *user; /* AUTH user, NULL for the default user */
+	char *password; /* AUTH password, NULL for no AUTH */
 };
 
 /** Deep copy of 'src' into 'dst'; 0 or -ENOMEM. */

@@ -30,13 +30,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define BE_LAYOUT_VERSION	 1
-#define BE_NAME_MAX		 255
-#define BE_PHPREDIS_PREFIX	 "PHPREDIS_SESSION:"
-#define BE_CACHELIB_COUNT_NAME	 "2029240f6d1128be89ddc32729463129"
-#define BE_DEFAULT_TTL		 (32LL * 24 * 3600) /* seconds */
-#define BE_DEFAULT_MAX_SIZE	 (1024 * 1024)	     /* bytes */
-#define BE_HSEQ_DIGITS		 20
+#define BE_LAYOUT_VERSION      1
+#define BE_NAME_MAX	       255
+#define BE_PHPREDIS_PREFIX     "PHPREDIS_SESSION:"
+#define BE_CACHELIB_COUNT_NAME "2029240f6d1128be89ddc32729463129"
+#define BE_DEFAULT_TTL	       (32LL * 24 * 3600) /* seconds */
+#define BE_DEFAULT_MAX_SIZE    (1024 * 1024) /* bytes */
+#define BE_HSEQ_DIGITS	       20
 
 enum be_layout {
 	BE_LAYOUT_PLAIN = 0,
@@ -51,8 +51,8 @@ struct be_keyspace {
 
 enum be_name_kind {
 	BE_NAME_INVALID = 0, /* refused with EINVAL */
-	BE_NAME_SESSION,     /* stored in Redis */
-	BE_NAME_LOCAL,	     /* host-local: temps and cachelib's count file */
+	BE_NAME_SESSION, /* stored in Redis */
+	BE_NAME_LOCAL, /* host-local: temps and cachelib's count file */
 };
 
 /**
@@ -94,12 +94,12 @@ char *be_key_meta(const struct be_keyspace *ks, const char *vkey);
  * '*is_meta', when not NULL, is set when 'key' is a well-formed meta key
  * of 'ks' and then the name it belongs to is returned instead.
  */
-char *be_key_to_name(const struct be_keyspace *ks, const char *key,
-		     size_t len, bool *is_meta);
+char *be_key_to_name(const struct be_keyspace *ks, const char *key, size_t len,
+		     bool *is_meta);
 
 /** File metadata as stored in the meta hash. */
 struct be_meta {
-	int version;	  /* BE_LAYOUT_VERSION when read from Redis */
+	int version; /* BE_LAYOUT_VERSION when read from Redis */
 	int64_t mtime_ns; /* ns since the epoch */
 	int64_t ctime_ns;
 	uint32_t uid;
@@ -107,7 +107,7 @@ struct be_meta {
 	uint32_t mode; /* permission bits only: st_mode & 07777 */
 	uint64_t wver; /* write version */
 	char host[64]; /* writer's host id, "" if unknown */
-	bool deleted;  /* tombstone */
+	bool deleted; /* tombstone */
 	uint64_t hseq; /* writer's write sequence ("hs"), 0 if unknown */
 };
 
@@ -128,7 +128,7 @@ void be_hseq_format(char buf[BE_HSEQ_DIGITS + 1], uint64_t seq);
 
 /** TTL policy shared by the mount and sessfs-migrate. */
 struct be_ttl_policy {
-	int64_t ttl_s;	      /* sliding TTL, seconds (> 0) */
+	int64_t ttl_s; /* sliding TTL, seconds (> 0) */
 	bool ignore_cachelib; /* ttl_from=none */
 };
 

@@ -35,18 +35,18 @@ struct be_store_config {
 
 enum be_state {
 	BE_ABSENT = 0, /* neither value nor meta key */
-	BE_PRESENT,    /* value key exists */
-	BE_TOMBSTONE,  /* no value, meta key exists (deleted or expired) */
+	BE_PRESENT, /* value key exists */
+	BE_TOMBSTONE, /* no value, meta key exists (deleted or expired) */
 };
 
 /** One name as read from Redis. */
 struct be_file {
 	enum be_state state;
-	bool has_meta;	 /* PRESENT without meta: written by phpredis */
+	bool has_meta; /* PRESENT without meta: written by phpredis */
 	struct be_meta meta; /* PRESENT with meta, or TOMBSTONE */
 	int64_t pttl_ms; /* value's PTTL when PRESENT (-1: none) */
-	size_t size;	 /* value length when PRESENT */
-	char *data;	 /* value bytes when asked for; owned, may be NULL */
+	size_t size; /* value length when PRESENT */
+	char *data; /* value bytes when asked for; owned, may be NULL */
 };
 
 /** Frees f->data and zeroes 'f'. */
@@ -138,10 +138,10 @@ int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 
 /** One put of be_store_put_many(); the strings and data are borrowed. */
 struct be_put_item {
-	const char *name;      /* a BE_NAME_SESSION name */
-	const void *data;      /* 'len' bytes; NULL allowed when 'len' is 0 */
+	const char *name; /* a BE_NAME_SESSION name */
+	const void *data; /* 'len' bytes; NULL allowed when 'len' is 0 */
 	size_t len;
-	struct be_meta meta;   /* as for be_store_put() */
+	struct be_meta meta; /* as for be_store_put() */
 	enum be_put_mode mode; /* BE_PUT_COPYUP for the bulk copier */
 };
 
