@@ -202,9 +202,6 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Write errors must reach write(2), and times are ours: DESIGN.md. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* Lookups of the one directory in parallel: a slow one blocks none. */
-	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
-		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->time_gran = 1;
 }
 

@@ -333,7 +333,7 @@ QUEUED_BUG = pytest.mark.xfail(
     strict=True, raises=Queued,
     reason="daemon bug: lookups of the mount root that wait for Redis are "
     "served one after another (N lookups take N * redis_timeout), even "
-    "with FUSE_CAP_PARALLEL_DIROPS asked for in fs_init")
+    "(FUSE_CAP_PARALLEL_DIROPS, tried, did not change it)")
 
 
 @QUEUED_BUG
