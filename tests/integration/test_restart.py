@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import pickle
 import shlex
 import signal
 import subprocess
@@ -110,30 +109,7 @@ def _setns(pid):
 def _call_in(pid, fn, *args):
     """fn(*args) in a forked child inside the mount namespace of 'pid';
     returns its result or raises its exception (like util.run_as)."""
-    r, w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(r)
-        try:
-            _setns(pid)
-            res = ("ok", fn(*args))
-        except BaseException as e:  # reported to the parent
-            res = ("err", e)
-        try:
-            data = pickle.dumps(res)
-        except Exception as e:
-            data = pickle.dumps(("err", RuntimeError(repr(e))))
-        with os.fdopen(w, "wb") as f:
-            f.write(data)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(child, 0)
-    kind, val = pickle.loads(data)
-    if kind == "err":
-        raise val
-    return val
+    return util.call_in_child(lambda: _setns(pid), fn, *args)
 
 
 class HostNs:

@@ -635,19 +635,15 @@ def mounted(url, mnt, checker, opts=(), state_dir=None):
 
 # --------------------------------------------------------------- as another user
 
-def run_as(uid, gid, fn, *args, umask=0o077):
-    """Runs fn(*args) in a forked child with uid/gid (no supplementary
-    groups) and returns its result; an exception in the child (pickled) is
-    raised here."""
+def call_in_child(setup, fn, *args):
+    """Runs setup() then fn(*args) in a forked child and returns the
+    result; an exception in the child (pickled) is raised here."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            os.umask(umask)
+            setup()
             res = ("ok", fn(*args))
         except BaseException as e:  # reported to the parent
             res = ("err", e)
@@ -666,6 +662,18 @@ def run_as(uid, gid, fn, *args, umask=0o077):
     if kind == "err":
         raise val
     return val
+
+
+def run_as(uid, gid, fn, *args, umask=0o077):
+    """Runs fn(*args) in a forked child with uid/gid (no supplementary
+    groups) and returns its result; an exception in the child (pickled) is
+    raised here."""
+    def setup():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        os.umask(umask)
+    return call_in_child(setup, fn, *args)
 
 
 def as_www(fn, *args, **kw):
