@@ -293,10 +293,61 @@ static void unlock_all_names(struct fs *fs)
 		pthread_mutex_unlock(&fs->name_stripes[i]);
 }
 
+/*
+ * Entering files or dual-write, the temps that live in memory move to the
+ * lower dir, where those modes keep them: after a (lazy) unmount the
+ * application's rename of a temp it wrote before finds it there, instead
+ * of failing with ENOENT and losing that save.  Caller holds every stripe.
+ */
+static void temps_to_lower(struct fs *fs)
+{
+	struct fs_inode **all;
+	size_t n, i;
+
+	all = fs_local_grab(fs, &n);
+	for (i = 0; all && i < n; i++) {
+		struct fs_inode *inode = all[i];
+		struct be_meta meta = { .version = BE_LAYOUT_VERSION };
+		int ret;
+
+		pthread_mutex_lock(&inode->lock);
+		if (inode->local && inode->name) {
+			meta.mtime_ns = (int64_t)inode->attr.mtime.tv_sec *
+						1000000000LL +
+					inode->attr.mtime.tv_nsec;
+			meta.ctime_ns = meta.mtime_ns;
+			meta.uid = inode->attr.uid;
+			meta.gid = inode->attr.gid;
+			meta.mode = inode->attr.mode & 07777;
+			ret = be_lower_put(fs->lower_fd, inode->name,
+					   inode->data ? inode->data : "",
+					   inode->len, &meta);
+			if (ret == 0) {
+				fs_inode_unlocal(fs, inode);
+				if (fs_inode_open_inc(fs, inode, 0) == 0) {
+					free(inode->data);
+					inode->data = NULL;
+					inode->len = inode->cap = 0;
+					inode->loaded = false;
+				}
+			} else {
+				LOG_WARN(
+					"cannot move the temp '%s' underneath: %s",
+					inode->name, strerror(-ret));
+			}
+		}
+		pthread_mutex_unlock(&inode->lock);
+		fs_inode_put(fs, inode);
+	}
+	free(all);
+}
+
 static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
 {
 	lock_all_names(fs);
 	atomic_store(&fs->mode, to);
+	if (to <= FS_MODE_DUAL_WRITE && from >= FS_MODE_REDIS_FIRST)
+		temps_to_lower(fs);
 	if (to == FS_MODE_REDIS_ONLY)
 		fs->lower_current = false;
 	else if (to == FS_MODE_REDIS_FIRST && from <= FS_MODE_DUAL_WRITE)

@@ -232,6 +232,13 @@ void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add);
 /** Counts handles: +1 on open, -1 on release (returns the new count). */
 unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode,
 			       int delta);
+/** Every named local inode, each with a new ref; '*n' of them (malloc'd). */
+struct fs_inode **fs_local_grab(struct fs *fs, size_t *n);
+/**
+ * Turns the local inode into a stored one (its bytes were just written to
+ * a store); caller holds inode->lock.
+ */
+void fs_inode_unlocal(struct fs *fs, struct fs_inode *inode);
 /** Calls 'cb' for each named local inode (under tab_lock: no I/O). */
 void fs_local_foreach(struct fs *fs,
 		      void (*cb)(struct fs_inode *inode, void *arg), void *arg);

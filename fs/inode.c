@@ -342,6 +342,36 @@ unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode, int delta)
 	return n;
 }
 
+struct fs_inode **fs_local_grab(struct fs *fs, size_t *n)
+{
+	struct fs_inode *inode, **all;
+	size_t count = 0;
+
+	pthread_mutex_lock(&fs->tab_lock);
+	for (inode = fs->local_list; inode; inode = inode->local_next)
+		count++;
+	all = calloc(count ? count : 1, sizeof(*all));
+	*n = 0;
+	for (inode = fs->local_list; all && inode; inode = inode->local_next) {
+		inode->refs++;
+		all[(*n)++] = inode;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+	return all;
+}
+
+void fs_inode_unlocal(struct fs *fs, struct fs_inode *inode)
+{
+	pthread_mutex_lock(&fs->tab_lock);
+	if (inode->local) {
+		if (inode->name)
+			local_list_remove(fs, inode);
+		fs->local_bytes -= (long long)inode->cap;
+		inode->local = false;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+}
+
 void fs_local_foreach(struct fs *fs,
 		      void (*cb)(struct fs_inode *inode, void *arg), void *arg)
 {

@@ -527,3 +527,21 @@ def test_rollback_after_crash_restart(redis, redis_server, sessdir, checker,
                 proc.kill()
                 proc.wait(10)
         log.close()
+
+
+def test_temp_written_before_rollback_renamed_after(
+        redis, redis_server, sessdir, checker, ctl_dir):
+    """cachelib writes its temp, then renames it by path.  A temp written
+    in redis-only (kept in daemon memory) whose rename comes after the
+    rollback's unmount must be found in the plain directory, or that save
+    is lost (rename fails with ENOENT, cachelib only logs it)."""
+    tmp_name = "tmpab12cd34.__wz_cache"
+    with rollback_mount(redis_server.url(), sessdir, checker, "redis-only",
+                        ctl_dir) as m:
+        util.write_file(m.path(tmp_name), b"\0\0\0\0\x80\x05K\x03.")
+        assert redis.keys("*%s*" % tmp_name) == []
+        rollback(m, ctl_dir)
+        assert not util.is_mounted(sessdir)
+    os.replace(sessdir / tmp_name, sessdir / "0123456789abcdef0123456789abcdef")
+    assert util.read_file(sessdir / "0123456789abcdef0123456789abcdef") == \
+        b"\0\0\0\0\x80\x05K\x03."
