@@ -38,6 +38,7 @@
 
 #include "fs_i.h"
 #include "journal.h"
+#include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
 
@@ -294,12 +295,14 @@ static void unlock_all_names(struct fs *fs)
 }
 
 /*
- * Entering files or dual-write, the temps that live in memory move to the
- * lower dir, where those modes keep them: after a (lazy) unmount the
- * application's rename of a temp it wrote before finds it there, instead
- * of failing with ENOENT and losing that save.  Caller holds every stripe.
+ * Entering files or dual-write, the host-local names held in memory move
+ * to the lower dir, where those modes keep them: after a (lazy) unmount
+ * the application's rename of a temp it wrote before finds it there,
+ * instead of failing with ENOENT and losing that save.  Entering
+ * redis-first, which keeps the lower dir current, cachelib's count file
+ * moves ('count_only').  Caller holds every stripe.
  */
-static void temps_to_lower(struct fs *fs)
+static void locals_to_lower(struct fs *fs, bool count_only)
 {
 	struct fs_inode **all;
 	size_t n, i;
@@ -307,34 +310,16 @@ static void temps_to_lower(struct fs *fs)
 	all = fs_local_grab(fs, &n);
 	for (i = 0; all && i < n; i++) {
 		struct fs_inode *inode = all[i];
-		struct be_meta meta = { .version = BE_LAYOUT_VERSION };
 		int ret;
 
 		pthread_mutex_lock(&inode->lock);
-		if (inode->local && inode->name) {
-			meta.mtime_ns = (int64_t)inode->attr.mtime.tv_sec *
-						1000000000LL +
-					inode->attr.mtime.tv_nsec;
-			meta.ctime_ns = meta.mtime_ns;
-			meta.uid = inode->attr.uid;
-			meta.gid = inode->attr.gid;
-			meta.mode = inode->attr.mode & 07777;
-			ret = be_lower_put(fs->lower_fd, inode->name,
-					   inode->data ? inode->data : "",
-					   inode->len, &meta);
-			if (ret == 0) {
-				fs_inode_unlocal(fs, inode);
-				if (fs_inode_open_inc(fs, inode, 0) == 0) {
-					free(inode->data);
-					inode->data = NULL;
-					inode->len = inode->cap = 0;
-					inode->loaded = false;
-				}
-			} else {
-				LOG_WARN(
-					"cannot move the temp '%s' underneath: %s",
-					inode->name, strerror(-ret));
-			}
+		if (inode->local && inode->name &&
+		    (!count_only ||
+		     strcmp(inode->name, BE_CACHELIB_COUNT_NAME) == 0)) {
+			ret = fs_local_to_lower(fs, inode, inode->name);
+			if (ret < 0)
+				LOG_WARN("cannot move '%s' underneath: %s",
+					 inode->name, strerror(-ret));
 		}
 		pthread_mutex_unlock(&inode->lock);
 		fs_inode_put(fs, inode);
@@ -347,7 +332,9 @@ static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
 	lock_all_names(fs);
 	atomic_store(&fs->mode, to);
 	if (to <= FS_MODE_DUAL_WRITE && from >= FS_MODE_REDIS_FIRST)
-		temps_to_lower(fs);
+		locals_to_lower(fs, false);
+	else if (to == FS_MODE_REDIS_FIRST && from == FS_MODE_REDIS_ONLY)
+		locals_to_lower(fs, true);
 	if (to == FS_MODE_REDIS_ONLY)
 		fs->lower_current = false;
 	else if (to == FS_MODE_REDIS_FIRST && from <= FS_MODE_DUAL_WRITE)
@@ -420,7 +407,7 @@ static json_t *cmd_status(struct fs *fs)
 	fs_route_error_rate(fs, &ops, &errors);
 	fs_layers(fs, &layers, &dead);
 	return json_pack(
-		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i}",
+		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i, s:b}",
 		"ok", 1, "protocol", FS_CTL_PROTOCOL, "version",
 		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
 		"mountpoint", fs->cfg.mountpoint, "redis", fs->display_url,
@@ -431,7 +418,7 @@ static json_t *cmd_status(struct fs *fs)
 		(json_int_t)fs_nameset_count(&fs->rt.fenced), "recent", "ops",
 		(json_int_t)ops, "errors", (json_int_t)errors, "lower_current",
 		fs->lower_current, "layers", (int)layers, "dead_layers",
-		(int)dead);
+		(int)dead, "parallel_lookups", fs_kio_parallel_dirops());
 }
 
 static json_t *cmd_mode(struct fs *fs, json_t *req)

@@ -131,6 +131,15 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
 	while ((de = readdir(dir))) {
+		/* cachelib's count file: kept underneath in redis-first. */
+		if (strcmp(de->d_name, BE_CACHELIB_COUNT_NAME) == 0 &&
+		    (de->d_type == DT_REG || de->d_type == DT_UNKNOWN)) {
+			if (dir_add(d, de->d_name) < 0) {
+				closedir(dir);
+				return -ENOMEM;
+			}
+			continue;
+		}
 		if (be_name_classify(&fs->sc.ks, de->d_name) !=
 			    BE_NAME_SESSION ||
 		    fs_nameset_has(&d->seen, de->d_name) ||

@@ -227,6 +227,11 @@ void fs_inode_detach(struct fs *fs, struct fs_inode *inode);
  */
 int fs_inode_rename(struct fs *fs, struct fs_inode *inode, const char *newname,
 		    bool local);
+/**
+ * Frees the bytes of a stored inode (no handle needs them any more); the
+ * next open reads them again.  Caller holds inode->lock.
+ */
+void fs_inode_drop_bytes(struct fs_inode *inode);
 /** Adds (open) or removes (release) 'h' in the list freed at exit. */
 void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add);
 /** Counts handles: +1 on open, -1 on release (returns the new count). */
@@ -239,6 +244,13 @@ struct fs_inode **fs_local_grab(struct fs *fs, size_t *n);
  * a store); caller holds inode->lock.
  */
 void fs_inode_unlocal(struct fs *fs, struct fs_inode *inode);
+/**
+ * Writes the bytes of the local inode (in memory) to the lower file
+ * 'name' (atomically, with its owner, mode and mtime) and makes the inode
+ * that lower file, named 'name'; its bytes stay only while a handle is
+ * open.  Caller holds inode->lock and the stripe of 'name'.  0 or -errno.
+ */
+int fs_local_to_lower(struct fs *fs, struct fs_inode *inode, const char *name);
 /** Calls 'cb' for each named local inode (under tab_lock: no I/O). */
 void fs_local_foreach(struct fs *fs,
 		      void (*cb)(struct fs_inode *inode, void *arg), void *arg);

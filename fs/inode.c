@@ -331,6 +331,14 @@ int fs_inode_rename(struct fs *fs, struct fs_inode *inode, const char *newname,
 	return 0;
 }
 
+void fs_inode_drop_bytes(struct fs_inode *inode)
+{
+	free(inode->data);
+	inode->data = NULL;
+	inode->len = inode->cap = 0;
+	inode->loaded = false;
+}
+
 unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode, int delta)
 {
 	unsigned int n;

@@ -27,6 +27,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fs_i.h"
+#include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
 #include "mountpt.h"
@@ -525,6 +526,9 @@ static int run(struct fs *fs, struct fuse_args *args)
 		goto out_signals;
 	}
 	fs_mountpt_mounted(&fs->mp);
+	if (fs_kio_install(se) < 0)
+		LOG_WARN(
+			"cannot hook /dev/fuse: lookups are served one at a time");
 	LOG_INFO("mounted '%s' on '%s', mode %s, prefix '%s'", fs->display_url,
 		 fs->cfg.mountpoint, fs_mode_name(fs_mode_get(fs)),
 		 fs->sc.ks.prefix);

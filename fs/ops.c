@@ -655,10 +655,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (ret == 0 && !inode->local &&
 		    fs_inode_open_inc(fs, inode, 0) == 0) {
 			/* truncate(path) with no handle open: nothing to keep */
-			free(inode->data);
-			inode->data = NULL;
-			inode->len = inode->cap = 0;
-			inode->loaded = false;
+			fs_inode_drop_bytes(inode);
 		}
 	}
 	if (ret == 0 && (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
@@ -731,11 +728,23 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_close(fs, ino, fi); /* the request was interrupted */
 }
 
+/*
+ * Whether cachelib's count file lives in the lower dir: in files and
+ * dual-write like every host-local name, and in redis-first, which keeps
+ * the lower dir current, so that the unmount leaves the count it showed.
+ */
+static bool count_in_lower(struct fs *fs, const char *name)
+{
+	return fs_mode_get(fs) <= FS_MODE_REDIS_FIRST &&
+	       strcmp(name, BE_CACHELIB_COUNT_NAME) == 0;
+}
+
 /* Whether a new host-local name lives in memory (redis-first, -only). */
 static bool local_in_memory(struct fs *fs, const char *name)
 {
 	return be_name_classify(&fs->sc.ks, name) == BE_NAME_LOCAL &&
-	       fs_mode_get(fs) >= FS_MODE_REDIS_FIRST;
+	       fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
+	       !count_in_lower(fs, name);
 }
 
 static struct fs_inode *create_memory_local(fuse_req_t req, const char *name,
@@ -992,10 +1001,7 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 		if (inode->local) {
 			inode->closed_at = now_ts().tv_sec;
 		} else {
-			free(inode->data);
-			inode->data = NULL;
-			inode->len = inode->cap = 0;
-			inode->loaded = false;
+			fs_inode_drop_bytes(inode);
 		}
 	}
 	pthread_mutex_unlock(&inode->lock);
@@ -1091,12 +1097,23 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 	ret = fs_inode_rename(fs, inode, newname, false);
 	if (ret == 0 && fs_inode_open_inc(fs, inode, 0) == 0) {
 		/* A stored inode holds bytes only while a handle is open. */
-		free(inode->data);
-		inode->data = NULL;
-		inode->len = inode->cap = 0;
-		inode->loaded = false;
+		fs_inode_drop_bytes(inode);
 	}
 	return ret;
+}
+
+/*
+ * A temp in memory renamed onto a name kept in the lower dir (cachelib's
+ * count file in redis-first): its bytes become that lower file, and the
+ * temp's name goes.  Caller holds both stripes and inode->lock.
+ */
+static int local_rename_to_lower(struct fs *fs, struct fs_inode *inode,
+				 const char *newname, unsigned int flags)
+{
+	if ((flags & RENAME_NOREPLACE) &&
+	    faccessat(fs->lower_fd, newname, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	return fs_local_to_lower(fs, inode, newname);
 }
 
 static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1136,6 +1153,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		target = fs_inode_get_name(fs, newname, false, false);
 		if (target && (flags & RENAME_NOREPLACE))
 			ret = -EEXIST;
+		else if (count_in_lower(fs, newname))
+			ret = local_rename_to_lower(fs, inode, newname, flags);
 		else
 			ret = fs_inode_rename(fs, inode, newname, true);
 		fs_inode_put(fs, target);

@@ -353,6 +353,36 @@ static int lower_create(struct fs *fs, const char *name,
 	return 0;
 }
 
+/* ---- host-local names ---- */
+
+int fs_local_to_lower(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	struct be_meta meta = { .version = BE_LAYOUT_VERSION };
+	int ret;
+
+	meta.mtime_ns = (int64_t)inode->attr.mtime.tv_sec * 1000000000LL +
+			inode->attr.mtime.tv_nsec;
+	meta.ctime_ns = meta.mtime_ns;
+	meta.uid = inode->attr.uid;
+	meta.gid = inode->attr.gid;
+	meta.mode = inode->attr.mode & 07777;
+	ret = be_lower_put(fs->lower_fd, name, inode->data ? inode->data : "",
+			   inode->len, &meta);
+	if (ret < 0)
+		return ret;
+	if (strcmp(inode->name, name) != 0) {
+		ret = fs_inode_rename(fs, inode, name, false);
+		if (ret < 0)
+			return ret;
+	} else {
+		fs_inode_unlocal(fs, inode);
+	}
+	if (fs_inode_open_inc(fs, inode, 0) == 0) {
+		fs_inode_drop_bytes(inode);
+	}
+	return 0;
+}
+
 /* ---- routing ---- */
 
 enum route {

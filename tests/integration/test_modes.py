@@ -318,13 +318,6 @@ def test_lower_dir_read_only(mode, redis, redis_server, tmp, checker):
 
 # ----------------------------------------------------------------- count file
 
-COUNT_FILE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: in redis-first, cachelib's count file that the "
-    "lower dir holds is not listed (stat finds it), and its rewrites stay "
-    "in daemon memory: the unmount leaves the old count file underneath")
-
-
 def cachelib_as_www(cache_dir, keys):
     """cachelib 0.9's FileSystemCache, as Flask-Session uses it, run as
     www-data: its start (recount, count file rewritten), then a set() per
@@ -343,7 +336,7 @@ def cachelib_as_www(cache_dir, keys):
 @pytest.mark.parametrize("mode", [
     pytest.param("files", id="files"),
     pytest.param("dual-write", id="dual-write"),
-    pytest.param("redis-first", id="redis-first", marks=COUNT_FILE_BUG)])
+    pytest.param("redis-first", id="redis-first")])
 def test_cachelib_count_file_left_as_shown(mode, redis, redis_server,
                                            sessdir, tmp, checker):
     """cachelib's count file is host-local (never in Redis).  Over a dir
