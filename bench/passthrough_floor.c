@@ -5,7 +5,7 @@
  * local disk, with the same kernel-facing settings sessfs must use (entry,
  * attribute and negative timeouts 0, no writeback cache, keep_cache off,
  * default_permissions, max_write 1 MiB, atomic O_TRUNC, the same thread
- * pool), so that the time it adds over a plain directory is what any
+ * pool, parallel lookups through sessfs's fs/kio.c), so that the time it adds over a plain directory is what any
  * uncached FUSE filesystem pays, and the time sessfs adds over it is ours.
  * It is a benchmark tool, not a filesystem to run a site on: no xattrs,
  * no locks of its own (the kernel's host-local flock), no symlinks,
@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
+
+#include "../fs/kio.h"
 
 /* The same loop as sessfs (fs/fs_i.h FS_MAX_THREADS, fs/main.c run()). */
 #define PF_MAX_THREADS 16
@@ -727,6 +729,9 @@ static int pf_run(struct pf *pf, struct fuse_args *args, const char *mnt,
 		goto out_destroy;
 	if (fuse_session_mount(se, mnt) != 0)
 		goto out_signals;
+	/* The kernel flags sessfs gets: libfuse 3.14 drops parallel dirops. */
+	if (fs_kio_install(se) < 0)
+		fprintf(stderr, "passthrough_floor: lookups are serialised\n");
 	fuse_daemonize(foreground);
 	lc = fuse_loop_cfg_create();
 	if (!lc)

@@ -403,11 +403,15 @@ static json_t *cmd_status(struct fs *fs)
 {
 	uint64_t ops, errors;
 	unsigned int layers = 0, dead = 0;
+	size_t inodes;
 
 	fs_route_error_rate(fs, &ops, &errors);
 	fs_layers(fs, &layers, &dead);
+	pthread_mutex_lock(&fs->tab_lock);
+	inodes = fs->name_count;
+	pthread_mutex_unlock(&fs->tab_lock);
 	return json_pack(
-		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i, s:b}",
+		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i, s:b, s:I}",
 		"ok", 1, "protocol", FS_CTL_PROTOCOL, "version",
 		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
 		"mountpoint", fs->cfg.mountpoint, "redis", fs->display_url,
@@ -418,7 +422,8 @@ static json_t *cmd_status(struct fs *fs)
 		(json_int_t)fs_nameset_count(&fs->rt.fenced), "recent", "ops",
 		(json_int_t)ops, "errors", (json_int_t)errors, "lower_current",
 		fs->lower_current, "layers", (int)layers, "dead_layers",
-		(int)dead, "parallel_lookups", fs_kio_parallel_dirops());
+		(int)dead, "parallel_lookups", fs_kio_parallel_dirops(),
+		"inodes", (json_int_t)inodes);
 }
 
 static json_t *cmd_mode(struct fs *fs, json_t *req)

@@ -45,6 +45,12 @@
 #define FS_MAX_THREADS	   16
 #define FS_LOCAL_MAX_BYTES (64LL * 1024 * 1024)
 #define FS_LOCAL_IDLE_SEC  3600
+/*
+ * Attributes read from a store answer GETATTR and SETATTR of an inode
+ * with no handle open for this long: the GETATTR the kernel sends right
+ * after a LOOKUP (default_permissions) costs no second round trip.
+ */
+#define FS_ATTR_FRESH_NS (5 * 1000000LL)
 
 /* Wall-clock time in ns: mtimes and the markers are wall-clock. */
 static inline int64_t fs_now_ns(void)
@@ -52,6 +58,15 @@ static inline int64_t fs_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Monotonic time in ns: ages and deadlines. */
+static inline int64_t fs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -113,11 +128,13 @@ struct fs_inode {
 	unsigned int refs; /* threads using the pointer right now */
 	struct fs_inode *name_next; /* chain in the name map */
 	struct fs_inode *local_next, *local_prev; /* list of local inodes */
-	struct fs_inode *all_next, *all_prev; /* every inode, for the exit */
+	struct fs_inode *all_next, *all_prev; /* every inode, by last use */
+	int64_t used; /* CLOCK_MONOTONIC s of the last LOOKUP or CREATE */
 
 	/* Under lock. */
 	pthread_mutex_t lock;
 	struct fs_attr attr;
+	int64_t attr_at; /* CLOCK_MONOTONIC ns when 'attr' came from a store */
 	char *data; /* file bytes: valid if 'loaded' */
 	size_t len;
 	size_t cap;
@@ -193,7 +210,8 @@ struct fs {
 	size_t name_map_size; /* buckets, a power of two */
 	size_t name_count;
 	struct fs_inode *local_list;
-	struct fs_inode *all_inodes;
+	struct fs_inode *all_inodes; /* most recently used first */
+	struct fs_inode *all_tail;
 	struct fs_handle *handles; /* a lazy unmount may never release them */
 	long long local_bytes;
 	uint64_t next_ino;
@@ -237,6 +255,14 @@ void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add);
 /** Counts handles: +1 on open, -1 on release (returns the new count). */
 unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode,
 			       int delta);
+/**
+ * Copies into 'names' (at most 'max', each malloc'd) the names of inodes
+ * the kernel references but nothing here uses (no handle, not local, no
+ * thread), last used before 'used_before' (monotonic s), oldest first,
+ * leaving the 'keep' most recent named inodes alone.  Returns the count.
+ */
+size_t fs_inode_idle_names(struct fs *fs, int64_t used_before, size_t keep,
+			   char **names, size_t max);
 /** Every named local inode, each with a new ref; '*n' of them (malloc'd). */
 struct fs_inode **fs_local_grab(struct fs *fs, size_t *n);
 /**

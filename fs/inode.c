@@ -80,6 +80,11 @@ void fs_handle_track(struct fs *fs, struct fs_handle *h, bool add)
 	pthread_mutex_unlock(&fs->tab_lock);
 }
 
+/*
+ * The list of every inode is kept in order of last use by the kernel
+ * (LOOKUP, CREATE): most recent first.  The trimmer (trim.c) walks it from
+ * the tail.  Caller holds tab_lock.
+ */
 static void all_list_remove(struct fs *fs, struct fs_inode *inode)
 {
 	if (inode->all_prev)
@@ -88,6 +93,20 @@ static void all_list_remove(struct fs *fs, struct fs_inode *inode)
 		fs->all_inodes = inode->all_next;
 	if (inode->all_next)
 		inode->all_next->all_prev = inode->all_prev;
+	else
+		fs->all_tail = inode->all_prev;
+	inode->all_next = inode->all_prev = NULL;
+}
+
+static void all_list_push(struct fs *fs, struct fs_inode *inode)
+{
+	inode->all_prev = NULL;
+	inode->all_next = fs->all_inodes;
+	if (fs->all_inodes)
+		fs->all_inodes->all_prev = inode;
+	else
+		fs->all_tail = inode;
+	fs->all_inodes = inode;
 }
 
 static struct fs_inode **name_slot(struct fs *fs, const char *name)
@@ -219,10 +238,8 @@ struct fs_inode *fs_inode_get_name(struct fs *fs, const char *name, bool create,
 	inode->generation = fs->next_generation++;
 	inode->local = local;
 	inode->refs = 1;
-	inode->all_next = fs->all_inodes;
-	if (fs->all_inodes)
-		fs->all_inodes->all_prev = inode;
-	fs->all_inodes = inode;
+	inode->used = fs_mono_ns() / 1000000000LL;
+	all_list_push(fs, inode);
 	name_map_add(fs, inode);
 	if (local)
 		local_list_add(fs, inode);
@@ -256,9 +273,40 @@ void fs_inode_put(struct fs *fs, struct fs_inode *inode)
 
 void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *inode)
 {
+	int64_t now = fs_mono_ns() / 1000000000LL;
+
 	pthread_mutex_lock(&fs->tab_lock);
 	inode->nlookup++;
+	inode->used = now;
+	if (fs->all_inodes != inode) {
+		all_list_remove(fs, inode);
+		all_list_push(fs, inode);
+	}
 	pthread_mutex_unlock(&fs->tab_lock);
+}
+
+size_t fs_inode_idle_names(struct fs *fs, int64_t used_before, size_t keep,
+			   char **names, size_t max)
+{
+	struct fs_inode *inode;
+	size_t n = 0, over;
+
+	pthread_mutex_lock(&fs->tab_lock);
+	over = fs->name_count > keep ? fs->name_count - keep : 0;
+	for (inode = fs->all_tail; inode && n < max && n < over;
+	     inode = inode->all_prev) {
+		if (inode->used >= used_before)
+			break; /* the rest were used more recently */
+		if (!inode->name || inode->local || inode->nopen ||
+		    inode->refs || !inode->nlookup)
+			continue;
+		names[n] = strdup(inode->name);
+		if (!names[n])
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+	return n;
 }
 
 void fs_inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "lowerstore.h"
 #include "mountpt.h"
+#include "trim.h"
 #include "url.h"
 
 #define FS_OPT(t, field, v)                             \
@@ -533,6 +534,10 @@ static int run(struct fs *fs, struct fuse_args *args)
 		 fs->cfg.mountpoint, fs_mode_name(fs_mode_get(fs)),
 		 fs->sc.ks.prefix);
 	fuse_daemonize(fs->cfg.foreground);
+	/* Threads start after the fork of fuse_daemonize(). */
+	if (fs_trim_start(fs, fuse_session_fd(se)) < 0)
+		LOG_WARN("cannot start the trimmer: idle inodes stay until "
+			 "the kernel forgets them");
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
@@ -540,6 +545,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	fs_trim_stop();
 	fuse_session_unmount(se);
 	fs_ctl_stop(fs);
 	if (!fs->manifest_saved)

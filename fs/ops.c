@@ -110,6 +110,7 @@ static void attr_from_file(struct fs *fs, struct fs_inode *inode,
 {
 	struct fs_attr *a = &inode->attr;
 
+	inode->attr_at = fs_mono_ns();
 	a->size = f->size;
 	a->mtime = ns_ts(f->meta.mtime_ns);
 	a->ctime = ns_ts(f->meta.ctime_ns);
@@ -318,7 +319,8 @@ static int refresh_attr(struct fs *fs, struct fs_inode *inode, const char *name)
 	struct be_file f = { 0 };
 	int ret;
 
-	if (inode->loaded || !name)
+	if (inode->loaded || !name ||
+	    fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS)
 		return 0;
 	ret = read_name(fs, name, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
@@ -832,8 +834,17 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 		goto out;
 	}
 	pthread_mutex_lock(&inode->lock);
-	if (!inode->loaded)
+	if (!inode->loaded) {
 		attr_from_file(fs, inode, &f);
+		/*
+		 * Created empty for an open (CREATE): its bytes are known,
+		 * the open need not read them back.  A failed open undoes it.
+		 */
+		if (created && fi) {
+			inode->len = 0;
+			inode->loaded = true;
+		}
+	}
 	pthread_mutex_unlock(&inode->lock);
 out:
 	be_file_release(&f);
@@ -864,6 +875,10 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (inode) {
 		pthread_mutex_lock(&inode->lock);
 		err = open_locked(fs, inode, name, fi);
+		if (err < 0 && !inode->local &&
+		    fs_inode_open_inc(fs, inode, 0) == 0) {
+			fs_inode_drop_bytes(inode);
+		}
 		fill_entry(&e, inode);
 		pthread_mutex_unlock(&inode->lock);
 	}
@@ -1225,19 +1240,21 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* No extended attributes: the kernel asks security.capability per write. */
+/*
+ * No extended attributes.  ENOSYS, which the kernel remembers: it stops
+ * sending GETXATTR (it asked security.capability before every write, one
+ * more request each time) and LISTXATTR, and applications get ENOTSUP,
+ * which CLIENTS.md allows (shutil.copystat ignores it).
+ */
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	fuse_reply_err(req, ENODATA);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

@@ -536,11 +536,18 @@ int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
 		return 0;
 	}
 
-	/* A live legacy file is the current session: never create over it. */
-	ret = fs_route_get(fs, name, true, cur);
-	if (ret < 0 || cur->state == BE_PRESENT)
-		return ret;
-	be_file_release(cur);
+	/*
+	 * A live legacy file is the current session: never create over it.
+	 * With no lower file of that name there is none, and the CREATE
+	 * script alone decides (one round trip, not two).
+	 */
+	if (faccessat(fs->lower_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT) {
+		ret = fs_route_get(fs, name, true, cur);
+		if (ret < 0 || cur->state == BE_PRESENT)
+			return ret;
+		be_file_release(cur);
+	}
 	if (redis_is_down(fs) && !redis_wait_up(fs))
 		return -EIO;
 	c = be_pool_get(fs->pool);
