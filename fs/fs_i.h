@@ -51,6 +51,8 @@
  * after a LOOKUP (default_permissions) costs no second round trip.
  */
 #define FS_ATTR_FRESH_NS (5 * 1000000LL)
+/* Largest session whose bytes a LOOKUP keeps for the OPEN that follows. */
+#define FS_PREFETCH_MAX (64 * 1024)
 
 /* Wall-clock time in ns: mtimes and the markers are wall-clock. */
 static inline int64_t fs_now_ns(void)
@@ -139,6 +141,8 @@ struct fs_inode {
 	size_t len;
 	size_t cap;
 	bool loaded;
+	bool opened; /* opened here before: a LOOKUP fetches the bytes too */
+	bool prefetched; /* 'data' holds bytes read with 'attr' at attr_at */
 	/*
 	 * The commit point (DESIGN.md): a truncate through a handle, or an
 	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a

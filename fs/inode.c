@@ -89,11 +89,11 @@ static void all_list_remove(struct fs *fs, struct fs_inode *inode)
 {
 	if (inode->all_prev)
 		inode->all_prev->all_next = inode->all_next;
-	else
+	else if (fs->all_inodes == inode)
 		fs->all_inodes = inode->all_next;
 	if (inode->all_next)
 		inode->all_next->all_prev = inode->all_prev;
-	else
+	else if (fs->all_tail == inode)
 		fs->all_tail = inode->all_prev;
 	inode->all_next = inode->all_prev = NULL;
 }
@@ -385,6 +385,7 @@ void fs_inode_drop_bytes(struct fs_inode *inode)
 	inode->data = NULL;
 	inode->len = inode->cap = 0;
 	inode->loaded = false;
+	inode->prefetched = false;
 }
 
 unsigned int fs_inode_open_inc(struct fs *fs, struct fs_inode *inode, int delta)

@@ -111,6 +111,7 @@ static void attr_from_file(struct fs *fs, struct fs_inode *inode,
 	struct fs_attr *a = &inode->attr;
 
 	inode->attr_at = fs_mono_ns();
+	inode->prefetched = false; /* bytes of an older read: stale now */
 	a->size = f->size;
 	a->mtime = ns_ts(f->meta.mtime_ns);
 	a->ctime = ns_ts(f->meta.ctime_ns);
@@ -145,21 +146,28 @@ static void meta_from_attr(struct be_meta *m, const struct fs_attr *a)
  * DESIGN.md: a failed read fences the name, a good one lifts the fence.
  * Transport errors become EIO.  Caller holds the name's stripe.
  */
-static int read_name(struct fs *fs, const char *name, bool want_data,
-		     struct be_file *f)
+static int read_name_as(struct fs *fs, const char *name, bool want_data,
+			bool lift, struct be_file *f)
 {
 	int ret = store_err(fs, fs_route_get(fs, name, want_data, f), "read",
 			    name);
 
 	/*
-	 * Only a read of the bytes lifts the fence: cachelib stats the name
-	 * (a LOOKUP) between its failed read and its empty save.
+	 * Only a read of the bytes for an OPEN lifts the fence: cachelib
+	 * stats the name (a LOOKUP) between its failed read and its empty
+	 * save.
 	 */
 	if (ret < 0)
 		fs_route_fence(fs, name, ret);
-	else if (want_data)
+	else if (lift)
 		fs_route_unfence(fs, name);
 	return ret;
+}
+
+static int read_name(struct fs *fs, const char *name, bool want_data,
+		     struct be_file *f)
+{
+	return read_name_as(fs, name, want_data, want_data, f);
 }
 
 static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
@@ -206,6 +214,25 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size);
+
+/*
+ * LOOKUP of a session this host has opened before: PHP and cachelib open
+ * right after the lookup, so the lookup fetched the bytes with the
+ * attributes (one reply), and an OPEN within FS_ATTR_FRESH_NS uses them
+ * instead of a second round trip.  Caller holds inode->lock.
+ */
+static void keep_prefetched(struct fs *fs, struct fs_inode *inode,
+			    const struct be_file *f)
+{
+	if (f->size > FS_PREFETCH_MAX || inode_reserve(fs, inode, f->size) < 0)
+		return;
+	if (f->size)
+		memcpy(inode->data, f->data, f->size);
+	inode->len = f->size;
+	inode->prefetched = true;
+}
+
 /*
  * Looks 'name' up for LOOKUP and the ops that need the current state:
  * returns a new ref on its inode with fresh attributes, or NULL with
@@ -217,6 +244,7 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
 	struct fs_inode *inode;
 	struct be_file f = { 0 };
+	bool prefetch = false;
 	int ret;
 
 	if (kind == BE_NAME_INVALID) {
@@ -229,11 +257,15 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 
 		pthread_mutex_lock(&inode->lock);
 		loaded = inode->loaded;
+		prefetch = inode->opened && kind == BE_NAME_SESSION;
 		pthread_mutex_unlock(&inode->lock);
 		if (loaded)
 			return inode;
 	}
-	ret = read_name(fs, name, false, &f);
+	/* A fenced name's bytes wait for a real read by OPEN. */
+	if (prefetch && fs_route_is_fenced(fs, name))
+		prefetch = false;
+	ret = read_name_as(fs, name, prefetch, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
 	if (ret < 0) {
@@ -250,8 +282,11 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 		return NULL;
 	}
 	pthread_mutex_lock(&inode->lock);
-	if (!inode->loaded)
+	if (!inode->loaded) {
 		attr_from_file(fs, inode, &f);
+		if (prefetch)
+			keep_prefetched(fs, inode, &f);
+	}
 	pthread_mutex_unlock(&inode->lock);
 	be_file_release(&f);
 	return inode;
@@ -506,6 +541,14 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 
 	if (inode->loaded)
 		return 0;
+	if (inode->prefetched) {
+		inode->prefetched = false;
+		if (name && fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS) {
+			inode->loaded = true; /* read by the LOOKUP just now */
+			fs_route_unfence(fs, name);
+			return 0;
+		}
+	}
 	/*
 	 * Renamed over between the kernel's LOOKUP and this OPEN: the old
 	 * bytes are gone from the store, so the open gets what the name holds
@@ -704,6 +747,7 @@ static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
 		return -ENOMEM;
 	h->inode = inode;
 	h->flags = fi->flags;
+	inode->opened = true;
 	fs_handle_track(fs, h, true);
 	fs_inode_open_inc(fs, inode, 1);
 	fi->fh = (uintptr_t)h;
