@@ -632,6 +632,16 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 	int ret = 0;
 
 	apply_attr(&a, st, to_set);
+	/*
+	 * A chmod/chown to what the file already has (cachelib chmods every
+	 * file it has just renamed into place), or an atime-only change: no
+	 * store write, no round trip.  Its ctime stays that of the last real
+	 * change.
+	 */
+	if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) &&
+	    a.mode == inode->attr.mode && a.uid == inode->attr.uid &&
+	    a.gid == inode->attr.gid)
+		return 0;
 	if (!inode->local && name && !inode->pending) {
 		meta_from_attr(&meta, &a);
 		ret = fs_route_setmeta(fs, name, &meta);

@@ -213,6 +213,23 @@ def test_chmod(mount, redis):
     assert read_file(p) == b"c"
 
 
+def test_chmod_to_the_same_mode_writes_nothing(mount, redis):
+    """cachelib chmods 0600 every file it has just renamed into place: a
+    chmod (or chown) to what the file has is no store write (the meta's
+    write version stays); a real change is one."""
+    p = mount.path("sess_samemode")
+    as_www(write_file, p, b"s", 0o600)
+    wv = int(meta(redis, P, "sess_samemode")["wv"])
+    as_www(os.chmod, p, 0o600)
+    os.chown(p, WWW_UID, WWW_GID)
+    assert int(meta(redis, P, "sess_samemode")["wv"]) == wv
+    as_www(os.chmod, p, 0o640)
+    assert int(meta(redis, P, "sess_samemode")["wv"]) == wv + 1
+    assert int(meta(redis, P, "sess_samemode")["mode"]) == 0o640
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o640
+    assert read_file(p) == b"s"
+
+
 # ------------------------------------------------------------ times
 
 def test_mtime_ctime_on_write(mount, redis):
