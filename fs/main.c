@@ -125,7 +125,8 @@ static void usage(const char *prog)
 	       "    -o allow_other         let other users (the web server) in\n"
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
-	       "'sessfs -u MOUNTPOINT' (every layer, also after a crash).\n",
+	       "'sessfs -u MOUNTPOINT' (every layer, also after a crash; a\n"
+	       "plain unmount is tried for 2 s before a lazy one).\n",
 	       prog, prog, prog, (long long)BE_DEFAULT_TTL,
 	       BE_DEFAULT_MAX_SIZE);
 }

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mountpt.h"
@@ -30,6 +31,8 @@
 
 /* Bounds the loops that peel layers off one path. */
 #define MAX_LAYERS 64
+/* How long sessfs -u tries a plain unmount before the lazy one. */
+#define UNMOUNT_PATIENCE_MS 2000
 
 /* One line of /proc/self/mountinfo; the strings point into mi_table.buf. */
 struct mi_entry {
@@ -906,6 +909,31 @@ int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
 }
 
 /*
+ * Unmounts the top mount of 'mp'.  A lazy unmount can land between the
+ * two path lookups of an application's rename(), which then fails with
+ * EXDEV (old name through the mount, new one in the plain directory): so
+ * when 'patient', a plain unmount is tried first, for up to
+ * UNMOUNT_PATIENCE_MS, which the kernel refuses (EBUSY) while any path
+ * or open file uses the mount, including a rename half resolved.  Then
+ * the lazy one.  0 or -1 with errno.
+ */
+static int detach_layer(const char *mp, bool patient)
+{
+	int i;
+
+	for (i = 0; patient && i < UNMOUNT_PATIENCE_MS; i++) {
+		struct timespec ms = { 0, 1000000L };
+
+		if (umount2(mp, 0) == 0)
+			return 0;
+		if (errno != EBUSY)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	return umount2(mp, MNT_DETACH);
+}
+
+/*
  * Detaches the top mount of 'mp' while it is a sessfs layer, each one only
  * if it answers ENOTCONN when 'dead_only'.  Returns how many sessfs layers
  * are left, or -errno after recording the failure.
@@ -945,7 +973,7 @@ static int peel(const char *mp, bool dead_only, unsigned int *removed,
 			return (int)left;
 		if (dead_only && (stat(mp, &st) == 0 || errno != ENOTCONN))
 			return (int)left;
-		if (umount2(mp, MNT_DETACH) == 0) {
+		if (detach_layer(mp, !dead_only) == 0) {
 			if (removed)
 				(*removed)++;
 		} else if (errno != EINVAL) {

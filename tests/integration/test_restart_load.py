@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 
 import util
 from util import SLOW, wait_for
@@ -95,6 +96,68 @@ def test_kill9_under_load_then_restart(redis, redis_server, sessdir, checker,
     finally:
         for w in writers:
             w.stop.set()
+        util.unmount_all(sessdir)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        log.close()
+
+
+def test_unmount_waits_for_a_quiet_moment(redis, redis_server, sessdir,
+                                          checker, tmp):
+    """sessfs -u tries a plain unmount first (a lazy one could land between
+    the two path lookups of a rename, which then fails with EXDEV): while
+    a file is open on the mount it waits; when the file closes within the
+    patience (2 s) the unmount happens then; a file kept open longer gets
+    the lazy unmount, and the fd still works."""
+    opts = ["mode=files", "state_dir=%s" % (tmp / "st"),
+            "ctl_dir=%s" % (tmp / "ctl")]
+    cmd = util.sessfs_cmd(redis_server.url(), sessdir, opts)
+    checker.reproducers.append(shlex.join(cmd))
+    log = open(checker.path, "ab")
+    procs = []
+    try:
+        for keep_open in (0.5, 5.0):
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            procs.append(proc)
+            util.wait_for_mount(proc, sessdir)
+            path = sessdir / "sess_quiet"
+            util.write_file(path, b"q|i:1;")
+            fd = os.open(path, os.O_RDONLY)
+            unmount = subprocess.Popen(
+                [str(util.SESSFS), "-u", str(sessdir)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            try:
+                if keep_open < 2:
+                    # Busy: not detached while the fd is open...
+                    time.sleep(keep_open)
+                    assert util.is_mounted(sessdir)
+                    assert unmount.poll() is None
+                    os.close(fd)
+                    fd = None
+                    # ...then unmounted for good, not lazily.
+                    assert unmount.wait(10 * SLOW) == 0
+                else:
+                    # Busy past the patience: lazily detached; the open
+                    # file is finished through the daemon.
+                    assert unmount.wait(10 * SLOW) == 0
+                    assert not util.is_mounted(sessdir)
+                    assert os.pread(fd, 100, 0) == b"q|i:1;"
+                    os.close(fd)
+                    fd = None
+            finally:
+                if fd is not None:
+                    os.close(fd)
+                if unmount.poll() is None:
+                    unmount.kill()
+                    unmount.wait(10)
+            assert proc.wait(30 * SLOW) == 0
+            assert not util.is_mounted(sessdir)
+            assert util.read_file(path) == b"q|i:1;"
+    finally:
         util.unmount_all(sessdir)
         for proc in procs:
             if proc.poll() is None:
