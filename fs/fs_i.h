@@ -132,6 +132,7 @@ struct fs_inode {
 	struct fs_inode *local_next, *local_prev; /* list of local inodes */
 	struct fs_inode *all_next, *all_prev; /* every inode, by last use */
 	int64_t used; /* CLOCK_MONOTONIC s of the last LOOKUP or CREATE */
+	bool trimmed; /* the kernel was asked to forget it (trim.c) */
 
 	/* Under lock. */
 	pthread_mutex_t lock;

@@ -278,6 +278,7 @@ void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *inode)
 	pthread_mutex_lock(&fs->tab_lock);
 	inode->nlookup++;
 	inode->used = now;
+	inode->trimmed = false;
 	if (fs->all_inodes != inode) {
 		all_list_remove(fs, inode);
 		all_list_push(fs, inode);
@@ -288,22 +289,29 @@ void fs_inode_lookup_inc(struct fs *fs, struct fs_inode *inode)
 size_t fs_inode_idle_names(struct fs *fs, int64_t used_before, size_t keep,
 			   char **names, size_t max)
 {
-	struct fs_inode *inode;
+	struct fs_inode *inode, *prev;
 	size_t n = 0, over;
 
 	pthread_mutex_lock(&fs->tab_lock);
 	over = fs->name_count > keep ? fs->name_count - keep : 0;
-	for (inode = fs->all_tail; inode && n < max && n < over;
-	     inode = inode->all_prev) {
+	for (inode = fs->all_tail; inode && n < max && n < over; inode = prev) {
+		prev = inode->all_prev;
 		if (inode->used >= used_before)
 			break; /* the rest were used more recently */
 		if (!inode->name || inode->local || inode->nopen ||
-		    inode->refs || !inode->nlookup)
+		    inode->refs || !inode->nlookup || inode->trimmed)
 			continue;
 		names[n] = strdup(inode->name);
 		if (!names[n])
 			break;
 		n++;
+		/*
+		 * Asked once; its FORGET will follow.  Moved to the head so
+		 * that the next walk from the tail does not step over it.
+		 */
+		inode->trimmed = true;
+		all_list_remove(fs, inode);
+		all_list_push(fs, inode);
 	}
 	pthread_mutex_unlock(&fs->tab_lock);
 	return n;
