@@ -96,12 +96,7 @@ def test_kill9_under_load_then_restart(redis, redis_server, sessdir, checker,
     finally:
         for w in writers:
             w.stop.set()
-        util.unmount_all(sessdir)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        log.close()
+        util.end_daemons(sessdir, procs, log)
 
 
 def test_unmount_waits_for_a_quiet_moment(redis, redis_server, sessdir,
@@ -158,9 +153,4 @@ def test_unmount_waits_for_a_quiet_moment(redis, redis_server, sessdir,
             assert not util.is_mounted(sessdir)
             assert util.read_file(path) == b"q|i:1;"
     finally:
-        util.unmount_all(sessdir)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        log.close()
+        util.end_daemons(sessdir, procs, log)

@@ -521,12 +521,7 @@ def test_rollback_after_crash_restart(redis, redis_server, sessdir, checker,
         assert util.read_file(sessdir / "sess_after") == b"after|i:2;"
         assert second.wait(30 * SLOW) == 0
     finally:
-        util.unmount_all(sessdir)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        log.close()
+        util.end_daemons(sessdir, procs, log)
 
 
 def test_temp_written_before_rollback_renamed_after(

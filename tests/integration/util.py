@@ -168,6 +168,18 @@ def sessfs_u(path):
                           timeout=30)
 
 
+def end_daemons(path, procs, log):
+    """The cleanup of a test that starts sessfs itself: every layer on
+    'path' removed, every daemon of 'procs' still running killed, 'log'
+    closed."""
+    unmount_all(path)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    log.close()
+
+
 def unmount_all(path):
     """Removes every mount on 'path' (a failed test may leave a dead one)."""
     if SESSFS.exists():
