@@ -764,6 +764,12 @@ class WebApp:
         self.checker = OutputChecker(
             logpath, self.PHP_BAD if kind == "php" else self.FLASK_BAD,
             what=kind)
+        if kind == "flask":
+            # stop() sends SIGTERM to the whole process group: a worker
+            # that gets it before its master's own TERM is reported so.
+            self.checker.register_output(
+                r"\[WARNING\] Worker with pid \d+ was terminated due to "
+                r"signal 15$")
 
     def __repr__(self):
         return "<WebApp %s port=%s>" % (self.kind, self.port)
