@@ -40,8 +40,12 @@
  * strings exactly: Lua numbers are doubles and lose nanoseconds above 2^53,
  * and Lua's string order follows the server's locale, so equal-length
  * digit strings are compared in exact 15-digit pieces.
- * stale() is the rule of store.h: M written by this host with a sequence
- * >= ours means this call is a delayed retry of an older write.
+ * meta() reads, in one call, the fields of M the write scripts need;
+ * stale() is the rule of store.h on them: M written by this host with a
+ * sequence >= ours means this call is a delayed retry of an older write.
+ * snapshot() needs no EXISTS: PTTL says -2 for a missing key.  Each
+ * redis.call costs Redis CPU (bench/README.md): the scripts make as few as
+ * they can.
  */
 #define LUA_PRELUDE                                                           \
 	"local K, M = KEYS[1], KEYS[2]\n"                                     \
@@ -62,26 +66,33 @@
 	"local function isnum(s)\n"                                           \
 	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"       \
 	"end\n"                                                               \
-	"local function stale(host, hs)\n"                                    \
-	"  local h = redis.call('HMGET', M, 'host', 'hs')\n"                  \
+	"local function meta()\n"                                             \
+	"  return redis.call('HMGET', M, 'host', 'hs', 'wv', 'del', 'mt')\n"  \
+	"end\n"                                                               \
+	"local function stale(h, host, hs)\n"                                 \
 	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"        \
 	"         numcmp(h[2], hs) >= 0\n"                                    \
 	"end\n"                                                               \
-	"local function wver()\n"                                             \
-	"  return redis.call('HGET', M, 'wv') or '0'\n"                       \
-	"end\n"                                                               \
 	"local function snapshot(want)\n"                                     \
-	"  local e = redis.call('EXISTS', K)\n"                               \
-	"  local s = {e, redis.call('STRLEN', K), redis.call('PTTL', K),\n"   \
-	"             redis.call('HGETALL', M), false}\n"                     \
-	"  if want and e == 1 then s[5] = redis.call('GET', K) end\n"         \
+	"  local p = redis.call('PTTL', K)\n"                                 \
+	"  local s = {p == -2 and 0 or 1, 0, p, redis.call('HGETALL', M),\n"  \
+	"             false}\n"                                               \
+	"  if p == -2 then return s end\n"                                    \
+	"  if want then\n"                                                    \
+	"    s[5] = redis.call('GET', K)\n"                                   \
+	"    s[2] = #s[5]\n"                                                  \
+	"  else\n"                                                            \
+	"    s[2] = redis.call('STRLEN', K)\n"                                \
+	"  end\n"                                                             \
 	"  return s\n"                                                        \
 	"end\n"                                                               \
-	"local function setmeta(host, hs, mt, ct, uid, gid, mode)\n"          \
+	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
+	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
 	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
-	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs)\n"    \
-	"  redis.call('HDEL', M, 'del')\n"                                    \
-	"  return redis.call('HINCRBY', M, 'wv', 1)\n"                        \
+	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs,\n"    \
+	"             'wv', wv)\n"                                            \
+	"  if h[4] then redis.call('HDEL', M, 'del') end\n"                   \
+	"  return wv\n"                                                       \
 	"end\n"
 
 /* ARGV: want_data ("0"/"1").  Returns a snapshot. */
@@ -95,7 +106,8 @@ static const char lua_get[] = LUA_PRELUDE "return snapshot(ARGV[1] == '1')\n";
  */
 static const char lua_put[] = LUA_PRELUDE
 	"local mode, mt = ARGV[1], ARGV[7]\n"
-	"if stale(ARGV[2], ARGV[3]) then return {0, wver()} end\n"
+	"local h = meta()\n"
+	"if stale(h, ARGV[2], ARGV[3]) then return {0, h[3] or '0'} end\n"
 	"if mode ~= '0' then\n"
 	"  local e = redis.call('EXISTS', K)\n"
 	"  local m = redis.call('EXISTS', M)\n"
@@ -107,13 +119,12 @@ static const char lua_put[] = LUA_PRELUDE
 	"    refuse = p < 0 or tonumber(mt) / 1e6 <=\n"
 	"             tonumber(ARGV[12]) - (tonumber(ARGV[13]) - p)\n"
 	"  elseif e == 1 or m == 1 then\n"
-	"    local cur = redis.call('HGET', M, 'mt')\n"
-	"    refuse = not isnum(cur) or numcmp(cur, mt) >= 0\n"
+	"    refuse = not isnum(h[5]) or numcmp(h[5], mt) >= 0\n"
 	"  end\n"
 	"  if refuse then return {1, snapshot(true)} end\n"
 	"end\n"
 	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
-	"local wv = setmeta(ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
+	"local wv = setmeta(h, ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
 	"                   ARGV[11])\n"
 	"redis.call('PEXPIRE', M, ARGV[6])\n"
 	"return {0, wv}\n";
@@ -124,9 +135,10 @@ static const char lua_put[] = LUA_PRELUDE
  * mtime, so that a later copy-up can tell an older copy from a newer one.
  */
 static const char lua_delete[] = LUA_PRELUDE
-	"if stale(ARGV[1], ARGV[2]) then return 1 end\n"
+	"local h = meta()\n"
+	"if stale(h, ARGV[1], ARGV[2]) then return 1 end\n"
 	"local existed = redis.call('DEL', K)\n"
-	"local mt = redis.call('HGET', M, 'mt')\n"
+	"local mt = h[5]\n"
 	"local ttl\n"
 	"if isnum(mt) then\n"
 	"  ttl = math.floor(tonumber(mt) / 1e6) + tonumber(ARGV[4]) -\n"
@@ -138,8 +150,7 @@ static const char lua_delete[] = LUA_PRELUDE
 	"  redis.call('HSET', M, 'mt', ARGV[5], 'ct', ARGV[5])\n"
 	"end\n"
 	"redis.call('HSET', M, 'v', '1', 'del', '1', 'host', ARGV[1],\n"
-	"           'hs', ARGV[2])\n"
-	"redis.call('HINCRBY', M, 'wv', 1)\n"
+	"           'hs', ARGV[2], 'wv', (tonumber(h[3]) or 0) + 1)\n"
 	"redis.call('PEXPIRE', M, ttl)\n"
 	"return existed\n";
 
@@ -149,7 +160,8 @@ static const char lua_delete[] = LUA_PRELUDE
  * (no value).  A valid non-zero cachelib header keeps the value's TTL.
  */
 static const char lua_setmeta[] = LUA_PRELUDE
-	"if stale(ARGV[1], ARGV[2]) then return {0, wver()} end\n"
+	"local h = meta()\n"
+	"if stale(h, ARGV[1], ARGV[2]) then return {0, h[3] or '0'} end\n"
 	"if redis.call('EXISTS', K) == 0 then return {2} end\n"
 	"local vttl = tonumber(ARGV[8])\n"
 	"local keep = false\n"
@@ -162,7 +174,7 @@ static const char lua_setmeta[] = LUA_PRELUDE
 	"  end\n"
 	"end\n"
 	"if not keep then redis.call('PEXPIRE', K, ARGV[8]) end\n"
-	"local wv = setmeta(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
+	"local wv = setmeta(h, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
 	"                   ARGV[6], ARGV[7])\n"
 	"redis.call('PEXPIRE', M,\n"
 	"           string.format('%.0f', vttl + tonumber(ARGV[9])))\n"
