@@ -275,6 +275,8 @@ struct fs_inode **fs_local_grab(struct fs *fs, size_t *n);
  * a store); caller holds inode->lock.
  */
 void fs_inode_unlocal(struct fs *fs, struct fs_inode *inode);
+/** The layout-v1 meta of attributes 'a' (ops.c). */
+void fs_meta_from_attr(struct be_meta *m, const struct fs_attr *a);
 /**
  * Writes the bytes of the local inode (in memory) to the lower file
  * 'name' (atomically, with its owner, mode and mtime) and makes the inode

@@ -130,7 +130,7 @@ static void attr_from_file(struct fs *fs, struct fs_inode *inode,
 	}
 }
 
-static void meta_from_attr(struct be_meta *m, const struct fs_attr *a)
+void fs_meta_from_attr(struct be_meta *m, const struct fs_attr *a)
 {
 	memset(m, 0, sizeof(*m));
 	m->version = BE_LAYOUT_VERSION;
@@ -525,7 +525,7 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 		end_change(inode, false);
 		return 0;
 	}
-	meta_from_attr(&meta, &inode->attr);
+	fs_meta_from_attr(&meta, &inode->attr);
 	ret = fs_route_put(fs, name, inode->data ? inode->data : "", inode->len,
 			   &meta);
 	ret = store_err(fs, ret, "write", name);
@@ -643,7 +643,7 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 	    a.gid == inode->attr.gid)
 		return 0;
 	if (!inode->local && name && !inode->pending) {
-		meta_from_attr(&meta, &a);
+		fs_meta_from_attr(&meta, &a);
 		ret = fs_route_setmeta(fs, name, &meta);
 		ret = store_err(fs, ret, "change the metadata of", name);
 	}
@@ -1152,7 +1152,7 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 	if (ret < 0)
 		return ret;
 	inode->attr.ctime = now_ts();
-	meta_from_attr(&meta, &inode->attr);
+	fs_meta_from_attr(&meta, &inode->attr);
 	if (inode->local)
 		ret = fs_route_put(fs, newname, inode->data ? inode->data : "",
 				   inode->len, &meta);

@@ -357,15 +357,10 @@ static int lower_create(struct fs *fs, const char *name,
 
 int fs_local_to_lower(struct fs *fs, struct fs_inode *inode, const char *name)
 {
-	struct be_meta meta = { .version = BE_LAYOUT_VERSION };
+	struct be_meta meta;
 	int ret;
 
-	meta.mtime_ns = (int64_t)inode->attr.mtime.tv_sec * 1000000000LL +
-			inode->attr.mtime.tv_nsec;
-	meta.ctime_ns = meta.mtime_ns;
-	meta.uid = inode->attr.uid;
-	meta.gid = inode->attr.gid;
-	meta.mode = inode->attr.mode & 07777;
+	fs_meta_from_attr(&meta, &inode->attr);
 	ret = be_lower_put(fs->lower_fd, name, inode->data ? inode->data : "",
 			   inode->len, &meta);
 	if (ret < 0)

@@ -71,18 +71,21 @@ static size_t trim_pass(void)
 	static char *names[TRIM_BATCH];
 	int64_t before = fs_mono_ns() / 1000000000LL - FS_TRIM_IDLE_SEC + 1;
 	size_t total = 0, n, i;
+	bool gone = false;
 
 	do {
 		n = fs_inode_idle_names(tr.fs, before, FS_TRIM_KEEP, names,
 					TRIM_BATCH);
 		for (i = 0; i < n; i++) {
-			int ret = stopping() ? 0 : inval_entry(tr.fd, names[i]);
+			int ret = gone || stopping()
+					  ? 0
+					  : inval_entry(tr.fd, names[i]);
 
 			/* ENOENT: the kernel had dropped it already. */
 			if (ret < 0 && ret != -ENOENT && ret != -EINTR) {
 				LOG_DEBUG("cannot invalidate '%s': %s",
 					  names[i], strerror(-ret));
-				n = 0; /* the connection is going: stop */
+				gone = true; /* the connection is going */
 			}
 			free(names[i]);
 		}
@@ -90,7 +93,7 @@ static size_t trim_pass(void)
 		/* The FORGETs come back asynchronously: let them. */
 		if (n == TRIM_BATCH)
 			sched_yield();
-	} while (n == TRIM_BATCH && !stopping());
+	} while (n == TRIM_BATCH && !gone && !stopping());
 	return total;
 }
 
