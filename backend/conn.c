@@ -29,6 +29,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "track.h"
 
 #define NSEC_PER_SEC	 1000000000LL
 #define NSEC_PER_MSEC	 1000000LL
@@ -43,6 +44,11 @@ struct be_conn {
 	int fd; /* -1 when not connected */
 	redisReader *reader; /* NULL when not connected */
 	char errstr[ERRSTR_MAX];
+	/* CLIENT TRACKING at each connect (track.h), or NULL. */
+	struct be_tracker *tracker;
+	uint64_t track_gen; /* the tracker generation it redirects to */
+	bool connected_before;
+	unsigned int slot; /* its place in its pool */
 };
 
 static int64_t now_ns(void)
@@ -475,10 +481,14 @@ static int handshake(struct be_conn *c, int64_t deadline)
 {
 	const char *auth[3] = { "AUTH" };
 	const char *select[2] = { "SELECT" };
-	struct be_cmd cmds[2];
-	redisReply *replies[2];
-	char db[16];
-	size_t n = 0, len, i;
+	const char *track[6] = { "CLIENT",   "TRACKING", "ON",
+				 "REDIRECT", NULL,	 "NOLOOP" };
+	struct be_cmd cmds[3];
+	redisReply *replies[3];
+	char db[16], id[24];
+	size_t n = 0, len, i, nselect = 0, ntrack = 0;
+	uint64_t gen = 0;
+	long long redirect = 0;
 	char *buf;
 	int ret;
 
@@ -497,7 +507,18 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	if (c->ep.db) {
 		snprintf(db, sizeof(db), "%d", c->ep.db);
 		select[1] = db;
+		nselect = n;
 		cmds[n++] = (struct be_cmd){ 2, select, NULL };
+	}
+	/* While the tracker is down it redirects nowhere, until a new gen. */
+	if (c->tracker)
+		redirect = be_tracker_redirect(c->tracker, &gen);
+	c->track_gen = gen;
+	if (redirect > 0) {
+		snprintf(id, sizeof(id), "%lld", redirect);
+		track[4] = id;
+		ntrack = n;
+		cmds[n++] = (struct be_cmd){ 6, track, NULL };
 	}
 	if (!n)
 		return 0;
@@ -508,13 +529,16 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	free(buf);
 	if (ret < 0)
 		return ret;
-	/* Replies come in the order sent: AUTH (if any), then SELECT. */
+	/* Replies come in the order sent: AUTH, SELECT, CLIENT TRACKING. */
 	if (is_maxclients_reply(replies[0]))
 		ret = reply_error(c, -EAGAIN, replies[0]);
 	else if (c->ep.password && is_error_reply(replies[0]))
 		ret = reply_error(c, -EACCES, replies[0]);
-	else if (c->ep.db && is_error_reply(replies[n - 1]))
-		ret = reply_error(c, -EINVAL, replies[n - 1]);
+	else if (c->ep.db && is_error_reply(replies[nselect]))
+		ret = reply_error(c, -EINVAL, replies[nselect]);
+	/* Refused (ACL, old server): the connection works untracked. */
+	if (ret == 0 && redirect > 0 && is_error_reply(replies[ntrack]))
+		be_tracker_disable(c->tracker, replies[ntrack]->str);
 	free_replies(replies, n);
 	return ret;
 }
@@ -541,9 +565,15 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 		return set_error(c, -ENOMEM, "out of memory");
 	}
 	ret = handshake(c, deadline);
-	if (ret < 0)
+	if (ret < 0) {
 		be_conn_close(c);
-	return ret;
+		return ret;
+	}
+	/* The keys the old connection read are no longer tracked. */
+	if (c->tracker && c->connected_before)
+		be_tracker_lost(c->tracker);
+	c->connected_before = true;
+	return 0;
 }
 
 int be_conn_connect(struct be_conn *c)
@@ -668,6 +698,11 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 	int ret;
 
 	c->errstr[0] = '\0';
+	/* The tracker reconnected: redirect to its new connection. */
+	if (c->tracker && c->fd >= 0 &&
+	    c->track_gen != be_tracker_gen(c->tracker) &&
+	    !be_tracker_disabled(c->tracker))
+		be_conn_close(c);
 	for (;;) {
 		ret = attempt(c, buf, len, n, replies, deadline, retry);
 		if (ret == 0)
@@ -717,15 +752,86 @@ int be_conn_command(struct be_conn *c, struct redisReply **reply, int argc,
 	return be_conn_pipeline(c, &cmd, 1, reply, flags);
 }
 
+int be_conn_send(struct be_conn *c, int argc, const char **argv,
+		 const size_t *argvlen)
+{
+	struct be_cmd cmd = { argc, argv, argvlen };
+	int64_t deadline = now_ns() + c->timeout_ns;
+	size_t len;
+	char *buf;
+	int ret;
+
+	c->errstr[0] = '\0';
+	ret = ensure_connected(c, deadline);
+	if (ret < 0)
+		return ret;
+	if (format_commands(&cmd, 1, &buf, &len) < 0)
+		return set_error(c, -ENOMEM, "out of memory");
+	ret = write_all(c, buf, len, deadline);
+	free(buf);
+	if (ret < 0)
+		be_conn_close(c);
+	return ret;
+}
+
+int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms)
+{
+	int64_t deadline = now_ns() + (int64_t)wait_ms * NSEC_PER_MSEC;
+	void *r;
+	int ret;
+
+	*reply = NULL;
+	if (c->fd < 0)
+		return set_error(c, -ENOTCONN, "not connected");
+	for (;;) {
+		r = NULL;
+		if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
+			ret = reader_error(c);
+			break;
+		}
+		if (r) {
+			*reply = r;
+			return 0;
+		}
+		ret = read_some(c, deadline);
+		if (ret < 0)
+			break;
+	}
+	/* Nothing yet is no error: a half-read reply stays in the reader. */
+	if (ret != -ETIMEDOUT)
+		be_conn_close(c);
+	return ret;
+}
+
+int be_conn_fd(const struct be_conn *c)
+{
+	return c->fd;
+}
+
+bool be_conn_partial(const struct be_conn *c)
+{
+	return c->reader && c->reader->pos < c->reader->len;
+}
+
+void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t)
+{
+	c->tracker = t;
+}
+
+/*
+ * Connections live in slots: be_pool_get_at() always lends slot i's
+ * connection (made lazily), be_pool_get() any free one.
+ */
 struct be_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct be_endpoint ep;
 	double timeout;
 	unsigned int max;
-	unsigned int count; /* connections that exist, idle or lent */
-	unsigned int nidle;
-	struct be_conn **idle; /* a stack: the last one back goes out first */
+	struct be_tracker *tracker;
+	struct be_conn **conns; /* [max], NULL until first lent */
+	bool *lent; /* [max] */
+	unsigned int next; /* where be_pool_get() starts looking */
 };
 
 struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
@@ -737,11 +843,12 @@ struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
 		return NULL;
 	p->max = max ? max : 1;
 	p->timeout = timeout;
-	p->idle = calloc(p->max, sizeof(*p->idle));
-	if (!p->idle)
+	p->conns = calloc(p->max, sizeof(*p->conns));
+	p->lent = calloc(p->max, sizeof(*p->lent));
+	if (!p->conns || !p->lent)
 		goto out_free;
 	if (be_endpoint_copy(&p->ep, ep) < 0)
-		goto out_free_idle;
+		goto out_free;
 	if (pthread_mutex_init(&p->lock, NULL))
 		goto out_release;
 	if (pthread_cond_init(&p->cond, NULL))
@@ -751,9 +858,9 @@ out_destroy_lock:
 	pthread_mutex_destroy(&p->lock);
 out_release:
 	be_endpoint_release(&p->ep);
-out_free_idle:
-	free(p->idle);
 out_free:
+	free(p->lent);
+	free(p->conns);
 	free(p);
 	return NULL;
 }
@@ -764,13 +871,80 @@ void be_pool_free(struct be_pool *p)
 
 	if (!p)
 		return;
-	for (i = 0; i < p->nidle; i++)
-		be_conn_free(p->idle[i]);
+	for (i = 0; i < p->max; i++)
+		be_conn_free(p->conns[i]);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	be_endpoint_release(&p->ep);
-	free(p->idle);
+	free(p->lent);
+	free(p->conns);
 	free(p);
+}
+
+void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&p->lock);
+	p->tracker = t;
+	for (i = 0; i < p->max; i++)
+		if (p->conns[i])
+			p->conns[i]->tracker = t;
+	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned int be_pool_size(const struct be_pool *p)
+{
+	return p->max;
+}
+
+/* Lends slot 'i' (free, under p->lock), making its connection. */
+static struct be_conn *lend(struct be_pool *p, unsigned int i)
+{
+	struct be_conn *c = p->conns[i];
+
+	if (!c) {
+		/* be_conn_new() does not connect: cheap under the lock. */
+		c = be_conn_new(&p->ep, p->timeout);
+		if (!c)
+			return NULL;
+		c->slot = i;
+		c->tracker = p->tracker;
+		p->conns[i] = c;
+	}
+	p->lent[i] = true;
+	return c;
+}
+
+/* Lends slot 'i' if free, else the first free one after the last lent. */
+static struct be_conn *get_locked(struct be_pool *p, unsigned int i)
+{
+	unsigned int k;
+
+	if (i < p->max && !p->lent[i])
+		return lend(p, i);
+	for (;;) {
+		for (k = 0; k < p->max; k++) {
+			i = (p->next + k) % p->max;
+			if (!p->lent[i])
+				break;
+		}
+		if (k < p->max)
+			break;
+		pthread_cond_wait(&p->cond, &p->lock);
+	}
+	p->next = (i + 1) % p->max;
+	return lend(p, i);
+}
+
+struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i)
+{
+	struct be_conn *c;
+
+	pthread_mutex_lock(&p->lock);
+	c = get_locked(p, i % p->max);
+	pthread_mutex_unlock(&p->lock);
+	return c;
 }
 
 struct be_conn *be_pool_get(struct be_pool *p)
@@ -778,24 +952,8 @@ struct be_conn *be_pool_get(struct be_pool *p)
 	struct be_conn *c;
 
 	pthread_mutex_lock(&p->lock);
-	while (!p->nidle && p->count >= p->max)
-		pthread_cond_wait(&p->cond, &p->lock);
-	if (p->nidle) {
-		c = p->idle[--p->nidle];
-		pthread_mutex_unlock(&p->lock);
-		return c;
-	}
-	p->count++;
+	c = get_locked(p, UINT_MAX);
 	pthread_mutex_unlock(&p->lock);
-
-	/* Lazily, outside the lock: be_conn_new() does not connect. */
-	c = be_conn_new(&p->ep, p->timeout);
-	if (!c) {
-		pthread_mutex_lock(&p->lock);
-		p->count--;
-		pthread_cond_signal(&p->cond);
-		pthread_mutex_unlock(&p->lock);
-	}
 	return c;
 }
 
@@ -804,8 +962,41 @@ void be_pool_put(struct be_pool *p, struct be_conn *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&p->lock);
-	assert(p->nidle < p->count);
-	p->idle[p->nidle++] = c;
-	pthread_cond_signal(&p->cond);
+	assert(c->slot < p->max && p->conns[c->slot] == c);
+	assert(p->lent[c->slot]);
+	p->lent[c->slot] = false;
+	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned int be_pool_sweep(struct be_pool *p)
+{
+	struct pollfd pfd[64];
+	struct be_conn *who[64];
+	unsigned int i, n = 0, closed = 0;
+	int k;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->max && n < 64; i++) {
+		struct be_conn *c = p->conns[i];
+
+		if (!c || p->lent[i] || c->fd < 0)
+			continue;
+		pfd[n] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+		who[n++] = c;
+	}
+	/*
+	 * An idle connection has nothing to read: anything there is the
+	 * server closing it (Redis's 'timeout', CLIENT KILL).
+	 */
+	if (n && poll(pfd, n, 0) > 0) {
+		for (k = 0; k < (int)n; k++) {
+			if (!pfd[k].revents)
+				continue;
+			be_conn_close(who[k]);
+			closed++;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return closed;
 }

@@ -106,18 +106,60 @@ int be_conn_pipeline(struct be_conn *c, const struct be_cmd *cmds, size_t n,
 void be_conn_close(struct be_conn *c);
 
 /**
+ * Writes one command without waiting for its reply (a subscribed
+ * connection: track.c), connecting first if needed.  No retries.  0 or
+ * -errno (the connection is closed then).
+ */
+int be_conn_send(struct be_conn *c, int argc, const char **argv,
+		 const size_t *argvlen);
+/**
+ * Waits up to 'wait_ms' for the next reply or pushed message.  0 with a
+ * new '*reply'; -ETIMEDOUT when none came (the connection stays); any
+ * other -errno closes the connection.
+ */
+int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms);
+
+/** The socket, or -1 when not connected. */
+int be_conn_fd(const struct be_conn *c);
+/** Whether part of a reply was read and waits for the rest. */
+bool be_conn_partial(const struct be_conn *c);
+
+struct be_tracker;
+/**
+ * Makes 'c' send CLIENT TRACKING ... REDIRECT to 't' at each connect, and
+ * tell 't' when it reconnects (track.h).
+ */
+void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t);
+
+/**
  * A pool of connections to one endpoint, shared by threads: a thread
- * borrows one for one request and gives it back.  At most 'max' exist;
- * be_pool_get() waits when all are borrowed.
+ * borrows one for one request and gives it back.  At most 'max' exist, one
+ * per slot; both getters wait only when all are borrowed.  All functions
+ * are thread-safe.
  */
 struct be_pool;
 
 struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
 			    unsigned int max);
 void be_pool_free(struct be_pool *p);
-/** Borrows a connection (never NULL unless ENOMEM). Thread-safe. */
+/** The number of slots ('max'). */
+unsigned int be_pool_size(const struct be_pool *p);
+/** Borrows any connection (never NULL unless ENOMEM). */
 struct be_conn *be_pool_get(struct be_pool *p);
-/** Gives 'c' back to 'p'. Thread-safe. */
+/**
+ * Borrows the connection of slot 'i' % size, or any other when that one is
+ * lent: the keys of a name go through its slot's connection whenever they
+ * can, so that its own writes do not invalidate what it tracks (track.h).
+ */
+struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i);
+/** Gives 'c' back to 'p'. */
 void be_pool_put(struct be_pool *p, struct be_conn *c);
+/** Every connection, made and to be made, tracks with 't' (track.h). */
+void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t);
+/**
+ * Closes the idle connections the server has closed (or that have
+ * anything to read); returns how many.
+ */
+unsigned int be_pool_sweep(struct be_pool *p);
 
 #endif /* BACKEND_CONN_H */

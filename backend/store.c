@@ -45,7 +45,9 @@
  * sequence >= ours means this call is a delayed retry of an older write.
  * snapshot() needs no EXISTS: PTTL says -2 for a missing key.  Each
  * redis.call costs Redis CPU (bench/README.md): the scripts make as few as
- * they can.
+ * they can.  A write script returns through tracked(), whose read of K and
+ * M makes a connection with CLIENT TRACKING (track.h) track them again:
+ * Redis forgets a tracked key once it changed, and NOLOOP sent nothing.
  */
 #define LUA_PRELUDE                                                           \
 	"local K, M = KEYS[1], KEYS[2]\n"                                     \
@@ -86,6 +88,10 @@
 	"  end\n"                                                             \
 	"  return s\n"                                                        \
 	"end\n"                                                               \
+	"local function tracked(r)\n"                                         \
+	"  redis.call('EXISTS', K, M)\n"                                      \
+	"  return r\n"                                                        \
+	"end\n"                                                               \
 	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
 	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
 	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
@@ -107,7 +113,7 @@ static const char lua_get[] = LUA_PRELUDE "return snapshot(ARGV[1] == '1')\n";
 static const char lua_put[] = LUA_PRELUDE
 	"local mode, mt = ARGV[1], ARGV[7]\n"
 	"local h = meta()\n"
-	"if stale(h, ARGV[2], ARGV[3]) then return {0, h[3] or '0'} end\n"
+	"if stale(h, ARGV[2], ARGV[3]) then return tracked({0, h[3] or '0'}) end\n"
 	"if mode ~= '0' then\n"
 	"  local e = redis.call('EXISTS', K)\n"
 	"  local m = redis.call('EXISTS', M)\n"
@@ -121,13 +127,13 @@ static const char lua_put[] = LUA_PRELUDE
 	"  elseif e == 1 or m == 1 then\n"
 	"    refuse = not isnum(h[5]) or numcmp(h[5], mt) >= 0\n"
 	"  end\n"
-	"  if refuse then return {1, snapshot(true)} end\n"
+	"  if refuse then return tracked({1, snapshot(true)}) end\n"
 	"end\n"
 	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
 	"local wv = setmeta(h, ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
 	"                   ARGV[11])\n"
 	"redis.call('PEXPIRE', M, ARGV[6])\n"
-	"return {0, wv}\n";
+	"return tracked({0, wv})\n";
 
 /*
  * ARGV: host, hs, now ms, ttl ms, fallback mt ns, fallback tombstone TTL
@@ -136,7 +142,7 @@ static const char lua_put[] = LUA_PRELUDE
  */
 static const char lua_delete[] = LUA_PRELUDE
 	"local h = meta()\n"
-	"if stale(h, ARGV[1], ARGV[2]) then return 1 end\n"
+	"if stale(h, ARGV[1], ARGV[2]) then return tracked(1) end\n"
 	"local existed = redis.call('DEL', K)\n"
 	"local mt = h[5]\n"
 	"local ttl\n"
@@ -152,7 +158,7 @@ static const char lua_delete[] = LUA_PRELUDE
 	"redis.call('HSET', M, 'v', '1', 'del', '1', 'host', ARGV[1],\n"
 	"           'hs', ARGV[2], 'wv', (tonumber(h[3]) or 0) + 1)\n"
 	"redis.call('PEXPIRE', M, ttl)\n"
-	"return existed\n";
+	"return tracked(existed)\n";
 
 /*
  * ARGV: host, hs, mt, ct, uid, gid, mode, sliding value TTL ms, ttl ms,
@@ -161,8 +167,8 @@ static const char lua_delete[] = LUA_PRELUDE
  */
 static const char lua_setmeta[] = LUA_PRELUDE
 	"local h = meta()\n"
-	"if stale(h, ARGV[1], ARGV[2]) then return {0, h[3] or '0'} end\n"
-	"if redis.call('EXISTS', K) == 0 then return {2} end\n"
+	"if stale(h, ARGV[1], ARGV[2]) then return tracked({0, h[3] or '0'}) end\n"
+	"if redis.call('EXISTS', K) == 0 then return tracked({2}) end\n"
 	"local vttl = tonumber(ARGV[8])\n"
 	"local keep = false\n"
 	"if ARGV[10] == '1' then\n"
@@ -178,7 +184,7 @@ static const char lua_setmeta[] = LUA_PRELUDE
 	"                   ARGV[6], ARGV[7])\n"
 	"redis.call('PEXPIRE', M,\n"
 	"           string.format('%.0f', vttl + tonumber(ARGV[9])))\n"
-	"return {0, wv}\n";
+	"return tracked({0, wv})\n";
 
 enum script_id {
 	SCRIPT_GET = 0,

@@ -41,6 +41,7 @@
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "track.h"
 
 #define FS_CTL_PROTOCOL 1
 #define FS_CTL_LINE_MAX 65536
@@ -331,6 +332,8 @@ static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
 {
 	lock_all_names(fs);
 	atomic_store(&fs->mode, to);
+	/* What was learnt in another mode is not kept (tracked.c). */
+	fs_track_reset(fs);
 	if (to <= FS_MODE_DUAL_WRITE && from >= FS_MODE_REDIS_FIRST)
 		locals_to_lower(fs, false);
 	else if (to == FS_MODE_REDIS_FIRST && from == FS_MODE_REDIS_ONLY)
@@ -399,18 +402,33 @@ static json_t *reply_error(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
+/* The "cache" object of status: tracked lookups (tracked.c). */
+static json_t *cache_status(struct fs *fs)
+{
+	struct be_tracker *t = fs->tracker;
+
+	if (!t)
+		return json_pack("{s:s}", "kind", "off");
+	return json_pack("{s:s, s:b, s:s?, s:I, s:I}", "kind", "tracking", "up",
+			 be_tracker_up(t), "refused", be_tracker_disabled(t),
+			 "invalidations",
+			 (json_int_t)be_tracker_invalidations(t), "hits",
+			 (json_int_t)atomic_load(&fs->track_hits));
+}
+
 static json_t *cmd_status(struct fs *fs)
 {
 	uint64_t ops, errors;
 	unsigned int layers = 0, dead = 0;
 	size_t inodes;
+	json_t *st;
 
 	fs_route_error_rate(fs, &ops, &errors);
 	fs_layers(fs, &layers, &dead);
 	pthread_mutex_lock(&fs->tab_lock);
 	inodes = fs->name_count;
 	pthread_mutex_unlock(&fs->tab_lock);
-	return json_pack(
+	st = json_pack(
 		"{s:b, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:b, s:I, s:{s:I, s:I}, s:b, s:i, s:i, s:b, s:I}",
 		"ok", 1, "protocol", FS_CTL_PROTOCOL, "version",
 		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
@@ -424,6 +442,9 @@ static json_t *cmd_status(struct fs *fs)
 		fs->lower_current, "layers", (int)layers, "dead_layers",
 		(int)dead, "parallel_lookups", fs_kio_parallel_dirops(),
 		"inodes", (json_int_t)inodes);
+	if (st)
+		json_object_set_new(st, "cache", cache_status(fs));
+	return st;
 }
 
 static json_t *cmd_mode(struct fs *fs, json_t *req)

@@ -139,18 +139,21 @@ int fs_export(struct fs *fs, struct fs_export_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	ret = be_store_list(c, &fs->sc, collect_cb, &l);
+	be_pool_put(fs->pool, c);
 	for (i = 0; ret == 0 && i < l.n; i++) {
 		pthread_mutex_t *nl;
 
 		if (be_name_classify(&fs->sc.ks, l.names[i]) != BE_NAME_SESSION)
 			continue;
+		/* Stripe first, then the name's connection (route.c). */
 		nl = fs_name_lock(fs, l.names[i]);
 		pthread_mutex_lock(nl);
+		c = be_pool_get_at(fs->pool, fs_route_slot(l.names[i]));
 		export_one(fs, c, l.names[i], st);
+		be_pool_put(fs->pool, c);
 		pthread_mutex_unlock(nl);
 		st->names++;
 	}
-	be_pool_put(fs->pool, c);
 	name_list_release(&l);
 	if (ret < 0)
 		return ret;
@@ -219,6 +222,7 @@ int fs_verify(struct fs *fs, struct fs_verify_result *vr)
 	memset(vr, 0, sizeof(*vr));
 	fs_nameset_init(&vr->seen, 0);
 	ret = be_store_list(c, &fs->sc, collect_cb, &l);
+	be_pool_put(fs->pool, c);
 	if (ret == 0)
 		ret = be_lower_list(fs->lower_fd, collect_cb, &l);
 	for (i = 0; ret == 0 && i < l.n; i++) {
@@ -231,10 +235,11 @@ int fs_verify(struct fs *fs, struct fs_verify_result *vr)
 			continue;
 		nl = fs_name_lock(fs, l.names[i]);
 		pthread_mutex_lock(nl);
+		c = be_pool_get_at(fs->pool, fs_route_slot(l.names[i]));
 		ret = verify_one(fs, c, l.names[i], vr);
+		be_pool_put(fs->pool, c);
 		pthread_mutex_unlock(nl);
 	}
-	be_pool_put(fs->pool, c);
 	name_list_release(&l);
 	return ret;
 }

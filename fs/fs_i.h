@@ -27,6 +27,7 @@
 #define FS_FS_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -95,6 +96,7 @@ struct fs_config {
 	char *password_file;
 	char *host_id;
 	char *ctl_dir;
+	char *cache; /* "tracking" or "off" */
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -144,6 +146,13 @@ struct fs_inode {
 	bool loaded;
 	bool opened; /* opened here before: a LOOKUP fetches the bytes too */
 	bool prefetched; /* 'data' holds bytes read with 'attr' at attr_at */
+	/*
+	 * Tracked lookups (tracked.c): the epoch in which 'attr' (and the
+	 * bytes, when 'prefetched') were what Redis held, tracked since; 0
+	 * when not.  Good until 'tracked_until' (CLOCK_MONOTONIC ns).
+	 */
+	uint64_t tracked;
+	int64_t tracked_until;
 	/*
 	 * The commit point (DESIGN.md): a truncate through a handle, or an
 	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a
@@ -223,6 +232,12 @@ struct fs {
 	uint64_t next_generation;
 
 	pthread_mutex_t name_stripes[FS_NAME_STRIPES];
+
+	/* Tracked lookups (tracked.c); tracker NULL when off. */
+	struct be_tracker *tracker;
+	atomic_uint track_inval[FS_NAME_STRIPES]; /* invalidations seen */
+	_Atomic uint64_t track_hits; /* store calls saved */
+	_Atomic bool track_refusal_logged;
 };
 
 /* inode.c */
@@ -350,6 +365,13 @@ int fs_route_rename_lower_temp(struct fs *fs, const char *tmp, const char *name,
 void fs_route_fence(struct fs *fs, const char *name, int err);
 void fs_route_unfence(struct fs *fs, const char *name);
 bool fs_route_is_fenced(struct fs *fs, const char *name);
+/**
+ * Whether what Redis says of 'name' may be kept (tracked.c): a session
+ * name in redis-only, neither fenced nor waiting for a repair.
+ */
+bool fs_route_cacheable(struct fs *fs, const char *name);
+/** The pool slot whose connection reads and writes 'name' (track.h). */
+unsigned int fs_route_slot(const char *name);
 /** One repair pass over the journal; returns the names still behind. */
 size_t fs_route_repair_pass(struct fs *fs);
 /** Counts one routed operation, failed or not. */
@@ -409,6 +431,29 @@ void fs_ctl_stop(struct fs *fs);
 /** Changes the mode at run time with the guards of DESIGN.md. */
 int fs_mode_change(struct fs *fs, enum fs_mode to, bool force, char *why,
 		   size_t whylen);
+
+/* tracked.c: tracked lookups (-o cache=tracking) */
+/** What a store call may keep: taken before the call. */
+struct fs_track_tok {
+	uint64_t epoch; /* 0: nothing may be kept */
+	unsigned int inval;
+};
+/** Starts the tracker when -o cache=tracking; 0 or -errno. */
+int fs_track_start(struct fs *fs);
+void fs_track_stop(struct fs *fs);
+/** Drops every tracked entry (a mode change). */
+void fs_track_reset(struct fs *fs);
+/** Before a store call on 'name' (stripe held). */
+void fs_track_begin(struct fs *fs, const char *name, struct fs_track_tok *tok);
+/**
+ * After a store call on 'name' whose result 'inode' now holds (inode->lock
+ * held): marks it tracked if nothing was invalidated meanwhile, for at most
+ * 'pttl_ms' when > 0.
+ */
+void fs_track_end(struct fs *fs, struct fs_inode *inode, const char *name,
+		  const struct fs_track_tok *tok, int64_t pttl_ms);
+/** Whether 'inode' (inode->lock held) still holds what Redis holds. */
+bool fs_track_valid(struct fs *fs, const struct fs_inode *inode);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_oper;

@@ -57,6 +57,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("state_dir=%s", state_dir, 0),
 	FS_OPT("password_file=%s", password_file, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
+	FS_OPT("cache=%s", cache, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -121,6 +122,10 @@ static void usage(const char *prog)
 	       "    -o host_id=ID          this host's id in the meta keys\n"
 	       "    -o ctl_dir=DIR         where the control socket lives\n"
 	       "                           (default /run/sessfs)\n"
+	       "    -o cache=tracking      in redis-only, answer lookups of\n"
+	       "                           names already read from memory\n"
+	       "                           while Redis reports no change\n"
+	       "                           (CLIENT TRACKING); default off\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "    -o allow_other         let other users (the web server) in\n"
 	       "\n"
@@ -222,6 +227,10 @@ static int configure(struct fs *fs)
 			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
 			cfg->mode);
 	atomic_store(&fs->mode, mode);
+
+	if (cfg->cache && strcmp(cfg->cache, "tracking") != 0 &&
+	    strcmp(cfg->cache, "off") != 0)
+		return bad("invalid cache '%s' (tracking or off)", cfg->cache);
 
 	if (strcmp(cfg->layout, "plain") == 0) {
 		fs->sc.ks.layout = BE_LAYOUT_PLAIN;
@@ -478,6 +487,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->password_file);
 	free(cfg->host_id);
 	free(cfg->ctl_dir);
+	free(cfg->cache);
 	free(cfg->unknown);
 }
 
@@ -688,6 +698,7 @@ int main(int argc, char *argv[])
 	else
 		fs_mountpt_rollback(&fs->mp, err, sizeof(err));
 	fs_route_stop(fs);
+	fs_track_stop(fs);
 	fs_table_destroy(fs);
 	goto out;
 out_mountpt:

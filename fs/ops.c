@@ -112,6 +112,7 @@ static void attr_from_file(struct fs *fs, struct fs_inode *inode,
 
 	inode->attr_at = fs_mono_ns();
 	inode->prefetched = false; /* bytes of an older read: stale now */
+	inode->tracked = 0; /* until fs_track_end() says otherwise */
 	a->size = f->size;
 	a->mtime = ns_ts(f->meta.mtime_ns);
 	a->ctime = ns_ts(f->meta.ctime_ns);
@@ -200,6 +201,10 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* The threads start here: after fuse_daemonize() has forked. */
 	if (fs_route_start(fs) < 0)
 		LOG_ERR("cannot start the repair threads: repairs wait for a remount");
+	ret = fs_track_start(fs);
+	if (ret < 0)
+		LOG_ERR("cannot start the tracker: every lookup asks redis (%s)",
+			strerror(-ret));
 	ret = fs_ctl_start(fs);
 	if (ret < 0)
 		LOG_ERR("cannot open the control socket in '%s': %s",
@@ -215,6 +220,31 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size);
+
+/* Whether what 'inode' holds answers without a store call (tracked.c). */
+static bool tracked_hit(struct fs *fs, const struct fs_inode *inode)
+{
+	if (!fs_track_valid(fs, inode))
+		return false;
+	atomic_fetch_add(&fs->track_hits, 1);
+	return true;
+}
+
+/*
+ * No handle needs the bytes of the stored 'inode' any more: they stay for
+ * the next OPEN while Redis holds them and tracks them (tracked.c), up to
+ * FS_PREFETCH_MAX; otherwise they go.  Caller holds inode->lock.
+ */
+static void release_bytes(struct fs *fs, struct fs_inode *inode)
+{
+	if (inode->loaded && !inode->pending && inode->len <= FS_PREFETCH_MAX &&
+	    fs_track_valid(fs, inode)) {
+		inode->loaded = false;
+		inode->prefetched = true;
+		return;
+	}
+	fs_inode_drop_bytes(inode);
+}
 
 /*
  * LOOKUP of a session this host has opened before: PHP and cachelib open
@@ -243,6 +273,7 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 {
 	enum be_name_kind kind = be_name_classify(&fs->sc.ks, name);
 	struct fs_inode *inode;
+	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	bool prefetch = false;
 	int ret;
@@ -253,18 +284,20 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	}
 	inode = fs_inode_get_name(fs, name, false, false);
 	if (inode) {
-		bool loaded;
+		bool known;
 
 		pthread_mutex_lock(&inode->lock);
-		loaded = inode->loaded;
+		/* Bytes here, or what Redis still holds (tracked.c). */
+		known = inode->loaded || tracked_hit(fs, inode);
 		prefetch = inode->opened && kind == BE_NAME_SESSION;
 		pthread_mutex_unlock(&inode->lock);
-		if (loaded)
+		if (known)
 			return inode;
 	}
 	/* A fenced name's bytes wait for a real read by OPEN. */
 	if (prefetch && fs_route_is_fenced(fs, name))
 		prefetch = false;
+	fs_track_begin(fs, name, &tok);
 	ret = read_name_as(fs, name, prefetch, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
@@ -284,6 +317,7 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	pthread_mutex_lock(&inode->lock);
 	if (!inode->loaded) {
 		attr_from_file(fs, inode, &f);
+		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
 		if (prefetch)
 			keep_prefetched(fs, inode, &f);
 	}
@@ -351,17 +385,22 @@ static void reply_root_attr(fuse_req_t req, struct fs *fs)
  */
 static int refresh_attr(struct fs *fs, struct fs_inode *inode, const char *name)
 {
+	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	int ret;
 
 	if (inode->loaded || !name ||
-	    fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS)
+	    fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS ||
+	    tracked_hit(fs, inode))
 		return 0;
+	fs_track_begin(fs, name, &tok);
 	ret = read_name(fs, name, false, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
-	if (ret == 0)
+	if (ret == 0) {
 		attr_from_file(fs, inode, &f);
+		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
+	}
 	be_file_release(&f);
 	return ret;
 }
@@ -516,6 +555,7 @@ static int inode_resize(struct fs *fs, struct fs_inode *inode, size_t size)
  */
 static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 {
+	struct fs_track_tok tok;
 	struct be_meta meta;
 	int ret;
 
@@ -526,16 +566,23 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 		return 0;
 	}
 	fs_meta_from_attr(&meta, &inode->attr);
+	fs_track_begin(fs, name, &tok);
 	ret = fs_route_put(fs, name, inode->data ? inode->data : "", inode->len,
 			   &meta);
 	ret = store_err(fs, ret, "write", name);
 	end_change(inode, ret < 0);
+	/* Written through the name's tracked connection: Redis holds it. */
+	if (ret == 0)
+		fs_track_end(fs, inode, name, &tok, 0);
+	else
+		inode->tracked = 0;
 	return ret;
 }
 
 /* Loads the bytes of a session inode from the store (first open). */
 static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 {
+	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	int ret;
 
@@ -546,6 +593,12 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 		if (name && fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS) {
 			inode->loaded = true; /* read by the LOOKUP just now */
 			fs_route_unfence(fs, name);
+			return 0;
+		}
+		/* Bytes Redis still holds (tracked.c); a fence needs a read. */
+		if (name && !fs_route_is_fenced(fs, name) &&
+		    tracked_hit(fs, inode)) {
+			inode->loaded = true;
 			return 0;
 		}
 	}
@@ -568,6 +621,7 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 		free(replaced);
 		return ret;
 	}
+	fs_track_begin(fs, name, &tok);
 	ret = read_name(fs, name, true, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
 		ret = -ENOENT;
@@ -578,6 +632,7 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 			memcpy(inode->data, f.data, f.size);
 		inode->len = f.size;
 		attr_from_file(fs, inode, &f);
+		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
 		inode->loaded = true;
 	}
 	be_file_release(&f);
@@ -643,9 +698,16 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 	    a.gid == inode->attr.gid)
 		return 0;
 	if (!inode->local && name && !inode->pending) {
+		struct fs_track_tok tok;
+
 		fs_meta_from_attr(&meta, &a);
+		fs_track_begin(fs, name, &tok);
 		ret = fs_route_setmeta(fs, name, &meta);
 		ret = store_err(fs, ret, "change the metadata of", name);
+		if (ret == 0)
+			fs_track_end(fs, inode, name, &tok, 0);
+		else
+			inode->tracked = 0;
 	}
 	/* With bytes pending, the commit carries the new meta along. */
 	if (ret == 0)
@@ -838,6 +900,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	bool excl = !fi || (fi->flags & O_EXCL), created = false;
+	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	struct be_meta meta = { 0 };
 	struct fs_inode *inode;
@@ -867,6 +930,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 	meta.uid = fuse_req_ctx(req)->uid;
 	meta.gid = fuse_req_ctx(req)->gid;
 	meta.mode = mode & 07777;
+	fs_track_begin(fs, name, &tok);
 	ret = store_err(fs, fs_route_create(fs, name, &meta, &f, &created),
 			"create", name);
 	if (ret == 0 && !created && f.state != BE_PRESENT)
@@ -890,6 +954,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 	pthread_mutex_lock(&inode->lock);
 	if (!inode->loaded) {
 		attr_from_file(fs, inode, &f);
+		fs_track_end(fs, inode, name, &tok, created ? 0 : f.pttl_ms);
 		/*
 		 * Created empty for an open (CREATE): its bytes are known,
 		 * the open need not read them back.  A failed open undoes it.
@@ -1067,11 +1132,10 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 	if (inode->pending && !inode->local)
 		end_change(inode, true);
 	if (fs_inode_open_inc(fs, inode, -1) == 0) {
-		if (inode->local) {
+		if (inode->local)
 			inode->closed_at = now_ts().tv_sec;
-		} else {
-			fs_inode_drop_bytes(inode);
-		}
+		else
+			release_bytes(fs, inode);
 	}
 	pthread_mutex_unlock(&inode->lock);
 	fs_handle_track(fs, h, false);
@@ -1137,6 +1201,7 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 			   const char *name, const char *newname,
 			   unsigned int flags)
 {
+	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	struct be_meta meta;
 	int ret = 0;
@@ -1153,6 +1218,7 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 		return ret;
 	inode->attr.ctime = now_ts();
 	fs_meta_from_attr(&meta, &inode->attr);
+	fs_track_begin(fs, newname, &tok);
 	if (inode->local)
 		ret = fs_route_put(fs, newname, inode->data ? inode->data : "",
 				   inode->len, &meta);
@@ -1164,10 +1230,14 @@ static int rename_to_store(struct fs *fs, struct fs_inode *inode,
 	if (ret < 0)
 		return ret;
 	ret = fs_inode_rename(fs, inode, newname, false);
-	if (ret == 0 && fs_inode_open_inc(fs, inode, 0) == 0) {
-		/* A stored inode holds bytes only while a handle is open. */
-		fs_inode_drop_bytes(inode);
-	}
+	if (ret < 0)
+		return ret;
+	/* The bytes went through the tracked connection of 'newname'. */
+	inode->loaded = true;
+	fs_track_end(fs, inode, newname, &tok, 0);
+	/* A stored inode holds bytes only while a handle is open. */
+	if (fs_inode_open_inc(fs, inode, 0) == 0)
+		release_bytes(fs, inode);
 	return ret;
 }
 

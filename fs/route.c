@@ -224,6 +224,11 @@ static int journal_add(struct fs *fs, const char *name, unsigned int stores)
 
 /* ---- the Redis side ---- */
 
+unsigned int fs_route_slot(const char *name)
+{
+	return (unsigned int)fs_name_hash(name);
+}
+
 /*
  * Reads 'name' from Redis; when Redis has neither a value nor a tombstone,
  * from the lower dir (a legacy session), copying it up with COPYUP, which
@@ -233,7 +238,7 @@ static int redis_resolve(struct fs *fs, const char *name, bool want_data,
 			 struct be_file *f)
 {
 	struct be_file lower, cur = { 0 };
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	int ret;
 
 	ret = be_store_get(c, &fs->sc, name, want_data, f);
@@ -279,7 +284,7 @@ out:
 static int redis_put(struct fs *fs, const char *name, const void *data,
 		     size_t len, const struct be_meta *meta)
 {
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	int ret = be_store_put(c, &fs->sc, name, data, len, meta,
 			       BE_PUT_REPLACE, NULL, NULL);
 
@@ -292,7 +297,7 @@ static int redis_put(struct fs *fs, const char *name, const void *data,
 
 static int redis_delete(struct fs *fs, const char *name, int64_t mtime_ns)
 {
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	int ret = be_store_delete(c, &fs->sc, name, mtime_ns);
 
 	be_pool_put(fs->pool, c);
@@ -305,7 +310,7 @@ static int redis_delete(struct fs *fs, const char *name, int64_t mtime_ns)
 static int redis_setmeta(struct fs *fs, const char *name,
 			 const struct be_meta *meta)
 {
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	int ret = be_store_setmeta(c, &fs->sc, name, meta, NULL);
 
 	be_pool_put(fs->pool, c);
@@ -406,6 +411,13 @@ static enum route route_of(struct fs *fs, const char *name)
 static bool is_session(struct fs *fs, const char *name)
 {
 	return be_name_classify(&fs->sc.ks, name) == BE_NAME_SESSION;
+}
+
+bool fs_route_cacheable(struct fs *fs, const char *name)
+{
+	return fs_mode_get(fs) == FS_MODE_REDIS_ONLY && is_session(fs, name) &&
+	       !be_journal_get(fs->rt.journal, name) &&
+	       !fs_route_is_fenced(fs, name);
 }
 
 /*
@@ -545,7 +557,7 @@ int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
 	}
 	if (redis_is_down(fs) && !redis_wait_up(fs))
 		return -EIO;
-	c = be_pool_get(fs->pool);
+	c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	ret = be_store_put(c, &fs->sc, name, "", 0, meta, BE_PUT_CREATE, NULL,
 			   cur);
 	be_pool_put(fs->pool, c);
@@ -697,7 +709,7 @@ int fs_route_rename_lower_temp(struct fs *fs, const char *tmp, const char *name,
 static unsigned int verify_one(struct fs *fs, const char *name)
 {
 	struct be_file lf = { 0 }, rf = { 0 };
-	struct be_conn *c = be_pool_get(fs->pool);
+	struct be_conn *c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	unsigned int behind_store = 0;
 	bool lower_auth = fs_mode_get(fs) <= FS_MODE_DUAL_WRITE;
 	int lret, rret;
@@ -753,7 +765,7 @@ static int repair_one(struct fs *fs, const char *name, unsigned int stores)
 		if (fs_mode_get(fs) == FS_MODE_FILES)
 			return 0;
 		ret = be_lower_get(fs->lower_fd, name, fs->max_size, true, &f);
-		c = be_pool_get(fs->pool);
+		c = be_pool_get_at(fs->pool, fs_route_slot(name));
 		if (ret == 0 && f.state == BE_PRESENT)
 			ret = be_store_put(c, &fs->sc, name, f.data, f.size,
 					   &f.meta, BE_PUT_REPLACE, NULL, NULL);
@@ -768,7 +780,7 @@ static int repair_one(struct fs *fs, const char *name, unsigned int stores)
 		LOG_DEBUG("repaired '%s' in redis", name);
 	}
 	if (stores & BE_J_LOWER) {
-		c = be_pool_get(fs->pool);
+		c = be_pool_get_at(fs->pool, fs_route_slot(name));
 		ret = be_store_get(c, &fs->sc, name, true, &f);
 		be_pool_put(fs->pool, c);
 		redis_failed(fs, ret);

@@ -691,6 +691,19 @@ static long count_clients(struct be_conn *c)
 	return n;
 }
 
+/* Sweeps 'pool' until it closes one connection (the kill is async). */
+static void wait_sweep(struct be_pool *pool)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (be_pool_sweep(pool) == 1)
+			return;
+		usleep(10000);
+	}
+	CHECK(!"the sweep never saw the closed connection");
+}
+
 static void test_pool(const struct test_redis *r)
 {
 	struct be_endpoint ep = { 0 };
@@ -698,6 +711,7 @@ static void test_pool(const struct test_redis *r)
 	pthread_t th[POOL_THREADS];
 	struct be_conn *a, *b, *c, *probe;
 	struct be_pool *pool;
+	redisReply *reply;
 	char total[16];
 	int i;
 
@@ -709,15 +723,35 @@ static void test_pool(const struct test_redis *r)
 	if (!pool)
 		return;
 
-	/* Last in, first out. */
-	a = be_pool_get(pool);
-	b = be_pool_get(pool);
+	/* A slot lends its own connection, or another while it is lent. */
+	a = be_pool_get_at(pool, 3);
+	b = be_pool_get_at(pool, 3 + POOL_MAX);
 	CHECK(a && b && a != b);
 	be_pool_put(pool, a);
 	be_pool_put(pool, b);
-	c = be_pool_get(pool);
-	CHECK(c == b);
+	c = be_pool_get_at(pool, 3);
+	CHECK(c == a);
 	be_pool_put(pool, c);
+	CHECK(be_pool_size(pool) == POOL_MAX);
+
+	/* An idle connection the server closed is found by the sweep. */
+	c = be_pool_get_at(pool, 3);
+	expect_ping(c);
+	be_pool_put(pool, c);
+	CHECK(be_pool_sweep(pool) == 0);
+	probe = conn_tcp(r, 0, NULL, NULL, 5);
+	CHECK(run(probe, &reply, 0,
+		  (const char *[]){ "CLIENT", "KILL", "TYPE", "normal",
+				    "SKIPME", "yes", NULL }) == 0);
+	CHECK(reply && reply->type == REDIS_REPLY_INTEGER &&
+	      reply->integer >= 1);
+	freeReplyObject(reply);
+	wait_sweep(pool);
+	c = be_pool_get_at(pool, 3);
+	CHECK(c == a);
+	expect_ping(c); /* reconnects */
+	be_pool_put(pool, c);
+	be_conn_free(probe);
 
 	probe = conn_tcp(r, 0, NULL, NULL, 5);
 	expect(probe, (const char *[]){ "SET", "counter", "0", NULL }, "OK");

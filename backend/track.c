@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The tracker (track.h): one connection subscribed to Redis's invalidation
+ * channel, read by its own thread, which reconnects with backoff and pings
+ * the server when it has been quiet, so that a dead connection is noticed
+ * within a second or two.  The epoch is one atomic word: a counter, and a
+ * DOWN bit while nothing may be trusted.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "track.h"
+
+#define EPOCH_DOWN     (1ULL << 63)
+#define TICK_MS	       50
+#define PING_AFTER_MS  1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define CHANNEL	       "__redis__:invalidate"
+
+struct be_tracker {
+	struct be_endpoint ep;
+	double timeout;
+	be_inval_cb cb;
+	void (*tick)(void *arg);
+	void *arg;
+
+	pthread_t thread;
+	bool started;
+	_Atomic bool stopping;
+
+	_Atomic uint64_t epoch; /* counter | EPOCH_DOWN */
+	_Atomic bool disabled;
+	char why[256]; /* set once, before 'disabled' */
+	pthread_mutex_t lock; /* redirect and gen */
+	long long redirect;
+	uint64_t gen;
+	_Atomic uint64_t invalidations;
+	/*
+	 * be_tracker_quiet(): the subscribed socket (-1 when none), and
+	 * whether the thread holds messages it has not applied yet.
+	 */
+	_Atomic int fd;
+	_Atomic bool busy;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+struct be_tracker *be_tracker_new(const struct be_endpoint *ep, double timeout,
+				  be_inval_cb cb, void (*tick)(void *arg),
+				  void *arg)
+{
+	struct be_tracker *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	if (be_endpoint_copy(&t->ep, ep) < 0 ||
+	    pthread_mutex_init(&t->lock, NULL)) {
+		be_endpoint_release(&t->ep);
+		free(t);
+		return NULL;
+	}
+	t->timeout = timeout;
+	t->cb = cb;
+	t->tick = tick;
+	t->arg = arg;
+	atomic_init(&t->epoch, EPOCH_DOWN);
+	atomic_init(&t->fd, -1);
+	atomic_init(&t->busy, true);
+	return t;
+}
+
+uint64_t be_tracker_epoch(struct be_tracker *t)
+{
+	uint64_t e;
+
+	if (!t || atomic_load(&t->disabled))
+		return 0;
+	e = atomic_load(&t->epoch);
+	return (e & EPOCH_DOWN) ? 0 : e;
+}
+
+bool be_tracker_up(struct be_tracker *t)
+{
+	return be_tracker_epoch(t) != 0;
+}
+
+long long be_tracker_redirect(struct be_tracker *t, uint64_t *gen)
+{
+	long long id;
+
+	pthread_mutex_lock(&t->lock);
+	id = t->redirect;
+	*gen = t->gen;
+	pthread_mutex_unlock(&t->lock);
+	return atomic_load(&t->disabled) ? 0 : id;
+}
+
+uint64_t be_tracker_gen(struct be_tracker *t)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&t->lock);
+	gen = t->gen;
+	pthread_mutex_unlock(&t->lock);
+	return gen;
+}
+
+void be_tracker_lost(struct be_tracker *t)
+{
+	atomic_fetch_add(&t->epoch, 1);
+}
+
+void be_tracker_disable(struct be_tracker *t, const char *why)
+{
+	pthread_mutex_lock(&t->lock);
+	if (!atomic_load(&t->disabled)) {
+		strncpy(t->why, why ? why : "refused", sizeof(t->why) - 1);
+		atomic_store(&t->disabled, true);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+const char *be_tracker_disabled(struct be_tracker *t)
+{
+	return atomic_load(&t->disabled) ? t->why : NULL;
+}
+
+uint64_t be_tracker_invalidations(struct be_tracker *t)
+{
+	return atomic_load(&t->invalidations);
+}
+
+/* Subscribed: a new redirect id, a new generation, then a new epoch. */
+static void go_up(struct be_tracker *t, long long id)
+{
+	uint64_t e, up;
+
+	pthread_mutex_lock(&t->lock);
+	t->redirect = id;
+	t->gen++;
+	pthread_mutex_unlock(&t->lock);
+	e = atomic_load(&t->epoch);
+	do {
+		up = (e & ~EPOCH_DOWN) + 1;
+	} while (!atomic_compare_exchange_weak(&t->epoch, &e, up));
+}
+
+static void go_down(struct be_tracker *t)
+{
+	atomic_fetch_or(&t->epoch, EPOCH_DOWN);
+	pthread_mutex_lock(&t->lock);
+	t->redirect = 0;
+	pthread_mutex_unlock(&t->lock);
+	t->cb(t->arg, NULL, 0);
+}
+
+/* CLIENT ID, then SUBSCRIBE; the client id on success, else -errno. */
+static long long subscribe(struct be_tracker *t, struct be_conn *c)
+{
+	const char *id_cmd[2] = { "CLIENT", "ID" };
+	const char *sub[2] = { "SUBSCRIBE", CHANNEL };
+	redisReply *r = NULL;
+	long long id;
+	int ret;
+
+	ret = be_conn_command(c, &r, 2, id_cmd, NULL, BE_CMD_NORETRY);
+	if (ret < 0)
+		return ret;
+	if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0) {
+		if (r->type == REDIS_REPLY_ERROR)
+			be_tracker_disable(t, r->str);
+		freeReplyObject(r);
+		return -EPROTO;
+	}
+	id = r->integer;
+	freeReplyObject(r);
+	ret = be_conn_command(c, &r, 2, sub, NULL, BE_CMD_NORETRY);
+	if (ret < 0)
+		return ret;
+	/* ["subscribe", channel, 1], or NOPERM for the channel. */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+		if (r->type == REDIS_REPLY_ERROR)
+			be_tracker_disable(t, r->str);
+		freeReplyObject(r);
+		return -EPROTO;
+	}
+	freeReplyObject(r);
+	return id;
+}
+
+/*
+ * One pushed reply: an invalidation message (["message", channel, keys or
+ * nil]) or the answer to our PING (["pong", ""]).  0, or -EPROTO.
+ */
+static int handle(struct be_tracker *t, const redisReply *r)
+{
+	const redisReply *keys;
+	size_t i;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING)
+		return -EPROTO;
+	if (strcmp(r->element[0]->str, "pong") == 0)
+		return 0;
+	if (strcmp(r->element[0]->str, "message") != 0 || r->elements != 3)
+		return -EPROTO;
+	keys = r->element[2];
+	if (keys->type == REDIS_REPLY_NIL) {
+		atomic_fetch_add(&t->invalidations, 1);
+		t->cb(t->arg, NULL, 0); /* FLUSHALL / FLUSHDB */
+		return 0;
+	}
+	if (keys->type != REDIS_REPLY_ARRAY)
+		return -EPROTO;
+	for (i = 0; i < keys->elements; i++) {
+		if (keys->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		atomic_fetch_add(&t->invalidations, 1);
+		t->cb(t->arg, keys->element[i]->str, keys->element[i]->len);
+	}
+	return 0;
+}
+
+bool be_tracker_quiet(struct be_tracker *t)
+{
+	struct pollfd pfd = { .fd = atomic_load(&t->fd), .events = POLLIN };
+
+	/* Unread bytes first, then bytes read but not applied yet. */
+	if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0)
+		return false;
+	return !atomic_load(&t->busy);
+}
+
+/*
+ * Applies every message the socket holds; 'busy' stays set while a
+ * message is only partly read.  0, or -errno when the connection failed.
+ */
+static int drain(struct be_tracker *t, struct be_conn *c)
+{
+	redisReply *r;
+	int ret;
+
+	atomic_store(&t->busy, true);
+	for (;;) {
+		ret = be_conn_recv(c, &r, 0);
+		if (ret < 0)
+			break;
+		ret = handle(t, r);
+		freeReplyObject(r);
+		if (ret < 0)
+			break;
+	}
+	if (ret != -ETIMEDOUT)
+		return ret;
+	atomic_store(&t->busy, be_conn_partial(c));
+	return 0;
+}
+
+/* Reads messages until the connection fails or we stop. */
+static void listen_loop(struct be_tracker *t, struct be_conn *c)
+{
+	const char *ping[1] = { "PING" };
+	int64_t heard = mono_ms(), pinged = 0, now;
+	struct pollfd pfd = { .fd = be_conn_fd(c), .events = POLLIN };
+	int n;
+
+	atomic_store(&t->busy, false);
+	atomic_store(&t->fd, pfd.fd);
+	while (!atomic_load(&t->stopping)) {
+		n = poll(&pfd, 1, TICK_MS);
+		now = mono_ms();
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0) {
+			heard = now;
+			pinged = 0;
+			if (drain(t, c) < 0)
+				break;
+		}
+		if (t->tick)
+			t->tick(t->arg);
+		if (!pinged && now - heard >= PING_AFTER_MS) {
+			if (be_conn_send(c, 1, ping, NULL) < 0)
+				break;
+			pinged = now;
+		} else if (pinged &&
+			   now - pinged >= (int64_t)(t->timeout * 1000)) {
+			break; /* no pong: the server or the path is gone */
+		}
+	}
+	/* go_down() follows: the epoch is DOWN before the socket closes. */
+	atomic_store(&t->busy, true);
+	atomic_store(&t->fd, -1);
+}
+
+static void *tracker_main(void *arg)
+{
+	struct be_tracker *t = arg;
+	int backoff = BACKOFF_MIN_MS;
+
+	while (!atomic_load(&t->stopping) && !atomic_load(&t->disabled)) {
+		struct be_conn *c = be_conn_new(&t->ep, t->timeout);
+		long long id = c ? subscribe(t, c) : -ENOMEM;
+
+		if (id > 0) {
+			go_up(t, id);
+			backoff = BACKOFF_MIN_MS;
+			listen_loop(t, c);
+			go_down(t);
+		}
+		be_conn_free(c);
+		if (atomic_load(&t->stopping))
+			break;
+		/* Down: the daemon still checks its idle connections. */
+		for (int waited = 0; waited < backoff; waited += TICK_MS) {
+			if (atomic_load(&t->stopping))
+				break;
+			if (t->tick)
+				t->tick(t->arg);
+			sleep_ms(TICK_MS);
+		}
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+						       : backoff * 2;
+	}
+	if (t->tick)
+		t->tick(t->arg); /* once more: it may report the refusal */
+	return NULL;
+}
+
+int be_tracker_start(struct be_tracker *t)
+{
+	int ret = pthread_create(&t->thread, NULL, tracker_main, t);
+
+	if (ret)
+		return -ret;
+	t->started = true;
+	return 0;
+}
+
+void be_tracker_free(struct be_tracker *t)
+{
+	if (!t)
+		return;
+	atomic_store(&t->stopping, true);
+	if (t->started)
+		pthread_join(t->thread, NULL);
+	pthread_mutex_destroy(&t->lock);
+	be_endpoint_release(&t->ep);
+	free(t);
+}

@@ -1,0 +1,216 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Tracked lookups (-o cache=tracking, fs/tracked.c, backend/track.c): in
+redis-only, a name this host has read or written is answered from memory
+(LOOKUP, GETATTR, OPEN of a closed session) while Redis reports no change
+through CLIENT TRACKING; a change by anyone else (another host, redis-cli,
+an expiry, FLUSHALL) is seen at the next call.  Real redis-server, two real
+mounts standing for two hosts."""
+
+import os
+
+import pytest
+
+import util
+from util import read_file, wait_for, write_file
+from modeutil import ModeMount, PREFIX
+
+pytestmark = [
+    util.fuse_test_marker(),
+    pytest.mark.skipif(not util.SESSFS.exists(),
+                       reason="%s not built" % util.SESSFS),
+]
+
+NAME = "sess_tracked0123456789abcdefghij"
+
+
+def script_calls(r):
+    """EVALSHA + EVAL calls Redis has run so far (every store call)."""
+    st = r.info("commandstats")
+    return sum(st.get(k, {}).get("calls", 0)
+               for k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def host(tmp, redis_server, checker, tag, cache="tracking"):
+    d = tmp / tag
+    d.mkdir()
+    sessdir = util.make_sessdir(d)
+    mm = ModeMount(d, redis_server, checker)
+    extra = ["host_id=%s" % tag]
+    if cache:
+        extra.append("cache=%s" % cache)
+    return mm, sessdir, extra
+
+
+def wait_up(mm):
+    return wait_for(lambda: mm.status()["cache"].get("up"), 10,
+                    "the tracker to subscribe", interval=0.02)
+
+
+@pytest.mark.parametrize("cache", ["tracking", "off"])
+def test_known_names_cost_no_store_call(cache, redis, redis_server, tmp,
+                                        checker):
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a", cache)
+    with mm.mounted(sessdir, "redis-only", extra) as m:
+        if cache == "tracking":
+            wait_up(mm)
+        p = m.path(NAME)
+        write_file(p, b"v1")
+        assert read_file(p) == b"v1"
+        before = script_calls(redis)
+        for _ in range(20):
+            assert os.stat(p).st_size == 2
+            assert read_file(p) == b"v1"
+        calls = script_calls(redis) - before
+        st = mm.status()
+    if cache == "tracking":
+        assert calls == 0, "%d store calls for names already known" % calls
+        assert st["cache"]["hits"] >= 40
+    else:
+        assert calls >= 40  # every LOOKUP and OPEN asks Redis
+        assert st["cache"] == {"kind": "off"}
+
+
+def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
+                                                checker):
+    """Host a writes, host b reads right after, 300 times: b never serves
+    what it knew before a's write returned."""
+    mma, da, xa = host(tmp, redis_server, checker, "a")
+    mmb, db, xb = host(tmp, redis_server, checker, "b")
+    with mma.mounted(da, "redis-only", xa) as a, \
+            mmb.mounted(db, "redis-only", xb) as b:
+        wait_up(mma)
+        wait_up(mmb)
+        write_file(a.path(NAME), b"0")
+        for i in range(300):
+            # b knows the name (and its bytes) now...
+            assert read_file(b.path(NAME)) == str(i).encode()
+            assert os.stat(b.path(NAME)).st_size == len(str(i))
+            # ...and a changes it.
+            write_file(a.path(NAME), str(i + 1).encode(),
+                       flags=os.O_RDWR | os.O_TRUNC)
+        assert read_file(b.path(NAME)) == b"300"
+        os.unlink(a.path(NAME))
+        assert not os.path.exists(b.path(NAME))
+        hits = mmb.status()["cache"]["hits"]
+        inval = mmb.status()["cache"]["invalidations"]
+    assert hits > 0 and inval >= 300
+
+
+def test_changes_made_in_redis_are_seen(redis, redis_server, tmp, checker):
+    """redis-cli-like changes (a SET, a DEL, FLUSHALL, an expiry) reach a
+    host that has the name in memory."""
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+    key = util.value_key(PREFIX, NAME)
+    with mm.mounted(sessdir, "redis-only", extra) as m:
+        wait_up(mm)
+        p = m.path(NAME)
+        write_file(p, b"mine")
+        assert read_file(p) == b"mine"
+        redis.set(key, b"theirs!")
+        assert read_file(p) == b"theirs!"
+        assert os.stat(p).st_size == 7
+        redis.delete(key, util.meta_key(PREFIX, NAME))
+        assert not os.path.exists(p)
+        write_file(p, b"again")
+        assert read_file(p) == b"again"
+        redis.flushall()
+        assert not os.path.exists(p)
+        write_file(p, b"short-lived")
+        assert read_file(p) == b"short-lived"
+        redis.pexpire(key, 200)
+        wait_for(lambda: not os.path.exists(p), 5, "the expiry to be seen")
+
+
+def test_lost_tracking_is_never_trusted(redis, redis_server, tmp, checker):
+    """Killing the tracker's connection, or the data connections, makes
+    the daemon forget what it knew: a change made meanwhile is seen."""
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+    key = util.value_key(PREFIX, NAME)
+    with mm.mounted(sessdir, "redis-only", extra) as m:
+        wait_up(mm)
+        p = m.path(NAME)
+        write_file(p, b"one")
+        assert read_file(p) == b"one"
+        # The tracker's connection goes: until it is back, nothing is
+        # trusted, and a change made while it was away is seen.
+        redis.client_kill_filter(_type="pubsub")
+        redis.set(key, b"two")
+        assert read_file(p) == b"two"
+        wait_up(mm)
+        assert read_file(p) == b"two"
+        # The data connections go (their tracking with them), then a
+        # change is made that no one is told about.
+        for c in redis.client_list():
+            if c.get("flags") != "P" and int(c["id"]) != redis.client_id():
+                redis.client_kill_filter(_id=c["id"])
+        redis.execute_command("CLIENT", "TRACKING", "OFF")
+        redis.set(key, b"three")
+        wait_for(lambda: read_file(p) == b"three", 1,
+                 "the change to be seen once the connections were gone",
+                 interval=0.01)
+
+
+def test_refused_tracking_means_no_cache(redis, redis_server, tmp, checker):
+    """A Redis user without CLIENT: the mount works, and asks Redis."""
+    redis.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*",
+                          "+@all", "-client")
+    try:
+        mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+        url = "redis://app:pw@127.0.0.1:%d" % redis_server.port
+        checker.register_output(r"refused client tracking")
+        with mm.mounted(sessdir, "redis-only", extra, url=url) as m:
+            p = m.path(NAME)
+            write_file(p, b"v")
+            wait_for(lambda: mm.status()["cache"].get("refused"), 10,
+                     "tracking to be refused")
+            before = script_calls(redis)
+            for _ in range(5):
+                assert read_file(p) == b"v"
+            assert script_calls(redis) - before >= 5  # one per read
+    finally:
+        redis.execute_command("ACL", "DELUSER", "app")
+
+
+def test_only_redis_only_is_cached(redis, redis_server, tmp, checker):
+    """In redis-first (and before), every lookup asks the stores."""
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+    with mm.mounted(sessdir, "redis-first", extra) as m:
+        wait_up(mm)
+        p = m.path(NAME)
+        write_file(p, b"v")
+        before = script_calls(redis)
+        for _ in range(5):
+            assert read_file(p) == b"v"
+        assert script_calls(redis) - before >= 5  # one per read
+        assert mm.status()["cache"]["hits"] == 0
+
+
+@pytest.mark.parametrize("kind", ["php", "flask"])
+def test_a_session_roaming_between_two_hosts(kind, redis, redis_server, tmp,
+                                             checker, make_app):
+    """Two web servers with their own tracking mounts, one Redis prefix:
+    a client sent to either at random never loses a count or a logout,
+    though each host answers what it knows from memory."""
+    env = {"SESSION_FILE_THRESHOLD": "0"} if kind == "flask" else None
+    d1 = util.make_sessdir(tmp, "web1")
+    d2 = util.make_sessdir(tmp, "web2")
+    with util.app_on_mount(kind, redis_server, d1, checker, make_app, env,
+                           opts=["host_id=web1", "cache=tracking"]) \
+            as (m1, web1), \
+            util.app_on_mount(kind, redis_server, d2, checker, make_app, env,
+                              opts=["host_id=web2", "cache=tracking"]) \
+            as (m2, web2):
+        c = web1.client()
+        assert c.get("/login?user=roaming") == "ok user=roaming"
+        hosts = (web1, web2)
+        for i in range(1, 41):
+            # Mostly the same host a few times in a row, then the other:
+            # both hosts keep what they read, and must drop it.
+            c.base = hosts[(i // 3) % 2].base
+            assert c.get("/incr") == "count=%d" % i
+        c.base = web2.base
+        assert c.get("/logout") == "bye"
+        c.base = web1.base
+        assert c.get("/whoami") == "anonymous"
+        c.base = web2.base
+        assert c.get("/whoami") == "anonymous"
