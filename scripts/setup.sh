@@ -12,7 +12,8 @@
 #   ./scripts/setup.sh demo    deps + build + examples/demo/demo.sh
 #   ./scripts/setup.sh test    deps + build with -Dwerror=true + every test:
 #                              unit and integration, the same again under
-#                              ASan/UBSan, the unit tests under valgrind,
+#                              ASan/UBSan (with -o cache=tracking), the
+#                              unit tests under valgrind,
 #                              clang-format, shellcheck, systemd-analyze
 #
 # .ci/run runs `test`.  Nothing here starts a service of the distribution:
@@ -289,6 +290,7 @@ run_asan_tests()
 {
 	local -x UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	local -x ASAN_OPTIONS=detect_leaks=1
+	local -x SESSFS_TEST_CACHE=tracking
 	# Known leaks of libraries we do not own, if any, go in scripts/lsan.supp.
 	if [[ -s $ROOT/scripts/lsan.supp ]]; then
 		local -x LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0
@@ -316,11 +318,14 @@ cmd_test()
 	# The same tests against an ASan/UBSan build: the integration tests
 	# start the daemon from SESSFS_BUILD_DIR, which meson sets to
 	# build-asan for this run, so the mounted daemon is the ASan one.
+	# This run mounts with -o cache=tracking wherever a test does not
+	# choose (SESSFS_TEST_CACHE, tests/integration/util.py): every test
+	# once with tracked lookups, under the sanitizers.
 	say "test: ASan/UBSan build in build-asan [$(elapsed)]"
 	configure build-asan -Dwerror=true -Db_sanitize=address,undefined \
 		-Db_lundef=false
 	ninja -C build-asan
-	say "test: meson test -C build-asan (unit + integration) [$(elapsed)]"
+	say "test: meson test -C build-asan (unit + integration, cache=tracking) [$(elapsed)]"
 	run_asan_tests
 
 	say "test: unit tests under valgrind [$(elapsed)]"
