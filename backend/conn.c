@@ -342,6 +342,29 @@ static void free_replies(redisReply **replies, size_t n)
 }
 
 /*
+ * The next reply the reader holds, reading the socket until 'deadline'
+ * while it holds none.  0 with a new '*reply', or -errno (reason set).
+ */
+static int next_reply(struct be_conn *c, redisReply **reply, int64_t deadline)
+{
+	void *r;
+	int ret;
+
+	for (;;) {
+		r = NULL;
+		if (redisReaderGetReply(c->reader, &r) != REDIS_OK)
+			return reader_error(c);
+		if (r) {
+			*reply = r;
+			return 0;
+		}
+		ret = read_some(c, deadline);
+		if (ret < 0)
+			return ret;
+	}
+}
+
+/*
  * One round trip on the connected 'c': writes the 'len' bytes of 'buf'
  * (n formatted commands) and reads 'n' replies into 'replies'.  No retry,
  * no reconnect.  0 or -errno; on failure no reply is left allocated and
@@ -350,29 +373,14 @@ static void free_replies(redisReply **replies, size_t n)
 static int exchange(struct be_conn *c, const char *buf, size_t len, size_t n,
 		    redisReply **replies, int64_t deadline)
 {
-	void *r;
 	size_t i;
 	int ret;
 
 	for (i = 0; i < n; i++)
 		replies[i] = NULL;
 	ret = write_all(c, buf, len, deadline);
-	for (i = 0; i < n && ret == 0; i++) {
-		for (;;) {
-			r = NULL;
-			if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
-				ret = reader_error(c);
-				break;
-			}
-			if (r) {
-				replies[i] = r;
-				break;
-			}
-			ret = read_some(c, deadline);
-			if (ret < 0)
-				break;
-		}
-	}
+	for (i = 0; i < n && ret == 0; i++)
+		ret = next_reply(c, &replies[i], deadline);
 	if (ret < 0)
 		free_replies(replies, n);
 	return ret;
@@ -777,28 +785,14 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
 int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms)
 {
 	int64_t deadline = now_ns() + (int64_t)wait_ms * NSEC_PER_MSEC;
-	void *r;
 	int ret;
 
 	*reply = NULL;
 	if (c->fd < 0)
 		return set_error(c, -ENOTCONN, "not connected");
-	for (;;) {
-		r = NULL;
-		if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
-			ret = reader_error(c);
-			break;
-		}
-		if (r) {
-			*reply = r;
-			return 0;
-		}
-		ret = read_some(c, deadline);
-		if (ret < 0)
-			break;
-	}
+	ret = next_reply(c, reply, deadline);
 	/* Nothing yet is no error: a half-read reply stays in the reader. */
-	if (ret != -ETIMEDOUT)
+	if (ret < 0 && ret != -ETIMEDOUT)
 		be_conn_close(c);
 	return ret;
 }
