@@ -807,14 +807,9 @@ bool be_conn_partial(const struct be_conn *c)
 	return c->reader && c->reader->pos < c->reader->len;
 }
 
-void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t)
-{
-	c->tracker = t;
-}
-
 /*
- * Connections live in slots: be_pool_get_at() always lends slot i's
- * connection (made lazily), be_pool_get() any free one.
+ * Connections live in slots, made when first lent: be_pool_get_at() lends
+ * its slot's connection when free, else any free one, as be_pool_get().
  */
 struct be_pool {
 	pthread_mutex_t lock;

@@ -124,13 +124,6 @@ int be_conn_fd(const struct be_conn *c);
 /** Whether part of a reply was read and waits for the rest. */
 bool be_conn_partial(const struct be_conn *c);
 
-struct be_tracker;
-/**
- * Makes 'c' send CLIENT TRACKING ... REDIRECT to 't' at each connect, and
- * tell 't' when it reconnects (track.h).
- */
-void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t);
-
 /**
  * A pool of connections to one endpoint, shared by threads: a thread
  * borrows one for one request and gives it back.  At most 'max' exist, one
@@ -154,7 +147,12 @@ struct be_conn *be_pool_get(struct be_pool *p);
 struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i);
 /** Gives 'c' back to 'p'. */
 void be_pool_put(struct be_pool *p, struct be_conn *c);
-/** Every connection, made and to be made, tracks with 't' (track.h). */
+struct be_tracker;
+/**
+ * Every connection, made and to be made, sends CLIENT TRACKING ...
+ * REDIRECT to 't' at each connect and tells 't' when it reconnects
+ * (track.h); NULL for none.
+ */
 void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t);
 /**
  * Closes the idle connections the server has closed (or that have

@@ -62,7 +62,8 @@ void fs_track_end(struct fs *fs, struct fs_inode *inode, const char *name,
 
 bool fs_track_valid(struct fs *fs, const struct fs_inode *inode)
 {
-	if (!inode->tracked || fs_mono_ns() >= inode->tracked_until)
+	if (!fs->tracker || !inode->tracked ||
+	    fs_mono_ns() >= inode->tracked_until)
 		return false;
 	/*
 	 * An invalidation that reached this host is applied before the entry
@@ -88,8 +89,14 @@ static void invalidate(void *arg, const char *key, size_t len)
 		return;
 	}
 	name = be_key_to_name(&fs->sc.ks, key, len, &is_meta);
-	if (!name)
+	if (!name) {
+		/* Under our prefix yet no name (or ENOMEM): forget it all. */
+		size_t plen = strlen(fs->sc.ks.prefix);
+
+		if (len >= plen && memcmp(key, fs->sc.ks.prefix, plen) == 0)
+			be_tracker_lost(fs->tracker);
 		return;
+	}
 	atomic_fetch_add(stripe_count(fs, name), 1);
 	inode = fs_inode_get_name(fs, name, false, false);
 	if (inode) {
@@ -108,7 +115,6 @@ static void invalidate(void *arg, const char *key, size_t len)
 static void tick(void *arg)
 {
 	struct fs *fs = arg;
-
 	const char *why = be_tracker_disabled(fs->tracker);
 
 	if (why && !atomic_exchange(&fs->track_refusal_logged, true))

@@ -131,6 +131,26 @@ static void find_problems(json_t *st, json_t *problems)
 	}
 }
 
+/* Tracked lookups (-o cache=tracking); a daemon before them says nothing. */
+static void print_cache(json_t *c)
+{
+	const char *refused;
+
+	if (!c || strcmp(str_of(c, "kind"), "tracking") != 0) {
+		printf("cache:       off (every lookup asks redis)\n");
+		return;
+	}
+	refused = json_string_value(json_object_get(c, "refused"));
+	if (refused)
+		printf("cache:       tracking REFUSED by redis (%s)\n",
+		       refused);
+	else
+		printf("cache:       tracking, %s, %lld hits, %lld invalidations\n",
+		       json_is_true(json_object_get(c, "up")) ? "up" : "DOWN",
+		       (long long)int_of(c, "hits"),
+		       (long long)int_of(c, "invalidations"));
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -165,6 +185,7 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	printf("layers:      %lld sessfs mounts, %lld dead\n",
 	       (long long)int_of(st, "layers"),
 	       (long long)int_of(st, "dead_layers"));
+	print_cache(json_object_get(st, "cache"));
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
 	       str_of(st, "version"), (long long)int_of(st, "protocol"),

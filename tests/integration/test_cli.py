@@ -62,6 +62,7 @@ BAD_OPTIONS = [
     pytest.param("ttl=1.5", ["ttl", "1.5"], id="ttl=1.5"),
     pytest.param("ttl=abc", ["ttl", "abc"], id="ttl=abc"),
     pytest.param("ttl_from=header", ["header"], id="ttl_from=header"),
+    pytest.param("cache=lru", ["cache", "lru"], id="cache=lru"),
     pytest.param("max_size=lots", ["max_size", "lots"], id="max_size=lots"),
     pytest.param("max_size=0", ["max_size"], id="max_size=0"),
     pytest.param("redis_timeout=0", ["redis_timeout"], id="redis_timeout=0"),
@@ -267,7 +268,8 @@ def test_unix_socket_url_and_db(redis, redis_server, sessdir, checker):
 @pytest.mark.parametrize("opt", ["redis_timeout=0.5", "ttl=60", "max_size=1",
                                  "ttl_from=none", "ttl_from=cachelib",
                                  "layout=plain", "mode=redis-only",
-                                 "host_id=web-1", "debug"])
+                                 "host_id=web-1", "debug", "cache=off",
+                                 "cache=tracking"])
 def test_good_option_mounts(opt, redis, redis_server, sessdir, checker):
     checker.register_output(r"^sessfs: debug: ")  # -o debug traces requests
     with mounted(redis_server.url(), sessdir, checker, opts=[opt]) as m:

@@ -147,7 +147,14 @@ def test_redis_paused_longer_than_timeout(aof_server, sessdir, checker):
         finally:
             aof_server.sigcont()
         assert isinstance(w.error, OSError), w.error
-        assert isinstance(rd.error, OSError), rd.error
+        if util.TEST_CACHE:
+            # Known here: the read may be answered, with what the store
+            # held (the failed write put the old bytes back), never the
+            # write's.
+            assert isinstance(rd.error, OSError) or \
+                rd.result == b"p|i:1;", (rd.error, rd.result)
+        else:
+            assert isinstance(rd.error, OSError), rd.error
         assert w.took < 10 * SLOW and rd.took < 10 * SLOW
         if util.TEST_CACHE:
             # The write reached the stopped Redis: it runs when Redis

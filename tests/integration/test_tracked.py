@@ -7,6 +7,7 @@ an expiry, FLUSHALL) is seen at the next call.  Real redis-server, two real
 mounts standing for two hosts."""
 
 import os
+import re
 
 import pytest
 
@@ -21,6 +22,7 @@ pytestmark = [
 ]
 
 NAME = "sess_tracked0123456789abcdefghij"
+MIGRATE = util.BUILD_DIR / "migrate" / "sessfs-migrate"
 
 
 def script_calls(r):
@@ -62,12 +64,18 @@ def test_known_names_cost_no_store_call(cache, redis, redis_server, tmp,
             assert read_file(p) == b"v1"
         calls = script_calls(redis) - before
         st = mm.status()
+        human = util.run([str(MIGRATE), "status", "--mount", str(m.mnt),
+                          "--ctl-dir", str(mm.ctl_dir)]).stdout
+    cache_line = [ln for ln in human.splitlines() if ln.startswith("cache:")]
     if cache == "tracking":
+        assert re.match(r"cache: +tracking, up, \d+ hits", cache_line[0]), \
+            human
         assert calls == 0, "%d store calls for names already known" % calls
         assert st["cache"]["hits"] >= 40
     else:
         assert calls >= 40  # every LOOKUP and OPEN asks Redis
         assert st["cache"] == {"kind": "off"}
+        assert cache_line == ["cache:       off (every lookup asks redis)"]
 
 
 def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
