@@ -21,6 +21,7 @@
 #define EPOCH_DOWN     (1ULL << 63)
 #define TICK_MS	       50
 #define PING_AFTER_MS  1000
+#define HEARD_MAX_MS   (PING_AFTER_MS + 500) /* silent longer: trust nothing */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define CHANNEL	       "__redis__:invalidate"
@@ -49,6 +50,7 @@ struct be_tracker {
 	 */
 	_Atomic int fd;
 	_Atomic bool busy;
+	_Atomic int64_t heard_ms; /* when the socket last had data */
 };
 
 static int64_t mono_ms(void)
@@ -247,7 +249,12 @@ bool be_tracker_quiet(struct be_tracker *t)
 {
 	struct pollfd pfd = { .fd = atomic_load(&t->fd), .events = POLLIN };
 
-	/* Unread bytes first, then bytes read but not applied yet. */
+	/*
+	 * A connection that has been silent past its PING (a partition) is
+	 * not believed; then unread bytes, then bytes read but not applied.
+	 */
+	if (mono_ms() - atomic_load(&t->heard_ms) > HEARD_MAX_MS)
+		return false;
 	if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0)
 		return false;
 	return !atomic_load(&t->busy);
@@ -286,6 +293,7 @@ static void listen_loop(struct be_tracker *t, struct be_conn *c)
 	struct pollfd pfd = { .fd = be_conn_fd(c), .events = POLLIN };
 	int n;
 
+	atomic_store(&t->heard_ms, heard);
 	atomic_store(&t->busy, false);
 	atomic_store(&t->fd, pfd.fd);
 	while (!atomic_load(&t->stopping)) {
@@ -298,6 +306,7 @@ static void listen_loop(struct be_tracker *t, struct be_conn *c)
 			pinged = 0;
 			if (drain(t, c) < 0)
 				break;
+			atomic_store(&t->heard_ms, heard);
 		}
 		if (t->tick)
 			t->tick(t->arg);

@@ -77,8 +77,9 @@ const char *be_tracker_disabled(struct be_tracker *t);
 /** Whether the tracker is subscribed now. */
 bool be_tracker_up(struct be_tracker *t);
 /**
- * Whether no invalidation is on its way in: nothing unread on the
- * subscribed socket and nothing read but not yet applied.  A cache hit
+ * Whether no invalidation is on its way in: the tracker heard from Redis
+ * within the last 1.5 s (it pings after 1 s of silence), nothing is
+ * unread on the subscribed socket and nothing read is not yet applied.  A cache hit
  * checks this first, then its entry: a change another host made before
  * this host was asked (its reply and our message leave Redis together)
  * is never missed.

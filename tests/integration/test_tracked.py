@@ -8,6 +8,8 @@ mounts standing for two hosts."""
 
 import os
 import re
+import threading
+import time
 
 import pytest
 
@@ -156,6 +158,54 @@ def test_lost_tracking_is_never_trusted(redis, redis_server, tmp, checker):
         wait_for(lambda: read_file(p) == b"three", 1,
                  "the change to be seen once the connections were gone",
                  interval=0.01)
+
+
+def test_silent_redis_is_trusted_for_at_most_1_5_s(redis, redis_server, tmp,
+                                                    checker):
+    """Redis stopped (as a partition would look): known names are answered
+    at first (nothing can change in a stopped Redis), but not once the
+    tracker has heard nothing for 1.5 s; then calls wait for Redis."""
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+    checker.register_output(r"redis|timed? ?out|unreachable|answers again")
+    with mm.mounted(sessdir, "redis-only", extra) as m:
+        wait_up(mm)
+        p, q = m.path(NAME), m.path(NAME + "q")
+        write_file(p, b"kept")
+        write_file(q, b"q")
+        assert read_file(p) == b"kept" and read_file(q) == b"q"
+        # A change to q makes the tracker hear from Redis just now.
+        n = mm.status()["cache"]["invalidations"]
+        redis.set(util.value_key(PREFIX, NAME + "q"), b"changed")
+        wait_for(lambda: mm.status()["cache"]["invalidations"] > n, 5,
+                 "the invalidation of q")
+        redis_server.sigstop()
+        try:
+            t0 = time.monotonic()
+            assert read_file(p) == b"kept"  # a hit: no round trip
+            assert time.monotonic() - t0 < 1.0
+            time.sleep(2.0)  # past the 1.5 s the tracker may stay silent
+            late = Reader(p)
+            late.start()
+            late.join(0.5)
+            assert late.is_alive(), "a known name answered after 2 s of " \
+                "silence from Redis"
+        finally:
+            redis_server.sigcont()
+        late.join(30)
+        assert late.result == b"kept", late.error
+
+
+class Reader(threading.Thread):
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.result = self.error = None
+
+    def run(self):
+        try:
+            self.result = read_file(self.path)
+        except OSError as e:
+            self.error = e
 
 
 def test_refused_tracking_means_no_cache(redis, redis_server, tmp, checker):

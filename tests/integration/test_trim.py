@@ -38,7 +38,10 @@ def test_walk_then_idle_inodes_are_freed(mode, redis_server, tmp, sessdir,
             assert set(names) <= listed
             for n in names:
                 assert os.stat(m.path(n)).st_size == len(n)
-            assert mm.status()["inodes"] >= N
+            # Far more than it keeps; the trimmer may already have freed
+            # the first ones walked if the walk took over a second (it
+            # did, once, under ASan).
+            assert mm.status()["inodes"] >= N - TRIM_KEEP
 
             wait_for(lambda: mm.status()["inodes"] <= TRIM_KEEP + 16, 30,
                      "the idle inodes to be freed", interval=0.2)
