@@ -106,6 +106,32 @@ def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
     assert hits > 0 and inval >= 300
 
 
+def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
+                                              checker):
+    """utime and chmod on one host (a meta-only store write: PHP's
+    lazy_write touch, cachelib's chmod) reach a host that has the name in
+    memory; the writer's own view needs no round trip."""
+    mma, da, xa = host(tmp, redis_server, checker, "a")
+    mmb, db, xb = host(tmp, redis_server, checker, "b")
+    with mma.mounted(da, "redis-only", xa) as a, \
+            mmb.mounted(db, "redis-only", xb) as b:
+        wait_up(mma)
+        wait_up(mmb)
+        pa, pb = a.path(NAME), b.path(NAME)
+        write_file(pa, b"meta")
+        assert os.stat(pb).st_mode & 0o777 == 0o600
+        for i in range(1, 51):
+            t = 1_700_000_000 + i
+            os.utime(pa, (t, t))
+            assert os.stat(pb).st_mtime == t
+            mode = 0o640 if i % 2 else 0o600
+            os.chmod(pa, mode)
+            assert os.stat(pb).st_mode & 0o777 == mode
+        before = script_calls(redis)
+        assert os.stat(pa).st_mtime == 1_700_000_050
+        assert script_calls(redis) == before
+
+
 def test_changes_made_in_redis_are_seen(redis, redis_server, tmp, checker):
     """redis-cli-like changes (a SET, a DEL, FLUSHALL, an expiry) reach a
     host that has the name in memory."""
