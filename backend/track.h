@@ -79,10 +79,11 @@ bool be_tracker_up(struct be_tracker *t);
 /**
  * Whether no invalidation is on its way in: the tracker heard from Redis
  * within the last 1.5 s (it pings after 1 s of silence), nothing is
- * unread on the subscribed socket and nothing read is not yet applied.  A cache hit
- * checks this first, then its entry: a change another host made before
- * this host was asked (its reply and our message leave Redis together)
- * is never missed.
+ * unread on the subscribed socket and nothing read is not yet applied.  A
+ * cache hit checks this first, then its entry.  Not a guarantee across
+ * hosts: Redis writes the writer's reply before our message, and a
+ * preempted Redis may leave microseconds to a millisecond between them
+ * (docs/DESIGN.md, "Tracked lookups").
  */
 bool be_tracker_quiet(struct be_tracker *t);
 /** Invalidation messages received (keys counted one by one). */

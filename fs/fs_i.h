@@ -154,6 +154,12 @@ struct fs_inode {
 	uint64_t tracked;
 	int64_t tracked_until;
 	/*
+	 * Loaded, and Redis reported a change by another client since: the
+	 * next LOOKUP or OPEN reads the store again (close-to-open), as no
+	 * handle here may still need these bytes (RELEASE is asynchronous).
+	 */
+	bool stale;
+	/*
 	 * The commit point (DESIGN.md): a truncate through a handle, or an
 	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a
 	 * WRITE of exactly max_write bytes.  'pending' says the bytes differ
@@ -454,6 +460,11 @@ void fs_track_end(struct fs *fs, struct fs_inode *inode, const char *name,
 		  const struct fs_track_tok *tok, int64_t pttl_ms);
 /** Whether 'inode' (inode->lock held) still holds what Redis holds. */
 bool fs_track_valid(struct fs *fs, const struct fs_inode *inode);
+/**
+ * Whether tracking is on and an invalidation may be on its way in: a
+ * loaded inode is then read again rather than believed (ops.c).
+ */
+bool fs_track_unsure(struct fs *fs);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_oper;

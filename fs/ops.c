@@ -241,9 +241,56 @@ static void release_bytes(struct fs *fs, struct fs_inode *inode)
 	    fs_track_valid(fs, inode)) {
 		inode->loaded = false;
 		inode->prefetched = true;
+		/*
+		 * Not "read just now" for inode_load()'s 5 ms rule: the next
+		 * OPEN believes these bytes only through fs_track_valid().
+		 */
+		inode->attr_at = 0;
 		return;
 	}
 	fs_inode_drop_bytes(inode);
+}
+
+/*
+ * A loaded inode that Redis reported changed by another client (tracked.c),
+ * or may have while a message is on its way, reads the store again for a
+ * new LOOKUP or OPEN: close-to-open holds even while a handle here lingers
+ * (RELEASE is asynchronous) or stays open; the bytes are shared with those
+ * handles.  Not while this host has a change pending, nor without tracking
+ * (DESIGN.md: a handle open here answers from memory).  A name deleted
+ * meanwhile is detached, as by an unlink here.  Caller holds the stripe of
+ * 'name' and inode->lock.
+ */
+static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	struct fs_track_tok tok;
+	struct be_file f = { 0 };
+	int ret;
+
+	if (inode->pending || inode->local || !name)
+		return 0;
+	/* A message may be on its way: the same check as a cache hit. */
+	if (!inode->stale && !fs_track_unsure(fs))
+		return 0;
+	fs_track_begin(fs, name, &tok);
+	ret = read_name(fs, name, true, &f);
+	if (ret == 0 && f.state != BE_PRESENT)
+		ret = -ENOENT;
+	if (ret == 0)
+		ret = inode_reserve(fs, inode, f.size);
+	if (ret == 0) {
+		if (f.size)
+			memcpy(inode->data, f.data, f.size);
+		inode->len = f.size;
+		attr_from_file(fs, inode, &f);
+		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
+		inode->stale = false;
+	} else if (ret == -ENOENT) {
+		inode->stale = false;
+		fs_inode_detach(fs, inode);
+	}
+	be_file_release(&f);
+	return ret;
 }
 
 /*
@@ -287,10 +334,16 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 		bool known;
 
 		pthread_mutex_lock(&inode->lock);
+		ret = inode->loaded ? inode_reload(fs, inode, name) : 0;
 		/* Bytes here, or what Redis still holds (tracked.c). */
 		known = inode->loaded || tracked_hit(fs, inode);
 		prefetch = inode->opened && kind == BE_NAME_SESSION;
 		pthread_mutex_unlock(&inode->lock);
+		if (ret < 0) {
+			fs_inode_put(fs, inode);
+			*err = ret;
+			return NULL;
+		}
 		if (known)
 			return inode;
 	}
@@ -572,10 +625,12 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 	ret = store_err(fs, ret, "write", name);
 	end_change(inode, ret < 0);
 	/* Written through the name's tracked connection: Redis holds it. */
-	if (ret == 0)
+	if (ret == 0) {
 		fs_track_end(fs, inode, name, &tok, 0);
-	else
+		inode->stale = false; /* ours replaced the other change */
+	} else {
 		inode->tracked = 0;
+	}
 	return ret;
 }
 
@@ -587,7 +642,7 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 	int ret;
 
 	if (inode->loaded)
-		return 0;
+		return inode_reload(fs, inode, name);
 	if (inode->prefetched) {
 		inode->prefetched = false;
 		if (name && fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS) {
@@ -913,11 +968,18 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 	inode = fs_inode_get_name(fs, name, false, false);
 	if (inode) {
 		pthread_mutex_lock(&inode->lock);
-		if (inode->loaded)
+		ret = inode->loaded ? inode_reload(fs, inode, name) : 0;
+		if (ret == 0 && inode->loaded)
 			ret = excl ? -EEXIST : 0;
-		else
+		else if (ret == 0)
 			ret = 1; /* known name, no bytes here: ask the store */
 		pthread_mutex_unlock(&inode->lock);
+		if (ret == -ENOENT) {
+			/* Deleted by another host: detached, the name is free. */
+			fs_inode_put(fs, inode);
+			inode = NULL;
+			ret = 1;
+		}
 		if (ret <= 0)
 			goto out;
 		ret = 0;

@@ -75,6 +75,11 @@ bool fs_track_valid(struct fs *fs, const struct fs_inode *inode)
 	return inode->tracked == epoch_now(fs);
 }
 
+bool fs_track_unsure(struct fs *fs)
+{
+	return epoch_now(fs) != 0 && !be_tracker_quiet(fs->tracker);
+}
+
 /* The tracker thread: someone else changed 'key' (NULL: anything). */
 static void invalidate(void *arg, const char *key, size_t len)
 {
@@ -103,7 +108,9 @@ static void invalidate(void *arg, const char *key, size_t len)
 		pthread_mutex_lock(&inode->lock);
 		inode->tracked = 0;
 		inode->attr_at = 0;
-		if (!inode->loaded)
+		if (inode->loaded)
+			inode->stale = true;
+		else
 			inode->prefetched = false;
 		pthread_mutex_unlock(&inode->lock);
 		fs_inode_put(fs, inode);
