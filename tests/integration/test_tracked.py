@@ -106,6 +106,40 @@ def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
     assert hits > 0 and inval >= 300
 
 
+def test_a_new_open_sees_the_other_hosts_change_while_one_is_open(
+        redis, redis_server, tmp, checker):
+    """Close-to-open while this host still has the file open (or its
+    RELEASE has not arrived yet): the open handle keeps reading, a new open
+    gets what another host stored, or ENOENT once it deleted the name."""
+    mma, da, xa = host(tmp, redis_server, checker, "a")
+    mmb, db, xb = host(tmp, redis_server, checker, "b")
+    with mma.mounted(da, "redis-only", xa) as a, \
+            mmb.mounted(db, "redis-only", xb) as b:
+        wait_up(mma)
+        wait_up(mmb)
+        pa, pb = a.path(NAME), b.path(NAME)
+        write_file(pa, b"one")
+        held = os.open(pb, os.O_RDONLY)
+        try:
+            assert os.pread(held, 100, 0) == b"one"
+            n = mmb.status()["cache"]["invalidations"]
+            write_file(pa, b"two!", flags=os.O_RDWR | os.O_TRUNC)
+            wait_for(lambda: mmb.status()["cache"]["invalidations"] > n, 5,
+                     "b to hear of the change")
+            assert read_file(pb) == b"two!"
+            assert os.stat(pb).st_size == 4
+            n = mmb.status()["cache"]["invalidations"]
+            os.unlink(pa)
+            wait_for(lambda: mmb.status()["cache"]["invalidations"] > n, 5,
+                     "b to hear of the unlink")
+            assert not os.path.exists(pb)
+            assert os.pread(held, 100, 0) == b"two!"  # as an unlinked file
+        finally:
+            os.close(held)
+        write_file(pb, b"new", flags=os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        assert read_file(pa) == b"new"
+
+
 def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
                                               checker):
     """utime and chmod on one host (a meta-only store write: PHP's
