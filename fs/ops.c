@@ -252,26 +252,16 @@ static void release_bytes(struct fs *fs, struct fs_inode *inode)
 }
 
 /*
- * A loaded inode that Redis reported changed by another client (tracked.c),
- * or may have while a message is on its way, reads the store again for a
- * new LOOKUP or OPEN: close-to-open holds even while a handle here lingers
- * (RELEASE is asynchronous) or stays open; the bytes are shared with those
- * handles.  Not while this host has a change pending, nor without tracking
- * (DESIGN.md: a handle open here answers from memory).  A name deleted
- * meanwhile is detached, as by an unlink here.  Caller holds the stripe of
- * 'name' and inode->lock.
+ * Reads the bytes and attributes of 'name' from the store into 'inode'
+ * (tracked when nothing was invalidated meanwhile).  -ENOENT when the
+ * name holds no file.  Caller holds the stripe of 'name' and inode->lock.
  */
-static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
+static int read_bytes(struct fs *fs, struct fs_inode *inode, const char *name)
 {
 	struct fs_track_tok tok;
 	struct be_file f = { 0 };
 	int ret;
 
-	if (inode->pending || inode->local || !name)
-		return 0;
-	/* A message may be on its way: the same check as a cache hit. */
-	if (!inode->stale && !fs_track_unsure(fs))
-		return 0;
 	fs_track_begin(fs, name, &tok);
 	ret = read_name(fs, name, true, &f);
 	if (ret == 0 && f.state != BE_PRESENT)
@@ -284,12 +274,35 @@ static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
 		inode->len = f.size;
 		attr_from_file(fs, inode, &f);
 		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
-		inode->stale = false;
-	} else if (ret == -ENOENT) {
-		inode->stale = false;
-		fs_inode_detach(fs, inode);
 	}
 	be_file_release(&f);
+	return ret;
+}
+
+/*
+ * A loaded inode that Redis reported changed by another client (tracked.c),
+ * or may have while a message is on its way, reads the store again for a
+ * new LOOKUP or OPEN: close-to-open holds even while a handle here lingers
+ * (RELEASE is asynchronous) or stays open; the bytes are shared with those
+ * handles.  Not while this host has a change pending, nor without tracking
+ * (DESIGN.md: a handle open here answers from memory).  A name deleted
+ * meanwhile is detached, as by an unlink here.  Caller holds the stripe of
+ * 'name' and inode->lock.
+ */
+static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
+{
+	int ret;
+
+	if (inode->pending || inode->local || !name)
+		return 0;
+	/* A message may be on its way: the same check as a cache hit. */
+	if (!inode->stale && !fs_track_unsure(fs))
+		return 0;
+	ret = read_bytes(fs, inode, name);
+	if (ret == 0 || ret == -ENOENT)
+		inode->stale = false;
+	if (ret == -ENOENT)
+		fs_inode_detach(fs, inode);
 	return ret;
 }
 
@@ -637,8 +650,6 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 /* Loads the bytes of a session inode from the store (first open). */
 static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 {
-	struct fs_track_tok tok;
-	struct be_file f = { 0 };
 	int ret;
 
 	if (inode->loaded)
@@ -676,21 +687,9 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 		free(replaced);
 		return ret;
 	}
-	fs_track_begin(fs, name, &tok);
-	ret = read_name(fs, name, true, &f);
-	if (ret == 0 && f.state != BE_PRESENT)
-		ret = -ENOENT;
+	ret = read_bytes(fs, inode, name);
 	if (ret == 0)
-		ret = inode_reserve(fs, inode, f.size);
-	if (ret == 0) {
-		if (f.size)
-			memcpy(inode->data, f.data, f.size);
-		inode->len = f.size;
-		attr_from_file(fs, inode, &f);
-		fs_track_end(fs, inode, name, &tok, f.pttl_ms);
 		inode->loaded = true;
-	}
-	be_file_release(&f);
 	return ret;
 }
 

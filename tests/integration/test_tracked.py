@@ -6,6 +6,7 @@ through CLIENT TRACKING; a change by anyone else (another host, redis-cli,
 an expiry, FLUSHALL) is seen at the next call.  Real redis-server, two real
 mounts standing for two hosts."""
 
+import contextlib
 import os
 import re
 import threading
@@ -50,6 +51,19 @@ def wait_up(mm):
                     "the tracker to subscribe", interval=0.02)
 
 
+@contextlib.contextmanager
+def two_hosts(tmp, redis_server, checker):
+    """Hosts a and b: two tracking mounts on one Redis prefix, both
+    subscribed.  Yields (ModeMount a, Mount a, ModeMount b, Mount b)."""
+    mma, da, xa = host(tmp, redis_server, checker, "a")
+    mmb, db, xb = host(tmp, redis_server, checker, "b")
+    with mma.mounted(da, "redis-only", xa) as a, \
+            mmb.mounted(db, "redis-only", xb) as b:
+        wait_up(mma)
+        wait_up(mmb)
+        yield mma, a, mmb, b
+
+
 @pytest.mark.parametrize("cache", ["tracking", "off"])
 def test_known_names_cost_no_store_call(cache, redis, redis_server, tmp,
                                         checker):
@@ -84,12 +98,7 @@ def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
                                                 checker):
     """Host a writes, host b reads right after, 300 times: b never serves
     what it knew before a's write returned."""
-    mma, da, xa = host(tmp, redis_server, checker, "a")
-    mmb, db, xb = host(tmp, redis_server, checker, "b")
-    with mma.mounted(da, "redis-only", xa) as a, \
-            mmb.mounted(db, "redis-only", xb) as b:
-        wait_up(mma)
-        wait_up(mmb)
+    with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
         write_file(a.path(NAME), b"0")
         for i in range(300):
             # b knows the name (and its bytes) now...
@@ -111,12 +120,7 @@ def test_a_new_open_sees_the_other_hosts_change_while_one_is_open(
     """Close-to-open while this host still has the file open (or its
     RELEASE has not arrived yet): the open handle keeps reading, a new open
     gets what another host stored, or ENOENT once it deleted the name."""
-    mma, da, xa = host(tmp, redis_server, checker, "a")
-    mmb, db, xb = host(tmp, redis_server, checker, "b")
-    with mma.mounted(da, "redis-only", xa) as a, \
-            mmb.mounted(db, "redis-only", xb) as b:
-        wait_up(mma)
-        wait_up(mmb)
+    with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
         pa, pb = a.path(NAME), b.path(NAME)
         write_file(pa, b"one")
         held = os.open(pb, os.O_RDONLY)
@@ -145,12 +149,7 @@ def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
     """utime and chmod on one host (a meta-only store write: PHP's
     lazy_write touch, cachelib's chmod) reach a host that has the name in
     memory; the writer's own view needs no round trip."""
-    mma, da, xa = host(tmp, redis_server, checker, "a")
-    mmb, db, xb = host(tmp, redis_server, checker, "b")
-    with mma.mounted(da, "redis-only", xa) as a, \
-            mmb.mounted(db, "redis-only", xb) as b:
-        wait_up(mma)
-        wait_up(mmb)
+    with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
         pa, pb = a.path(NAME), b.path(NAME)
         write_file(pa, b"meta")
         assert os.stat(pb).st_mode & 0o777 == 0o600
