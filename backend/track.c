@@ -40,9 +40,9 @@ struct be_tracker {
 	_Atomic uint64_t epoch; /* counter | EPOCH_DOWN */
 	_Atomic bool disabled;
 	char why[256]; /* set once, before 'disabled' */
-	pthread_mutex_t lock; /* redirect and gen */
+	pthread_mutex_t lock; /* redirect and gen change together */
 	long long redirect;
-	uint64_t gen;
+	_Atomic uint64_t gen; /* read without the lock on every call */
 	_Atomic uint64_t invalidations;
 	/*
 	 * be_tracker_quiet(): the subscribed socket (-1 when none), and
@@ -114,19 +114,14 @@ long long be_tracker_redirect(struct be_tracker *t, uint64_t *gen)
 
 	pthread_mutex_lock(&t->lock);
 	id = t->redirect;
-	*gen = t->gen;
+	*gen = atomic_load(&t->gen);
 	pthread_mutex_unlock(&t->lock);
 	return atomic_load(&t->disabled) ? 0 : id;
 }
 
 uint64_t be_tracker_gen(struct be_tracker *t)
 {
-	uint64_t gen;
-
-	pthread_mutex_lock(&t->lock);
-	gen = t->gen;
-	pthread_mutex_unlock(&t->lock);
-	return gen;
+	return atomic_load(&t->gen);
 }
 
 void be_tracker_lost(struct be_tracker *t)
@@ -161,7 +156,7 @@ static void go_up(struct be_tracker *t, long long id)
 
 	pthread_mutex_lock(&t->lock);
 	t->redirect = id;
-	t->gen++;
+	atomic_fetch_add(&t->gen, 1);
 	pthread_mutex_unlock(&t->lock);
 	e = atomic_load(&t->epoch);
 	do {

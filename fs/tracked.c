@@ -41,7 +41,10 @@ static uint64_t epoch_now(struct fs *fs)
 
 void fs_track_begin(struct fs *fs, const char *name, struct fs_track_tok *tok)
 {
-	tok->epoch = name && fs_route_cacheable(fs, name) ? epoch_now(fs) : 0;
+	/* The cheap test first: no journal or fence lookup with tracking off. */
+	tok->epoch = name ? epoch_now(fs) : 0;
+	if (tok->epoch && !fs_route_cacheable(fs, name))
+		tok->epoch = 0;
 	tok->inval = tok->epoch ? atomic_load(stripe_count(fs, name)) : 0;
 }
 

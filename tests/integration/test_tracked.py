@@ -52,6 +52,15 @@ def wait_up(mm):
 
 
 @contextlib.contextmanager
+def one_host(tmp, redis_server, checker):
+    """Host a: a tracking mount, subscribed.  Yields (ModeMount, Mount)."""
+    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
+    with mm.mounted(sessdir, "redis-only", extra) as m:
+        wait_up(mm)
+        yield mm, m
+
+
+@contextlib.contextmanager
 def two_hosts(tmp, redis_server, checker):
     """Hosts a and b: two tracking mounts on one Redis prefix, both
     subscribed.  Yields (ModeMount a, Mount a, ModeMount b, Mount b)."""
@@ -168,10 +177,8 @@ def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
 def test_changes_made_in_redis_are_seen(redis, redis_server, tmp, checker):
     """redis-cli-like changes (a SET, a DEL, FLUSHALL, an expiry) reach a
     host that has the name in memory."""
-    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
     key = util.value_key(PREFIX, NAME)
-    with mm.mounted(sessdir, "redis-only", extra) as m:
-        wait_up(mm)
+    with one_host(tmp, redis_server, checker) as (mm, m):
         p = m.path(NAME)
         write_file(p, b"mine")
         assert read_file(p) == b"mine"
@@ -193,10 +200,8 @@ def test_changes_made_in_redis_are_seen(redis, redis_server, tmp, checker):
 def test_lost_tracking_is_never_trusted(redis, redis_server, tmp, checker):
     """Killing the tracker's connection, or the data connections, makes
     the daemon forget what it knew: a change made meanwhile is seen."""
-    mm, sessdir, extra = host(tmp, redis_server, checker, "a")
     key = util.value_key(PREFIX, NAME)
-    with mm.mounted(sessdir, "redis-only", extra) as m:
-        wait_up(mm)
+    with one_host(tmp, redis_server, checker) as (mm, m):
         p = m.path(NAME)
         write_file(p, b"one")
         assert read_file(p) == b"one"
