@@ -160,6 +160,14 @@ struct fs_inode {
 	 */
 	bool stale;
 	/*
+	 * Open handles used since their last FLUSH, and when the last of them
+	 * was flushed (CLOCK_MONOTONIC ns).  With none, every handle here was
+	 * closed by the app and only waits for its RELEASE (asynchronous):
+	 * the bytes no longer answer a new LOOKUP or OPEN (inode_reload()).
+	 */
+	unsigned int nactive;
+	int64_t flushed_at;
+	/*
 	 * The commit point (DESIGN.md): a truncate through a handle, or an
 	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a
 	 * WRITE of exactly max_write bytes.  'pending' says the bytes differ
@@ -176,6 +184,7 @@ struct fs_inode {
 struct fs_handle {
 	struct fs_inode *inode;
 	int flags;
+	bool flushed; /* FLUSH came and no use since; under inode->lock */
 	struct fs_handle *next, *prev; /* open handles, under tab_lock */
 };
 

@@ -280,14 +280,33 @@ static int read_bytes(struct fs *fs, struct fs_inode *inode, const char *name)
 }
 
 /*
- * A loaded inode that Redis reported changed by another client (tracked.c),
- * or may have while a message is on its way, reads the store again for a
- * new LOOKUP or OPEN: close-to-open holds even while a handle here lingers
- * (RELEASE is asynchronous) or stays open; the bytes are shared with those
- * handles.  Not while this host has a change pending, nor without tracking
- * (DESIGN.md: a handle open here answers from memory).  A name deleted
- * meanwhile is detached, as by an unlink here.  Caller holds the stripe of
- * 'name' and inode->lock.
+ * Whether every handle open here on 'inode' was closed by the app (FLUSH,
+ * no use since) and only waits for its RELEASE, which the kernel sends
+ * after close() returned: then its bytes are what this host read or wrote
+ * last, not necessarily what the store holds now.  Bytes read just now
+ * (by this open's LOOKUP, or a CREATE: FS_ATTR_FRESH_NS) or that Redis
+ * still holds (tracked.c) are current.  Caller holds inode->lock.
+ */
+static bool only_closing(struct fs *fs, const struct fs_inode *inode)
+{
+	if (inode->nactive)
+		return false;
+	if (inode->attr_at > inode->flushed_at &&
+	    fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS)
+		return false;
+	return !fs_track_valid(fs, inode);
+}
+
+/*
+ * A loaded inode reads the store again for a new LOOKUP or OPEN when its
+ * handles are only closing (only_closing()), or when Redis reported a
+ * change by another client (tracked.c) or may have while a message is on
+ * its way: close-to-open holds even while a handle here lingers (RELEASE
+ * is asynchronous) or stays open; the bytes are shared with those
+ * handles.  Not while this host has a change pending, nor while a handle
+ * here is in use without tracking (DESIGN.md: a handle open here answers
+ * from memory).  A name deleted meanwhile is detached, as by an unlink
+ * here.  Caller holds the stripe of 'name' and inode->lock.
  */
 static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
 {
@@ -296,7 +315,7 @@ static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
 	if (inode->pending || inode->local || !name)
 		return 0;
 	/* A message may be on its way: the same check as a cache hit. */
-	if (!inode->stale && !fs_track_unsure(fs))
+	if (!inode->stale && !fs_track_unsure(fs) && !only_closing(fs, inode))
 		return 0;
 	ret = read_bytes(fs, inode, name);
 	if (ret == 0 || ret == -ENOENT)
@@ -795,6 +814,24 @@ static int setattr_root(struct fs *fs, struct stat *st, int to_set)
 	return 0;
 }
 
+static struct fs_handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+/*
+ * A READ, WRITE or truncate through 'h': a FLUSH it had was the close of
+ * one of several descriptors (dup, fork), the file is still in use.
+ * Caller holds h->inode->lock.
+ */
+static void handle_used(struct fs_handle *h)
+{
+	if (h->flushed) {
+		h->flushed = false;
+		h->inode->nactive++;
+	}
+}
+
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -815,6 +852,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	inode = fs_inode_get(fs, ino);
 	name = lock_inode_name(fs, inode, &nl);
+	if (fi && (to_set & FUSE_SET_ATTR_SIZE))
+		handle_used(handle_of(fi));
 	ret = refresh_attr(fs, inode, name);
 	if (ret == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		bool held = fi && inode->loaded;
@@ -840,11 +879,6 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_attr(req, &st, 0);
-}
-
-static struct fs_handle *handle_of(struct fuse_file_info *fi)
-{
-	return (struct fs_handle *)(uintptr_t)fi->fh;
 }
 
 static void handle_close(struct fs *fs, fuse_ino_t ino,
@@ -874,6 +908,7 @@ static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
 	h->inode = inode;
 	h->flags = fi->flags;
 	inode->opened = true;
+	inode->nactive++;
 	fs_handle_track(fs, h, true);
 	fs_inode_open_inc(fs, inode, 1);
 	fi->fh = (uintptr_t)h;
@@ -1111,10 +1146,12 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fs_inode *inode = handle_of(fi)->inode;
+	struct fs_handle *h = handle_of(fi);
+	struct fs_inode *inode = h->inode;
 	size_t n = 0;
 
 	pthread_mutex_lock(&inode->lock);
+	handle_used(h);
 	if ((size_t)off < inode->len) {
 		n = inode->len - off;
 		if (n > size)
@@ -1129,12 +1166,14 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *inode = handle_of(fi)->inode;
+	struct fs_handle *h = handle_of(fi);
+	struct fs_inode *inode = h->inode;
 	pthread_mutex_t *nl;
 	char *name = lock_inode_name(fs, inode, &nl);
 	size_t end = (size_t)off + size;
 	int ret = 0;
 
+	handle_used(h);
 	if (end > fs->max_size)
 		ret = -EFBIG;
 	if (ret == 0)
@@ -1160,23 +1199,36 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, size);
 }
 
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* FLUSH (a close() of the handle's file) and FSYNC: both commit. */
+static void commit_handle(fuse_req_t req, struct fuse_file_info *fi,
+			  bool closing)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *inode = handle_of(fi)->inode;
+	struct fs_handle *h = handle_of(fi);
+	struct fs_inode *inode = h->inode;
 	pthread_mutex_t *nl;
 	char *name = lock_inode_name(fs, inode, &nl);
 	int ret;
 
 	ret = inode_commit(fs, inode, name);
+	if (closing && !h->flushed) {
+		h->flushed = true;
+		if (--inode->nactive == 0)
+			inode->flushed_at = fs_mono_ns();
+	}
 	unlock_inode_name(inode, name, nl);
 	fuse_reply_err(req, -ret);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	commit_handle(req, fi, true);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	fs_flush(req, ino, fi);
+	commit_handle(req, fi, false);
 }
 
 /*
@@ -1190,6 +1242,8 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 	struct fs_inode *inode = fs_inode_get(fs, ino);
 
 	pthread_mutex_lock(&inode->lock);
+	if (!h->flushed)
+		inode->nactive--;
 	if (inode->pending && !inode->local)
 		end_change(inode, true);
 	if (fs_inode_open_inc(fs, inode, -1) == 0) {

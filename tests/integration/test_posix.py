@@ -783,6 +783,39 @@ def test_two_mounts_share_a_prefix(redis, redis_server, sessdir, tmp,
         assert meta(redis, P, "sess_s").get("host") == "h2"
 
 
+def test_a_closed_handle_does_not_answer_a_new_open(redis, redis_server,
+                                                    sessdir, tmp, checker):
+    """Close-to-open also while this host's handle waits for its RELEASE,
+    which the kernel sends after close() has returned: once the app closed
+    it (FLUSH), a new open gets what the other host stored since, not the
+    bytes this host had.  A descriptor dup'd before the close keeps the
+    handle open without a RELEASE, which holds that window open.  Without
+    tracking (cache=off) this rule alone applies."""
+    other = util.make_sessdir(tmp, "host2")
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["host_id=h1", "cache=off"]) as a, \
+            mounted(redis_server.url(), other, checker,
+                    opts=["host_id=h2", "cache=off"]) as b:
+        pa, pb = a.path("sess_c"), b.path("sess_c")
+        write_file(pa, b"one")
+        fd = os.open(pb, os.O_RDONLY)
+        keep = os.dup(fd)
+        try:
+            assert os.pread(fd, 100, 0) == b"one"
+            os.close(fd)  # FLUSH; 'keep' holds the handle: no RELEASE
+            write_file(pa, b"two!", flags=os.O_RDWR | os.O_TRUNC)
+            assert os.stat(pb).st_size == 4
+            assert read_file(pb) == b"two!"
+            # The handle shares the bytes b read last.
+            assert os.pread(keep, 100, 0) == b"two!"
+        finally:
+            os.close(keep)
+        write_file(pa, b"three", flags=os.O_RDWR | os.O_TRUNC)
+        assert read_file(pb) == b"three"
+        os.unlink(pa)
+        assert errno_of(os.stat, pb) == errno.ENOENT
+
+
 # ------------------------------------------------------------ options
 
 def test_max_size_option(redis, redis_server, sessdir, checker):
