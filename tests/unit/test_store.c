@@ -83,6 +83,23 @@ static long long cmd_int(struct be_conn *c, const char *a, const char *b,
 	return v;
 }
 
+/* How many times Redis ran 'name' so far (INFO commandstats), or -1. */
+static long long calls_of(struct be_conn *c, const char *name)
+{
+	redisReply *r = cmd(c, "INFO", "commandstats", NULL);
+	char key[64];
+	long long v = -1;
+	const char *p;
+
+	snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
+	if (r && r->type == REDIS_REPLY_STRING) {
+		p = strstr(r->str, key);
+		v = p ? atoll(p + strlen(key)) : 0;
+	}
+	freeReplyObject(r);
+	return v;
+}
+
 static void cmd_ok(struct be_conn *c, const char *a, const char *b,
 		   const char *d, const char *e, const char *f)
 {
@@ -111,6 +128,7 @@ static void test_get_put(struct be_conn *c)
 {
 	static const char data[] = "a\0b\0\xff\x80 session";
 	struct be_meta m = meta_at(now_ms());
+	long long execs, scripts;
 	struct be_file f;
 	uint64_t wv = 0;
 
@@ -135,10 +153,14 @@ static void test_get_put(struct be_conn *c)
 	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_1}:m", NULL),
 		   2 * TTL_MS));
 
-	/* Without data: size only. */
+	/* Without data: size only.  A read is a transaction, no script. */
+	execs = calls_of(c, "exec");
+	scripts = calls_of(c, "evalsha");
 	CHECK(be_store_get(c, &cfg, "sess_1", false, &f) == 0);
 	CHECK(f.state == BE_PRESENT && !f.data && f.size == sizeof(data));
 	be_file_release(&f);
+	CHECK(calls_of(c, "exec") == execs + 1);
+	CHECK(calls_of(c, "evalsha") == scripts);
 
 	/* Every write bumps the version; an empty value is a value. */
 	CHECK(be_store_put(c, &cfg, "sess_1", NULL, 0, &m, BE_PUT_REPLACE, &wv,
@@ -146,6 +168,19 @@ static void test_get_put(struct be_conn *c)
 	CHECK(wv == 2);
 	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
 	CHECK(f.state == BE_PRESENT && f.size == 0 && f.data);
+	be_file_release(&f);
+
+	/*
+	 * A key of another type under the prefix (not ours): the read's
+	 * transaction gets WRONGTYPE inside EXEC, a clear -EIO, nothing kept.
+	 */
+	cmd_ok(c, "HSET", "app1:sess_w", "f", "v", NULL);
+	CHECK(be_store_get(c, &cfg, "sess_w", true, &f) == -EIO);
+	CHECK(!f.data && f.state == BE_ABSENT);
+	CHECK(be_store_get(c, &cfg, "sess_w", false, &f) == -EIO);
+	cmd_ok(c, "DEL", "app1:sess_w", NULL, NULL, NULL);
+	CHECK(be_store_get(c, &cfg, "sess_w", false, &f) == 0);
+	CHECK(f.state == BE_ABSENT);
 	be_file_release(&f);
 
 	/* Names that are not sessions never reach Redis. */
@@ -655,15 +690,21 @@ static void test_list_and_put_many(struct be_conn *c)
 static void test_oom(struct be_conn *c)
 {
 	struct be_meta m = meta_at(now_ms());
+	long long scripts;
 	struct be_file f;
 
 	cmd_ok(c, "CONFIG", "SET", "maxmemory", "1", NULL);
 	CHECK(be_store_put(c, &cfg, "sess_1", "x", 1, &m, BE_PUT_REPLACE, NULL,
 			   NULL) == -ENOSPC);
-	/* Reads and deletes still work when Redis is full. */
+	/*
+	 * Reads and deletes still work when Redis is full.  Redis refuses a
+	 * transaction's commands then: the read script reads instead.
+	 */
+	scripts = calls_of(c, "evalsha");
 	CHECK(be_store_get(c, &cfg, "sess_1", true, &f) == 0);
-	CHECK(f.state == BE_PRESENT);
+	CHECK(f.state == BE_PRESENT && f.data);
 	be_file_release(&f);
+	CHECK(calls_of(c, "evalsha") == scripts + 1);
 	CHECK(be_store_delete(c, &cfg, "sess_1", 0) == 1);
 	cmd_ok(c, "CONFIG", "SET", "maxmemory", "0", NULL);
 }
