@@ -601,12 +601,18 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 }
 
 /*
+ * Set once an ACL refused MULTI: from then on every read is a script (the
+ * user may run scripts and the reads inside them, not transactions).
+ */
+static atomic_bool tx_refused;
+
+/*
  * A read is a transaction, not a script: as atomic, and Redis runs it in
  * a third of the time (bench/README.md).  Its reads are tracked like a
  * script's (CLIENT TRACKING, track.h).  Redis refuses every command queued
  * in a transaction while it is over maxmemory (OOM), where a script may
  * still read: then the script reads, so that sessions stay readable when
- * Redis is full.
+ * Redis is full; so it does for a user whose ACL denies MULTI.
  */
 int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, bool want_data, struct be_file *f)
@@ -629,15 +635,18 @@ int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		return ret;
 	pttl[1] = value[1] = vkey;
 	hgetall[1] = mkey;
-	ret = be_conn_pipeline(c, cmds, 5, r, 0);
+	ret = atomic_load(&tx_refused) ? -EACCES
+				       : be_conn_pipeline(c, cmds, 5, r, 0);
 	if (ret == 0) {
+		if (reply_is_error(r[0], "NOPERM"))
+			atomic_store(&tx_refused, true);
 		ret = exec_file(sc, r, want_data, f);
 		for (i = 0; i < 5; i++)
 			freeReplyObject(r[i]);
 		if (ret)
 			be_file_release(f);
 	}
-	if (ret == -ENOSPC)
+	if (ret == -ENOSPC || (ret == -EACCES && atomic_load(&tx_refused)))
 		ret = get_by_script(c, sc, vkey, mkey, want_data, f);
 	if (ret)
 		be_file_release(f);

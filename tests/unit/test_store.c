@@ -709,6 +709,48 @@ static void test_oom(struct be_conn *c)
 	cmd_ok(c, "CONFIG", "SET", "maxmemory", "0", NULL);
 }
 
+/*
+ * A user whose ACL denies MULTI reads through the script, from the first
+ * refusal on.  Last: the refusal is remembered for the process.
+ */
+static void test_multi_refused(struct be_conn *admin, int port)
+{
+	struct be_endpoint ep = { .host = (char *)"127.0.0.1",
+				  .port = port,
+				  .user = (char *)"txless",
+				  .password = (char *)"pw" };
+	struct be_meta m = meta_at(now_ms());
+	struct be_conn *c;
+	struct be_file f;
+	long long scripts;
+
+	cmd_ok(admin, "ACL", "SETUSER", "txless", "reset", NULL);
+	{
+		redisReply *r = cmd(admin, "ACL", "SETUSER", "txless", "on",
+				    ">pw", "~*", "&*", "+@all", "-multi", NULL);
+
+		CHECK(r && r->type == REDIS_REPLY_STATUS);
+		freeReplyObject(r);
+	}
+	c = be_conn_new(&ep, 5.0);
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK(be_store_put(c, &cfg, "sess_acl", "acl", 3, &m, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	scripts = calls_of(admin, "evalsha");
+	CHECK(be_store_get(c, &cfg, "sess_acl", true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.size == 3 && f.data &&
+	      memcmp(f.data, "acl", 3) == 0);
+	be_file_release(&f);
+	CHECK(be_store_get(c, &cfg, "sess_acl", false, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.size == 3);
+	be_file_release(&f);
+	/* Both reads ran the script. */
+	CHECK(calls_of(admin, "evalsha") == scripts + 2);
+	be_conn_free(c);
+}
+
 static void test_check_server(struct be_conn *c)
 {
 	char err[256] = "";
@@ -791,6 +833,7 @@ int main(void)
 	test_noscript(c);
 	test_list_and_put_many(c);
 	test_oom(c);
+	test_multi_refused(c, r.port);
 	be_conn_free(c);
 	test_redis_stop(&r);
 
