@@ -283,30 +283,29 @@ static int read_bytes(struct fs *fs, struct fs_inode *inode, const char *name)
  * Whether every handle open here on 'inode' was closed by the app (FLUSH,
  * no use since) and only waits for its RELEASE, which the kernel sends
  * after close() returned: then its bytes are what this host read or wrote
- * last, not necessarily what the store holds now.  Bytes read just now
- * (by this open's LOOKUP, or a CREATE: FS_ATTR_FRESH_NS) or that Redis
- * still holds (tracked.c) are current.  Caller holds inode->lock.
+ * last, not necessarily what the store holds now, unless they were read
+ * just now (by this open's LOOKUP, or a CREATE: FS_ATTR_FRESH_NS).  Caller
+ * holds inode->lock.
  */
-static bool only_closing(struct fs *fs, const struct fs_inode *inode)
+static bool only_closing(const struct fs_inode *inode)
 {
 	if (inode->nactive)
 		return false;
-	if (inode->attr_at > inode->flushed_at &&
-	    fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS)
-		return false;
-	return !fs_track_valid(fs, inode);
+	return inode->attr_at <= inode->flushed_at ||
+	       fs_mono_ns() - inode->attr_at >= FS_ATTR_FRESH_NS;
 }
 
 /*
  * A loaded inode reads the store again for a new LOOKUP or OPEN when its
- * handles are only closing (only_closing()), or when Redis reported a
- * change by another client (tracked.c) or may have while a message is on
- * its way: close-to-open holds even while a handle here lingers (RELEASE
- * is asynchronous) or stays open; the bytes are shared with those
- * handles.  Not while this host has a change pending, nor while a handle
- * here is in use without tracking (DESIGN.md: a handle open here answers
- * from memory).  A name deleted meanwhile is detached, as by an unlink
- * here.  Caller holds the stripe of 'name' and inode->lock.
+ * handles are only closing (only_closing()) and Redis does not vouch for
+ * its bytes (tracked.c), or when Redis reported a change by another
+ * client or may have while a message is on its way: close-to-open holds
+ * even while a handle here lingers (RELEASE is asynchronous) or stays
+ * open; the bytes are shared with those handles.  Not while this host has
+ * a change pending, nor while a handle here is in use without tracking
+ * (DESIGN.md: a handle open here answers from memory).  A name deleted
+ * meanwhile is detached, as by an unlink here.  Caller holds the stripe
+ * of 'name' and inode->lock.
  */
 static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
 {
@@ -314,8 +313,12 @@ static int inode_reload(struct fs *fs, struct fs_inode *inode, const char *name)
 
 	if (inode->pending || inode->local || !name)
 		return 0;
-	/* A message may be on its way: the same check as a cache hit. */
-	if (!inode->stale && !fs_track_unsure(fs) && !only_closing(fs, inode))
+	/*
+	 * A message may be on its way: the same check as a cache hit, which
+	 * fs_track_valid() makes itself (fs_track_unsure() implies invalid).
+	 */
+	if (!inode->stale && (only_closing(inode) ? fs_track_valid(fs, inode)
+						  : !fs_track_unsure(fs)))
 		return 0;
 	ret = read_bytes(fs, inode, name);
 	if (ret == 0 || ret == -ENOENT)

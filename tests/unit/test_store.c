@@ -83,21 +83,36 @@ static long long cmd_int(struct be_conn *c, const char *a, const char *b,
 	return v;
 }
 
-/* How many times Redis ran 'name' so far (INFO commandstats), or -1. */
-static long long calls_of(struct be_conn *c, const char *name)
+/*
+ * The counter 'field' (calls, rejected_calls) of the command 'name' in
+ * INFO commandstats, 0 before its first use, or -1.
+ */
+static long long stat_of(struct be_conn *c, const char *name, const char *field)
 {
 	redisReply *r = cmd(c, "INFO", "commandstats", NULL);
 	char key[64];
 	long long v = -1;
-	const char *p;
+	const char *p, *end;
 
-	snprintf(key, sizeof(key), "cmdstat_%s:calls=", name);
+	snprintf(key, sizeof(key), "cmdstat_%s:", name);
 	if (r && r->type == REDIS_REPLY_STRING) {
+		v = 0;
 		p = strstr(r->str, key);
-		v = p ? atoll(p + strlen(key)) : 0;
+		end = p ? strchr(p, '\n') : NULL;
+		snprintf(key, sizeof(key), "%s=", field);
+		if (p)
+			p = strstr(p, key);
+		if (p && (!end || p < end))
+			v = atoll(p + strlen(key));
 	}
 	freeReplyObject(r);
 	return v;
+}
+
+/* How many times Redis ran 'name' so far, or -1. */
+static long long calls_of(struct be_conn *c, const char *name)
+{
+	return stat_of(c, name, "calls");
 }
 
 static void cmd_ok(struct be_conn *c, const char *a, const char *b,
@@ -720,18 +735,15 @@ static void test_multi_refused(struct be_conn *admin, int port)
 				  .user = (char *)"txless",
 				  .password = (char *)"pw" };
 	struct be_meta m = meta_at(now_ms());
+	long long scripts, refused;
 	struct be_conn *c;
 	struct be_file f;
-	long long scripts;
+	redisReply *r;
 
-	cmd_ok(admin, "ACL", "SETUSER", "txless", "reset", NULL);
-	{
-		redisReply *r = cmd(admin, "ACL", "SETUSER", "txless", "on",
-				    ">pw", "~*", "&*", "+@all", "-multi", NULL);
-
-		CHECK(r && r->type == REDIS_REPLY_STATUS);
-		freeReplyObject(r);
-	}
+	r = cmd(admin, "ACL", "SETUSER", "txless", "reset", "on", ">pw", "~*",
+		"&*", "+@all", "-multi", NULL);
+	CHECK(r && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
 	c = be_conn_new(&ep, 5.0);
 	CHECK(c != NULL);
 	if (!c)
@@ -739,6 +751,7 @@ static void test_multi_refused(struct be_conn *admin, int port)
 	CHECK(be_store_put(c, &cfg, "sess_acl", "acl", 3, &m, BE_PUT_REPLACE,
 			   NULL, NULL) == 0);
 	scripts = calls_of(admin, "evalsha");
+	refused = stat_of(admin, "multi", "rejected_calls");
 	CHECK(be_store_get(c, &cfg, "sess_acl", true, &f) == 0);
 	CHECK(f.state == BE_PRESENT && f.size == 3 && f.data &&
 	      memcmp(f.data, "acl", 3) == 0);
@@ -746,8 +759,9 @@ static void test_multi_refused(struct be_conn *admin, int port)
 	CHECK(be_store_get(c, &cfg, "sess_acl", false, &f) == 0);
 	CHECK(f.state == BE_PRESENT && f.size == 3);
 	be_file_release(&f);
-	/* Both reads ran the script. */
+	/* Both reads ran the script; only the first tried MULTI. */
 	CHECK(calls_of(admin, "evalsha") == scripts + 2);
+	CHECK(stat_of(admin, "multi", "rejected_calls") == refused + 1);
 	be_conn_free(c);
 }
 
