@@ -170,13 +170,20 @@ struct fs_inode {
 	/*
 	 * The commit point (DESIGN.md): a truncate through a handle, or an
 	 * O_TRUNC open, is held back until the next WRITE or FLUSH; so is a
-	 * WRITE of exactly max_write bytes.  'pending' says the bytes differ
-	 * from the store; 'saved' keeps the stored bytes to restore if the
-	 * commit fails.
+	 * WRITE of exactly max_write bytes.  'pending' says 'data' and 'attr'
+	 * differ from the store: they are a draft, seen only through the
+	 * handles that changed it (fs_handle.draft == 'draft'); every other
+	 * handle, LOOKUP and GETATTR sees the committed bytes and attributes
+	 * kept in 'saved', 'saved_len' and 'saved_attr', which a failed commit
+	 * puts back.  Host-local and detached inodes keep no copy: nothing
+	 * else can see them committed, so their one view is 'data'.
 	 */
 	bool pending;
+	uint64_t draft; /* the draft's number, new for each change begun */
+	bool draft_written; /* holds a WRITE acknowledged uncommitted */
 	char *saved;
 	size_t saved_len;
+	struct fs_attr saved_attr;
 	time_t closed_at; /* local: when the last handle closed */
 };
 
@@ -185,6 +192,7 @@ struct fs_handle {
 	struct fs_inode *inode;
 	int flags;
 	bool flushed; /* FLUSH came and no use since; under inode->lock */
+	uint64_t draft; /* the inode's draft this handle changed; 0: none */
 	struct fs_handle *next, *prev; /* open handles, under tab_lock */
 };
 

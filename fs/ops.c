@@ -25,6 +25,11 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+static struct fs_handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
 static struct timespec now_ts(void)
 {
 	struct timespec ts;
@@ -84,20 +89,42 @@ static char *inode_name_dup(struct fs *fs, struct fs_inode *inode)
 	return name;
 }
 
-static void attr_to_stat(const struct fs_inode *inode, struct stat *st)
+/*
+ * Whether 'h' (NULL: a LOOKUP, or a GETATTR or SETATTR without a handle)
+ * sees the uncommitted draft of 'inode' rather than the committed bytes:
+ * only a handle that changed the draft does (fs_i.h, the commit point).
+ * Caller holds inode->lock.
+ */
+static bool sees_draft(const struct fs_inode *inode, const struct fs_handle *h)
 {
+	return !inode->pending || !inode->saved ||
+	       (h && h->draft == inode->draft);
+}
+
+/* The attributes of 'inode' as 'h' sees them (sees_draft()). */
+static const struct fs_attr *attr_seen(const struct fs_inode *inode,
+				       const struct fs_handle *h)
+{
+	return sees_draft(inode, h) ? &inode->attr : &inode->saved_attr;
+}
+
+static void attr_to_stat(const struct fs_inode *inode,
+			 const struct fs_handle *h, struct stat *st)
+{
+	const struct fs_attr *a = attr_seen(inode, h);
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = inode->ino;
-	st->st_mode = S_IFREG | inode->attr.mode;
+	st->st_mode = S_IFREG | a->mode;
 	st->st_nlink = inode->name ? 1 : 0;
-	st->st_uid = inode->attr.uid;
-	st->st_gid = inode->attr.gid;
-	st->st_size = inode->attr.size;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = a->size;
 	st->st_blksize = 4096;
-	st->st_blocks = (inode->attr.size + 511) / 512;
-	st->st_atim = inode->attr.mtime;
-	st->st_mtim = inode->attr.mtime;
-	st->st_ctim = inode->attr.ctime;
+	st->st_blocks = (a->size + 511) / 512;
+	st->st_atim = a->mtime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
 }
 
 /*
@@ -176,7 +203,7 @@ static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
 	memset(e, 0, sizeof(*e));
 	e->ino = (uintptr_t)inode;
 	e->generation = inode->generation;
-	attr_to_stat(inode, &e->attr);
+	attr_to_stat(inode, NULL, &e->attr);
 	/* Redis can change underneath (other hosts, the tools): no caching. */
 	e->attr_timeout = 0;
 	e->entry_timeout = 0;
@@ -550,7 +577,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	name = inode_name_dup(fs, inode);
 	pthread_mutex_lock(&inode->lock);
 	ret = refresh_attr(fs, inode, name);
-	attr_to_stat(inode, &st);
+	/* With FUSE_GETATTR_FH (a read past i_size): that handle's view. */
+	attr_to_stat(inode, fi ? handle_of(fi) : NULL, &st);
 	pthread_mutex_unlock(&inode->lock);
 	free(name);
 	fs_inode_put(fs, inode);
@@ -588,37 +616,60 @@ static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size)
 }
 
 /*
- * Starts a change of the bytes that the store does not have yet: keeps a
- * copy of the stored bytes, to restore if the commit fails.  Host-local
- * and detached inodes have nothing to restore.
+ * Starts a change of the bytes that the store does not have yet, or joins
+ * the one pending: the bytes become a draft that 'h' (NULL: no handle, a
+ * change committed at once) sees from now on, while everybody else sees
+ * the committed copy kept here, which a failed commit also puts back.
+ * Host-local and detached inodes keep no copy (fs_i.h).
  */
-static int begin_change(struct fs_inode *inode)
+static int begin_change(struct fs_inode *inode, struct fs_handle *h)
 {
-	if (inode->pending || inode->local || !inode->name) {
-		inode->pending = true;
-		return 0;
+	if (!inode->pending && !inode->local && inode->name) {
+		inode->saved = malloc(inode->len ? inode->len : 1);
+		if (!inode->saved)
+			return -ENOMEM;
+		if (inode->len)
+			memcpy(inode->saved, inode->data, inode->len);
+		inode->saved_len = inode->len;
+		inode->saved_attr = inode->attr;
 	}
-	inode->saved = malloc(inode->len ? inode->len : 1);
-	if (!inode->saved)
-		return -ENOMEM;
-	if (inode->len)
-		memcpy(inode->saved, inode->data, inode->len);
-	inode->saved_len = inode->len;
+	if (!inode->pending) {
+		inode->draft++;
+		inode->draft_written = false;
+	}
 	inode->pending = true;
+	if (h)
+		h->draft = inode->draft;
 	return 0;
 }
 
+/*
+ * Ends the pending change: committed ('restore' false), or failed, when
+ * the committed bytes and attributes are put back.
+ */
 static void end_change(struct fs_inode *inode, bool restore)
 {
 	if (restore && inode->saved) {
 		if (inode->saved_len)
 			memcpy(inode->data, inode->saved, inode->saved_len);
 		inode->len = inode->saved_len;
-		inode->attr.size = inode->len;
+		inode->attr = inode->saved_attr;
 	}
 	free(inode->saved);
 	inode->saved = NULL;
 	inode->pending = false;
+}
+
+/*
+ * A change of 'inode' failed before it touched the draft: if it began the
+ * change, nothing else is held and the change ends; a draft pending before
+ * it holds bytes already acknowledged to the app (a WRITE of max_write
+ * bytes, a truncate) and stays for the next WRITE or FLUSH to commit.
+ */
+static void undo_change(struct fs_inode *inode, bool was_pending)
+{
+	if (!was_pending)
+		end_change(inode, true);
 }
 
 /* Sets the length of the bytes to 'size', zero-filling growth. */
@@ -639,9 +690,12 @@ static int inode_resize(struct fs *fs, struct fs_inode *inode, size_t size)
  * The commit point: writes the bytes and attributes of 'inode' to the
  * store as one atomic update of 'name' when they differ from it.  On
  * failure the stored bytes are restored in memory, so the file shows what
- * the store holds.  Caller holds the name's stripe and inode->lock.
+ * the store holds, unless 'keep' asks to leave the draft pending (the
+ * caller undoes its own part).  Caller holds the name's stripe and
+ * inode->lock.
  */
-static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
+static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name,
+			bool keep)
 {
 	struct fs_track_tok tok;
 	struct be_meta meta;
@@ -658,7 +712,8 @@ static int inode_commit(struct fs *fs, struct fs_inode *inode, const char *name)
 	ret = fs_route_put(fs, name, inode->data ? inode->data : "", inode->len,
 			   &meta);
 	ret = store_err(fs, ret, "write", name);
-	end_change(inode, ret < 0);
+	if (ret == 0 || !keep)
+		end_change(inode, ret < 0);
 	/* Written through the name's tracked connection: Redis holds it. */
 	if (ret == 0) {
 		fs_track_end(fs, inode, name, &tok, 0);
@@ -715,9 +770,15 @@ static int inode_load(struct fs *fs, struct fs_inode *inode, const char *name)
 	return ret;
 }
 
+/*
+ * Sets the size of 'inode' to 'size'.  Through the handle 'h', the change
+ * is held back to its next WRITE or FLUSH (DESIGN.md, the commit point)
+ * and only 'h' sees it meanwhile; without one it commits at once.
+ */
 static int setattr_size(struct fs *fs, struct fs_inode *inode, const char *name,
-			off_t size, bool held)
+			off_t size, struct fs_handle *h)
 {
+	bool was_pending = inode->pending;
 	int ret;
 
 	if ((size_t)size > fs->max_size)
@@ -725,16 +786,15 @@ static int setattr_size(struct fs *fs, struct fs_inode *inode, const char *name,
 	/* A fenced name must not be truncated: DESIGN.md, failed reads. */
 	if (!inode->local && name && fs_route_is_fenced(fs, name))
 		return -EIO;
-	ret = begin_change(inode);
+	ret = begin_change(inode, h);
 	if (ret == 0)
 		ret = inode_resize(fs, inode, size);
 	if (ret < 0) {
-		end_change(inode, true);
+		undo_change(inode, was_pending);
 		return ret;
 	}
 	inode->attr.mtime = inode->attr.ctime = now_ts();
-	/* Held back to the next WRITE or FLUSH of this handle: DESIGN.md. */
-	return held ? 0 : inode_commit(fs, inode, name);
+	return h ? 0 : inode_commit(fs, inode, name, false);
 }
 
 static void apply_attr(struct fs_attr *a, const struct stat *st, int to_set)
@@ -773,10 +833,19 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 	    a.mode == inode->attr.mode && a.uid == inode->attr.uid &&
 	    a.gid == inode->attr.gid)
 		return 0;
-	if (!inode->local && name && !inode->pending) {
+	if (!inode->local && name) {
 		struct fs_track_tok tok;
+		/*
+		 * With a draft pending, the store gets the committed file with
+		 * the change, so a failed commit cannot undo what this call
+		 * acknowledged; the draft carries it along too.
+		 */
+		bool held = inode->pending && inode->saved;
+		struct fs_attr c = held ? inode->saved_attr : a;
 
-		fs_meta_from_attr(&meta, &a);
+		if (held)
+			apply_attr(&c, st, to_set);
+		fs_meta_from_attr(&meta, &c);
 		fs_track_begin(fs, name, &tok);
 		ret = fs_route_setmeta(fs, name, &meta);
 		ret = store_err(fs, ret, "change the metadata of", name);
@@ -784,8 +853,9 @@ static int setattr_meta(struct fs *fs, struct fs_inode *inode, const char *name,
 			fs_track_end(fs, inode, name, &tok, 0);
 		else
 			inode->tracked = 0;
+		if (ret == 0 && held)
+			inode->saved_attr = c;
 	}
-	/* With bytes pending, the commit carries the new meta along. */
 	if (ret == 0)
 		inode->attr = a;
 	return ret;
@@ -815,11 +885,6 @@ static int setattr_root(struct fs *fs, struct stat *st, int to_set)
 	if (futimens(fs->lower_fd, ts) < 0)
 		return -errno;
 	return 0;
-}
-
-static struct fs_handle *handle_of(struct fuse_file_info *fi)
-{
-	return (struct fs_handle *)(uintptr_t)fi->fh;
 }
 
 /*
@@ -859,12 +924,13 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		handle_used(handle_of(fi));
 	ret = refresh_attr(fs, inode, name);
 	if (ret == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-		bool held = fi && inode->loaded;
+		/* ftruncate() through an open handle is held back. */
+		struct fs_handle *h = fi && inode->loaded ? handle_of(fi)
+							  : NULL;
 
 		ret = inode_load(fs, inode, name);
 		if (ret == 0)
-			ret = setattr_size(fs, inode, name, attr->st_size,
-					   held);
+			ret = setattr_size(fs, inode, name, attr->st_size, h);
 		if (ret == 0 && !inode->local &&
 		    fs_inode_open_inc(fs, inode, 0) == 0) {
 			/* truncate(path) with no handle open: nothing to keep */
@@ -875,7 +941,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				   FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MTIME |
 				   FUSE_SET_ATTR_MTIME_NOW)))
 		ret = setattr_meta(fs, inode, name, attr, to_set);
-	attr_to_stat(inode, &st);
+	attr_to_stat(inode, fi ? handle_of(fi) : NULL, &st);
 	unlock_inode_name(inode, name, nl);
 	fs_inode_put(fs, inode);
 	if (ret < 0)
@@ -900,14 +966,17 @@ static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
 	ret = inode_load(fs, inode, name);
 	if (ret < 0)
 		return ret;
-	if (fi->flags & O_TRUNC) {
-		ret = setattr_size(fs, inode, name, 0, !inode->local);
-		if (ret < 0)
-			return ret;
-	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	/* O_TRUNC is held back like ftruncate(), seen by this handle only. */
+	if (fi->flags & O_TRUNC) {
+		ret = setattr_size(fs, inode, name, 0, inode->local ? NULL : h);
+		if (ret < 0) {
+			free(h);
+			return ret;
+		}
+	}
 	h->inode = inode;
 	h->flags = fi->flags;
 	inode->opened = true;
@@ -1151,18 +1220,70 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs_handle *h = handle_of(fi);
 	struct fs_inode *inode = h->inode;
-	size_t n = 0;
+	const char *data;
+	size_t len, n = 0;
 
 	pthread_mutex_lock(&inode->lock);
 	handle_used(h);
-	if ((size_t)off < inode->len) {
-		n = inode->len - off;
+	/* Another handle's uncommitted draft is not for this one to see. */
+	data = sees_draft(inode, h) ? inode->data : inode->saved;
+	len = sees_draft(inode, h) ? inode->len : inode->saved_len;
+	if ((size_t)off < len) {
+		n = len - off;
 		if (n > size)
 			n = size;
 	}
 	/* fuse_reply_buf copies before returning: the lock covers it. */
-	fuse_reply_buf(req, n ? inode->data + off : NULL, n);
+	fuse_reply_buf(req, n ? data + off : NULL, n);
 	pthread_mutex_unlock(&inode->lock);
+}
+
+/* What a WRITE into a draft overwrote, to undo it alone (fs_write()). */
+struct write_undo {
+	size_t len; /* the draft's length before */
+	struct fs_attr attr;
+	off_t off;
+	char *old; /* the bytes at 'off' it overwrote: 'nold' of them */
+	size_t nold;
+	bool taken;
+};
+
+/*
+ * Keeps in 'u' what a WRITE of 'size' bytes at 'off' will change in the
+ * draft of 'inode', when 'keep' (the draft outlives the WRITE's failure).
+ * 0 or -ENOMEM.
+ */
+static int write_undo_take(struct write_undo *u, const struct fs_inode *inode,
+			   off_t off, size_t size, bool keep)
+{
+	size_t n = 0;
+
+	if (!keep)
+		return 0;
+	if ((size_t)off < inode->len) {
+		n = inode->len - off < size ? inode->len - off : size;
+		u->old = malloc(n);
+		if (!u->old)
+			return -ENOMEM;
+		memcpy(u->old, inode->data + off, n);
+	}
+	u->nold = n;
+	u->len = inode->len;
+	u->attr = inode->attr;
+	u->off = off;
+	u->taken = true;
+	return 0;
+}
+
+/* Puts back what the WRITE of 'u' changed, if it was taken. */
+static void write_undo_apply(const struct write_undo *u, struct fs_inode *inode)
+{
+	if (!u->taken)
+		return;
+	if (u->nold)
+		memcpy(inode->data + u->off, u->old, u->nold);
+	inode->len = u->len;
+	inode->attr = u->attr;
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -1174,13 +1295,33 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	pthread_mutex_t *nl;
 	char *name = lock_inode_name(fs, inode, &nl);
 	size_t end = (size_t)off + size;
+	struct write_undo undo = { 0 };
 	int ret = 0;
 
 	handle_used(h);
-	if (end > fs->max_size)
+	/*
+	 * A draft holding bytes acknowledged to the app (a WRITE of max_write
+	 * bytes: write(2) returns their count even when a later part fails)
+	 * outlives a failure of this WRITE, which then undoes only itself;
+	 * otherwise (nothing pending, or a held truncate) a failure ends the
+	 * draft and the committed bytes stay: DESIGN.md, the commit point.
+	 */
+	bool keep = inode->pending && inode->draft_written;
+
+	/*
+	 * The first piece of a split write(2) that already reaches max_size:
+	 * no piece after it can fit, and we cannot know whether one follows,
+	 * so it is refused and the whole call fails with nothing changed.
+	 * The price: one write(2) of exactly max_size bytes when that is the
+	 * kernel's max_write (the default) fails too.
+	 */
+	if (end > fs->max_size ||
+	    (size == FS_MAX_WRITE && end >= fs->max_size && !keep))
 		ret = -EFBIG;
 	if (ret == 0)
-		ret = begin_change(inode);
+		ret = begin_change(inode, h);
+	if (ret == 0)
+		ret = write_undo_take(&undo, inode, off, size, keep);
 	if (ret == 0 && end > inode->len)
 		ret = inode_resize(fs, inode, end);
 	if (ret == 0) {
@@ -1191,10 +1332,15 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		 * write(2) the kernel split: the next WRITE or FLUSH commits.
 		 */
 		if (size != FS_MAX_WRITE)
-			ret = inode_commit(fs, inode, name);
-	} else {
-		end_change(inode, true);
+			ret = inode_commit(fs, inode, name, keep);
+		else
+			inode->draft_written = true;
 	}
+	if (ret < 0 && keep)
+		write_undo_apply(&undo, inode);
+	else if (ret < 0)
+		end_change(inode, true);
+	free(undo.old);
 	unlock_inode_name(inode, name, nl);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -1213,7 +1359,8 @@ static void commit_handle(fuse_req_t req, struct fuse_file_info *fi,
 	char *name = lock_inode_name(fs, inode, &nl);
 	int ret;
 
-	ret = inode_commit(fs, inode, name);
+	/* Another handle's draft is that handle's to commit. */
+	ret = sees_draft(inode, h) ? inode_commit(fs, inode, name, false) : 0;
 	if (closing && !h->flushed) {
 		h->flushed = true;
 		if (--inode->nactive == 0)
@@ -1247,7 +1394,11 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 	pthread_mutex_lock(&inode->lock);
 	if (!h->flushed)
 		inode->nactive--;
-	if (inode->pending && !inode->local)
+	/*
+	 * A draft this handle changed and no FLUSH committed goes; another
+	 * handle's stays for that handle's next WRITE or FLUSH.
+	 */
+	if (inode->pending && !inode->local && h->draft == inode->draft)
 		end_change(inode, true);
 	if (fs_inode_open_inc(fs, inode, -1) == 0) {
 		if (inode->local)
