@@ -12,7 +12,7 @@ import util
 from util import big_blob, sha256_hex
 
 
-@pytest.mark.parametrize("kind", ["php", "flask"])
+@pytest.mark.parametrize("kind", ["php", "flask", "django", "php-fpm"])
 def test_cycle(kind, tmp, sessdir, make_app):
     app = make_app(kind, sessdir)
     assert os.listdir(sessdir) == []  # /health probes make no sessions
@@ -32,7 +32,7 @@ def test_cycle(kind, tmp, sessdir, make_app):
         assert st.st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("kind", ["php", "flask"])
+@pytest.mark.parametrize("kind", ["php", "flask", "django", "php-fpm"])
 def test_big(kind, sessdir, make_app):
     c = make_app(kind, sessdir).client()
     want = sha256_hex(big_blob(150))
