@@ -1038,9 +1038,17 @@ http {
                                      % (name, p.returncode))
 
     def pids(self):
-        """The php-fpm processes (master and pool)."""
-        out = run(["pidof", "php-fpm8.2"]).stdout.split()
-        return [int(p) for p in out]
+        """The php-fpm processes of this stack (master and pool: the
+        master's process group)."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open("/proc/%s/stat" % pid) as f:
+                    # pid (comm) state ppid pgrp ...; comm may hold spaces
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.proc.pid:
+                    found.append(int(pid))
+        return found
 
     def stop(self):
         # The masters stop their workers themselves: SIGQUIT to nginx's
