@@ -22,6 +22,7 @@ renew its ctime and so keep it, and the request's count must be stored.
 
 import errno
 import os
+import shutil
 import threading
 import time
 
@@ -37,9 +38,13 @@ pytestmark = [
     util.fuse_test_marker(),
     pytest.mark.skipif(not (os.path.exists(util.PHP_FPM)
                             and os.path.exists(util.NGINX)
-                            and os.path.exists(util.SESSIONCLEAN)),
-                       reason="needs php8.2-fpm, nginx and php-common's "
-                       "sessionclean (scripts/setup.sh deps)"),
+                            and os.path.exists(util.SESSIONCLEAN)
+                            and shutil.which("mkfs.ext4")
+                            and shutil.which("debugfs")),
+                       reason="needs php8.2-fpm, nginx, php-common's "
+                       "sessionclean and e2fsprogs (scripts/setup.sh deps)"),
+    pytest.mark.skipif(not os.path.exists("/dev/loop-control"),
+                       reason="needs loop devices (the ext4 lower dir)"),
 ]
 
 # Debian's php.ini: session.gc_maxlifetime = 1440, so sessionclean deletes
