@@ -1012,6 +1012,10 @@ http {
             self.port = free_port()
             self._configure()
             rd = self.run_dir
+            # A restart: nothing of the last run may pass for this one.
+            self.nginx = None
+            with contextlib.suppress(FileNotFoundError):
+                self.sock.unlink()
             self.proc = self._spawn([PHP_FPM, "-F", "-O", "-c", str(self.ini),
                                      "-y", str(rd / "php-fpm.conf")])
             LIVE.add(self)
