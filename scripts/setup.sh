@@ -37,6 +37,12 @@ PACKAGES=(
 	redis-server redis-sentinel redis-tools openssl
 	python3 python3-pytest python3-redis python3-flask
 	python3-flask-session gunicorn php-cli php-redis
+	# the production stacks of the app tests: Django's file sessions and
+	# clearsessions; php-fpm behind nginx and php-common's sessionclean
+	# (it needs pidof); e2fsprogs' mkfs.ext4 and debugfs back-date the
+	# ctime of session files (test_php_fpm.py).  Their services are never
+	# started: see the policy-rc.d in cmd_deps
+	python3-django php8.2-fpm nginx sysvinit-utils e2fsprogs
 	wrk valgrind clang-format shellcheck
 	# systemd-analyze, to check the units in systemd/ (PID 1 need not be
 	# systemd for `systemd-analyze verify`)
@@ -99,12 +105,13 @@ cmd_deps()
 	fi
 	say "deps: installing ${missing[*]}"
 	apt-get update
-	# Keep the distribution's redis-server (and any other daemon) from
-	# being started by the install: nothing here uses it, and on a
-	# systemd machine it would sit on port 6379.  invoke-rc.d and
-	# deb-systemd-invoke ask /usr/sbin/policy-rc.d; exit 101 = "not
-	# allowed".  Only when no policy is in place already, and removed
-	# again even on failure.
+	# Keep the distribution's redis-server, nginx and php8.2-fpm (and any
+	# other daemon) from being started by the install, postinst scripts
+	# and dpkg triggers included: nothing here uses them (the tests start
+	# their own, with their own configs), and on a systemd machine they
+	# would sit on ports 6379 and 80.  invoke-rc.d and deb-systemd-invoke
+	# ask /usr/sbin/policy-rc.d; exit 101 = "not allowed".  Only when no
+	# policy is in place already, and removed again even on failure.
 	if [[ ! -e $POLICY_RC_D ]]; then
 		printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC_D"
 		chmod 0755 "$POLICY_RC_D"

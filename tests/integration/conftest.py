@@ -10,7 +10,8 @@
                    unless registered with checker.register_output()
     sessdir        an empty session dir, www-data 0700
     mount          sessfs (-o allow_other) mounted on sessdir
-    make_app       factory of real PHP / Flask servers on a session dir;
+    make_app       factory of real PHP (php -S, php-fpm behind nginx),
+                   Flask and Django servers on a session dir;
                    their logs are checked for warnings too
 
 Run: SESSFS_BUILD_DIR=build /usr/bin/python3 -m pytest -v tests/integration
@@ -129,13 +130,14 @@ def mount(redis, redis_server, sessdir, checker):
 
 @pytest.fixture
 def make_app(tmp, request):
-    """make_app(kind, sessdir, env=None) -> a started util.WebApp; stopped
-    at the end of the test at the latest (call .stop() earlier to stop it
-    before an unmount)."""
+    """make_app(kind, sessdir, env=None) -> a started util.WebApp (kind
+    "php", "flask", "django") or util.FpmApp ("php-fpm"); stopped at the
+    end of the test at the latest (call .stop() earlier to stop it before
+    an unmount)."""
     apps = []
 
     def make(kind, sessdir, env=None, start=True):
-        app = util.WebApp(kind, sessdir, tmp, env)
+        app = util.make_web_app(kind, sessdir, tmp, env)
         apps.append(app)
         if start:
             app.start()

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Helpers of the migration-mode tests (test_modes.py, test_modes_outage.py),
-on top of util.py: a sessfs mount in a given mode with its own state and
-control dirs, the mount's status over its control socket (repair journal
-depth, Redis up), snapshots of a directory (names, bytes, owner, mode,
-mtime) to compare what the mount showed with the plain files left
-underneath, the sessions in Redis as redis-py sees them, a session written
-straight to Redis as another host would (layout v1, backend/layout.h), and
-a small tmpfs as the lower dir (full, read-only).
+"""Helpers of the migration-mode tests (test_modes.py, test_modes_outage.py,
+test_php_fpm.py, test_django.py), on top of util.py: a sessfs mount in a
+given mode with its own state and control dirs, the mount's status over
+its control socket (repair journal depth, Redis up), snapshots of a
+directory (names, bytes, owner, mode, mtime) to compare what the mount
+showed with the plain files left underneath, the sessions in Redis as
+redis-py sees them, a session written straight to Redis as another host
+would (layout v1, backend/layout.h), a small tmpfs as the lower dir (full,
+read-only), and a small ext4 image as the lower dir (back-dated ctimes).
 
 Nothing here sleeps to synchronise: waits go through util.wait_for().
 """
@@ -277,6 +278,85 @@ def tmpfs_lower(tmp, size="256k"):
             util.unmount_all(fsroot / "sessions")
         _umount(viewroot)
         _umount(fsroot)
+
+
+class Ext4Lower:
+    """A session dir on a small ext4 image (loop mount), for what tmpfs
+    cannot do: back-date a file's ctime (no system call sets ctime;
+    debugfs edits the unmounted image).  'sessdir' (www-data, 0700) is a
+    plain directory on it for sessfs to mount over; 'view' the same
+    directory through a bind of the file system that sessfs does not
+    cover, for the test to look at."""
+
+    def __init__(self, tmp, size_mb=16):
+        tmp = Path(tmp)
+        self.img = tmp / "lower.ext4"
+        self.fsroot = tmp / "lowerfs"
+        self.viewroot = tmp / "lowerview"
+        self.fsroot.mkdir()
+        self.viewroot.mkdir()
+        with open(self.img, "wb") as f:
+            f.truncate(size_mb << 20)
+        r = util.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal",
+                      str(self.img)])
+        assert r.returncode == 0, r.stderr
+        self._mount()
+        self.sessdir = util.make_sessdir(self.fsroot)
+        self.view = self.viewroot / self.sessdir.name
+
+    def _mount(self):
+        _mount("-o", "loop", self.img, self.fsroot)
+        _mount("--bind", self.fsroot, self.viewroot)
+
+    def _umount(self):
+        for d in (self.viewroot, self.fsroot):
+            if util.is_mounted(d):
+                r = util.run(["umount", str(d)])
+                assert r.returncode == 0, "umount %s: %s" % (d, r.stderr)
+
+    def set_times(self, times):
+        """times: name -> (mtime_s or None, ctime_s or None), whole
+        seconds since the epoch, written into the inodes of the files of
+        the session dir with debugfs while the image is unmounted.  Only
+        while sessfs is not mounted on it."""
+        assert not util.is_mounted(self.sessdir), "sessfs is mounted"
+        self._umount()
+        cmds = []
+        for name, (mt, ct) in times.items():
+            path = "/%s/%s" % (self.sessdir.name, name)
+            if mt is not None:
+                cmds.append("set_inode_field %s mtime @%d" % (path, mt))
+            if ct is not None:
+                cmds.append("set_inode_field %s ctime @%d" % (path, ct))
+        cmdfile = self.img.with_suffix(".debugfs")
+        cmdfile.write_text("\n".join(cmds) + "\n")
+        r = util.run(["debugfs", "-w", "-f", str(cmdfile), str(self.img)])
+        assert r.returncode == 0, r.stderr
+        bad = [line for line in r.stderr.splitlines()
+               if not line.startswith("debugfs ")]
+        assert not bad, "debugfs: %s" % bad
+        self._mount()
+
+    def close(self):
+        if util.is_mounted(self.sessdir):
+            util.unmount_all(self.sessdir)
+        _umount(self.viewroot)
+        _umount(self.fsroot)
+
+
+@contextlib.contextmanager
+def ext4_lower(tmp, size_mb=16):
+    """Yields an Ext4Lower; everything unmounted at the end."""
+    lower = None
+    try:
+        lower = Ext4Lower(tmp, size_mb)
+        yield lower
+    finally:
+        if lower is not None:
+            lower.close()
+        else:
+            _umount(Path(tmp) / "lowerview")
+            _umount(Path(tmp) / "lowerfs")
 
 
 def remount_tmpfs(view, ro):

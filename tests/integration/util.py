@@ -745,8 +745,10 @@ def sha256_hex(text):
 class WebApp:
     """A real session client behind a real HTTP server, run as www-data:
     'php' is `php -S` with PHP_CLI_SERVER_WORKERS=8 and the files handler,
-    'flask' is gunicorn -w 4 with Flask-Session's filesystem backend.  The
-    app is copied from examples/ into a dir www-data can read."""
+    'flask' is gunicorn -w 4 with Flask-Session's filesystem backend,
+    'django' is gunicorn -w 4 with Django's file session backend.  The
+    app is copied from examples/ into a dir www-data can read.  (PHP-FPM
+    behind nginx is FpmApp.)"""
 
     PHP_BAD = re.compile(r"PHP (Warning|Notice|Fatal|Parse|Deprecated)|"
                          r"Warning:|Fatal error|Notice:")
@@ -754,7 +756,7 @@ class WebApp:
                            r"\[CRITICAL\]|WARNING|Error")
 
     def __init__(self, kind, sessdir, root, env=None, workers=None):
-        assert kind in ("php", "flask")
+        assert kind in ("php", "flask", "django", "php-fpm")
         self.kind = kind
         self.sessdir = Path(sessdir)
         self.root = Path(root)
@@ -772,7 +774,7 @@ class WebApp:
         self.checker = OutputChecker(
             logpath, self.PHP_BAD if kind == "php" else self.FLASK_BAD,
             what=kind)
-        if kind == "flask":
+        if kind in ("flask", "django"):
             # stop() sends SIGTERM to the whole process group: a worker
             # that gets it before its master's own TERM is reported so.
             self.checker.register_output(
@@ -792,14 +794,18 @@ class WebApp:
                     str(self.appdir / "index.php")]
         return [PYTHON, "-m", "gunicorn", "-w", str(self.workers),
                 "-b", "127.0.0.1:%d" % self.port, "--chdir", str(self.appdir),
-                "--graceful-timeout", "5", "app:app"]
+                "--graceful-timeout", "5",
+                "wsgi:application" if self.kind == "django" else "app:app"]
 
-    def start(self):
-        src = EXAMPLES / self.kind
+    def _install(self):
+        """The app, copied from examples/ into a dir www-data can read."""
         if not self.appdir.exists():
-            shutil.copytree(src, self.appdir)
+            shutil.copytree(EXAMPLES / self.kind.split("-")[0], self.appdir,
+                            ignore=shutil.ignore_patterns("__pycache__"))
             for p in [self.appdir] + list(self.appdir.rglob("*")):
                 p.chmod(0o755 if p.is_dir() else 0o644)
+
+    def _env(self):
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": "/var/www",
@@ -808,7 +814,28 @@ class WebApp:
             "PHP_CLI_SERVER_WORKERS": str(self.workers),
             "SECRET_KEY": "sessfs-test",
         }
+        if self.kind == "django":
+            env["DJANGO_SETTINGS_MODULE"] = "settings"
         env.update(self.env)
+        return env
+
+    def manage(self, *args, timeout=60):
+        """`manage.py ARGS` of the Django app, run as www-data (as its
+        cron job would) with the app's environment; the result of run(),
+        its output also appended to the app's log (checked)."""
+        assert self.kind == "django"
+        self._install()
+        cmd = [PYTHON, str(self.appdir / "manage.py")] + list(args)
+        self.checker.note("run: " + shlex.join(cmd))
+        res = run(cmd, cwd=self.appdir, env=self._env(), user=WWW_UID,
+                  group=WWW_GID, extra_groups=[], timeout=timeout * SLOW)
+        with open(self.checker.path, "a") as f:
+            f.write(res.stdout + res.stderr)
+        return res
+
+    def start(self):
+        self._install()
+        env = self._env()
         for attempt in range(3):
             self.port = free_port()
             cmd = self._cmd()
@@ -868,6 +895,218 @@ class WebApp:
             yield self
         finally:
             self.stop()
+
+
+PHP_FPM = "/usr/sbin/php-fpm8.2"
+NGINX = "/usr/sbin/nginx"
+SESSIONCLEAN = "/usr/lib/php/sessionclean"
+# A route of the FPM stack only, for tests: /hold?flag=PATH opens the
+# session (flock held), counts, and keeps it open while PATH exists (at
+# most 20 s); answers "count=N".
+HOLD_PHP = r"""<?php
+ini_set('session.use_strict_mode', '1');
+header('Content-Type: text/plain');
+if (!session_start()) {
+	http_response_code(500);
+	exit;
+}
+$_SESSION['count'] = ($_SESSION['count'] ?? 0) + 1;
+$flag = (string)($_GET['flag'] ?? '');
+$t0 = microtime(true);
+while ($flag !== '' && file_exists($flag) && microtime(true) - $t0 < 20) {
+	usleep(10000);
+	clearstatcache();
+}
+echo "count=" . $_SESSION['count'];
+"""
+
+
+class FpmApp(WebApp):
+    """The production PHP stack: Debian's php-fpm8.2 (master as root, the
+    pool as www-data, static 8 children, listening on a unix socket) behind
+    nginx (master as root, workers as www-data, on a free loopback port),
+    serving examples/php/index.php for every path.  Both run in the
+    foreground with their own config, pid and temp files under the test's
+    tmp dir.  php.ini is Debian's production php-fpm php.ini plus
+    session.save_path = the session dir (PHP's own GC off, as Debian has
+    it: sessionclean() runs Debian's cron job) and error_log = the
+    stack's log, which php-fpm's and nginx's error logs share (checked)."""
+
+    BAD = re.compile(WebApp.PHP_BAD.pattern + r"|\b(WARNING|ERROR|ALERT)\b|"
+                     r"\[(warn|error|crit|alert|emerg)\]")
+
+    def __init__(self, sessdir, root, env=None, workers=8):
+        super().__init__("php-fpm", sessdir, root, env, workers)
+        self.run_dir = self.root / "fpm-run"
+        self.checker.bad = self.BAD
+        self.checker.what = "php-fpm/nginx"
+        self.ini = self.run_dir / "php.ini"
+        self.nginx = None
+
+    def _configure(self):
+        self._install()
+        (self.appdir / "hold.php").write_text(HOLD_PHP)
+        (self.appdir / "hold.php").chmod(0o644)
+        rd = self.run_dir
+        rd.mkdir(exist_ok=True)
+        rd.chmod(0o755)
+        log = self.checker.path
+        os.chown(log, WWW_UID, WWW_GID)  # PHP's error_log, as www-data
+        ini = Path("/etc/php/8.2/fpm/php.ini").read_text()
+        extra = {"session.save_path": '"%s"' % self.sessdir,
+                 "error_log": str(log)}
+        extra.update(self.env)  # more php.ini settings
+        self.ini.write_text(ini + "\n; sessfs test\n" + "".join(
+            "%s = %s\n" % kv for kv in extra.items()))
+        self.sock = rd / "fpm.sock"
+        (rd / "php-fpm.conf").write_text(
+            "[global]\npid = %s\nerror_log = %s\ndaemonize = no\n"
+            "log_level = notice\n\n"
+            "[www]\nuser = www-data\ngroup = www-data\nlisten = %s\n"
+            "listen.owner = www-data\nlisten.group = www-data\n"
+            "listen.mode = 0660\npm = static\npm.max_children = %d\n"
+            "catch_workers_output = yes\n"
+            % (rd / "fpm.pid", log, self.sock, self.workers))
+        for d in ("nginx", "nginx/tmp"):
+            (rd / d).mkdir(exist_ok=True)
+        fcgi = ("include /etc/nginx/fastcgi_params;\n"
+                "            fastcgi_pass unix:%s;\n" % self.sock)
+        (rd / "nginx" / "nginx.conf").write_text("""\
+user www-data;
+worker_processes 2;
+pid %(rd)s/nginx/nginx.pid;
+error_log %(log)s warn;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path %(rd)s/nginx/tmp/body;
+    fastcgi_temp_path %(rd)s/nginx/tmp/fastcgi;
+    proxy_temp_path %(rd)s/nginx/tmp/proxy;
+    uwsgi_temp_path %(rd)s/nginx/tmp/uwsgi;
+    scgi_temp_path %(rd)s/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location = /hold {
+            %(fcgi)s            fastcgi_param SCRIPT_FILENAME %(app)s/hold.php;
+        }
+        location / {
+            %(fcgi)s            fastcgi_param SCRIPT_FILENAME %(app)s/index.php;
+        }
+    }
+}
+""" % {"rd": rd, "log": log, "port": self.port, "fcgi": fcgi,
+       "app": self.appdir})
+
+    def _spawn(self, cmd):
+        self.checker.note("start: " + shlex.join(cmd))
+        self.checker.reproducers.append(shlex.join(cmd))
+        with open(self.checker.path, "ab") as log:
+            return subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                     "LANG": "C.UTF-8"})
+
+    def start(self):
+        for attempt in range(3):
+            self.port = free_port()
+            self._configure()
+            rd = self.run_dir
+            # A restart: nothing of the last run may pass for this one.
+            self.nginx = None
+            with contextlib.suppress(FileNotFoundError):
+                self.sock.unlink()
+            self.proc = self._spawn([PHP_FPM, "-F", "-O", "-c", str(self.ini),
+                                     "-y", str(rd / "php-fpm.conf")])
+            LIVE.add(self)
+            try:
+                wait_for(self.sock.exists, 30, "php-fpm's socket",
+                         check=self._died)
+                self.nginx = self._spawn(
+                    [NGINX, "-p", str(rd / "nginx"), "-e",
+                     str(self.checker.path), "-c",
+                     str(rd / "nginx" / "nginx.conf"), "-g", "daemon off;"])
+                wait_for(self._healthy, 30, "nginx + php-fpm to answer "
+                         "/health", interval=0.05, check=self._died)
+                return self
+            except AssertionError:
+                self.stop()
+                if attempt == 2:
+                    self.checker.dump()
+                    raise
+
+    def _died(self):
+        for name, p in (("php-fpm", self.proc), ("nginx", self.nginx)):
+            if p is not None and p.poll() is not None:
+                raise AssertionError("%s exited with %d"
+                                     % (name, p.returncode))
+
+    def pids(self):
+        """The php-fpm processes of this stack (master and pool: the
+        master's process group)."""
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open("/proc/%s/stat" % pid) as f:
+                    # pid (comm) state ppid pgrp ...; comm may hold spaces
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.proc.pid:
+                    found.append(int(pid))
+        return found
+
+    def stop(self):
+        # The masters stop their workers themselves: SIGQUIT to nginx's
+        # (graceful), SIGTERM to php-fpm's; then whatever is left of
+        # either group is killed.
+        for p, sig in ((self.nginx, signal.SIGQUIT),
+                       (self.proc, signal.SIGTERM)):
+            if p is None:
+                continue
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, sig)
+                try:
+                    p.wait(10 * SLOW)
+                except subprocess.TimeoutExpired:
+                    pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(30)
+        LIVE.remove(self)
+
+    def abort(self, why):
+        self.checker.note("aborted: %s" % why)
+        for p in (self.nginx, self.proc):
+            if p is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+def make_web_app(kind, sessdir, root, env=None):
+    """A WebApp of 'kind' ("php", "flask", "django") or, for "php-fpm",
+    an FpmApp (its 'env' are php.ini settings)."""
+    if kind == "php-fpm":
+        return FpmApp(sessdir, root, env)
+    return WebApp(kind, sessdir, root, env)
+
+
+def sessionclean(ini, checker=None):
+    """Debian's /usr/lib/php/sessionclean (php-common's cron job), run
+    unchanged, as root, against the session dir of the php.ini 'ini': in a
+    private mount namespace, 'ini' is bind-mounted over every
+    /etc/php/*/*/php.ini there is (the script reads the session settings
+    of each SAPI from its php.ini), so that it cleans that dir only, and
+    not the system's /var/lib/php/sessions.  Returns run()'s result."""
+    inis = sorted(str(p) for p in Path("/etc/php").glob("*/*/php.ini"))
+    assert inis, "no /etc/php/*/*/php.ini: is php-common installed?"
+    script = ('ini=$1; shift; for f; do mount --bind "$ini" "$f" || exit 99;'
+              ' done; exec %s' % SESSIONCLEAN)
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-ec", script,
+           "sh", str(ini)] + inis
+    if checker is not None:
+        checker.note("run: " + shlex.join(cmd))
+    return run(cmd, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                         "LANG": "C.UTF-8"})
 
 
 class Client:
