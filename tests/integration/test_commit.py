@@ -11,13 +11,12 @@ the bytes a write(2) reported as written are committed by the next flush
 
 import errno
 import os
-import threading
 
 import pytest
 
 import util
 from modeutil import MODES, PREFIX, WRITES_REDIS, ModeMount, mode_params
-from util import SLOW, read_file, write_file
+from util import SLOW, Op, php_read, read_file, write_file
 
 pytestmark = util.fuse_test_marker()
 
@@ -39,18 +38,6 @@ def opts(cache, extra=()):
     return ["cache=%s" % cache, "redis_timeout=1"] + list(extra)
 
 
-def php_read(path):
-    """PHP's read: open, fstat, pread of exactly st_size (CLIENTS.md)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0)
-        assert len(data) == size, "read %d of %d bytes" % (len(data), size)
-        return data
-    finally:
-        os.close(fd)
-
-
 def seen_everywhere(path):
     """What a new open sees, by PHP's read and by a plain read, and what
     stat says of the size; all three must agree."""
@@ -59,21 +46,6 @@ def seen_everywhere(path):
     assert a == b, (a, b)
     assert os.stat(path).st_size == len(a)
     return a
-
-
-class Op(threading.Thread):
-    """A call in a thread: its result or OSError."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.result = self.error = None
-
-    def run(self):
-        try:
-            self.result = self.fn()
-        except OSError as e:
-            self.error = e
 
 
 @pytest.mark.parametrize("mode,cache", mode_cache_params())
@@ -282,6 +254,19 @@ def test_rename_over_a_session_being_read(cache, redis, redis_server, tmp,
         assert seen_everywhere(path) == new
 
 
+def start_big_write(path, existing, blob):
+    """An open descriptor and the write of 'blob' to make through it: to
+    a new file, one write(2); over an existing session, PHP's ftruncate(0)
+    then one pwrite (call it to write)."""
+    if existing:
+        write_file(path, OLD)
+        fd = os.open(path, os.O_RDWR)
+        os.ftruncate(fd, 0)
+        return fd, (lambda: os.pwrite(fd, blob, 0))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return fd, (lambda: os.write(fd, blob))
+
+
 @pytest.mark.parametrize("mode", mode_params())
 def test_write_past_max_size(mode, redis, redis_server, tmp, sessdir,
                              checker):
@@ -296,15 +281,7 @@ def test_write_past_max_size(mode, redis, redis_server, tmp, sessdir,
     with mm.mounted(sessdir, mode, opts("off")) as m:
         for name, existing in (("sess_new", False), ("sess_old", True)):
             path = m.path(name)
-            if existing:
-                write_file(path, OLD)
-                fd = os.open(path, os.O_RDWR)
-                os.ftruncate(fd, 0)
-                call = (lambda: os.pwrite(fd, blob, 0))
-            else:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             0o600)
-                call = (lambda: os.write(fd, blob))
+            fd, call = start_big_write(path, existing, blob)
             try:
                 with pytest.raises(OSError) as e:
                     call()
@@ -345,15 +322,8 @@ def test_short_write_commits_what_it_reported(mode, redis, redis_server, tmp,
     with mm.mounted(sessdir, mode, opts("off", ["max_size=1572864"])) as m:
         for name, existing in (("sess_new", False), ("sess_old", True)):
             path = m.path(name)
-            if existing:
-                write_file(path, OLD)
-                fd = os.open(path, os.O_RDWR)
-                os.ftruncate(fd, 0)
-                n = os.pwrite(fd, blob, 0)
-            else:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             0o600)
-                n = os.write(fd, blob)
+            fd, call = start_big_write(path, existing, blob)
+            n = call()
             os.close(fd)  # raises if the commit failed
             assert n == MIB, n
             assert seen_everywhere(path) == blob[:n]

@@ -713,6 +713,53 @@ def read_file(path):
         return f.read()
 
 
+def php_read(path):
+    """PHP's session read: open, flock, fstat, pread of exactly st_size."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0)
+        if len(data) != size:
+            raise AssertionError("read %d of %d bytes" % (len(data), size))
+        return data
+    finally:
+        os.close(fd)
+
+
+def php_write(path, data):
+    """PHP's session write: open, flock, ftruncate(0), one pwrite, close."""
+    import fcntl
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        n = os.pwrite(fd, data, 0)
+        if n != len(data):
+            raise OSError(errno.EIO, "short write %d" % n)
+    finally:
+        os.close(fd)
+
+
+class Op(threading.Thread):
+    """Runs fn() once on its own thread, keeping result, error and time."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.result = self.error = None
+        self.took = None
+
+    def run(self):
+        t0 = time.monotonic()
+        try:
+            self.result = self.fn()
+        except BaseException as e:
+            self.error = e
+        self.took = time.monotonic() - t0
+
+
 def errno_of(fn, *args):
     """The errno 'fn(*args)' fails with, or None if it succeeds."""
     try:
