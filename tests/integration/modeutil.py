@@ -13,6 +13,7 @@ Nothing here sleeps to synchronise: waits go through util.wait_for().
 """
 
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -195,6 +196,23 @@ def redis_sessions(r, prefix=PREFIX):
 def is_tombstone(r, name, prefix=PREFIX):
     return (r.exists(util.value_key(prefix, name)) == 0
             and util.meta(r, prefix, name).get("del") == "1")
+
+
+def check_deleted(m, mm, redis, mode, gone, also=()):
+    """The names 'gone' were deleted through the mount 'm' (ModeMount
+    'mm'): no longer listed, stat says ENOENT; every one of them and of
+    'also' is a tombstone in Redis where the mode writes Redis, or the
+    journal holds them for Redis (files)."""
+    listed = os.listdir(m.mnt)
+    for name in gone:
+        assert name not in listed, "%s: not deleted" % name
+        assert util.errno_of(os.stat, m.path(name)) == errno.ENOENT, name
+    if mode in WRITES_REDIS:
+        for name in list(gone) + list(also):
+            assert is_tombstone(redis, name), name
+    else:
+        assert mm.status()["journal"] > 0
+    return listed
 
 
 def write_as_other_host(r, name, data, host="web-other", uid=util.WWW_UID,

@@ -28,13 +28,13 @@ import os
 import pytest
 
 import util
-from util import errno_of, flask_file, php_sid, read_file, write_file
+from util import (errno_of, flask_file, php_read, php_sid, php_write,
+                  read_file, write_file)
 from modeutil import (LOWER_CURRENT, MODES, PREFIX, WRITES_REDIS, ModeMount,
-                      WrongErrno, check_errnos, diff_snapshots, fill,
+                      check_errnos, diff_snapshots, fill,
                       is_tombstone, mode_params, redis_sessions,
                       remount_tmpfs, sessions_only, snapshot, stray,
                       tmpfs_lower)
-from test_resilience import php_read, php_write
 
 pytestmark = util.fuse_test_marker()
 

@@ -41,7 +41,7 @@ from modeutil import (OUTAGE_LOG, PREFIX, ModeMount, cachelib_session,
                       redis_sessions, sessions_only, snapshot,
                       write_as_other_host)
 from test_online import Load
-from test_resilience import Op, php_read, php_write
+from util import Op, php_read, php_write
 from test_resilience import aof_server as _aof_server
 
 pytestmark = util.fuse_test_marker()

@@ -31,8 +31,8 @@ import pytest
 import util
 from util import errno_of, in_parallel, php_sid
 from modeutil import (LOWER_CURRENT, PREFIX, WRITES_REDIS, ModeMount,
-                      diff_snapshots, ext4_lower, is_tombstone, mode_params,
-                      redis_sessions, snapshot, stray)
+                      check_deleted, diff_snapshots, ext4_lower,
+                      mode_params, redis_sessions, snapshot, stray)
 
 pytestmark = [
     util.fuse_test_marker(),
@@ -161,17 +161,11 @@ def test_fpm_nginx_and_sessionclean(mode, redis, redis_server, tmp, checker,
                 res.stderr == "", (res.returncode, res.stdout, res.stderr)
             assert reply == ["count=2"], reply
 
-            listed = os.listdir(m.mnt)
-            for c in expired:
-                assert sess(c) not in listed, "%s: not deleted" % sess(c)
-                assert errno_of(os.stat, m.path(sess(c))) == errno.ENOENT
+            listed = check_deleted(m, mm, redis, mode,
+                                   [sess(c) for c in expired],
+                                   also=[dave_file])
             for c in live:
                 assert sess(c) in listed, "%s: deleted" % sess(c)
-            if mode in WRITES_REDIS:
-                for name in [sess(c) for c in expired] + [dave_file]:
-                    assert is_tombstone(redis, name), name
-            else:
-                assert mm.status()["journal"] > 0
 
             # What the users see.
             assert alice.get("/whoami") == "user=alice count=2"
