@@ -106,23 +106,37 @@ def test_known_names_cost_no_store_call(cache, redis, redis_server, tmp,
 
 def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
                                                 checker):
-    """Host a writes, host b reads right after, 300 times: b never serves
-    what it knew before a's write returned."""
+    """Host a writes, host b reads right after, 300 times: b serves a's
+    write, or (DESIGN.md, "Tracked lookups": nothing orders Redis's reply
+    to a and its message to b) the value before it until the message
+    arrives, never anything else; once b has heard of the change it
+    serves a's write, at once.  Most reads see the write at once (on an
+    idle machine all of them; a loaded one lets a few through)."""
+    stale = 0
     with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
         write_file(a.path(NAME), b"0")
         for i in range(300):
             # b knows the name (and its bytes) now...
             assert read_file(b.path(NAME)) == str(i).encode()
             assert os.stat(b.path(NAME)).st_size == len(str(i))
+            heard = mmb.status()["cache"]["invalidations"]
             # ...and a changes it.
             write_file(a.path(NAME), str(i + 1).encode(),
                        flags=os.O_RDWR | os.O_TRUNC)
+            got = read_file(b.path(NAME))
+            assert got in (str(i).encode(), str(i + 1).encode()), (i, got)
+            if got == str(i).encode():
+                stale += 1
+                wait_for(lambda: mmb.status()["cache"]["invalidations"] >
+                         heard, 5, "b to hear of a's write")
         assert read_file(b.path(NAME)) == b"300"
         os.unlink(a.path(NAME))
         assert not os.path.exists(b.path(NAME))
         hits = mmb.status()["cache"]["hits"]
         inval = mmb.status()["cache"]["invalidations"]
     assert hits > 0 and inval >= 300
+    print("stale reads right after a's write: %d of 300" % stale)
+    assert stale < 30, stale
 
 
 def test_a_new_open_sees_the_other_hosts_change_while_one_is_open(
