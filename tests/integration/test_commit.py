@@ -133,6 +133,44 @@ def test_failed_write_leaves_committed_bytes(mode, cache, redis, redis_server,
             assert redis.get(PREFIX + "sess_f") == got
 
 
+@pytest.mark.parametrize("cache", ["off", "tracking"])
+def test_chmod_during_a_draft_survives_its_failure(cache, redis, redis_server,
+                                                   tmp, sessdir, checker):
+    """A chmod acknowledged while a truncate is held is stored at once, on
+    the committed file: the write that then fails cannot take it back
+    (it was kept for the commit before)."""
+    checker.register_output(OUTAGE)
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only", opts(cache)) as m:
+        path = m.path("sess_c")
+        write_file(path, OLD, mode=0o600)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, 0)
+            os.chmod(path, 0o640)
+            assert util.meta(redis, PREFIX, "sess_c")["mode"] == str(0o640)
+            assert os.stat(path).st_mode & 0o777 == 0o640
+            assert seen_everywhere(path) == OLD
+            redis_server.sigstop()
+            try:
+                w = Op(lambda: os.pwrite(fd, NEW, 0))
+                w.start()
+                w.join(20 * SLOW)
+                assert not w.is_alive(), "write hangs"
+            finally:
+                redis_server.sigcont()
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        redis.ping()
+        redis.ping()  # ends after Redis ran what was sent before SIGCONT
+        assert os.stat(path).st_mode & 0o777 == 0o640
+        assert util.meta(redis, PREFIX, "sess_c")["mode"] == str(0o640)
+        assert seen_everywhere(path) in (OLD, NEW)
+
+
 @pytest.mark.parametrize("mode,cache", mode_cache_params())
 def test_o_trunc_open_is_not_seen(mode, cache, redis, redis_server, tmp,
                                   sessdir, checker):
