@@ -74,6 +74,27 @@ def two_hosts(tmp, redis_server, checker):
         yield mma, a, mmb, b
 
 
+def heard(mm):
+    """Invalidations the host of 'mm' has heard of so far."""
+    return mm.status()["cache"]["invalidations"]
+
+
+def served(mm, before, read, want, prev):
+    """What a tracking host serves right after another client changed a
+    name: 'want', or (DESIGN.md, "Tracked lookups": nothing orders Redis's
+    reply to the writer and its message to us) 'prev' until the
+    invalidation reaches it, and 'want' at once after that, never anything
+    else.  'before' is heard(mm) before the change.  True when the read
+    was stale."""
+    got = read()
+    if got == want:
+        return False
+    assert got == prev, (got, want, prev)
+    wait_for(lambda: heard(mm) > before, 5, "the invalidation to arrive")
+    assert read() == want
+    return True
+
+
 @pytest.mark.parametrize("cache", ["tracking", "off"])
 def test_known_names_cost_no_store_call(cache, redis, redis_server, tmp,
                                         checker):
@@ -114,22 +135,19 @@ def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
     idle machine all of them; a loaded one lets a few through)."""
     stale = 0
     with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
+        pb = b.path(NAME)
         write_file(a.path(NAME), b"0")
         for i in range(300):
             # b knows the name (and its bytes) now...
-            assert read_file(b.path(NAME)) == str(i).encode()
-            assert os.stat(b.path(NAME)).st_size == len(str(i))
-            heard = mmb.status()["cache"]["invalidations"]
+            assert read_file(pb) == str(i).encode()
+            assert os.stat(pb).st_size == len(str(i))
+            n = heard(mmb)
             # ...and a changes it.
             write_file(a.path(NAME), str(i + 1).encode(),
                        flags=os.O_RDWR | os.O_TRUNC)
-            got = read_file(b.path(NAME))
-            assert got in (str(i).encode(), str(i + 1).encode()), (i, got)
-            if got == str(i).encode():
-                stale += 1
-                wait_for(lambda: mmb.status()["cache"]["invalidations"] >
-                         heard, 5, "b to hear of a's write")
-        assert read_file(b.path(NAME)) == b"300"
+            stale += served(mmb, n, lambda: read_file(pb),
+                            str(i + 1).encode(), str(i).encode())
+        assert read_file(pb) == b"300"
         os.unlink(a.path(NAME))
         assert not os.path.exists(b.path(NAME))
         hits = mmb.status()["cache"]["hits"]
@@ -172,18 +190,22 @@ def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
                                               checker):
     """utime and chmod on one host (a meta-only store write: PHP's
     lazy_write touch, cachelib's chmod) reach a host that has the name in
-    memory; the writer's own view needs no round trip."""
+    memory (served()); the writer's own view needs no round trip."""
     with two_hosts(tmp, redis_server, checker) as (mma, a, mmb, b):
         pa, pb = a.path(NAME), b.path(NAME)
         write_file(pa, b"meta")
         assert os.stat(pb).st_mode & 0o777 == 0o600
         for i in range(1, 51):
             t = 1_700_000_000 + i
+            before = os.stat(pb)
+            n = heard(mmb)
             os.utime(pa, (t, t))
-            assert os.stat(pb).st_mtime == t
+            served(mmb, n, lambda: os.stat(pb).st_mtime, t, before.st_mtime)
             mode = 0o640 if i % 2 else 0o600
+            n = heard(mmb)
             os.chmod(pa, mode)
-            assert os.stat(pb).st_mode & 0o777 == mode
+            served(mmb, n, lambda: os.stat(pb).st_mode & 0o777, mode,
+                   before.st_mode & 0o777)
         before = script_calls(redis)
         assert os.stat(pa).st_mtime == 1_700_000_050
         assert script_calls(redis) == before
@@ -191,21 +213,24 @@ def test_metadata_changes_reach_the_other_host(redis, redis_server, tmp,
 
 def test_changes_made_in_redis_are_seen(redis, redis_server, tmp, checker):
     """redis-cli-like changes (a SET, a DEL, FLUSHALL, an expiry) reach a
-    host that has the name in memory."""
+    host that has the name in memory (served())."""
     key = util.value_key(PREFIX, NAME)
     with one_host(tmp, redis_server, checker) as (mm, m):
         p = m.path(NAME)
         write_file(p, b"mine")
         assert read_file(p) == b"mine"
+        n = heard(mm)
         redis.set(key, b"theirs!")
-        assert read_file(p) == b"theirs!"
+        served(mm, n, lambda: read_file(p), b"theirs!", b"mine")
         assert os.stat(p).st_size == 7
+        n = heard(mm)
         redis.delete(key, util.meta_key(PREFIX, NAME))
-        assert not os.path.exists(p)
+        served(mm, n, lambda: os.path.exists(p), False, True)
         write_file(p, b"again")
         assert read_file(p) == b"again"
+        n = heard(mm)
         redis.flushall()
-        assert not os.path.exists(p)
+        served(mm, n, lambda: os.path.exists(p), False, True)
         write_file(p, b"short-lived")
         assert read_file(p) == b"short-lived"
         redis.pexpire(key, 200)
