@@ -50,56 +50,64 @@
  * M makes a connection with CLIENT TRACKING (track.h) track them again:
  * Redis forgets a tracked key once it changed, and NOLOOP sent nothing.
  */
-#define LUA_PRELUDE                                                           \
-	"local K, M = KEYS[1], KEYS[2]\n"                                     \
-	"local function numcmp(a, b)\n"                                       \
-	"  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"           \
-	"  if na ~= nb then return na and -1 or 1 end\n"                      \
-	"  if na then return numcmp(b:sub(2), a:sub(2)) end\n"                \
-	"  a = a:gsub('^0+', '')\n"                                           \
-	"  b = b:gsub('^0+', '')\n"                                           \
-	"  if #a ~= #b then return #a < #b and -1 or 1 end\n"                 \
-	"  for i = 1, #a, 15 do\n"                                            \
-	"    local j = i + 14\n"                                              \
-	"    local x, y = tonumber(a:sub(i, j)), tonumber(b:sub(i, j))\n"     \
-	"    if x ~= y then return x < y and -1 or 1 end\n"                   \
-	"  end\n"                                                             \
-	"  return 0\n"                                                        \
-	"end\n"                                                               \
-	"local function isnum(s)\n"                                           \
-	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"       \
-	"end\n"                                                               \
-	"local function meta()\n"                                             \
-	"  return redis.call('HMGET', M, 'host', 'hs', 'wv', 'del', 'mt')\n"  \
-	"end\n"                                                               \
-	"local function stale(h, host, hs)\n"                                 \
-	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"        \
-	"         numcmp(h[2], hs) >= 0\n"                                    \
-	"end\n"                                                               \
-	"local function snapshot(want)\n"                                     \
-	"  local p = redis.call('PTTL', K)\n"                                 \
-	"  local s = {p == -2 and 0 or 1, 0, p, redis.call('HGETALL', M),\n"  \
-	"             false}\n"                                               \
-	"  if p == -2 then return s end\n"                                    \
-	"  if want then\n"                                                    \
-	"    s[5] = redis.call('GET', K)\n"                                   \
-	"    s[2] = #s[5]\n"                                                  \
-	"  else\n"                                                            \
-	"    s[2] = redis.call('STRLEN', K)\n"                                \
-	"  end\n"                                                             \
-	"  return s\n"                                                        \
-	"end\n"                                                               \
-	"local function tracked(r)\n"                                         \
-	"  redis.call('EXISTS', K, M)\n"                                      \
-	"  return r\n"                                                        \
-	"end\n"                                                               \
-	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
-	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
-	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
-	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs,\n"    \
-	"             'wv', wv)\n"                                            \
-	"  if h[4] then redis.call('HDEL', M, 'del') end\n"                   \
-	"  return wv\n"                                                       \
+#define LUA_PRELUDE                                                                 \
+	"local K, M = KEYS[1], KEYS[2]\n"                                           \
+	"local function numcmp(a, b)\n"                                             \
+	"  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"                 \
+	"  if na ~= nb then return na and -1 or 1 end\n"                            \
+	"  if na then return numcmp(b:sub(2), a:sub(2)) end\n"                      \
+	"  a = a:gsub('^0+', '')\n"                                                 \
+	"  b = b:gsub('^0+', '')\n"                                                 \
+	"  if #a ~= #b then return #a < #b and -1 or 1 end\n"                       \
+	"  for i = 1, #a, 15 do\n"                                                  \
+	"    local j = i + 14\n"                                                    \
+	"    local x, y = tonumber(a:sub(i, j)), tonumber(b:sub(i, j))\n"           \
+	"    if x ~= y then return x < y and -1 or 1 end\n"                         \
+	"  end\n"                                                                   \
+	"  return 0\n"                                                              \
+	"end\n"                                                                     \
+	"local function isnum(s)\n"                                                 \
+	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"             \
+	"end\n"                                                                     \
+	"local function meta()\n"                                                   \
+	"  return redis.call('HMGET', M, 'host', 'hs', 'wv', 'del', 'mt')\n"        \
+	"end\n"                                                                     \
+	"local function stale(h, host, hs)\n"                                       \
+	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"              \
+	"         numcmp(h[2], hs) >= 0\n"                                          \
+	"end\n"                                                                     \
+	"local function snapshot(want)\n"                                           \
+	"  local p = redis.call('PTTL', K)\n"                                       \
+	"  local s = {p == -2 and 0 or 1, 0, p, redis.call('HGETALL', M),\n"        \
+	"             false}\n"                                                     \
+	"  if p == -2 then return s end\n"                                          \
+	"  if want then\n"                                                          \
+	"    s[5] = redis.call('GET', K)\n"                                         \
+	"    s[2] = #s[5]\n"                                                        \
+	"  else\n"                                                                  \
+	"    s[2] = redis.call('STRLEN', K)\n"                                      \
+	"  end\n"                                                                   \
+	"  return s\n"                                                              \
+	"end\n"                                                                     \
+	"local function tracked(r)\n"                                               \
+	"  redis.call('EXISTS', K, M)\n"                                            \
+	"  return r\n"                                                              \
+	"end\n"                                                                     \
+	"local function index(pttl)\n"                                              \
+	"  local t = redis.call('TIME')\n"                                          \
+	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+	"  redis.call('ZADD', KEYS[3], string.format('%.0f', now + pttl), K)\n"     \
+	"  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf',\n"              \
+	"                         string.format('(%.0f', now), 'LIMIT', 0, 2)\n"    \
+	"  if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end\n"         \
+	"end\n"                                                                     \
+	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"             \
+	"  local wv = (tonumber(h[3]) or 0) + 1\n"                                  \
+	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n"       \
+	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs,\n"          \
+	"             'wv', wv)\n"                                                  \
+	"  if h[4] then redis.call('HDEL', M, 'del') end\n"                         \
+	"  return wv\n"                                                             \
 	"end\n"
 
 /* ARGV: want_data ("0"/"1").  Returns a snapshot. */
@@ -131,6 +139,7 @@ static const char lua_put[] = LUA_PRELUDE
 	"  if refuse then return tracked({1, snapshot(true)}) end\n"
 	"end\n"
 	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
+	"index(tonumber(ARGV[5]))\n"
 	"local wv = setmeta(h, ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
 	"                   ARGV[11])\n"
 	"redis.call('PEXPIRE', M, ARGV[6])\n"
@@ -145,6 +154,7 @@ static const char lua_delete[] = LUA_PRELUDE
 	"local h = meta()\n"
 	"if stale(h, ARGV[1], ARGV[2]) then return tracked(1) end\n"
 	"local existed = redis.call('DEL', K)\n"
+	"redis.call('ZREM', KEYS[3], K)\n"
 	"local mt = h[5]\n"
 	"local ttl\n"
 	"if isnum(mt) then\n"
@@ -181,17 +191,31 @@ static const char lua_setmeta[] = LUA_PRELUDE
 	"  end\n"
 	"end\n"
 	"if not keep then redis.call('PEXPIRE', K, ARGV[8]) end\n"
+	"index(vttl)\n"
 	"local wv = setmeta(h, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
 	"                   ARGV[6], ARGV[7])\n"
 	"redis.call('PEXPIRE', M,\n"
 	"           string.format('%.0f', vttl + tonumber(ARGV[9])))\n"
 	"return tracked({0, wv})\n";
 
+/*
+ * KEYS: the names index.  Counts the members whose value has not expired
+ * by Redis's clock: a value key exists while now <= its expiry time, and
+ * a write scores its key with that time (index() above).  Read-only: the
+ * writes drop the expired members.
+ */
+static const char lua_names[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"return redis.call('ZCOUNT', KEYS[1], string.format('%.0f', now),\n"
+	"                  '+inf')\n";
+
 enum script_id {
 	SCRIPT_GET = 0,
 	SCRIPT_PUT,
 	SCRIPT_DELETE,
 	SCRIPT_SETMETA,
+	SCRIPT_NAMES,
 	SCRIPT_COUNT,
 };
 
@@ -212,6 +236,7 @@ static struct script scripts[SCRIPT_COUNT] = {
 	[SCRIPT_PUT] = { lua_put, "" },
 	[SCRIPT_DELETE] = { lua_delete, "" },
 	[SCRIPT_SETMETA] = { lua_setmeta, "" },
+	[SCRIPT_NAMES] = { lua_names, "" },
 };
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
@@ -278,6 +303,7 @@ struct script_args {
 	int argc;
 	char nums[MAX_NUM_ARGS][NUM_ARG_SIZE];
 	int nnums;
+	char *ikey; /* the names index (KEYS[3] of a write), owned */
 };
 
 static void arg_mem(struct script_args *a, const void *p, size_t len)
@@ -315,19 +341,46 @@ static void arg_hseq(struct script_args *a)
 	arg_str(a, buf);
 }
 
-static void args_init(struct script_args *a, enum script_id id,
-		      const char *vkey, const char *mkey)
+/*
+ * Starts the arguments of script 'id' on 'vkey' and 'mkey'; with 'sc' (a
+ * write), the names index of sc's prefix is KEYS[3].  0 or -ENOMEM;
+ * args_release() frees what it made either way.
+ */
+static int args_init(struct script_args *a, enum script_id id, const char *vkey,
+		     const char *mkey, const struct be_store_config *sc)
 {
 	struct script *s = script_get(id);
 
 	a->id = id;
 	a->argc = 0;
 	a->nnums = 0;
+	a->ikey = sc ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
 	arg_str(a, s->sha);
-	arg_str(a, "2");
+	arg_str(a, sc ? "3" : "2");
 	arg_str(a, vkey);
 	arg_str(a, mkey);
+	if (!sc)
+		return 0;
+	if (!a->ikey)
+		return -ENOMEM;
+	arg_str(a, a->ikey);
+	return 0;
+}
+
+static void args_release(struct script_args *a)
+{
+	free(a->ikey);
+	a->ikey = NULL;
+}
+
+char *be_store_index_key(const struct be_store_config *sc)
+{
+	char *key;
+
+	if (asprintf(&key, "%s" BE_INDEX_KEY_SUFFIX, sc->ks.prefix) < 0)
+		return NULL;
+	return key;
 }
 
 /* The script's sequence is taken when its arguments are built. */
@@ -590,7 +643,7 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 	redisReply *reply;
 	int ret;
 
-	args_init(&a, SCRIPT_GET, vkey, mkey);
+	args_init(&a, SCRIPT_GET, vkey, mkey, NULL);
 	arg_str(&a, want_data ? "1" : "0");
 	ret = script_run(c, &a, &reply);
 	if (ret)
@@ -670,17 +723,21 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return r;
 }
 
-/* Builds the arguments of a put; 'vkey' and 'mkey' stay borrowed. */
-static void put_args(struct script_args *a, const struct be_store_config *sc,
-		     const char *name, const char *vkey, const char *mkey,
-		     const void *data, size_t len, const struct be_meta *meta,
-		     enum be_put_mode mode)
+/*
+ * Builds the arguments of a put; 'vkey' and 'mkey' stay borrowed.  0 or
+ * -ENOMEM; args_release() either way.
+ */
+static int put_args(struct script_args *a, const struct be_store_config *sc,
+		    const char *name, const char *vkey, const char *mkey,
+		    const void *data, size_t len, const struct be_meta *meta,
+		    enum be_put_mode mode)
 {
 	int64_t now_ms = ns_to_ms(now_ns());
 	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
 		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
 
-	args_init(a, SCRIPT_PUT, vkey, mkey);
+	if (args_init(a, SCRIPT_PUT, vkey, mkey, sc))
+		return -ENOMEM;
 	arg_i64(a, mode);
 	args_host(a, sc);
 	arg_mem(a, data, len);
@@ -693,6 +750,7 @@ static void put_args(struct script_args *a, const struct be_store_config *sc,
 	arg_i64(a, meta->mode & 07777);
 	arg_i64(a, now_ms);
 	arg_i64(a, ttl_ms(sc));
+	return 0;
 }
 
 /*
@@ -751,13 +809,15 @@ int be_store_put(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
-	put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
-	ret = script_run(c, &a, &reply);
+	ret = put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
+	if (!ret)
+		ret = script_run(c, &a, &reply);
 	if (ret)
 		goto out_free_keys;
 	ret = reply_put(sc, reply, wver, cur);
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
 	return ret;
@@ -777,7 +837,10 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
-	args_init(&a, SCRIPT_DELETE, vkey, mkey);
+	if (args_init(&a, SCRIPT_DELETE, vkey, mkey, sc)) {
+		ret = -ENOMEM;
+		goto out_free_keys;
+	}
 	args_host(&a, sc);
 	arg_i64(&a, now_ms);
 	arg_i64(&a, ttl_ms(sc));
@@ -794,8 +857,36 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 		ret = -EPROTO;
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
+	return ret;
+}
+
+int be_store_count(struct be_conn *c, const struct be_store_config *sc,
+		   long long *n)
+{
+	struct script_args a = { .id = SCRIPT_NAMES };
+	redisReply *reply;
+	char *ikey = be_store_index_key(sc);
+	int ret;
+
+	if (!ikey)
+		return -ENOMEM;
+	arg_str(&a, "EVALSHA");
+	arg_str(&a, script_get(SCRIPT_NAMES)->sha);
+	arg_str(&a, "1");
+	arg_str(&a, ikey);
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_key;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
+		*n = reply->integer;
+	else
+		ret = -EPROTO;
+	freeReplyObject(reply);
+out_free_key:
+	free(ikey);
 	return ret;
 }
 
@@ -819,7 +910,10 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	/* Without data, the policy gives the sliding TTL. */
 	vttl = clamp_ttl(be_ttl_remaining_ms(&sc->ttl, name, NULL, 0,
 					     ns_to_ms(meta->mtime_ns), now_ms));
-	args_init(&a, SCRIPT_SETMETA, vkey, mkey);
+	if (args_init(&a, SCRIPT_SETMETA, vkey, mkey, sc)) {
+		ret = -ENOMEM;
+		goto out_free_keys;
+	}
 	args_host(&a, sc);
 	arg_i64(&a, meta->mtime_ns);
 	arg_i64(&a, meta->ctime_ns);
@@ -835,6 +929,7 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	ret = reply_put(sc, reply, wver, NULL);
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
 	return ret;
@@ -1313,11 +1408,13 @@ int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
 		if (!results[i])
 			results[i] = keys_new(sc, items[i].name, &calls[i].vkey,
 					      &calls[i].mkey);
+		if (!results[i])
+			results[i] = put_args(&calls[i].a, sc, items[i].name,
+					      calls[i].vkey, calls[i].mkey,
+					      items[i].data, items[i].len,
+					      &items[i].meta, items[i].mode);
 		if (results[i])
 			continue;
-		put_args(&calls[i].a, sc, items[i].name, calls[i].vkey,
-			 calls[i].mkey, items[i].data, items[i].len,
-			 &items[i].meta, items[i].mode);
 		cmds[nsent].argc = calls[i].a.argc;
 		cmds[nsent].argv = calls[i].a.argv;
 		cmds[nsent].argvlen = calls[i].a.lens;
@@ -1337,6 +1434,7 @@ int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
 	}
 out_free:
 	for (i = 0; calls && i < n; i++) {
+		args_release(&calls[i].a);
 		free(calls[i].vkey);
 		free(calls[i].mkey);
 	}
