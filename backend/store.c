@@ -210,12 +210,31 @@ static const char lua_names[] =
 	"return redis.call('ZCOUNT', KEYS[1], string.format('%.0f', now),\n"
 	"                  '+inf')\n";
 
+/*
+ * KEYS: the names index, then value keys.  Adds each value key that
+ * exists and is not a member yet, scored as index() does; returns how
+ * many it added.  For values written before the index existed.
+ */
+static const char lua_reindex[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local n = 0\n"
+	"for i = 2, #KEYS do\n"
+	"  local p = redis.call('PTTL', KEYS[i])\n"
+	"  if p > 0 then\n"
+	"    n = n + redis.call('ZADD', KEYS[1], 'NX',\n"
+	"                       string.format('%.0f', now + p), KEYS[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
+
 enum script_id {
 	SCRIPT_GET = 0,
 	SCRIPT_PUT,
 	SCRIPT_DELETE,
 	SCRIPT_SETMETA,
 	SCRIPT_NAMES,
+	SCRIPT_REINDEX,
 	SCRIPT_COUNT,
 };
 
@@ -237,6 +256,7 @@ static struct script scripts[SCRIPT_COUNT] = {
 	[SCRIPT_DELETE] = { lua_delete, "" },
 	[SCRIPT_SETMETA] = { lua_setmeta, "" },
 	[SCRIPT_NAMES] = { lua_names, "" },
+	[SCRIPT_REINDEX] = { lua_reindex, "" },
 };
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
@@ -887,6 +907,68 @@ int be_store_count(struct be_conn *c, const struct be_store_config *sc,
 	freeReplyObject(reply);
 out_free_key:
 	free(ikey);
+	return ret;
+}
+
+int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *added)
+{
+	struct script *sp = script_get(SCRIPT_REINDEX);
+	char *keys[BE_REINDEX_MAX + 1];
+	const char *argv[BE_REINDEX_MAX + 4];
+	size_t lens[BE_REINDEX_MAX + 4];
+	char nkeys[24];
+	redisReply *reply = NULL;
+	size_t i, k = 1;
+	int ret = -ENOMEM, argc;
+
+	if (n > BE_REINDEX_MAX)
+		return -EINVAL;
+	*added = 0;
+	keys[0] = be_store_index_key(sc);
+	if (!keys[0])
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION)
+			continue;
+		keys[k] = be_key_value(&sc->ks, names[i]);
+		if (!keys[k])
+			goto out_free;
+		k++;
+	}
+	ret = 0;
+	if (k == 1)
+		goto out_free;
+	snprintf(nkeys, sizeof(nkeys), "%zu", k);
+	argv[0] = "EVALSHA";
+	argv[1] = sp->sha;
+	argv[2] = nkeys;
+	for (i = 0; i < k; i++)
+		argv[3 + i] = keys[i];
+	argc = (int)k + 3;
+	for (i = 0; i < (size_t)argc; i++)
+		lens[i] = strlen(argv[i]);
+	ret = be_conn_command(c, &reply, argc, argv, lens, 0);
+	if (!ret && reply_is_error(reply, "NOSCRIPT")) {
+		freeReplyObject(reply);
+		reply = NULL;
+		argv[0] = "EVAL";
+		lens[0] = strlen(argv[0]);
+		argv[1] = sp->body;
+		lens[1] = strlen(sp->body);
+		ret = be_conn_command(c, &reply, argc, argv, lens, 0);
+	}
+	if (ret)
+		goto out_free;
+	if (reply->type == REDIS_REPLY_INTEGER)
+		*added = reply->integer;
+	else
+		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
+						       : -EPROTO;
+	freeReplyObject(reply);
+out_free:
+	for (i = 0; i < k; i++)
+		free(keys[i]);
 	return ret;
 }
 

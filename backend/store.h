@@ -137,6 +137,18 @@ char *be_store_index_key(const struct be_store_config *sc);
 int be_store_count(struct be_conn *c, const struct be_store_config *sc,
 		   long long *n);
 
+/** Most names one be_store_reindex() call takes. */
+#define BE_REINDEX_MAX 500
+
+/**
+ * Adds to the names index the value keys of 'names' (at most
+ * BE_REINDEX_MAX; names that are not sessions are skipped) that exist and
+ * are not members yet: values written before the index existed.  Sets
+ * '*added'.  0 or -errno as for be_store_get().
+ */
+int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *added);
+
 /**
  * Lists every name under the prefix with SCAN (MATCH on the glob-escaped
  * prefix, COUNT 1000): PRESENT for names with a value key, TOMBSTONE for

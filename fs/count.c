@@ -125,6 +125,27 @@ static int census(struct fs *fs, struct fs_count *c, enum fs_mode mode)
 	return 0;
 }
 
+void fs_count_reindex(struct fs *fs, const char *const *names, size_t n)
+{
+	struct be_conn *conn = be_pool_get(fs->pool);
+	long long indexed, added, total = 0;
+	size_t i, k;
+	int ret;
+
+	ret = be_store_count(conn, &fs->sc, &indexed);
+	for (i = 0; ret == 0 && (size_t)indexed < n && i < n; i += k) {
+		k = n - i < BE_REINDEX_MAX ? n - i : BE_REINDEX_MAX;
+		ret = be_store_reindex(conn, &fs->sc, names + i, k, &added);
+		total += ret == 0 ? added : 0;
+	}
+	be_pool_put(fs->pool, conn);
+	if (ret < 0)
+		LOG_WARN("cannot index the sessions in redis: %s",
+			 strerror(-ret));
+	if (total > 0)
+		LOG_INFO("added %lld sessions to the names index", total);
+}
+
 int fs_count_get(struct fs *fs, long long *n)
 {
 	struct fs_count *c = &fs->count;

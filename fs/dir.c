@@ -241,6 +241,9 @@ int fs_dir_census(struct fs *fs, struct fs_census *c)
 
 	dir_init(&d);
 	ret = dir_fill(fs, &d);
+	/* dir_fill() lists Redis's names first. */
+	if (ret == 0 && fs_mode_get(fs) >= FS_MODE_REDIS_FIRST)
+		fs_count_reindex(fs, (const char *const *)d.names, d.n_redis);
 	memset(c, 0, sizeof(*c));
 	c->legacy_end_ms = INT64_MAX;
 	if (ret == 0) {

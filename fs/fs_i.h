@@ -390,6 +390,12 @@ int fs_count_get(struct fs *fs, long long *n);
  */
 void fs_count_refresh(struct fs *fs);
 /**
+ * Adds to the names index (store.h) those of the Redis names 'names' (a
+ * census's) that it lacks, when it counts fewer than 'n': sessions written
+ * before it existed.  Failures are logged.  Holds no lock.
+ */
+void fs_count_reindex(struct fs *fs, const char *const *names, size_t n);
+/**
  * Tells the count that 'name' was created, replaced ('removed' false) or
  * removed ('removed' true) through this mount.  Any thread, any locks.
  */

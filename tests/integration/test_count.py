@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import util
-from modeutil import ModeMount, flask_sid_file, mode_params
+from modeutil import (PREFIX, ModeMount, cachelib_session, flask_sid_file,
+                      mode_params, write_as_other_host)
 
 pytestmark = util.fuse_test_marker()
 
@@ -223,3 +224,20 @@ def test_expired_legacy_files_at_mount(mode, tmp, redis, redis_server,
     assert count == len(listed) == 8
     assert not set(expired) & set(listed)
     assert not set(expired) & set(lower)
+
+
+def test_sessions_written_before_the_index(tmp, redis, redis_server,
+                                           sessdir, checker):
+    """Sessions stored by a sessfs without the names index (or written
+    straight to Redis) are counted too: the first census adds them."""
+    names = [flask_sid_file("before-%d" % i) for i in range(5)]
+    for n in names:
+        write_as_other_host(redis, n, cachelib_session({"user": n}))
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only"):
+        # cachelib writes the count file at its start (here: a stale 0)
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        assert entries(sessdir) == sorted(names)
+        assert count_file(sessdir) == 5
+    assert redis.zcard(PREFIX + "{sessfs}:names") == 5
