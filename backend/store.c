@@ -50,64 +50,69 @@
  * M makes a connection with CLIENT TRACKING (track.h) track them again:
  * Redis forgets a tracked key once it changed, and NOLOOP sent nothing.
  */
-#define LUA_PRELUDE                                                                 \
-	"local K, M = KEYS[1], KEYS[2]\n"                                           \
-	"local function numcmp(a, b)\n"                                             \
-	"  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"                 \
-	"  if na ~= nb then return na and -1 or 1 end\n"                            \
-	"  if na then return numcmp(b:sub(2), a:sub(2)) end\n"                      \
-	"  a = a:gsub('^0+', '')\n"                                                 \
-	"  b = b:gsub('^0+', '')\n"                                                 \
-	"  if #a ~= #b then return #a < #b and -1 or 1 end\n"                       \
-	"  for i = 1, #a, 15 do\n"                                                  \
-	"    local j = i + 14\n"                                                    \
-	"    local x, y = tonumber(a:sub(i, j)), tonumber(b:sub(i, j))\n"           \
-	"    if x ~= y then return x < y and -1 or 1 end\n"                         \
-	"  end\n"                                                                   \
-	"  return 0\n"                                                              \
-	"end\n"                                                                     \
-	"local function isnum(s)\n"                                                 \
-	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"             \
-	"end\n"                                                                     \
-	"local function meta()\n"                                                   \
-	"  return redis.call('HMGET', M, 'host', 'hs', 'wv', 'del', 'mt')\n"        \
-	"end\n"                                                                     \
-	"local function stale(h, host, hs)\n"                                       \
-	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"              \
-	"         numcmp(h[2], hs) >= 0\n"                                          \
-	"end\n"                                                                     \
-	"local function snapshot(want)\n"                                           \
-	"  local p = redis.call('PTTL', K)\n"                                       \
-	"  local s = {p == -2 and 0 or 1, 0, p, redis.call('HGETALL', M),\n"        \
-	"             false}\n"                                                     \
-	"  if p == -2 then return s end\n"                                          \
-	"  if want then\n"                                                          \
-	"    s[5] = redis.call('GET', K)\n"                                         \
-	"    s[2] = #s[5]\n"                                                        \
-	"  else\n"                                                                  \
-	"    s[2] = redis.call('STRLEN', K)\n"                                      \
-	"  end\n"                                                                   \
-	"  return s\n"                                                              \
-	"end\n"                                                                     \
-	"local function tracked(r)\n"                                               \
-	"  redis.call('EXISTS', K, M)\n"                                            \
-	"  return r\n"                                                              \
-	"end\n"                                                                     \
-	"local function index(pttl)\n"                                              \
-	"  local t = redis.call('TIME')\n"                                          \
-	"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-	"  redis.call('ZADD', KEYS[3], string.format('%.0f', now + pttl), K)\n"     \
-	"  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf',\n"              \
-	"                         string.format('(%.0f', now), 'LIMIT', 0, 2)\n"    \
-	"  if #old > 0 then redis.call('ZREM', KEYS[3], unpack(old)) end\n"         \
-	"end\n"                                                                     \
-	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"             \
-	"  local wv = (tonumber(h[3]) or 0) + 1\n"                                  \
-	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n"       \
-	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs,\n"          \
-	"             'wv', wv)\n"                                                  \
-	"  if h[4] then redis.call('HDEL', M, 'del') end\n"                         \
-	"  return wv\n"                                                             \
+#define LUA_PRELUDE                                                           \
+	"local K, M = KEYS[1], KEYS[2]\n"                                     \
+	"local function numcmp(a, b)\n"                                       \
+	"  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'\n"           \
+	"  if na ~= nb then return na and -1 or 1 end\n"                      \
+	"  if na then return numcmp(b:sub(2), a:sub(2)) end\n"                \
+	"  a = a:gsub('^0+', '')\n"                                           \
+	"  b = b:gsub('^0+', '')\n"                                           \
+	"  if #a ~= #b then return #a < #b and -1 or 1 end\n"                 \
+	"  for i = 1, #a, 15 do\n"                                            \
+	"    local j = i + 14\n"                                              \
+	"    local x, y = tonumber(a:sub(i, j)), tonumber(b:sub(i, j))\n"     \
+	"    if x ~= y then return x < y and -1 or 1 end\n"                   \
+	"  end\n"                                                             \
+	"  return 0\n"                                                        \
+	"end\n"                                                               \
+	"local function isnum(s)\n"                                           \
+	"  return type(s) == 'string' and s:match('^%-?%d+$') ~= nil\n"       \
+	"end\n"                                                               \
+	"local function meta()\n"                                             \
+	"  return redis.call('HMGET', M, 'host', 'hs', 'wv', 'del', 'mt')\n"  \
+	"end\n"                                                               \
+	"local function stale(h, host, hs)\n"                                 \
+	"  return h[1] == host and isnum(h[2]) and #h[2] == #hs and\n"        \
+	"         numcmp(h[2], hs) >= 0\n"                                    \
+	"end\n"                                                               \
+	"local function snapshot(want)\n"                                     \
+	"  local p = redis.call('PTTL', K)\n"                                 \
+	"  local s = {p == -2 and 0 or 1, 0, p, redis.call('HGETALL', M),\n"  \
+	"             false}\n"                                               \
+	"  if p == -2 then return s end\n"                                    \
+	"  if want then\n"                                                    \
+	"    s[5] = redis.call('GET', K)\n"                                   \
+	"    s[2] = #s[5]\n"                                                  \
+	"  else\n"                                                            \
+	"    s[2] = redis.call('STRLEN', K)\n"                                \
+	"  end\n"                                                             \
+	"  return s\n"                                                        \
+	"end\n"                                                               \
+	"local function tracked(r)\n"                                         \
+	"  redis.call('EXISTS', K, M)\n"                                      \
+	"  return r\n"                                                        \
+	"end\n"                                                               \
+	"local function index(pttl)\n"                                        \
+	"  local t = redis.call('TIME')\n"                                    \
+	"  local now = tonumber(t[1]) * 1000 +\n"                             \
+	"              math.floor(tonumber(t[2]) / 1000)\n"                   \
+	"  local score = string.format('%.0f', now + pttl)\n"                 \
+	"  redis.call('ZADD', KEYS[3], score, K)\n"                           \
+	"  local old = redis.call('ZPOPMIN', KEYS[3], 2)\n"                   \
+	"  for i = 1, #old, 2 do\n"                                           \
+	"    if tonumber(old[i + 1]) >= now then\n"                           \
+	"      redis.call('ZADD', KEYS[3], old[i + 1], old[i])\n"             \
+	"    end\n"                                                           \
+	"  end\n"                                                             \
+	"end\n"                                                               \
+	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
+	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
+	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
+	"             'gid', gid, 'mode', mode, 'host', host, 'hs', hs,\n"    \
+	"             'wv', wv)\n"                                            \
+	"  if h[4] then redis.call('HDEL', M, 'del') end\n"                   \
+	"  return wv\n"                                                       \
 	"end\n"
 
 /* ARGV: want_data ("0"/"1").  Returns a snapshot. */

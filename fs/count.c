@@ -146,6 +146,17 @@ void fs_count_reindex(struct fs *fs, const char *const *names, size_t n)
 		LOG_INFO("added %lld sessions to the names index", total);
 }
 
+/* Whether the circuit breaker (route.c) has Redis down. */
+static bool redis_down(struct fs *fs)
+{
+	bool down;
+
+	pthread_mutex_lock(&fs->rt.lock);
+	down = fs->rt.redis_down;
+	pthread_mutex_unlock(&fs->rt.lock);
+	return down;
+}
+
 int fs_count_get(struct fs *fs, long long *n)
 {
 	struct fs_count *c = &fs->count;
@@ -154,6 +165,9 @@ int fs_count_get(struct fs *fs, long long *n)
 	struct be_conn *conn;
 	int ret = 0;
 
+	/* Never wait for a Redis known down: cachelib would wait with us. */
+	if (mode >= FS_MODE_REDIS_FIRST && redis_down(fs))
+		return -EIO;
 	pthread_mutex_lock(&c->lock);
 	if (census_due(c, mode, mono_ns()))
 		ret = census(fs, c, mode);
@@ -303,7 +317,7 @@ void fs_count_refresh(struct fs *fs)
 	/* Before the stripe: a census takes the stripes of expired names. */
 	ret = fs_count_get(fs, &n);
 	if (ret < 0) {
-		LOG_WARN("cannot count the entries for '%s': %s",
+		LOG_WARN("cannot count the sessions in redis for '%s': %s",
 			 BE_CACHELIB_COUNT_NAME, strerror(-ret));
 		return;
 	}

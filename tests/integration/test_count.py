@@ -241,3 +241,36 @@ def test_sessions_written_before_the_index(tmp, redis, redis_server,
         assert entries(sessdir) == sorted(names)
         assert count_file(sessdir) == 5
     assert redis.zcard(PREFIX + "{sessfs}:names") == 5
+
+
+def test_count_reads_keep_tracked_lookups(tmp, redis, redis_server, checker):
+    """With cache=tracking, reading the count makes Redis track the names
+    index for this host, so every other host's write reports it changed.
+    That key holds no session: it must not drop what this host tracks."""
+    da, db = util.make_sessdir(tmp, "host-a"), util.make_sessdir(tmp, "host-b")
+    for h in ("a", "b"):
+        (Path(tmp) / h).mkdir()
+    mma = ModeMount(Path(tmp) / "a", redis_server, checker)
+    mmb = ModeMount(Path(tmp) / "b", redis_server, checker)
+    x = flask_sid_file("x")
+    with mma.mounted(da, "redis-only", ["host_id=host-a"]), \
+            mmb.mounted(db, "redis-only", ["host_id=host-b",
+                                             "cache=tracking"]):
+        util.write_file(os.path.join(db, x), cachelib_session({"u": "x"}))
+        os.stat(os.path.join(db, x))
+        util.write_file(os.path.join(db, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        assert count_file(db) == 1  # ZCOUNT: the index is tracked now
+        before = mmb.status()["cache"]
+        os.stat(os.path.join(db, x))
+        hits = mmb.status()["cache"]["hits"]
+        assert hits > before["hits"], "x is not answered from memory"
+        # Another host's write changes the index: an invalidation for it.
+        util.write_file(os.path.join(da, flask_sid_file("y")),
+                        cachelib_session({"u": "y"}))
+        util.wait_for(lambda: mmb.status()["cache"]["invalidations"]
+                      > before["invalidations"], 5,
+                      "host b to hear of the index's change")
+        os.stat(os.path.join(db, x))
+        assert mmb.status()["cache"]["hits"] > hits, "tracked entries lost"
+        assert count_file(db) == 2
