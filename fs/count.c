@@ -270,16 +270,21 @@ static void refresh_lower(struct fs *fs, const unsigned char *buf, size_t len)
 			 BE_CACHELIB_COUNT_NAME, strerror(-ret));
 }
 
-/* The count file in memory (redis-only): its bytes replaced. */
-static void refresh_memory(struct fs *fs, const unsigned char *buf, size_t len)
+/*
+ * The count file in memory (redis-only): its bytes replaced.  False when
+ * there is none in memory: the file a LOOKUP finds is then the lower one.
+ */
+static bool refresh_memory(struct fs *fs, const unsigned char *buf, size_t len)
 {
 	struct fs_inode *inode;
+	bool local;
 	char *p;
 
 	inode = fs_inode_get_name(fs, BE_CACHELIB_COUNT_NAME, false, false);
 	if (!inode)
-		return;
+		return false;
 	pthread_mutex_lock(&inode->lock);
+	local = inode->local;
 	if (!inode->local || !inode->loaded || inode->pending ||
 	    (inode->len == len && memcmp(inode->data, buf, len) == 0))
 		goto out_unlock;
@@ -302,6 +307,7 @@ static void refresh_memory(struct fs *fs, const unsigned char *buf, size_t len)
 out_unlock:
 	pthread_mutex_unlock(&inode->lock);
 	fs_inode_put(fs, inode);
+	return local;
 }
 
 void fs_count_refresh(struct fs *fs)
@@ -324,9 +330,8 @@ void fs_count_refresh(struct fs *fs)
 	len = count_bytes(n, buf);
 	nl = fs_name_lock(fs, BE_CACHELIB_COUNT_NAME);
 	pthread_mutex_lock(nl);
-	if (fs_mode_get(fs) <= FS_MODE_REDIS_FIRST)
+	if (fs_mode_get(fs) <= FS_MODE_REDIS_FIRST ||
+	    !refresh_memory(fs, buf, len))
 		refresh_lower(fs, buf, len);
-	else
-		refresh_memory(fs, buf, len);
 	pthread_mutex_unlock(nl);
 }
