@@ -40,7 +40,14 @@
 #include "store.h"
 
 #define COUNT_COST_FACTOR 10
-#define COUNT_FILE_MAX	  20 /* header + the longest pickle we write */
+/*
+ * cachelib reads the count two or three times per save, within a fraction
+ * of a millisecond: a ZCOUNT answers them all while nothing changed here,
+ * for at most this long (what another host or an expiry changes in that
+ * time shows at the next read; cf. the cross-host window of tracking).
+ */
+#define COUNT_REUSE_NS (2 * 1000 * 1000)
+#define COUNT_FILE_MAX 20 /* header + the longest pickle we write */
 
 static int64_t mono_ns(void)
 {
@@ -157,12 +164,44 @@ static bool redis_down(struct fs *fs)
 	return down;
 }
 
+/* The live members of the names index, or the last ZCOUNT if still good. */
+static int count_indexed(struct fs *fs, long long *n)
+{
+	struct fs_count *c = &fs->count;
+	int64_t t0 = mono_ns();
+	struct be_conn *conn;
+	uint64_t gen;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	gen = c->gen;
+	if (c->indexed_at_ns && c->indexed_gen == gen &&
+	    t0 - c->indexed_at_ns < COUNT_REUSE_NS) {
+		*n = c->indexed;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	conn = be_pool_get(fs->pool);
+	ret = be_store_count(conn, &fs->sc, n);
+	be_pool_put(fs->pool, conn);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	if (t0 > c->indexed_at_ns) {
+		c->indexed = *n;
+		c->indexed_at_ns = t0;
+		c->indexed_gen = gen;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 int fs_count_get(struct fs *fs, long long *n)
 {
 	struct fs_count *c = &fs->count;
 	enum fs_mode mode = fs_mode_get(fs);
 	long long indexed = 0, other;
-	struct be_conn *conn;
 	int ret = 0;
 
 	/* Never wait for a Redis known down: cachelib would wait with us. */
@@ -176,9 +215,7 @@ int fs_count_get(struct fs *fs, long long *n)
 	if (ret < 0)
 		return ret;
 	if (mode >= FS_MODE_REDIS_FIRST) {
-		conn = be_pool_get(fs->pool);
-		ret = be_store_count(conn, &fs->sc, &indexed);
-		be_pool_put(fs->pool, conn);
+		ret = count_indexed(fs, &indexed);
 		if (ret < 0)
 			return ret;
 	}
@@ -199,6 +236,7 @@ void fs_count_changed(struct fs *fs, const char *name, bool removed)
 	    c->other > 0)
 		c->other--; /* it was listed, and is gone */
 	c->dirty = true;
+	c->gen++;
 	if (local)
 		c->dirty_local = true;
 	pthread_mutex_unlock(&c->lock);

@@ -221,6 +221,10 @@ struct fs_count {
 	int64_t other; /* listed names the names index does not count */
 	int64_t end_ms; /* CLOCK_REALTIME ms: a legacy file counted expires */
 	int64_t at_ns, cost_ns; /* CLOCK_MONOTONIC: when, how long it took */
+	uint64_t gen; /* changes here (fs_count_changed()) so far */
+	long long indexed; /* the last ZCOUNT of the names index */
+	int64_t indexed_at_ns; /* CLOCK_MONOTONIC, when it was sent */
+	uint64_t indexed_gen; /* 'gen' when it was sent */
 };
 
 /** The daemon: fuse_req_userdata(). */
