@@ -99,12 +99,8 @@
 	"              math.floor(tonumber(t[2]) / 1000)\n"                   \
 	"  local score = string.format('%.0f', now + pttl)\n"                 \
 	"  redis.call('ZADD', KEYS[3], score, K)\n"                           \
-	"  local old = redis.call('ZPOPMIN', KEYS[3], 2)\n"                   \
-	"  for i = 1, #old, 2 do\n"                                           \
-	"    if tonumber(old[i + 1]) >= now then\n"                           \
-	"      redis.call('ZADD', KEYS[3], old[i + 1], old[i])\n"             \
-	"    end\n"                                                           \
-	"  end\n"                                                             \
+	"  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf',\n"                 \
+	"             string.format('(%.0f', now))\n"                         \
 	"end\n"                                                               \
 	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
 	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
