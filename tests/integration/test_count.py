@@ -122,6 +122,8 @@ def test_sessions_expiring_in_redis(mode, tmp, redis, redis_server, sessdir,
     print("\nexpired in redis, %s: %d of 8 logged in" % (mode, alive))
     assert alive == 8, "%d of 8 new users logged in" % alive
     assert count == len(listed) == 8
+    # The writes dropped the expired members of the names index.
+    assert redis.zcard(PREFIX + "{sessfs}:names") == 8
 
 
 def fleet_logins(apps, n=16):
