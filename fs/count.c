@@ -206,7 +206,7 @@ int fs_count_get(struct fs *fs, long long *n)
 
 	/* Never wait for a Redis known down: cachelib would wait with us. */
 	if (mode >= FS_MODE_REDIS_FIRST && redis_down(fs))
-		return -EIO;
+		return -EAGAIN;
 	pthread_mutex_lock(&c->lock);
 	if (census_due(c, mode, mono_ns()))
 		ret = census(fs, c, mode);
@@ -360,6 +360,8 @@ void fs_count_refresh(struct fs *fs)
 		return; /* no cachelib names there */
 	/* Before the stripe: a census takes the stripes of expired names. */
 	ret = fs_count_get(fs, &n);
+	if (ret == -EAGAIN)
+		return; /* Redis is down: the breaker logged it */
 	if (ret < 0) {
 		LOG_WARN("cannot count the sessions in redis for '%s': %s",
 			 BE_CACHELIB_COUNT_NAME, strerror(-ret));

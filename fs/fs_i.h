@@ -383,7 +383,8 @@ void fs_count_init(struct fs_count *c);
 void fs_count_destroy(struct fs_count *c);
 /**
  * Sets '*n' to the number of names a listing shows now that cachelib
- * counts.  0 or -errno (Redis unreachable).  Any thread; holds no stripe.
+ * counts.  0, -EAGAIN at once while the circuit breaker has Redis down,
+ * or -errno (Redis unreachable).  Any thread; holds no stripe.
  */
 int fs_count_get(struct fs *fs, long long *n);
 /**

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import util
-from modeutil import (PREFIX, ModeMount, cachelib_session, flask_sid_file,
-                      mode_params, write_as_other_host)
+from modeutil import (OUTAGE_LOG, PREFIX, ModeMount, cachelib_session,
+                      flask_sid_file, mode_params, write_as_other_host)
 
 pytestmark = util.fuse_test_marker()
 
@@ -280,3 +280,33 @@ def test_count_reads_keep_tracked_lookups(tmp, redis, redis_server, checker):
         os.stat(os.path.join(db, x))
         assert mmb.status()["cache"]["hits"] > hits, "tracked entries lost"
         assert count_file(db) == 2
+
+
+def test_count_read_while_redis_is_down(tmp, redis, redis_server, sessdir,
+                                        checker):
+    """Once the circuit breaker has Redis down, reading the count never
+    waits for Redis (cachelib reads it on every save): the file stays as
+    it was, and tells the truth again once Redis is back."""
+    checker.register_output(OUTAGE_LOG)
+    mm = ModeMount(tmp, redis_server, checker)
+    name = flask_sid_file("down")
+    with mm.mounted(sessdir, "redis-first", ["redis_timeout=2"]):
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        util.write_file(os.path.join(sessdir, name),
+                        cachelib_session({"u": "down"}))
+        assert count_file(sessdir) == 1
+        redis_server.sigstop()
+        try:
+            # This host wrote it last: read from underneath, and the
+            # failed Redis call opens the breaker.
+            os.stat(os.path.join(sessdir, name))
+            mm.wait_redis_down()
+            t0 = time.monotonic()
+            assert count_file(sessdir) == 1
+            took = time.monotonic() - t0
+        finally:
+            redis_server.sigcont()
+        util.wait_for(lambda: mm.status()["redis_up"], 15, "redis up")
+        assert count_file(sessdir) == 1
+    assert took < 1.0, "a count read waited %.1f s for Redis" % took
