@@ -93,6 +93,15 @@
 	"  redis.call('EXISTS', K, M)\n"                                      \
 	"  return r\n"                                                        \
 	"end\n"                                                               \
+	"local function index(pttl)\n"                                        \
+	"  local t = redis.call('TIME')\n"                                    \
+	"  local now = tonumber(t[1]) * 1000 +\n"                             \
+	"              math.floor(tonumber(t[2]) / 1000)\n"                   \
+	"  local score = string.format('%.0f', now + pttl)\n"                 \
+	"  redis.call('ZADD', KEYS[3], score, K)\n"                           \
+	"  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf',\n"                 \
+	"             string.format('(%.0f', now))\n"                         \
+	"end\n"                                                               \
 	"local function setmeta(h, host, hs, mt, ct, uid, gid, mode)\n"       \
 	"  local wv = (tonumber(h[3]) or 0) + 1\n"                            \
 	"  redis.call('HSET', M, 'v', '1', 'mt', mt, 'ct', ct, 'uid', uid,\n" \
@@ -131,6 +140,7 @@ static const char lua_put[] = LUA_PRELUDE
 	"  if refuse then return tracked({1, snapshot(true)}) end\n"
 	"end\n"
 	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
+	"index(tonumber(ARGV[5]))\n"
 	"local wv = setmeta(h, ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
 	"                   ARGV[11])\n"
 	"redis.call('PEXPIRE', M, ARGV[6])\n"
@@ -145,6 +155,7 @@ static const char lua_delete[] = LUA_PRELUDE
 	"local h = meta()\n"
 	"if stale(h, ARGV[1], ARGV[2]) then return tracked(1) end\n"
 	"local existed = redis.call('DEL', K)\n"
+	"redis.call('ZREM', KEYS[3], K)\n"
 	"local mt = h[5]\n"
 	"local ttl\n"
 	"if isnum(mt) then\n"
@@ -181,17 +192,50 @@ static const char lua_setmeta[] = LUA_PRELUDE
 	"  end\n"
 	"end\n"
 	"if not keep then redis.call('PEXPIRE', K, ARGV[8]) end\n"
+	"index(vttl)\n"
 	"local wv = setmeta(h, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
 	"                   ARGV[6], ARGV[7])\n"
 	"redis.call('PEXPIRE', M,\n"
 	"           string.format('%.0f', vttl + tonumber(ARGV[9])))\n"
 	"return tracked({0, wv})\n";
 
+/*
+ * KEYS: the names index.  Counts the members whose value has not expired
+ * by Redis's clock: a value key exists while now <= its expiry time, and
+ * a write scores its key with that time (index() above).  Read-only: the
+ * writes drop the expired members.
+ */
+static const char lua_names[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"return redis.call('ZCOUNT', KEYS[1], string.format('%.0f', now),\n"
+	"                  '+inf')\n";
+
+/*
+ * KEYS: the names index, then value keys.  Adds each value key that
+ * exists and is not a member yet, scored as index() does; returns how
+ * many it added.  For values written before the index existed.
+ */
+static const char lua_reindex[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local n = 0\n"
+	"for i = 2, #KEYS do\n"
+	"  local p = redis.call('PTTL', KEYS[i])\n"
+	"  if p > 0 then\n"
+	"    n = n + redis.call('ZADD', KEYS[1], 'NX',\n"
+	"                       string.format('%.0f', now + p), KEYS[i])\n"
+	"  end\n"
+	"end\n"
+	"return n\n";
+
 enum script_id {
 	SCRIPT_GET = 0,
 	SCRIPT_PUT,
 	SCRIPT_DELETE,
 	SCRIPT_SETMETA,
+	SCRIPT_NAMES,
+	SCRIPT_REINDEX,
 	SCRIPT_COUNT,
 };
 
@@ -212,6 +256,8 @@ static struct script scripts[SCRIPT_COUNT] = {
 	[SCRIPT_PUT] = { lua_put, "" },
 	[SCRIPT_DELETE] = { lua_delete, "" },
 	[SCRIPT_SETMETA] = { lua_setmeta, "" },
+	[SCRIPT_NAMES] = { lua_names, "" },
+	[SCRIPT_REINDEX] = { lua_reindex, "" },
 };
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
@@ -278,6 +324,7 @@ struct script_args {
 	int argc;
 	char nums[MAX_NUM_ARGS][NUM_ARG_SIZE];
 	int nnums;
+	char *ikey; /* the names index (KEYS[3] of a write), owned */
 };
 
 static void arg_mem(struct script_args *a, const void *p, size_t len)
@@ -315,19 +362,46 @@ static void arg_hseq(struct script_args *a)
 	arg_str(a, buf);
 }
 
-static void args_init(struct script_args *a, enum script_id id,
-		      const char *vkey, const char *mkey)
+/*
+ * Starts the arguments of script 'id' on 'vkey' and 'mkey'; with 'sc' (a
+ * write), the names index of sc's prefix is KEYS[3].  0 or -ENOMEM;
+ * args_release() frees what it made either way.
+ */
+static int args_init(struct script_args *a, enum script_id id, const char *vkey,
+		     const char *mkey, const struct be_store_config *sc)
 {
 	struct script *s = script_get(id);
 
 	a->id = id;
 	a->argc = 0;
 	a->nnums = 0;
+	a->ikey = sc ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
 	arg_str(a, s->sha);
-	arg_str(a, "2");
+	arg_str(a, sc ? "3" : "2");
 	arg_str(a, vkey);
 	arg_str(a, mkey);
+	if (!sc)
+		return 0;
+	if (!a->ikey)
+		return -ENOMEM;
+	arg_str(a, a->ikey);
+	return 0;
+}
+
+static void args_release(struct script_args *a)
+{
+	free(a->ikey);
+	a->ikey = NULL;
+}
+
+char *be_store_index_key(const struct be_store_config *sc)
+{
+	char *key;
+
+	if (asprintf(&key, "%s" BE_INDEX_KEY_SUFFIX, sc->ks.prefix) < 0)
+		return NULL;
+	return key;
 }
 
 /* The script's sequence is taken when its arguments are built. */
@@ -590,7 +664,7 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 	redisReply *reply;
 	int ret;
 
-	args_init(&a, SCRIPT_GET, vkey, mkey);
+	args_init(&a, SCRIPT_GET, vkey, mkey, NULL);
 	arg_str(&a, want_data ? "1" : "0");
 	ret = script_run(c, &a, &reply);
 	if (ret)
@@ -670,17 +744,21 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return r;
 }
 
-/* Builds the arguments of a put; 'vkey' and 'mkey' stay borrowed. */
-static void put_args(struct script_args *a, const struct be_store_config *sc,
-		     const char *name, const char *vkey, const char *mkey,
-		     const void *data, size_t len, const struct be_meta *meta,
-		     enum be_put_mode mode)
+/*
+ * Builds the arguments of a put; 'vkey' and 'mkey' stay borrowed.  0 or
+ * -ENOMEM; args_release() either way.
+ */
+static int put_args(struct script_args *a, const struct be_store_config *sc,
+		    const char *name, const char *vkey, const char *mkey,
+		    const void *data, size_t len, const struct be_meta *meta,
+		    enum be_put_mode mode)
 {
 	int64_t now_ms = ns_to_ms(now_ns());
 	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
 		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
 
-	args_init(a, SCRIPT_PUT, vkey, mkey);
+	if (args_init(a, SCRIPT_PUT, vkey, mkey, sc))
+		return -ENOMEM;
 	arg_i64(a, mode);
 	args_host(a, sc);
 	arg_mem(a, data, len);
@@ -693,6 +771,7 @@ static void put_args(struct script_args *a, const struct be_store_config *sc,
 	arg_i64(a, meta->mode & 07777);
 	arg_i64(a, now_ms);
 	arg_i64(a, ttl_ms(sc));
+	return 0;
 }
 
 /*
@@ -751,13 +830,15 @@ int be_store_put(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
-	put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
-	ret = script_run(c, &a, &reply);
+	ret = put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
+	if (!ret)
+		ret = script_run(c, &a, &reply);
 	if (ret)
 		goto out_free_keys;
 	ret = reply_put(sc, reply, wver, cur);
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
 	return ret;
@@ -777,7 +858,10 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
-	args_init(&a, SCRIPT_DELETE, vkey, mkey);
+	if (args_init(&a, SCRIPT_DELETE, vkey, mkey, sc)) {
+		ret = -ENOMEM;
+		goto out_free_keys;
+	}
 	args_host(&a, sc);
 	arg_i64(&a, now_ms);
 	arg_i64(&a, ttl_ms(sc));
@@ -794,8 +878,98 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 		ret = -EPROTO;
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
+	return ret;
+}
+
+int be_store_count(struct be_conn *c, const struct be_store_config *sc,
+		   long long *n)
+{
+	struct script_args a = { .id = SCRIPT_NAMES };
+	redisReply *reply;
+	char *ikey = be_store_index_key(sc);
+	int ret;
+
+	if (!ikey)
+		return -ENOMEM;
+	arg_str(&a, "EVALSHA");
+	arg_str(&a, script_get(SCRIPT_NAMES)->sha);
+	arg_str(&a, "1");
+	arg_str(&a, ikey);
+	ret = script_run(c, &a, &reply);
+	if (ret)
+		goto out_free_key;
+	if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
+		*n = reply->integer;
+	else
+		ret = -EPROTO;
+	freeReplyObject(reply);
+out_free_key:
+	free(ikey);
+	return ret;
+}
+
+int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *added)
+{
+	struct script *sp = script_get(SCRIPT_REINDEX);
+	char *keys[BE_REINDEX_MAX + 1];
+	const char *argv[BE_REINDEX_MAX + 4];
+	size_t lens[BE_REINDEX_MAX + 4];
+	char nkeys[24];
+	redisReply *reply = NULL;
+	size_t i, k = 1;
+	int ret = -ENOMEM, argc;
+
+	if (n > BE_REINDEX_MAX)
+		return -EINVAL;
+	*added = 0;
+	keys[0] = be_store_index_key(sc);
+	if (!keys[0])
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION)
+			continue;
+		keys[k] = be_key_value(&sc->ks, names[i]);
+		if (!keys[k])
+			goto out_free;
+		k++;
+	}
+	ret = 0;
+	if (k == 1)
+		goto out_free;
+	snprintf(nkeys, sizeof(nkeys), "%zu", k);
+	argv[0] = "EVALSHA";
+	argv[1] = sp->sha;
+	argv[2] = nkeys;
+	for (i = 0; i < k; i++)
+		argv[3 + i] = keys[i];
+	argc = (int)k + 3;
+	for (i = 0; i < (size_t)argc; i++)
+		lens[i] = strlen(argv[i]);
+	ret = be_conn_command(c, &reply, argc, argv, lens, 0);
+	if (!ret && reply_is_error(reply, "NOSCRIPT")) {
+		freeReplyObject(reply);
+		reply = NULL;
+		argv[0] = "EVAL";
+		lens[0] = strlen(argv[0]);
+		argv[1] = sp->body;
+		lens[1] = strlen(sp->body);
+		ret = be_conn_command(c, &reply, argc, argv, lens, 0);
+	}
+	if (ret)
+		goto out_free;
+	if (reply->type == REDIS_REPLY_INTEGER)
+		*added = reply->integer;
+	else
+		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
+						       : -EPROTO;
+	freeReplyObject(reply);
+out_free:
+	for (i = 0; i < k; i++)
+		free(keys[i]);
 	return ret;
 }
 
@@ -819,7 +993,10 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	/* Without data, the policy gives the sliding TTL. */
 	vttl = clamp_ttl(be_ttl_remaining_ms(&sc->ttl, name, NULL, 0,
 					     ns_to_ms(meta->mtime_ns), now_ms));
-	args_init(&a, SCRIPT_SETMETA, vkey, mkey);
+	if (args_init(&a, SCRIPT_SETMETA, vkey, mkey, sc)) {
+		ret = -ENOMEM;
+		goto out_free_keys;
+	}
 	args_host(&a, sc);
 	arg_i64(&a, meta->mtime_ns);
 	arg_i64(&a, meta->ctime_ns);
@@ -835,6 +1012,7 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	ret = reply_put(sc, reply, wver, NULL);
 	freeReplyObject(reply);
 out_free_keys:
+	args_release(&a);
 	free(vkey);
 	free(mkey);
 	return ret;
@@ -1313,11 +1491,13 @@ int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
 		if (!results[i])
 			results[i] = keys_new(sc, items[i].name, &calls[i].vkey,
 					      &calls[i].mkey);
+		if (!results[i])
+			results[i] = put_args(&calls[i].a, sc, items[i].name,
+					      calls[i].vkey, calls[i].mkey,
+					      items[i].data, items[i].len,
+					      &items[i].meta, items[i].mode);
 		if (results[i])
 			continue;
-		put_args(&calls[i].a, sc, items[i].name, calls[i].vkey,
-			 calls[i].mkey, items[i].data, items[i].len,
-			 &items[i].meta, items[i].mode);
 		cmds[nsent].argc = calls[i].a.argc;
 		cmds[nsent].argv = calls[i].a.argv;
 		cmds[nsent].argvlen = calls[i].a.lens;
@@ -1337,6 +1517,7 @@ int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
 	}
 out_free:
 	for (i = 0; calls && i < n; i++) {
+		args_release(&calls[i].a);
 		free(calls[i].vkey);
 		free(calls[i].mkey);
 	}

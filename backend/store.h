@@ -117,6 +117,38 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 /** Called by be_store_list() for each name; non-zero stops the scan. */
 typedef int (*be_list_cb)(const char *name, enum be_state state, void *arg);
 
+/*
+ * The names index: a sorted set under the prefix (never a session name,
+ * like every key holding '{'), one member per value key, scored with the
+ * value's expiry time in ms by Redis's clock.  The put, setmeta and delete
+ * scripts keep it, in the same script as the value, so it always holds
+ * the value keys our scripts wrote, and the live ones are those scored
+ * from now on: the sessions a listing shows, across hosts and expiries.
+ */
+#define BE_INDEX_KEY_SUFFIX "{sessfs}:names"
+
+/** prefix + BE_INDEX_KEY_SUFFIX as a new string, or NULL (ENOMEM). */
+char *be_store_index_key(const struct be_store_config *sc);
+
+/**
+ * Sets '*n' to the number of live members of the names index (one script
+ * run: O(log N)).  0 or -errno as for be_store_get().
+ */
+int be_store_count(struct be_conn *c, const struct be_store_config *sc,
+		   long long *n);
+
+/** Most names one be_store_reindex() call takes. */
+#define BE_REINDEX_MAX 500
+
+/**
+ * Adds to the names index the value keys of 'names' (at most
+ * BE_REINDEX_MAX; names that are not sessions are skipped) that exist and
+ * are not members yet: values written before the index existed.  Sets
+ * '*added'.  0 or -errno as for be_store_get().
+ */
+int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *added);
+
 /**
  * Lists every name under the prefix with SCAN (MATCH on the glob-escaped
  * prefix, COUNT 1000): PRESENT for names with a value key, TOMBSTONE for

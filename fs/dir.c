@@ -27,6 +27,9 @@ struct fs_dir {
 	struct fs_nameset seen; /* names in 'names' */
 	struct fs_nameset deleted; /* tombstones in Redis */
 	const struct be_keyspace *ks;
+	size_t n_redis; /* names from Redis */
+	size_t n_legacy; /* live legacy files of the lower dir */
+	int64_t legacy_end_ms; /* when the first of those expires */
 };
 
 static int dir_add(struct fs_dir *d, const char *name)
@@ -54,6 +57,7 @@ static int dir_add(struct fs_dir *d, const char *name)
 static void dir_init(struct fs_dir *d)
 {
 	memset(d, 0, sizeof(*d));
+	d->legacy_end_ms = INT64_MAX;
 	fs_nameset_init(&d->seen, 0);
 	fs_nameset_init(&d->deleted, 0);
 }
@@ -84,11 +88,12 @@ static void local_cb(struct fs_inode *inode, void *arg)
 }
 
 /*
- * Whether the lower file 'name' would be served: a regular file whose
- * life (mtime + ttl, or its cachelib header) has not run out.
+ * What is left of the life (mtime + ttl, or its cachelib header) of the
+ * lower file 'name', in ms: > 0 live, 0 expired, -1 not a file we serve.
  */
-static bool lower_is_live(struct fs *fs, const char *name, int64_t now_ms)
+static int64_t lower_life_ms(struct fs *fs, const char *name, int64_t now_ms)
 {
+	int64_t ms;
 	unsigned char head[5];
 	struct stat st;
 	ssize_t n = 0;
@@ -97,26 +102,46 @@ static bool lower_is_live(struct fs *fs, const char *name, int64_t now_ms)
 	fd = openat(fs->lower_fd, name,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return false;
+		return -1;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > fs->max_size) {
 		close(fd);
-		return false;
+		return -1;
 	}
 	if (be_name_is_cachelib(name))
 		n = pread(fd, head, sizeof(head), 0);
 	close(fd);
-	return be_ttl_remaining_ms(&fs->sc.ttl, name, head, n < 0 ? 0 : n,
-				   st.st_mtim.tv_sec * 1000LL +
-					   st.st_mtim.tv_nsec / 1000000,
-				   now_ms) > 0;
+	ms = be_ttl_remaining_ms(&fs->sc.ttl, name, head, n < 0 ? 0 : n,
+				 st.st_mtim.tv_sec * 1000LL +
+					 st.st_mtim.tv_nsec / 1000000,
+				 now_ms);
+	return ms > 0 ? ms : 0;
+}
+
+/*
+ * The expired legacy file 'name' is hidden, so it goes from the lower dir
+ * too (fs_lower_read() removes it, under the name's stripe, if it is still
+ * expired).  Returns its life in ms if it was rewritten meanwhile, else 0.
+ */
+static int64_t lower_expire(struct fs *fs, const char *name)
+{
+	pthread_mutex_t *nl = fs_name_lock(fs, name);
+	struct be_file f;
+	int64_t ms = 0;
+
+	pthread_mutex_lock(nl);
+	if (fs_lower_read(fs, name, &f) == 0)
+		ms = f.pttl_ms > 0 ? f.pttl_ms : 1;
+	be_file_release(&f);
+	pthread_mutex_unlock(nl);
+	return ms;
 }
 
 static int add_lower(struct fs *fs, struct fs_dir *d)
 {
 	struct timespec now;
 	struct dirent *de;
-	int64_t now_ms;
+	int64_t now_ms, life;
 	DIR *dir;
 	int fd;
 
@@ -145,11 +170,18 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 		    fs_nameset_has(&d->seen, de->d_name) ||
 		    fs_nameset_has(&d->deleted, de->d_name))
 			continue;
-		if (lower_is_live(fs, de->d_name, now_ms) &&
-		    dir_add(d, de->d_name) < 0) {
+		life = lower_life_ms(fs, de->d_name, now_ms);
+		if (life == 0)
+			life = lower_expire(fs, de->d_name);
+		if (life <= 0)
+			continue;
+		if (dir_add(d, de->d_name) < 0) {
 			closedir(dir);
 			return -ENOMEM;
 		}
+		d->n_legacy++;
+		if (now_ms + life < d->legacy_end_ms)
+			d->legacy_end_ms = now_ms + life;
 	}
 	closedir(dir);
 	return 0;
@@ -191,6 +223,7 @@ static int dir_fill(struct fs *fs, struct fs_dir *d)
 			 strerror(-ret));
 		return -EIO;
 	}
+	d->n_redis = d->n;
 	ret = add_lower(fs, d);
 	if (ret < 0) {
 		LOG_WARN("cannot list the lower dir: %s", strerror(-ret));
@@ -198,6 +231,30 @@ static int dir_fill(struct fs *fs, struct fs_dir *d)
 	}
 	fs_local_foreach(fs, local_cb, d);
 	return 0;
+}
+
+int fs_dir_census(struct fs *fs, struct fs_census *c)
+{
+	struct fs_dir d;
+	size_t i;
+	int ret;
+
+	dir_init(&d);
+	ret = dir_fill(fs, &d);
+	/* dir_fill() lists Redis's names first. */
+	if (ret == 0 && fs_mode_get(fs) >= FS_MODE_REDIS_FIRST)
+		fs_count_reindex(fs, (const char *const *)d.names, d.n_redis);
+	memset(c, 0, sizeof(*c));
+	c->legacy_end_ms = INT64_MAX;
+	if (ret == 0) {
+		for (i = 0; i < d.n; i++)
+			c->entries += !fs_count_is_mgmt(d.names[i]);
+		c->redis = d.n_redis;
+		c->legacy = d.n_legacy;
+		c->legacy_end_ms = d.legacy_end_ms;
+	}
+	dir_release(&d);
+	return ret;
 }
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -157,6 +157,17 @@ int fs_export(struct fs *fs, struct fs_export_stats *st)
 	name_list_release(&l);
 	if (ret < 0)
 		return ret;
+	/*
+	 * The expired legacy files the mount hides go from underneath now
+	 * (DESIGN.md, "Expired legacy files"): a listing removes them.
+	 */
+	if (fs_mode_get(fs) >= FS_MODE_REDIS_FIRST) {
+		struct fs_census cs;
+
+		ret = fs_dir_census(fs, &cs);
+		if (ret < 0)
+			return ret;
+	}
 	return st->errors ? -EIO : 0;
 }
 

@@ -219,6 +219,22 @@ struct fs_route {
 	} rate[16];
 };
 
+/** cachelib's count (count.c): the census of the listing, under lock. */
+struct fs_count {
+	pthread_mutex_t lock;
+	bool valid; /* a census was taken in 'mode' */
+	enum fs_mode mode;
+	bool dirty; /* a name changed here since the census */
+	bool dirty_local; /* ... and it was a host-local name */
+	int64_t other; /* listed names the names index does not count */
+	int64_t end_ms; /* CLOCK_REALTIME ms: a legacy file counted expires */
+	int64_t at_ns, cost_ns; /* CLOCK_MONOTONIC: when, how long it took */
+	uint64_t gen; /* changes here (fs_count_changed()) so far */
+	long long indexed; /* the last ZCOUNT of the names index */
+	int64_t indexed_at_ns; /* CLOCK_MONOTONIC, when it was sent */
+	uint64_t indexed_gen; /* 'gen' when it was sent */
+};
+
 /** The daemon: fuse_req_userdata(). */
 struct fs {
 	struct fs_config cfg;
@@ -234,6 +250,7 @@ struct fs {
 	bool lower_current; /* the lower dir holds every current session */
 	bool manifest_saved; /* by prepare-unmount: not again at the end */
 	struct fs_route rt;
+	struct fs_count count;
 	struct fs_mountpt mp; /* the mountpoint, its bind and layers */
 	int ctl_fd;
 	char *ctl_path;
@@ -337,10 +354,12 @@ void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
 
 /* lower.c: legacy reads from the lower dir */
 /**
- * Reads the lower file 'name' when it is a live regular session file:
- * 0 with '*f' PRESENT (data, size, meta from the file), -ENOENT when it
- * does not exist, is expired, or is not a regular file (reported once),
- * -EFBIG over max_size, or -errno.
+ * Reads the lower file 'name' (a legacy session: Redis has neither a value
+ * nor a tombstone for it) when it is a live regular session file: 0 with
+ * '*f' PRESENT (data, size, meta from the file), -ENOENT when it does not
+ * exist, is expired (and is then removed from the lower dir), or is not a
+ * regular file (reported once), -EFBIG over max_size, or -errno.  Caller
+ * holds the stripe of 'name'.
  */
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f);
 /** lstat of the lower dir itself, for the root's attributes. */
@@ -351,6 +370,49 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/** What a listing of the root shows now, as cachelib counts it. */
+struct fs_census {
+	size_t entries; /* names other than cachelib's count file and temps */
+	size_t redis; /* of which from Redis (Redis modes) */
+	size_t legacy; /* of which live legacy files (Redis modes) */
+	int64_t legacy_end_ms; /* CLOCK_REALTIME ms: the first expires */
+};
+/**
+ * Lists the root as READDIR does (removing expired legacy files underneath
+ * on the way: takes their stripes, so hold none) and counts it into 'c'.
+ * 0 or -EIO.
+ */
+int fs_dir_census(struct fs *fs, struct fs_census *c);
+
+/* count.c: cachelib's count file tells the truth */
+/** Whether cachelib's _list_dir() leaves 'name' out (count file, temps). */
+bool fs_count_is_mgmt(const char *name);
+void fs_count_init(struct fs_count *c);
+void fs_count_destroy(struct fs_count *c);
+/**
+ * Sets '*n' to the number of names a listing shows now that cachelib
+ * counts.  0, -EAGAIN at once while the circuit breaker has Redis down,
+ * or -errno (Redis unreachable).  Any thread; holds no stripe.
+ */
+int fs_count_get(struct fs *fs, long long *n);
+/**
+ * Rewrites cachelib's count file, where it lives in this mode, with
+ * fs_count_get()'s number, if the file exists (cachelib makes it at its
+ * start).  Called before a LOOKUP of it, holding no stripe; a failure is
+ * logged and leaves the file as it was.
+ */
+void fs_count_refresh(struct fs *fs);
+/**
+ * Adds to the names index (store.h) those of the Redis names 'names' (a
+ * census's) that it lacks, when it counts fewer than 'n': sessions written
+ * before it existed.  Failures are logged.  Holds no lock.
+ */
+void fs_count_reindex(struct fs *fs, const char *const *names, size_t n);
+/**
+ * Tells the count that 'name' was created, replaced ('removed' false) or
+ * removed ('removed' true) through this mount.  Any thread, any locks.
+ */
+void fs_count_changed(struct fs *fs, const char *name, bool removed);
 
 /* route.c: each session operation to the stores of the mode */
 enum fs_mode fs_mode_get(struct fs *fs);

@@ -4,7 +4,10 @@
  * sessfs was mounted over it, reached through a directory fd opened before
  * mounting.  A file is read with openat(O_NOFOLLOW) and fstat on the same
  * fd, so a symlink or a file swapped underneath is never followed; only
- * live regular files are served.
+ * live regular files are served.  An expired one is removed from the lower
+ * dir when found (DESIGN.md, "Expired legacy files"): the mount hides it,
+ * and the lower dir must hold only what the mount shows, or a rollback
+ * would bring it back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +41,27 @@ static int read_all(int fd, char *buf, size_t len)
 		done += n;
 	}
 	return 0;
+}
+
+/*
+ * Removes the expired legacy file 'name', if it is still the file 'st'
+ * describes (caller holds the name's stripe; nothing else writes the lower
+ * dir while mounted).  A failure only leaves it hidden, and is logged.
+ */
+static void lower_remove_expired(struct fs *fs, const char *name,
+				 const struct stat *st)
+{
+	struct stat now;
+
+	if (fstatat(fs->lower_fd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_ino != st->st_ino || now.st_dev != st->st_dev)
+		return;
+	if (unlinkat(fs->lower_fd, name, 0) < 0 && errno != ENOENT) {
+		LOG_WARN("cannot remove expired '%s' from the lower dir: %s",
+			 name, strerror(errno));
+		return;
+	}
+	LOG_DEBUG("removed expired '%s' from the lower dir", name);
 }
 
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
@@ -90,7 +114,7 @@ int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
 				  ts_ns(&st.st_mtim) / 1000000,
 				  ts_ns(&now) / 1000000);
 	if (ttl <= 0) {
-		LOG_DEBUG("not reading '%s' from the lower dir: expired", name);
+		lower_remove_expired(fs, name, &st);
 		ret = -ENOENT;
 		goto out_free;
 	}

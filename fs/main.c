@@ -652,6 +652,7 @@ int main(int argc, char *argv[])
 	fs->lower_fd = -1;
 	fs->ctl_fd = -1;
 	pthread_mutex_init(&fs->mode_lock, NULL);
+	fs_count_init(&fs->count);
 	fs->cfg.mode = strdup("redis-only");
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
@@ -713,6 +714,7 @@ out:
 	free(fs->host_id);
 	config_release(&fs->cfg);
 	fuse_opt_free_args(&args);
+	fs_count_destroy(&fs->count);
 	free(fs);
 	return ret;
 }

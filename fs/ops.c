@@ -452,6 +452,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (strcmp(name, BE_CACHELIB_COUNT_NAME) == 0)
+		fs_count_refresh(fs); /* count.c: cachelib reads the truth */
 	nl = fs_name_lock(fs, name);
 	pthread_mutex_lock(nl);
 	inode = lookup_name(fs, name, &err);
@@ -1159,6 +1161,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	nl = fs_name_lock(fs, name);
 	pthread_mutex_lock(nl);
 	inode = create_name(req, name, mode, fi, &err);
+	if (inode)
+		fs_count_changed(fs, name, false);
 	if (inode) {
 		pthread_mutex_lock(&inode->lock);
 		err = open_locked(fs, inode, name, fi);
@@ -1206,6 +1210,8 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	nl = fs_name_lock(fs, name);
 	pthread_mutex_lock(nl);
 	inode = create_name(req, name, mode, NULL, &err);
+	if (inode)
+		fs_count_changed(fs, name, false);
 	pthread_mutex_unlock(nl);
 	if (!inode) {
 		fuse_reply_err(req, -err);
@@ -1454,6 +1460,8 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (inode && ret == 0)
 		fs_inode_detach(fs, inode);
+	if (ret == 0)
+		fs_count_changed(fs, name, true);
 	pthread_mutex_unlock(nl);
 	fs_inode_put(fs, inode);
 	fuse_reply_err(req, -ret);
@@ -1577,6 +1585,10 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	pthread_mutex_unlock(&inode->lock);
 	fs_inode_put(fs, inode);
+	if (ret == 0) {
+		fs_count_changed(fs, name, true);
+		fs_count_changed(fs, newname, false);
+	}
 out:
 	fs_name_unlock2(fs, name, newname);
 	fuse_reply_err(req, -ret);

@@ -83,6 +83,8 @@ bool fs_track_unsure(struct fs *fs)
 	return epoch_now(fs) != 0 && !be_tracker_quiet(fs->tracker);
 }
 
+#define OWN_KEYS "{sessfs}:"
+
 /* The tracker thread: someone else changed 'key' (NULL: anything). */
 static void invalidate(void *arg, const char *key, size_t len)
 {
@@ -101,7 +103,13 @@ static void invalidate(void *arg, const char *key, size_t len)
 		/* Under our prefix yet no name (or ENOMEM): forget it all. */
 		size_t plen = strlen(fs->sc.ks.prefix);
 
-		if (len >= plen && memcmp(key, fs->sc.ks.prefix, plen) == 0)
+		/*
+		 * Our own keys ('{sessfs}:' after the prefix: the names index
+		 * that count reads, the fleet markers) hold no session.
+		 */
+		if (len >= plen && memcmp(key, fs->sc.ks.prefix, plen) == 0 &&
+		    !(len - plen >= sizeof(OWN_KEYS) - 1 &&
+		      memcmp(key + plen, OWN_KEYS, sizeof(OWN_KEYS) - 1) == 0))
 			be_tracker_lost(fs->tracker);
 		return;
 	}

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""cachelib's count file through sessfs (issue 12).  Flask-Session's
+filesystem backend (cachelib FileSystemCache) prunes by the count it keeps
+in `__wz_cache_count` and trusts it; through sessfs that count must be the
+number of entries a listing shows at that moment, so that a real Flask app
+under gunicorn prunes exactly as it does on one plain directory: when
+sessions expire in Redis, when expired legacy files are hidden, and when
+several hosts share one prefix (the fleet's directory, as one shared plain
+directory would be).  Each figure is compared with the same run on a plain
+directory.  The only sleeps wait out the session lifetime under test."""
+
+import os
+import pickle
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+import util
+from modeutil import (OUTAGE_LOG, PREFIX, ModeMount, cachelib_session,
+                      flask_sid_file, mode_params, write_as_other_host)
+
+pytestmark = util.fuse_test_marker()
+
+THRESHOLD = 10
+LIFETIME = 2  # s: PERMANENT_SESSION_LIFETIME of the app under test
+LONG = 3600
+MODES = ("dual-write", "redis-first", "redis-only")
+
+
+def env(lifetime):
+    return {"SESSION_FILE_THRESHOLD": str(THRESHOLD),
+            "SESSION_LIFETIME": str(lifetime)}
+
+
+@pytest.fixture
+def flask_app(tmp, make_app):
+    """flask_app(sessdir, lifetime, workers=1) -> the example Flask app
+    (gunicorn, Flask-Session filesystem backend, threshold THRESHOLD) with
+    its session lifetime taken from SESSION_LIFETIME, started."""
+    appdir = Path(tmp) / "app-flask"  # where util.WebApp looks first
+    if not appdir.exists():
+        shutil.copytree(util.EXAMPLES / "flask", appdir)
+        with open(appdir / "app.py", "a") as f:
+            f.write('\napp.config["PERMANENT_SESSION_LIFETIME"] = '
+                    'int(os.environ["SESSION_LIFETIME"])\n')
+        for p in [appdir] + list(appdir.rglob("*")):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+
+    def make(sessdir, lifetime, workers=1):
+        app = make_app("flask", sessdir, env(lifetime), start=False)
+        app.workers = workers
+        return app.start()
+    return make
+
+
+def is_entry(name):
+    """What cachelib's _list_dir() counts."""
+    return name != util.CACHELIB_COUNT and not name.endswith(".__wz_cache")
+
+
+def entries(d):
+    return sorted(n for n in os.listdir(d) if is_entry(n))
+
+
+def count_file(d):
+    """The count cachelib reads: 4-byte expiry 0, then a pickled int."""
+    data = util.read_file(os.path.join(d, util.CACHELIB_COUNT))
+    assert data[:4] == b"\0\0\0\0", data
+    return pickle.loads(data[4:])
+
+
+def login(client, user):
+    assert client.get("/login?user=%s" % user) == "ok user=%s" % user
+
+
+def user_file(client):
+    return flask_sid_file(client.cookies()["session"])
+
+
+def wait_out(written_at):
+    """Waits until every cachelib header written at 'written_at' (s) or
+    before has expired: cachelib's headers are whole seconds, expired once
+    below time()."""
+    time.sleep(max(0.0, int(written_at) + LIFETIME + 1.05 - time.time()))
+
+
+def expire_then_login(app):
+    """The issue's scenario: 12 users log in, their sessions expire, then 8
+    new users log in.  Returns how many of the 8 are still logged in."""
+    for i in range(12):
+        login(app.client(), "old%d" % i)
+    wait_out(time.time())
+    new = [app.client() for _ in range(8)]
+    for i, c in enumerate(new):
+        login(c, "new%d" % i)
+    return sum(c.get("/whoami").startswith("user=new") for c in new)
+
+
+def test_plain_dir_reference(tmp, flask_app):
+    d = util.make_sessdir(tmp, "plain")
+    app = flask_app(d, LIFETIME)
+    alive = expire_then_login(app)
+    app.stop()
+    print("\nexpired, plain dir: %d of 8 logged in" % alive)
+    assert alive == 8
+
+
+@pytest.mark.parametrize("mode", mode_params(MODES))
+def test_sessions_expiring_in_redis(mode, tmp, redis, redis_server, sessdir,
+                                    checker, flask_app):
+    """On the current code before issue 12: 0 of 8 logged in (redis-first,
+    redis-only)."""
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, mode):
+        app = flask_app(sessdir, LIFETIME)
+        alive = expire_then_login(app)
+        app.stop()
+        listed, count = entries(sessdir), count_file(sessdir)
+    print("\nexpired in redis, %s: %d of 8 logged in" % (mode, alive))
+    assert alive == 8, "%d of 8 new users logged in" % alive
+    assert count == len(listed) == 8
+    # The writes dropped the expired members of the names index.
+    assert redis.zcard(PREFIX + "{sessfs}:names") == 8
+
+
+def fleet_logins(apps, n=16):
+    """'n' users log in, alternately on each app; returns their clients."""
+    users = []
+    for i in range(n):
+        c = apps[i % len(apps)].client()
+        login(c, "u%d" % i)
+        users.append(c)
+    return users
+
+
+def test_two_mounts_one_prefix(tmp, redis, redis_server, checker, flask_app):
+    """Two hosts (two mounts of one prefix, each with its own Flask app)
+    prune the fleet's directory as two apps on one plain directory do."""
+    plain = util.make_sessdir(tmp, "plain")
+    pa, pb = flask_app(plain, LONG), flask_app(plain, LONG)
+    want = {user_file(c) for c in fleet_logins([pa, pb])} & set(
+        entries(plain))
+    pa.stop()
+    pb.stop()
+    assert len(want) == THRESHOLD + 1  # cachelib leaves threshold + 1
+
+    da, db = util.make_sessdir(tmp, "host-a"), util.make_sessdir(tmp, "host-b")
+    (Path(tmp) / "a").mkdir()
+    (Path(tmp) / "b").mkdir()
+    mma = ModeMount(Path(tmp) / "a", redis_server, checker)
+    mmb = ModeMount(Path(tmp) / "b", redis_server, checker)
+    with mma.mounted(da, "redis-only", ["host_id=host-a"]), \
+            mmb.mounted(db, "redis-only", ["host_id=host-b"]):
+        a, b = flask_app(da, LONG), flask_app(db, LONG)
+        users = fleet_logins([a, b])
+        a.stop()
+        b.stop()
+        files = {user_file(c) for c in users}
+        listed, listed_b = entries(da), entries(db)
+        counts = count_file(da), count_file(db)
+    alive = len(files & set(listed))
+    print("\ntwo hosts: %d of 16 logged in (plain dir, two apps: %d)"
+          % (alive, len(want)))
+    assert alive == len(want), listed
+    assert listed == listed_b
+    assert counts == (len(listed), len(listed))
+
+
+def seed_expired(d, n=12):
+    """'n' cachelib sessions that expired a minute ago, as a Flask app
+    left them on the plain directory before the mount."""
+    names = []
+    for i in range(n):
+        name = flask_sid_file("expired-%d" % i)
+        data = (struct.pack("I", int(time.time()) - 60)
+                + pickle.dumps({"_permanent": True, "user": "gone%d" % i},
+                               protocol=5))
+        p = os.path.join(d, name)
+        util.write_file(p, data)
+        os.chown(p, util.WWW_UID, util.WWW_GID)
+        names.append(name)
+    return names
+
+
+def new_logins(app, n=8):
+    new = [app.client() for _ in range(n)]
+    for i, c in enumerate(new):
+        login(c, "new%d" % i)
+    return sum(c.get("/whoami").startswith("user=new") for c in new)
+
+
+def test_expired_legacy_plain_reference(tmp, flask_app):
+    d = util.make_sessdir(tmp, "plain")
+    seed_expired(d)
+    app = flask_app(d, LONG)  # counts the 12 at its start
+    alive = new_logins(app)
+    app.stop()
+    print("\nexpired legacy, plain dir: %d of 8 logged in" % alive)
+    assert alive == 8
+    assert len(entries(d)) == 8
+
+
+@pytest.mark.parametrize("mode", mode_params(MODES))
+def test_expired_legacy_files_at_mount(mode, tmp, redis, redis_server,
+                                       sessdir, checker, flask_app):
+    """The app started on the plain directory (it counted the 12 expired
+    files), then sessfs is mounted under it.  The expired legacy files
+    are gone from the listing and, in the Redis modes where the mount
+    hides them, from the lower dir too: an unmount leaves what the mount
+    showed.  On the current code before issue 12: 0 of 8 logged in
+    (redis-first, redis-only)."""
+    expired = seed_expired(sessdir)
+    app = flask_app(sessdir, LONG)
+    assert count_file(sessdir) == 12
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, mode) as m:
+        # dual-write shows the lower dir as it is; the Redis modes hide
+        # the expired files, and cachelib's first read must say so.
+        first = count_file(sessdir)
+        assert first == (12 if mode == "dual-write" else 0)
+        alive = new_logins(app)
+        app.stop()
+        listed, count = entries(sessdir), count_file(sessdir)
+        lower = m.lower_names()
+    print("\nexpired legacy, %s: %d of 8 logged in" % (mode, alive))
+    assert alive == 8, "%d of 8 new users logged in" % alive
+    assert count == len(listed) == 8
+    assert not set(expired) & set(listed)
+    assert not set(expired) & set(lower)
+
+
+def test_sessions_written_before_the_index(tmp, redis, redis_server,
+                                           sessdir, checker):
+    """Sessions stored by a sessfs without the names index (or written
+    straight to Redis) are counted too: the first census adds them."""
+    names = [flask_sid_file("before-%d" % i) for i in range(5)]
+    for n in names:
+        write_as_other_host(redis, n, cachelib_session({"user": n}))
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only"):
+        # cachelib writes the count file at its start (here: a stale 0)
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        assert entries(sessdir) == sorted(names)
+        assert count_file(sessdir) == 5
+    assert redis.zcard(PREFIX + "{sessfs}:names") == 5
+
+
+def test_count_reads_keep_tracked_lookups(tmp, redis, redis_server, checker):
+    """With cache=tracking, reading the count makes Redis track the names
+    index for this host, so every other host's write reports it changed.
+    That key holds no session: it must not drop what this host tracks."""
+    da, db = util.make_sessdir(tmp, "host-a"), util.make_sessdir(tmp, "host-b")
+    for h in ("a", "b"):
+        (Path(tmp) / h).mkdir()
+    mma = ModeMount(Path(tmp) / "a", redis_server, checker)
+    mmb = ModeMount(Path(tmp) / "b", redis_server, checker)
+    x = flask_sid_file("x")
+    with mma.mounted(da, "redis-only", ["host_id=host-a"]), \
+            mmb.mounted(db, "redis-only", ["host_id=host-b",
+                                             "cache=tracking"]):
+        util.write_file(os.path.join(db, x), cachelib_session({"u": "x"}))
+        os.stat(os.path.join(db, x))
+        util.write_file(os.path.join(db, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        assert count_file(db) == 1  # ZCOUNT: the index is tracked now
+        before = mmb.status()["cache"]
+        os.stat(os.path.join(db, x))
+        hits = mmb.status()["cache"]["hits"]
+        assert hits > before["hits"], "x is not answered from memory"
+        # Another host's write changes the index: an invalidation for it.
+        util.write_file(os.path.join(da, flask_sid_file("y")),
+                        cachelib_session({"u": "y"}))
+        util.wait_for(lambda: mmb.status()["cache"]["invalidations"]
+                      > before["invalidations"], 5,
+                      "host b to hear of the index's change")
+        os.stat(os.path.join(db, x))
+        assert mmb.status()["cache"]["hits"] > hits, "tracked entries lost"
+        assert count_file(db) == 2
+
+
+def test_count_read_while_redis_is_down(tmp, redis, redis_server, sessdir,
+                                        checker):
+    """Once the circuit breaker has Redis down, reading the count never
+    waits for Redis (cachelib reads it on every save): the file stays as
+    it was, and tells the truth again once Redis is back."""
+    checker.register_output(OUTAGE_LOG)
+    mm = ModeMount(tmp, redis_server, checker)
+    name = flask_sid_file("down")
+    with mm.mounted(sessdir, "redis-first", ["redis_timeout=2"]):
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        util.write_file(os.path.join(sessdir, name),
+                        cachelib_session({"u": "down"}))
+        assert count_file(sessdir) == 1
+        redis_server.sigstop()
+        try:
+            # This host wrote it last: read from underneath, and the
+            # failed Redis call opens the breaker.
+            os.stat(os.path.join(sessdir, name))
+            mm.wait_redis_down()
+            t0 = time.monotonic()
+            assert count_file(sessdir) == 1
+            took = time.monotonic() - t0
+        finally:
+            redis_server.sigcont()
+        util.wait_for(lambda: mm.status()["redis_up"], 15, "redis up")
+        assert count_file(sessdir) == 1
+    assert took < 1.0, "a count read waited %.1f s for Redis" % took
