@@ -257,32 +257,80 @@ int fs_dir_census(struct fs *fs, struct fs_census *c)
 	return ret;
 }
 
+/*
+ * An open directory: its listing, and its place in the list of open ones
+ * (fs->dirs, under tab_lock), which the daemon frees at exit: a lazy
+ * unmount can end the connection before the last RELEASEDIR.
+ */
+struct fs_dirh {
+	struct fs_dir dir;
+	struct fs_dirh *next, *prev;
+};
+
+static struct fs_dir *dir_of(struct fuse_file_info *fi)
+{
+	return &((struct fs_dirh *)(uintptr_t)fi->fh)->dir;
+}
+
+static void dirh_track(struct fs *fs, struct fs_dirh *h, bool add)
+{
+	pthread_mutex_lock(&fs->tab_lock);
+	if (add) {
+		h->prev = NULL;
+		h->next = fs->dirs;
+		if (fs->dirs)
+			fs->dirs->prev = h;
+		fs->dirs = h;
+	} else {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			fs->dirs = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+}
+
+static void dirh_free(struct fs *fs, struct fs_dirh *h)
+{
+	dirh_track(fs, h, false);
+	dir_release(&h->dir);
+	free(h);
+}
+
+void fs_dirs_free(struct fs *fs)
+{
+	while (fs->dirs)
+		dirh_free(fs, fs->dirs);
+}
+
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_dir *d;
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_dirh *h;
 
 	if (ino != FUSE_ROOT_ID) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	d = malloc(sizeof(*d));
-	if (!d) {
+	h = malloc(sizeof(*h));
+	if (!h) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	dir_init(d);
-	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) != 0) {
-		dir_release(d);
-		free(d);
-	}
+	dir_init(&h->dir);
+	dirh_track(fs, h, true);
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		dirh_free(fs, h);
 }
 
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+	struct fs_dir *d = dir_of(fi);
 	struct stat st = { .st_mode = S_IFREG };
 	size_t used = 0, i;
 	char *buf;
@@ -323,9 +371,6 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
-
-	dir_release(d);
-	free(d);
+	dirh_free(fuse_req_userdata(req), (struct fs_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

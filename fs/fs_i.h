@@ -197,6 +197,7 @@ struct fs_handle {
 };
 
 struct be_journal;
+struct fs_dirh;
 
 /** Routing state (route.c): breaker, journal, per-name facts, threads. */
 struct fs_route {
@@ -267,6 +268,7 @@ struct fs {
 	struct fs_inode *all_inodes; /* most recently used first */
 	struct fs_inode *all_tail;
 	struct fs_handle *handles; /* a lazy unmount may never release them */
+	struct fs_dirh *dirs; /* open directories (dir.c), the same */
 	long long local_bytes;
 	uint64_t next_ino;
 	uint64_t next_generation;
@@ -370,6 +372,8 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/** Frees the open directories whose RELEASEDIR never came (at exit). */
+void fs_dirs_free(struct fs *fs);
 /** What a listing of the root shows now, as cachelib counts it. */
 struct fs_census {
 	size_t entries; /* names other than cachelib's count file and temps */

@@ -53,6 +53,7 @@ void fs_table_destroy(struct fs *fs)
 		hnext = h->next;
 		free(h);
 	}
+	fs_dirs_free(fs);
 	for (inode = fs->all_inodes; inode; inode = next) {
 		next = inode->all_next;
 		inode_free(inode);
