@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "url.h"
 #include "migrate_i.h"
 
@@ -224,6 +225,18 @@ int mig_key_option(struct mig_options *o, int opt, const char *arg)
 	case MIG_OPT_ALLOW_EVICTING:
 		o->allow_evicting = true;
 		return 0;
+	case MIG_OPT_TLS_CA:
+		o->tls.ca = arg;
+		return 0;
+	case MIG_OPT_TLS_CERT:
+		o->tls.cert = arg;
+		return 0;
+	case MIG_OPT_TLS_KEY:
+		o->tls.key = arg;
+		return 0;
+	case MIG_OPT_TLS_SERVER_NAME:
+		o->tls.server_name = arg;
+		return 0;
 	}
 	return error("unknown option code %d", opt);
 }
@@ -266,6 +279,17 @@ int mig_connect(const struct mig_options *o, const char *url,
 		ep.password = NULL;
 		if (be_password_file_read(o->password_file, &ep.password, err,
 					  sizeof(err))) {
+			error("%s", err);
+			goto out_release;
+		}
+	}
+	if (be_tls_options_check(&o->tls, ep.tls, true, err, sizeof(err))) {
+		error("%s; see '" MIG_PROGNAME " <command> --help'", err);
+		goto out_release;
+	}
+	if (ep.tls) {
+		ep.tls_ctx = be_tls_new(&o->tls, ep.host, err, sizeof(err));
+		if (!ep.tls_ctx) {
 			error("%s", err);
 			goto out_release;
 		}
