@@ -443,6 +443,23 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 	return ret;
 }
 
+void be_url_hide_password(char *url)
+{
+	char *s, *at, *colon;
+
+	if (!strncmp(url, REDIS_SCHEME, strlen(REDIS_SCHEME)))
+		s = url + strlen(REDIS_SCHEME);
+	else if (!strncmp(url, REDISS_SCHEME, strlen(REDISS_SCHEME)))
+		s = url + strlen(REDISS_SCHEME);
+	else
+		return;
+	/* As parse_redis(): the last '@' ends the user info. */
+	at = strrchr(s, '@');
+	colon = at ? memchr(s, ':', at - s) : NULL;
+	if (colon)
+		memset(colon + 1, '*', at - colon - 1);
+}
+
 /* Appends 's' to 'f', percent-encoding all but unreserved and 'keep'. */
 static void put_encoded(FILE *f, const char *s, const char *keep)
 {

@@ -36,6 +36,14 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 char *be_url_display(const struct be_endpoint *ep);
 
 /**
+ * Overwrites the password of the redis:// or rediss:// URL 'url' in place
+ * with as many '*' (the user name stays), so that a URL given on the
+ * command line stops showing it in ps and /proc/PID/cmdline once the
+ * program has parsed it.  Anything else is left alone.  Pure.
+ */
+void be_url_hide_password(char *url);
+
+/**
  * Reads a password from the first line of the file 'path' (trailing
  * newline and CR removed) into '*password' (new string).  0, or -errno with
  * a reason in 'err' ("cannot read password file '/x': No such file or

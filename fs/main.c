@@ -702,6 +702,10 @@ int main(int argc, char *argv[])
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
 		goto out;
+	/* A password in the URL is ours now: ps shows stars (url.h). */
+	for (int i = 1; fs->cfg.url && i < argc; i++)
+		if (strcmp(argv[i], fs->cfg.url) == 0)
+			be_url_hide_password(argv[i]);
 	if (fs->cfg.show_help) {
 		usage(argv[0]);
 		ret = 0;

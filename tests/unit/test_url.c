@@ -275,6 +275,31 @@ static void test_display(void)
 		      "unix:///run/my%20redis.sock");
 }
 
+/* 'url' with its password hidden must read 'want'. */
+static void check_hidden(const char *url, const char *want)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", url);
+	be_url_hide_password(buf);
+	if (strcmp(buf, want)) {
+		fprintf(stderr, "'%s' hidden as '%s', want '%s'\n", url, buf,
+			want);
+		test_failures++;
+	}
+}
+
+static void test_hide_password(void)
+{
+	check_hidden("redis://:pw@h:1/2", "redis://:**@h:1/2");
+	check_hidden("rediss://alice:p%40ss@h", "rediss://alice:******@h");
+	check_hidden("redis://u:a@b/c@h/0", "redis://u:*****@h/0");
+	check_hidden("redis://alice@h", "redis://alice@h");
+	check_hidden("redis://h:6379/0", "redis://h:6379/0");
+	check_hidden("unix:///r.sock?db=1", "unix:///r.sock?db=1");
+	check_hidden("http://u:pw@h", "http://u:pw@h");
+}
+
 static void test_copy(void)
 {
 	struct be_endpoint ep, copy;
@@ -369,6 +394,7 @@ int main(void)
 	test_errors();
 	test_tls();
 	test_display();
+	test_hide_password();
 	test_copy();
 	test_password_file();
 	return test_exit();
