@@ -4,8 +4,9 @@ certificates this module makes with openssl, requiring client
 certificates and a password.  A mount over mutual TLS serves PHP-style
 writes and reads that land in Redis and survives its connections being
 killed; no password reaches argv, /proc/mounts, the log or status; a wrong
-CA, a wrong server name and a missing client certificate are each refused
-with a one-line error naming the reason; cache=tracking gets its
+CA, a wrong server name, a missing client certificate and an expired
+server certificate are each refused with a one-line error naming the
+reason; cache=tracking gets its
 invalidations over TLS; sessfs-migrate analyze, copy, verify and export
 take the same URLs and --tls-* options."""
 
@@ -166,6 +167,18 @@ REFUSALS = [
     pytest.param(lambda c: [], ["not trusted", "unknown CA"],
                  id="system-trust-store"),
 ]
+
+
+def test_expired_server_certificate(certs, pwfile, sessdir, tmp):
+    server = RedisServer(tmp / "expired", tls=certs.expired(),
+                         password=PASSWORD)
+    try:
+        server.start()
+        res = run_sessfs([server.url(), str(sessdir), "-f", "-o",
+                          ",".join(tls_opts(certs, pwfile))])
+    finally:
+        server.stop()
+    assert_refused(res, sessdir, "server certificate expired")
 
 
 @pytest.mark.parametrize("opts,words", REFUSALS)

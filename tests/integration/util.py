@@ -10,6 +10,7 @@ synchronise: wait_for() polls a condition with a deadline.
 """
 
 import contextlib
+import copy
 import errno
 import http.cookiejar
 import os
@@ -272,9 +273,10 @@ class OutputChecker:
 class TlsCerts:
     """Certificates for a TLS redis-server, made with the openssl command
     in 'root' (hiredis's test.sh does the same): a CA, a server certificate
-    for 127.0.0.1 and localhost signed by it, a client certificate signed
-    by it, and a second CA that signed nothing of these (a wrong tls_ca).
-    EC P-256 keys: a few ms each, so every test module can make its own."""
+    for 127.0.0.1 and localhost signed by it, the same server expired a day
+    ago (expired()), a client certificate signed by it, and a second CA
+    that signed nothing of these (a wrong tls_ca).  EC P-256 keys: a few
+    ms each, so every test module can make its own."""
 
     def __init__(self, root):
         self.dir = Path(root)
@@ -284,6 +286,7 @@ class TlsCerts:
         self.other_ca, self.other_ca_key = d / "other-ca.crt", d / "other.key"
         self.server, self.server_key = d / "server.crt", d / "server.key"
         self.client, self.client_key = d / "client.crt", d / "client.key"
+        self.server_expired = d / "server-expired.crt"
         self._make()
 
     @staticmethod
@@ -302,25 +305,36 @@ class TlsCerts:
         self._openssl("req", "-x509", "-new", "-key", key, "-sha256",
                       "-days", "2", "-subj", "/CN=%s" % cn, "-out", cert)
 
-    def _signed(self, cert, key, cn, ext):
+    def _signed(self, cert, key, cn, ext, days=2):
+        """A certificate for 'key' (made unless it exists) signed by the
+        CA; 'days' -1 makes one that expired a day ago."""
         csr = cert.with_suffix(".csr")
         extfile = cert.with_suffix(".ext")
         extfile.write_text(ext + "\n")
-        self._key(key)
+        if not key.exists():
+            self._key(key)
         self._openssl("req", "-new", "-key", key, "-subj", "/CN=%s" % cn,
                       "-out", csr)
         self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey",
-                      self.ca_key, "-CAcreateserial", "-days", "2",
+                      self.ca_key, "-CAcreateserial", "-days", str(days),
                       "-sha256", "-extfile", extfile, "-out", cert)
 
     def _make(self):
         self._ca(self.ca, self.ca_key, "sessfs test CA")
         self._ca(self.other_ca, self.other_ca_key, "sessfs other CA")
-        self._signed(self.server, self.server_key, "localhost",
-                     "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                     "extendedKeyUsage=serverAuth")
+        server_ext = ("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                      "extendedKeyUsage=serverAuth")
+        self._signed(self.server, self.server_key, "localhost", server_ext)
+        self._signed(self.server_expired, self.server_key, "localhost",
+                     server_ext, days=-1)
         self._signed(self.client, self.client_key, "sessfs client",
                      "extendedKeyUsage=clientAuth")
+
+    def expired(self):
+        """The same certificates, but a server that shows the expired one."""
+        other = copy.copy(self)
+        other.server = self.server_expired
+        return other
 
     def mount_opts(self, client_cert=True):
         """The mount's tls_* options for these certificates."""
