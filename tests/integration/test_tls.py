@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+import modeutil
 import util
 from modeutil import ModeMount
 from util import (RedisServer, TlsCerts, is_mounted, mounted, php_read,
@@ -129,6 +130,26 @@ def test_mtls_mount(certs, tls_server, tls_redis, pwfile, sessdir, checker):
         with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
             assert PASSWORD.encode() not in f.read()
     assert PASSWORD not in daemon_lines(checker)
+
+
+def test_redis_restart(certs, tls_server, tls_redis, pwfile, sessdir,
+                       checker):
+    """A TLS Redis killed and started again: the daemon's calls in
+    between wait, then go on over new TLS connections."""
+    checker.register_output(modeutil.OUTAGE_LOG)
+    opts = tls_opts(certs, pwfile) + ["redis_timeout=10"]
+    with mounted(tls_server.url(), sessdir, checker, opts=opts) as m:
+        php_write(m.path("sess_before"), b"b|i:1;")
+        tls_server.kill9()
+        writer = util.Op(lambda: php_write(m.path("sess_during"), b"d|i:2;"))
+        writer.start()
+        tls_server.restart()
+        writer.join(30 * util.SLOW)
+        assert writer.error is None, writer.error
+        r = tls_server.client()
+        assert r.get(b"sessfs:sess_during") == b"d|i:2;"
+        php_write(m.path("sess_after"), b"a|i:3;")
+        assert r.get(b"sessfs:sess_after") == b"a|i:3;"
 
 
 def test_password_in_url_not_shown(certs, tls_server, tls_redis, sessdir,
