@@ -38,7 +38,7 @@
 #define BACKOFF_FIRST_NS (10 * NSEC_PER_MSEC)
 #define BACKOFF_MAX_NS	 (200 * NSEC_PER_MSEC)
 #define READ_CHUNK	 16384
-/* How long a TLS connect waits for the verdict on a missing certificate. */
+/* How long a TLS connect waits for the verdict on its client certificate. */
 #define TLS_SETTLE_NS (200 * NSEC_PER_MSEC)
 #define ERRSTR_MAX    256
 
@@ -610,11 +610,12 @@ static int handshake(struct be_conn *c, int64_t deadline)
 }
 
 /*
- * The server asked for a client certificate we do not have: waits (up to
- * TLS_SETTLE_NS) for its ticket or its alert before anything is written,
- * since our write would make it reset the connection and destroy the
- * alert that says why.  0 (accepted, or no word: let the first command
- * tell) or -errno.
+ * The server asked for a client certificate: waits (up to TLS_SETTLE_NS)
+ * for its ticket or its alert about ours before anything is written,
+ * since our write would make a refusing server reset the connection and
+ * destroy the alert that says why.  A server that hands out tickets
+ * answers within a round trip; a resumed session is not asked again.  0
+ * (accepted, or no word: let the first command tell) or -errno.
  */
 static int settle_tls(struct be_conn *c, int64_t deadline)
 {

@@ -39,7 +39,7 @@ struct be_tls_conn {
 	struct be_tls *tls;
 	SSL *ssl;
 	bool failed; /* a fatal error: no shutdown, no resumption */
-	bool cert_asked; /* the server asked for a certificate we lack */
+	bool cert_asked; /* the server asked for a client certificate */
 	bool got_session; /* the server handed out a session (ticket) */
 };
 
@@ -151,15 +151,16 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 }
 
 /*
- * Called by OpenSSL when the server asks for a client certificate and we
- * have none: remember it for be_tls_cert_asked().  Returns 0: none sent.
+ * Called by OpenSSL when the server asks for a client certificate, with
+ * or without one configured: remember it for be_tls_cert_asked().
+ * Returns 1: go on (with ours, or with none).
  */
-static int cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+static int cert_asked(SSL *ssl, void *arg)
 {
 	struct be_tls_conn *tc = SSL_get_app_data(ssl);
 
 	tc->cert_asked = true;
-	return 0;
+	return 1;
 }
 
 /* Loads the trust store and the client certificate into 't->ctx'. */
@@ -243,7 +244,7 @@ struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 		t->ctx,
 		SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(t->ctx, new_session);
-	SSL_CTX_set_client_cert_cb(t->ctx, cert_asked);
+	SSL_CTX_set_cert_cb(t->ctx, cert_asked, NULL);
 	if (load_files(t, o, err, errlen) < 0)
 		goto out_free;
 	ERR_clear_error();

@@ -111,10 +111,11 @@ ssize_t be_tls_read(struct be_tls_conn *tc, void *buf, size_t len, short *want,
 ssize_t be_tls_write(struct be_tls_conn *tc, const void *buf, size_t len,
 		     short *want, char *err, size_t errlen);
 /**
- * Whether the server asked for a client certificate that 'tc' does not
- * have.  A TLS 1.3 server that requires one says so only after our side
- * of the handshake is done, in an alert that a reset may destroy once we
- * have written: then be_tls_settle() before the first write.
+ * Whether the server asked for a client certificate in the handshake of
+ * 'tc' (not in a resumed one).  A TLS 1.3 server says whether it accepts
+ * ours (or its absence) only after our side of the handshake is done, in
+ * an alert that a reset destroys once we have written: then
+ * be_tls_settle() before the first write.
  */
 bool be_tls_cert_asked(const struct be_tls_conn *tc);
 /**

@@ -88,11 +88,12 @@ static int make_certs(void)
 		"ca() { key $1.key; openssl req -x509 -new -key $1.key -days 2 -subj /CN=$1 -out $1.crt; }\n"
 		"signed() { key $1.key; printf '%%s\\n' \"$2\" >$1.ext;"
 		" openssl req -new -key $1.key -subj /CN=$1 -out $1.csr;"
-		" openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -CAcreateserial"
-		" -days 2 -extfile $1.ext -out $1.crt; }\n"
+		" openssl x509 -req -in $1.csr -CA ${3:-ca}.crt -CAkey ${3:-ca}.key"
+		" -CAcreateserial -days 2 -extfile $1.ext -out $1.crt; }\n"
 		"ca ca; ca other\n"
 		"signed server 'subjectAltName=IP:127.0.0.1,DNS:localhost'\n"
-		"signed client 'extendedKeyUsage=clientAuth'\n",
+		"signed client 'extendedKeyUsage=clientAuth'\n"
+		"signed stranger 'extendedKeyUsage=clientAuth' other\n",
 		certs);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "cannot make certificates (see %s)\n", certs);
@@ -119,18 +120,30 @@ static const char *cert_path(int slot, const char *name)
 	return buf[slot];
 }
 
+/* A new context with the client certificate 'client' (NULL: none). */
+static struct be_tls *tls_ctx_as(const char *ca, const char *client,
+				 const char *server_name, char *err,
+				 size_t errlen)
+{
+	struct be_tls_options o = { .server_name = server_name };
+	char name[2][64];
+
+	o.ca = ca ? cert_path(0, ca) : NULL;
+	if (client) {
+		snprintf(name[0], sizeof(name[0]), "%s.crt", client);
+		snprintf(name[1], sizeof(name[1]), "%s.key", client);
+		o.cert = cert_path(1, name[0]);
+		o.key = cert_path(2, name[1]);
+	}
+	return be_tls_new(&o, "127.0.0.1", err, errlen);
+}
+
 /* A new context; 'with_cert' adds the client certificate. */
 static struct be_tls *tls_ctx(const char *ca, bool with_cert,
 			      const char *server_name, char *err, size_t errlen)
 {
-	struct be_tls_options o = { .server_name = server_name };
-
-	o.ca = ca ? cert_path(0, ca) : NULL;
-	if (with_cert) {
-		o.cert = cert_path(1, "client.crt");
-		o.key = cert_path(2, "client.key");
-	}
-	return be_tls_new(&o, "127.0.0.1", err, errlen);
+	return tls_ctx_as(ca, with_cert ? "client" : NULL, server_name, err,
+			  errlen);
 }
 
 static void check_new_fails(struct be_tls_options *o, const char *msg)
@@ -244,6 +257,10 @@ static void test_refusals(const struct test_redis *r, int tls_port)
 	check_connect("127.0.0.1", tls_port,
 		      tls_ctx("ca.crt", false, NULL, err, sizeof(err)), -EACCES,
 		      "server requires a client certificate");
+	/* Signed by a CA the server does not trust: its alert says so. */
+	check_connect("127.0.0.1", tls_port,
+		      tls_ctx_as("ca.crt", "stranger", NULL, err, sizeof(err)),
+		      -EACCES, "server refused the client certificate");
 	/* A plain Redis waits for a newline that the ClientHello lacks. */
 	check_connect("127.0.0.1", r->port,
 		      tls_ctx("ca.crt", true, NULL, err, sizeof(err)),
