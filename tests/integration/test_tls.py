@@ -331,3 +331,13 @@ def test_migrate_tls_option_on_plain_url(certs, tmp):
     p = migrate("copy", "--no-progress", src, "redis://127.0.0.1:1",
                 "--tls-ca", certs.ca, rc=1)
     assert "--tls-ca needs a rediss:// URL" in p.stderr
+
+
+@pytest.mark.skipif(not MIGRATE.exists(), reason="sessfs-migrate not built")
+def test_migrate_help_mentions_tls():
+    assert "rediss://" in migrate("--help").stdout
+    for cmd in ("analyze", "copy", "verify", "export"):
+        out = migrate(cmd, "--help").stdout
+        for opt in ("--tls-ca", "--tls-cert", "--tls-key",
+                    "--tls-server-name"):
+            assert opt in out, (cmd, opt)
