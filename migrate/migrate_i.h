@@ -116,7 +116,7 @@ enum mig_key_opt {
 	"  --host-id ID           writer id in meta keys (default: hostname\n" \
 	"                         and machine-id)\n"                           \
 	"  --allow-evicting-redis  accept an evicting maxmemory-policy\n"      \
-	"TLS options (a rediss:// URL; the mount's tls_* options):\n"          \
+	"\nTLS options (a rediss:// URL; the mount's tls_* options):\n"        \
 	"  --tls-ca FILE          trusted CAs, PEM (default: the system's)\n"  \
 	"  --tls-cert FILE        client certificate, PEM (mutual TLS)\n"      \
 	"  --tls-key FILE         its private key, PEM\n"                      \
