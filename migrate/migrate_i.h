@@ -171,6 +171,13 @@ int mig_options_finish(struct mig_options *o);
  */
 int mig_connect(const struct mig_options *o, const char *url,
 		struct be_conn **conn);
+/**
+ * As mig_connect(), 'n' connections into 'conns' that share one endpoint
+ * (with rediss://, one TLS context: the files are read once and the later
+ * connections resume the first one's session).  On failure none is left.
+ */
+int mig_connect_n(const struct mig_options *o, const char *url,
+		  struct be_conn **conns, int n);
 
 /** Current CLOCK_REALTIME in ms, and CLOCK_MONOTONIC in seconds. */
 int64_t mig_now_ms(void);
