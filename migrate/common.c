@@ -263,7 +263,7 @@ int mig_options_finish(struct mig_options *o)
 }
 
 /*
- * Connects 'c' (made for 'ep', shown as 'shown') and checks the server's
+ * Connects 'c' (its URL shown as 'shown') and checks the server's
  * eviction policy.  0, or prints why and returns -1.
  */
 static int connect_checked(const struct mig_options *o, struct be_conn *c,
