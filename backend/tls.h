@@ -24,9 +24,11 @@
  * Errors are -errno with a one-line reason that names the cause, e.g.
  * "server certificate not trusted: unknown CA", "server certificate does
  * not match the name 'other'", "server certificate expired", "server
- * requires a client certificate".  A
- * refused certificate is -EACCES (never retried); a connection closed or
- * reset is -ECONNRESET, like a plain socket's.
+ * requires a client certificate", "server refused the client certificate:
+ * tlsv1 alert unknown ca".  A refused certificate is -EACCES (never
+ * retried); a connection closed or reset is -ECONNRESET, like a plain
+ * socket's.  'err' and 'errlen' receive the reason and are left alone on
+ * success and on -EAGAIN.
  */
 #ifndef BACKEND_TLS_H
 #define BACKEND_TLS_H
@@ -63,13 +65,13 @@ struct be_tls;
  * checks that they match.  NULL with a one-line reason in 'err' ("cannot
  * read the private key '/x': No such file or directory", "private key
  * '/k' does not match the client certificate '/c'").  The key's bytes are
- * never part of a message.
+ * never part of a message.  Any thread; the files are read here only.
  */
 struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 			  char *err, size_t errlen);
-/** Takes a reference on 't' and returns it; NULL is allowed. */
+/** Takes a reference on 't' and returns it; NULL is allowed.  Any thread. */
 struct be_tls *be_tls_ref(struct be_tls *t);
-/** Drops a reference; the last frees 't'.  NULL is allowed. */
+/** Drops a reference; the last frees 't'.  NULL is allowed.  Any thread. */
 void be_tls_unref(struct be_tls *t);
 /** The name 't' verifies the server's certificate against.  Borrowed. */
 const char *be_tls_server_name(const struct be_tls *t);
@@ -79,7 +81,8 @@ struct be_tls_conn;
 /**
  * Returns a new TLS connection of 't' over the connected non-blocking
  * socket 'fd' (borrowed: be_tls_conn_free() does not close it), offering
- * the last session 't' holds.  NULL on ENOMEM.
+ * the last session 't' holds.  NULL on ENOMEM.  Any thread: connections
+ * of one context may be made and used by many threads at once.
  */
 struct be_tls_conn *be_tls_conn_new(struct be_tls *t, int fd);
 /**
