@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Our Redis transport (see conn.h): non-blocking TCP and unix sockets that
- * we own, every wait done with poll() against one deadline per call, AUTH
+ * we own, TLS over them where the URL asks (tls.h: it never waits, we
+ * do), every wait done with poll() against one deadline per call, AUTH
  * and SELECT after connecting, pipelines written in one go, and retries on
  * a fresh connection with backoff while the call's budget lasts.  hiredis
  * only formats commands and parses replies; it never touches a socket.
@@ -29,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "track.h"
 
 #define NSEC_PER_SEC	 1000000000LL
@@ -36,12 +38,15 @@
 #define BACKOFF_FIRST_NS (10 * NSEC_PER_MSEC)
 #define BACKOFF_MAX_NS	 (200 * NSEC_PER_MSEC)
 #define READ_CHUNK	 16384
-#define ERRSTR_MAX	 256
+/* How long a TLS connect waits for the verdict on its client certificate. */
+#define TLS_SETTLE_NS (200 * NSEC_PER_MSEC)
+#define ERRSTR_MAX    256
 
 struct be_conn {
 	struct be_endpoint ep;
 	int64_t timeout_ns;
 	int fd; /* -1 when not connected */
+	struct be_tls_conn *tls; /* over 'fd' for rediss://, else NULL */
 	redisReader *reader; /* NULL when not connected */
 	char errstr[ERRSTR_MAX];
 	/* CLIENT TRACKING at each connect (track.h), or NULL. */
@@ -121,6 +126,8 @@ static int wait_fd(int fd, short events, int64_t deadline)
 
 void be_conn_close(struct be_conn *c)
 {
+	be_tls_conn_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -262,19 +269,21 @@ static int reader_error(struct be_conn *c)
 }
 
 /*
- * Reads what the socket has into the reader, waiting for it until
- * 'deadline'.  0 or -errno (-ECONNRESET at end of file).
+ * Receives up to 'len' bytes into 'buf', through TLS if 'c' has it.
+ * Returns how many (> 0), -EAGAIN with the events to wait for in
+ * '*want', or -errno (reason set; -ECONNRESET at end of file).
  */
-static int read_some(struct be_conn *c, int64_t deadline)
+static ssize_t recv_some(struct be_conn *c, char *buf, size_t len, short *want)
 {
-	char buf[READ_CHUNK];
 	ssize_t n;
-	int ret;
 
+	if (c->tls)
+		return be_tls_read(c->tls, buf, len, want, c->errstr,
+				   sizeof(c->errstr));
 	for (;;) {
-		n = recv(c->fd, buf, sizeof(buf), 0);
+		n = recv(c->fd, buf, len, 0);
 		if (n > 0)
-			break;
+			return n;
 		if (n == 0)
 			return set_error(c, -ECONNRESET,
 					 "connection closed by server");
@@ -282,7 +291,57 @@ static int read_some(struct be_conn *c, int64_t deadline)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return set_errno_error(c, -errno);
-		ret = wait_fd(c->fd, POLLIN, deadline);
+		*want = POLLIN;
+		return -EAGAIN;
+	}
+}
+
+/*
+ * Sends up to 'len' bytes of 'buf', through TLS if 'c' has it.  Returns
+ * how many (>= 0), -EAGAIN with '*want', or -errno (reason set).
+ */
+static ssize_t send_some(struct be_conn *c, const char *buf, size_t len,
+			 short *want)
+{
+	ssize_t n;
+
+	if (c->tls)
+		return be_tls_write(c->tls, buf, len, want, c->errstr,
+				    sizeof(c->errstr));
+	for (;;) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return set_errno_error(c, -errno);
+		*want = POLLOUT;
+		return -EAGAIN;
+	}
+}
+
+/*
+ * Reads what the connection has into the reader, waiting for it until
+ * 'deadline' if 'wait', else returning 0 when nothing could be read.  0
+ * or -errno (-ECONNRESET at end of file).
+ */
+static int read_some(struct be_conn *c, int64_t deadline, bool wait)
+{
+	char buf[READ_CHUNK];
+	short want = POLLIN;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = recv_some(c, buf, sizeof(buf), &want);
+		if (n > 0)
+			break;
+		if (n != -EAGAIN)
+			return (int)n;
+		if (!wait)
+			return 0;
+		ret = wait_fd(c->fd, want, deadline);
 		if (ret == -ETIMEDOUT)
 			return set_error(c, ret,
 					 "timed out waiting for a reply");
@@ -302,27 +361,26 @@ static int read_some(struct be_conn *c, int64_t deadline)
 static int write_all(struct be_conn *c, const char *buf, size_t len,
 		     int64_t deadline)
 {
+	short want = POLLOUT;
 	ssize_t n;
 	int ret;
 
 	while (len) {
-		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		n = send_some(c, buf, len, &want);
 		if (n >= 0) {
 			buf += n;
 			len -= n;
 			continue;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return set_errno_error(c, -errno);
-		ret = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
+		if (n != -EAGAIN)
+			return (int)n;
+		ret = wait_fd(c->fd, want | POLLIN, deadline);
 		if (ret == -ETIMEDOUT)
 			return set_error(c, ret, "timed out sending a command");
 		if (ret < 0)
 			return set_errno_error(c, ret);
 		if (ret & POLLIN) {
-			ret = read_some(c, deadline);
+			ret = read_some(c, deadline, false);
 			if (ret < 0)
 				return ret;
 		}
@@ -358,7 +416,7 @@ static int next_reply(struct be_conn *c, redisReply **reply, int64_t deadline)
 			*reply = r;
 			return 0;
 		}
-		ret = read_some(c, deadline);
+		ret = read_some(c, deadline, true);
 		if (ret < 0)
 			return ret;
 	}
@@ -551,13 +609,74 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	return ret;
 }
 
-/* Connects 'c' if it is not connected: socket, AUTH, SELECT. 0 or -errno. */
+/*
+ * The server asked for a client certificate: waits (up to TLS_SETTLE_NS)
+ * for its ticket or its alert about ours before anything is written,
+ * since our write would make a refusing server reset the connection and
+ * destroy the alert that says why.  A server that hands out tickets
+ * answers within a round trip; a resumed session is not asked again.  0
+ * (accepted, or no word: let the first command tell) or -errno.
+ */
+static int settle_tls(struct be_conn *c, int64_t deadline)
+{
+	int64_t until = now_ns() + TLS_SETTLE_NS;
+	short want;
+	int ret;
+
+	if (until > deadline)
+		until = deadline;
+	for (;;) {
+		ret = be_tls_settle(c->tls, &want, c->errstr,
+				    sizeof(c->errstr));
+		if (ret != -EAGAIN)
+			return ret;
+		ret = wait_fd(c->fd, want, until);
+		if (ret == -ETIMEDOUT)
+			return 0;
+		if (ret < 0)
+			return set_errno_error(c, ret);
+	}
+}
+
+/* Runs the TLS handshake on the connected socket of 'c'. 0 or -errno. */
+static int start_tls(struct be_conn *c, int64_t deadline)
+{
+	short want;
+	int ret;
+
+	c->tls = be_tls_conn_new(c->ep.tls_ctx, c->fd);
+	if (!c->tls)
+		return set_error(c, -ENOMEM, "out of memory");
+	for (;;) {
+		ret = be_tls_handshake(c->tls, &want, c->errstr,
+				       sizeof(c->errstr));
+		if (ret == 0)
+			break;
+		if (ret != -EAGAIN)
+			return ret;
+		ret = wait_fd(c->fd, want, deadline);
+		if (ret == -ETIMEDOUT)
+			return set_error(
+				c, ret,
+				"timed out in the TLS handshake (does the server speak TLS on this port?)");
+		if (ret < 0)
+			return set_errno_error(c, ret);
+	}
+	return be_tls_cert_asked(c->tls) ? settle_tls(c, deadline) : 0;
+}
+
+/*
+ * Connects 'c' if it is not connected: socket, TLS, AUTH, SELECT.  0 or
+ * -errno.
+ */
 static int ensure_connected(struct be_conn *c, int64_t deadline)
 {
 	int fd, ret;
 
 	if (c->fd >= 0)
 		return 0;
+	if (c->ep.tls && !c->ep.tls_ctx)
+		return set_error(c, -EINVAL, "rediss:// without a TLS context");
 	if (c->ep.unix_path)
 		fd = connect_unix(c, deadline);
 	else if (c->ep.host)
@@ -571,6 +690,11 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 	if (!c->reader) {
 		be_conn_close(c);
 		return set_error(c, -ENOMEM, "out of memory");
+	}
+	ret = c->ep.tls ? start_tls(c, deadline) : 0;
+	if (ret < 0) {
+		be_conn_close(c);
+		return ret;
 	}
 	ret = handshake(c, deadline);
 	if (ret < 0) {
@@ -804,7 +928,13 @@ int be_conn_fd(const struct be_conn *c)
 
 bool be_conn_partial(const struct be_conn *c)
 {
-	return c->reader && c->reader->pos < c->reader->len;
+	return (c->reader && c->reader->pos < c->reader->len) ||
+	       (c->tls && be_tls_pending(c->tls));
+}
+
+bool be_conn_tls_resumed(const struct be_conn *c)
+{
+	return c->tls && be_tls_resumed(c->tls);
 }
 
 /*

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Our Redis transport: one blocking connection over TCP or a unix socket,
- * with connect/read/write timeouts, AUTH (user + password), SELECT,
- * pipelining and reconnect with backoff.  hiredis is used only to format
- * commands (redisFormatCommandArgv) and to parse replies (redisReader).
+ * Our Redis transport: one blocking connection over TCP (optionally TLS,
+ * tls.h) or a unix socket, with connect/read/write timeouts, AUTH (user +
+ * password), SELECT, pipelining and reconnect with backoff.  hiredis is
+ * used only to format commands (redisFormatCommandArgv) and to parse
+ * replies (redisReader).
  *
  * Call order: be_conn_new() -> be_conn_command()/be_conn_pipeline() (they
  * connect on first use and reconnect after a transport error) ->
@@ -17,7 +18,8 @@
  * returns -ETIMEDOUT (deadline passed) or the last -errno.  Every command
  * sent through this API must therefore be idempotent, or the caller passes
  * BE_CMD_NORETRY.  A server at maxclients counts as transient too.  A
- * refused AUTH (-EACCES) or SELECT (-EINVAL) is never retried.
+ * refused AUTH (-EACCES) or SELECT (-EINVAL) is never retried, nor is a
+ * refused TLS certificate (-EACCES).
  */
 #ifndef BACKEND_CONN_H
 #define BACKEND_CONN_H
@@ -26,6 +28,7 @@
 #include <stddef.h>
 
 struct redisReply;
+struct be_tls;
 
 /** Where and how to connect; parsed from a URL by be_url_parse(). */
 struct be_endpoint {
@@ -35,11 +38,20 @@ struct be_endpoint {
 	int db; /* SELECT db after connecting when != 0 */
 	char *user; /* AUTH user, NULL for the default user */
 	char *password; /* AUTH password, NULL for no AUTH */
+	bool tls; /* rediss://: TLS over TCP */
+	/*
+	 * With 'tls': the context every connection to this endpoint shares
+	 * (be_tls_new(), one reference owned here); NULL fails the connect.
+	 */
+	struct be_tls *tls_ctx;
 };
 
-/** Deep copy of 'src' into 'dst'; 0 or -ENOMEM. */
+/**
+ * Deep copy of 'src' into 'dst' (the TLS context is shared: a new
+ * reference); 0 or -ENOMEM.
+ */
 int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src);
-/** Frees the strings of 'ep' and zeroes it. */
+/** Frees the strings of 'ep', drops its TLS reference and zeroes it. */
 void be_endpoint_release(struct be_endpoint *ep);
 
 enum be_cmd_flags {
@@ -74,7 +86,8 @@ void be_conn_free(struct be_conn *c);
  * "WRONGPASS invalid username-password pair").  No retries: used at start
  * to report a clear error.  It also sends a PING, so that a missing
  * password (NOAUTH) gives -EACCES here.  A user without a password gives
- * -EINVAL.
+ * -EINVAL.  Over TLS, a certificate refused either way gives -EACCES and
+ * a peer that does not speak TLS -EPROTO, with tls.h's reason.
  */
 int be_conn_connect(struct be_conn *c);
 
@@ -121,8 +134,13 @@ int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms);
 
 /** The socket, or -1 when not connected. */
 int be_conn_fd(const struct be_conn *c);
-/** Whether part of a reply was read and waits for the rest. */
+/**
+ * Whether part of a reply was read and waits for the rest (in the reader,
+ * or received by TLS and not decrypted yet).
+ */
 bool be_conn_partial(const struct be_conn *c);
+/** Whether the current connection is TLS and resumed an earlier session. */
+bool be_conn_tls_resumed(const struct be_conn *c);
 
 /**
  * A pool of connections to one endpoint, shared by threads: a thread

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Redis URLs (see url.h): parsing "redis://" and "unix://" URLs into a
+ * Redis URLs (see url.h): parsing "redis://", "rediss://" and "unix://" URLs into a
  * struct be_endpoint, showing an endpoint again without its password, and
  * reading a password from a file.  Every refusal names the part that is
  * wrong in one line, and never quotes a password.  Also the deep copy and
@@ -19,9 +19,11 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "url.h"
 
 #define REDIS_SCHEME	  "redis://"
+#define REDISS_SCHEME	  "rediss://"
 #define UNIX_SCHEME	  "unix://"
 #define DEFAULT_PORT	  6379
 #define PASSWORD_FILE_MAX 4096
@@ -35,6 +37,8 @@ int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src)
 	memset(dst, 0, sizeof(*dst));
 	dst->port = src->port;
 	dst->db = src->db;
+	dst->tls = src->tls;
+	dst->tls_ctx = be_tls_ref(src->tls_ctx);
 	if ((src->host && !(dst->host = strdup(src->host))) ||
 	    (src->unix_path && !(dst->unix_path = strdup(src->unix_path))) ||
 	    (src->user && !(dst->user = strdup(src->user))) ||
@@ -54,6 +58,7 @@ void be_endpoint_release(struct be_endpoint *ep)
 		explicit_bzero(ep->password, strlen(ep->password));
 		free(ep->password);
 	}
+	be_tls_unref(ep->tls_ctx);
 	memset(ep, 0, sizeof(*ep));
 }
 
@@ -415,6 +420,9 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 		return fail(err, errlen, "empty URL");
 	if (!strncmp(url, REDIS_SCHEME, strlen(REDIS_SCHEME))) {
 		ret = parse_redis(url + strlen(REDIS_SCHEME), ep, err, errlen);
+	} else if (!strncmp(url, REDISS_SCHEME, strlen(REDISS_SCHEME))) {
+		ep->tls = true;
+		ret = parse_redis(url + strlen(REDISS_SCHEME), ep, err, errlen);
 	} else if (!strncmp(url, UNIX_SCHEME, strlen(UNIX_SCHEME))) {
 		ret = parse_unix(url + strlen(UNIX_SCHEME), ep, err, errlen);
 	} else {
@@ -423,16 +431,33 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 		if (!sep)
 			ret = fail(
 				err, errlen,
-				"missing scheme: expected redis:// or unix://");
+				"missing scheme: expected redis://, rediss:// or unix://");
 		else
 			ret = fail(
 				err, errlen,
-				"bad scheme '%.*s': expected redis:// or unix://",
+				"bad scheme '%.*s': expected redis://, rediss:// or unix://",
 				(int)(sep - url > 16 ? 16 : sep - url), url);
 	}
 	if (ret < 0)
 		be_endpoint_release(ep);
 	return ret;
+}
+
+void be_url_hide_password(char *url)
+{
+	char *s, *at, *colon;
+
+	if (!strncmp(url, REDIS_SCHEME, strlen(REDIS_SCHEME)))
+		s = url + strlen(REDIS_SCHEME);
+	else if (!strncmp(url, REDISS_SCHEME, strlen(REDISS_SCHEME)))
+		s = url + strlen(REDISS_SCHEME);
+	else
+		return;
+	/* As parse_redis(): the last '@' ends the user info. */
+	at = strrchr(s, '@');
+	colon = at ? memchr(s, ':', at - s) : NULL;
+	if (colon)
+		memset(colon + 1, '*', at - colon - 1);
 }
 
 /* Appends 's' to 'f', percent-encoding all but unreserved and 'keep'. */
@@ -461,7 +486,7 @@ char *be_url_display(const struct be_endpoint *ep)
 		if (ep->db)
 			fprintf(f, "?db=%d", ep->db);
 	} else {
-		fputs(REDIS_SCHEME, f);
+		fputs(ep->tls ? REDISS_SCHEME : REDIS_SCHEME, f);
 		if (ep->user) {
 			put_encoded(f, ep->user, "");
 			fputc('@', f);

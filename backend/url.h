@@ -3,6 +3,7 @@
  * Redis URLs as the user writes them:
  *
  *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default)
+ *   rediss://...                                  (the same, over TLS: tls.h)
  *   unix:///path/to/redis.sock[?db=N]
  *
  * user, password and path are percent-decoded.  An IPv6 host is written in
@@ -20,7 +21,8 @@ struct be_endpoint;
  * Parses 'url' into 'ep' (zeroed first; its strings are new, free them with
  * be_endpoint_release()).  Returns 0, or -EINVAL and writes a one-line
  * reason (no trailing newline, e.g. "invalid port '70000'") into 'err' of
- * 'errlen' bytes.  Pure; thread-safe.
+ * 'errlen' bytes.  A rediss:// URL sets 'ep->tls'; its context is the
+ * caller's to make (be_tls_new()).  Pure; thread-safe.
  */
 int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 		 size_t errlen);
@@ -28,9 +30,18 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 /**
  * Returns the URL of 'ep' without its password (the user name is kept), as
  * shown in /proc/mounts: "redis://alice@127.0.0.1:6379/0",
+ * "rediss://127.0.0.1:6379/0",
  * "unix:///run/redis.sock?db=2".  New string, or NULL on ENOMEM.
  */
 char *be_url_display(const struct be_endpoint *ep);
+
+/**
+ * Overwrites the password of the redis:// or rediss:// URL 'url' in place
+ * with as many '*' (the user name stays), so that a URL given on the
+ * command line stops showing it in ps and /proc/PID/cmdline once the
+ * program has parsed it.  Anything else is left alone.  Pure.
+ */
+void be_url_hide_password(char *url);
 
 /**
  * Reads a password from the first line of the file 'path' (trailing

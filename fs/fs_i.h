@@ -94,6 +94,10 @@ struct fs_config {
 	char *redis_timeout;
 	char *state_dir;
 	char *password_file;
+	char *tls_ca; /* rediss:// only; NULL: the system's trust store */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_server_name; /* NULL: the URL's host */
 	char *host_id;
 	char *ctl_dir;
 	char *cache; /* "tracking" or "off" */

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "lowerstore.h"
 #include "mountpt.h"
+#include "tls.h"
 #include "trim.h"
 #include "url.h"
 
@@ -56,6 +57,9 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("redis_timeout=%s", redis_timeout, 0),
 	FS_OPT("state_dir=%s", state_dir, 0),
 	FS_OPT("password_file=%s", password_file, 0),
+	FS_OPT("tls_ca=%s", tls_ca, 0), FS_OPT("tls_cert=%s", tls_cert, 0),
+	FS_OPT("tls_key=%s", tls_key, 0),
+	FS_OPT("tls_server_name=%s", tls_server_name, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
@@ -97,6 +101,7 @@ static void usage(const char *prog)
 	       "\n"
 	       "REDIS_URL:\n"
 	       "    redis://[user:password@]host[:port][/db]   (6379, db 0)\n"
+	       "    rediss://...           the same over TLS (port 6379 too)\n"
 	       "    unix:///path/to/redis.sock[?db=N]\n"
 	       "\n"
 	       "options:\n"
@@ -121,6 +126,16 @@ static void usage(const char *prog)
 	       "                           retries included (default 5)\n"
 	       "    -o state_dir=DIR       daemon state (default /var/lib/sessfs)\n"
 	       "    -o password_file=FILE  Redis password, first line of FILE\n"
+	       "    -o tls_ca=FILE         rediss://: trusted CAs, PEM (default:\n"
+	       "                           the system's trust store)\n"
+	       "    -o tls_cert=FILE       rediss://: client certificate, PEM,\n"
+	       "                           for mutual TLS (with tls_key)\n"
+	       "    -o tls_key=FILE        rediss://: its private key, PEM\n"
+	       "    -o tls_server_name=N   rediss://: the name the server's\n"
+	       "                           certificate must match, sent as SNI\n"
+	       "                           (default: the URL's host); the\n"
+	       "                           certificate and name are always\n"
+	       "                           verified\n"
 	       "    -o host_id=ID          this host's id in the meta keys\n"
 	       "    -o ctl_dir=DIR         where the control socket lives\n"
 	       "                           (default /run/sessfs)\n"
@@ -213,6 +228,31 @@ static int parse_seconds(const char *name, const char *s, double *out,
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/*
+ * Checks the tls_* options against the URL and, for rediss://, loads the
+ * files into the context every connection shares.  -1 after an error line.
+ */
+static int configure_tls(struct fs *fs)
+{
+	struct fs_config *cfg = &fs->cfg;
+	struct be_tls_options o = { .ca = cfg->tls_ca,
+				    .cert = cfg->tls_cert,
+				    .key = cfg->tls_key,
+				    .server_name = cfg->tls_server_name };
+	char err[512];
+
+	if (be_tls_options_check(&o, fs->ep.tls, false, err, sizeof(err)) < 0)
+		return bad("%s", err);
+	if (!fs->ep.tls)
+		return 0;
+	fs->ep.tls_ctx = be_tls_new(&o, fs->ep.host, err, sizeof(err));
+	if (!fs->ep.tls_ctx) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -309,6 +349,8 @@ static int configure(struct fs *fs)
 			return -1;
 		}
 	}
+	if (configure_tls(fs) < 0)
+		return -1;
 	fs->display_url = be_url_display(&fs->ep);
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
 				   : be_host_id_default();
@@ -487,6 +529,10 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->redis_timeout);
 	free(cfg->state_dir);
 	free(cfg->password_file);
+	free(cfg->tls_ca);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->tls_server_name);
 	free(cfg->host_id);
 	free(cfg->ctl_dir);
 	free(cfg->cache);
@@ -657,6 +703,10 @@ int main(int argc, char *argv[])
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
 		goto out;
+	/* A password in the URL is ours now: ps shows stars (url.h). */
+	for (int i = 1; fs->cfg.url && i < argc; i++)
+		if (strcmp(argv[i], fs->cfg.url) == 0)
+			be_url_hide_password(argv[i]);
 	if (fs->cfg.show_help) {
 		usage(argv[0]);
 		ret = 0;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "tls.h"
 #include "url.h"
 #include "migrate_i.h"
 
@@ -224,6 +225,18 @@ int mig_key_option(struct mig_options *o, int opt, const char *arg)
 	case MIG_OPT_ALLOW_EVICTING:
 		o->allow_evicting = true;
 		return 0;
+	case MIG_OPT_TLS_CA:
+		o->tls.ca = arg;
+		return 0;
+	case MIG_OPT_TLS_CERT:
+		o->tls.cert = arg;
+		return 0;
+	case MIG_OPT_TLS_KEY:
+		o->tls.key = arg;
+		return 0;
+	case MIG_OPT_TLS_SERVER_NAME:
+		o->tls.server_name = arg;
+		return 0;
 	}
 	return error("unknown option code %d", opt);
 }
@@ -249,16 +262,38 @@ int mig_options_finish(struct mig_options *o)
 	return 0;
 }
 
-int mig_connect(const struct mig_options *o, const char *url,
-		struct be_conn **conn)
+/*
+ * Connects 'c' (its URL shown as 'shown') and checks the server's
+ * eviction policy.  0, or prints why and returns -1.
+ */
+static int connect_checked(const struct mig_options *o, struct be_conn *c,
+			   const char *shown)
+{
+	char err[256];
+	int ret;
+
+	if (be_conn_connect(c))
+		return error("cannot connect to '%s': %s", shown,
+			     be_conn_errstr(c));
+	ret = be_store_check_server(c, o->allow_evicting, err, sizeof(err));
+	if (ret)
+		/* The backend's text names the mount's option. */
+		return error("cannot use '%s': %s%s", shown, err,
+			     ret == -EPERM ? " (here: --allow-evicting-redis)"
+					   : "");
+	return 0;
+}
+
+int mig_connect_n(const struct mig_options *o, const char *url,
+		  struct be_conn **conns, int n)
 {
 	struct be_endpoint ep;
-	struct be_conn *c;
 	char err[256];
 	char *shown;
-	int ret = -1;
+	int i, ret = -1;
 
-	*conn = NULL;
+	for (i = 0; i < n; i++)
+		conns[i] = NULL;
 	if (be_url_parse(url, &ep, err, sizeof(err)))
 		return error("invalid Redis URL: %s", err);
 	if (o->password_file) {
@@ -270,38 +305,50 @@ int mig_connect(const struct mig_options *o, const char *url,
 			goto out_release;
 		}
 	}
+	if (be_tls_options_check(&o->tls, ep.tls, true, err, sizeof(err))) {
+		error("%s; see '" MIG_PROGNAME " <command> --help'", err);
+		goto out_release;
+	}
+	if (ep.tls) {
+		ep.tls_ctx = be_tls_new(&o->tls, ep.host, err, sizeof(err));
+		if (!ep.tls_ctx) {
+			error("%s", err);
+			goto out_release;
+		}
+	}
 	shown = be_url_display(&ep);
 	if (!shown) {
 		error("out of memory");
 		goto out_release;
 	}
-	c = be_conn_new(&ep, o->redis_timeout);
-	if (!c) {
-		error("out of memory");
-		goto out_free_shown;
+	/* One endpoint: the connections share its TLS context. */
+	for (i = 0; i < n; i++) {
+		conns[i] = be_conn_new(&ep, o->redis_timeout);
+		if (!conns[i]) {
+			error("out of memory");
+			goto out_free_conns;
+		}
+		if (connect_checked(o, conns[i], shown))
+			goto out_free_conns;
 	}
-	if (be_conn_connect(c)) {
-		error("cannot connect to '%s': %s", shown, be_conn_errstr(c));
-		goto out_free_conn;
-	}
-	ret = be_store_check_server(c, o->allow_evicting, err, sizeof(err));
-	if (ret) {
-		/* The backend's text names the mount's option. */
-		error("cannot use '%s': %s%s", shown, err,
-		      ret == -EPERM ? " (here: --allow-evicting-redis)" : "");
-		ret = -1;
-		goto out_free_conn;
-	}
-	*conn = c;
-	c = NULL;
 	ret = 0;
-out_free_conn:
-	be_conn_free(c);
+	goto out_free_shown;
+out_free_conns:
+	for (i = 0; i < n; i++) {
+		be_conn_free(conns[i]);
+		conns[i] = NULL;
+	}
 out_free_shown:
 	free(shown);
 out_release:
 	be_endpoint_release(&ep);
 	return ret;
+}
+
+int mig_connect(const struct mig_options *o, const char *url,
+		struct be_conn **conn)
+{
+	return mig_connect_n(o, url, conn, 1);
 }
 
 void mig_progress_start(struct mig_progress *p, const char *label, long total,

@@ -457,16 +457,22 @@ static int parse_args(struct copy *cp, int argc, char **argv)
 	return mig_options_finish(&cp->opt);
 }
 
-/* Connects every job and loads the scripts once. */
+/* Connects every job (one endpoint) and loads the scripts once. */
 static int connect_jobs(struct copy *cp, struct copy_job *jobs)
 {
+	struct be_conn **conns = calloc(cp->njobs, sizeof(*conns));
 	int i, ret;
 
+	if (!conns)
+		return error("out of memory");
+	ret = mig_connect_n(&cp->opt, cp->url, conns, cp->njobs);
 	for (i = 0; i < cp->njobs; i++) {
 		jobs[i].cp = cp;
-		if (mig_connect(&cp->opt, cp->url, &jobs[i].conn))
-			return -1;
+		jobs[i].conn = conns[i];
 	}
+	free(conns);
+	if (ret)
+		return -1;
 	ret = be_store_load_scripts(jobs[0].conn);
 	if (ret)
 		return error("cannot load the store scripts into Redis: %s",

@@ -481,6 +481,7 @@ static int export_offline(struct export *xp)
 {
 	struct export_counts sum = { 0 };
 	struct export_job *jobs;
+	struct be_conn **conns;
 	double start;
 	int i, ret, code = MIG_EXIT_USAGE;
 
@@ -494,11 +495,20 @@ static int export_offline(struct export *xp)
 	}
 	/* Reading only: the eviction policy is copy's concern. */
 	xp->opt.allow_evicting = true;
+	conns = calloc((size_t)xp->njobs, sizeof(*conns));
+	if (!conns) {
+		error("out of memory");
+		goto out_free_jobs;
+	}
+	/* One endpoint: the jobs share its TLS context. */
+	ret = mig_connect_n(&xp->opt, xp->url, conns, xp->njobs);
 	for (i = 0; i < xp->njobs; i++) {
 		jobs[i].xp = xp;
-		if (mig_connect(&xp->opt, xp->url, &jobs[i].conn))
-			goto out_free_jobs;
+		jobs[i].conn = conns[i];
 	}
+	free(conns);
+	if (ret)
+		goto out_free_jobs;
 	start = mig_monotonic();
 	ret = be_store_list(jobs[0].conn, &xp->opt.sc, collect_cb, xp);
 	if (ret) {

@@ -55,7 +55,8 @@ static void usage(FILE *out)
 		"  verify --mount MNT  compare Redis and the files underneath\n"
 		"  rollback --mount MNT  back to plain files from any mode, then unmount\n"
 		"\n"
-		"URL: redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]\n"
+		"URL: redis://[[user]:password@]host[:port][/db], rediss://... (TLS: see a\n"
+		"     command's --help for --tls-*) or unix:///path[?db=N]\n"
 		"Exit status: 0 ok, 1 differences or errors, 2 usage or unusable input.\n"
 		"'" MIG_PROGNAME
 		" <command> --help' describes a command's options.\n");

@@ -26,6 +26,7 @@
 
 #include "layout.h"
 #include "store.h"
+#include "tls.h"
 
 struct be_conn;
 
@@ -70,6 +71,10 @@ enum mig_key_opt {
 	MIG_OPT_REDIS_TIMEOUT,
 	MIG_OPT_HOST_ID,
 	MIG_OPT_ALLOW_EVICTING,
+	MIG_OPT_TLS_CA,
+	MIG_OPT_TLS_CERT,
+	MIG_OPT_TLS_KEY,
+	MIG_OPT_TLS_SERVER_NAME,
 	MIG_OPT_MOUNT, /* the online options, MIG_ONLINE_LONG_OPTIONS */
 	MIG_OPT_CTL_DIR,
 	MIG_OPT_FIRST_FREE, /* subcommands number their own options from here */
@@ -86,7 +91,11 @@ enum mig_key_opt {
 	{ "password-file", required_argument, NULL, MIG_OPT_PASSWORD_FILE }, \
 	{ "redis-timeout", required_argument, NULL, MIG_OPT_REDIS_TIMEOUT }, \
 	{ "host-id", required_argument, NULL, MIG_OPT_HOST_ID },	\
-	{ "allow-evicting-redis", no_argument, NULL, MIG_OPT_ALLOW_EVICTING }
+	{ "allow-evicting-redis", no_argument, NULL, MIG_OPT_ALLOW_EVICTING }, \
+	{ "tls-ca", required_argument, NULL, MIG_OPT_TLS_CA },		\
+	{ "tls-cert", required_argument, NULL, MIG_OPT_TLS_CERT },	\
+	{ "tls-key", required_argument, NULL, MIG_OPT_TLS_KEY },	\
+	{ "tls-server-name", required_argument, NULL, MIG_OPT_TLS_SERVER_NAME }
 /* clang-format on */
 
 /* Help text of the key options, for a subcommand's usage. */
@@ -106,7 +115,13 @@ enum mig_key_opt {
 	"  --redis-timeout SECONDS  budget of one Redis call (default 10)\n"   \
 	"  --host-id ID           writer id in meta keys (default: hostname\n" \
 	"                         and machine-id)\n"                           \
-	"  --allow-evicting-redis  accept an evicting maxmemory-policy\n"
+	"  --allow-evicting-redis  accept an evicting maxmemory-policy\n"      \
+	"\nTLS options (a rediss:// URL; the mount's tls_* options):\n"        \
+	"  --tls-ca FILE          trusted CAs, PEM (default: the system's)\n"  \
+	"  --tls-cert FILE        client certificate, PEM (mutual TLS)\n"      \
+	"  --tls-key FILE         its private key, PEM\n"                      \
+	"  --tls-server-name NAME  name the server's certificate must match\n" \
+	"                         (default: the URL's host)\n"
 
 /** Everything the key options set; see mig_options_init(). */
 struct mig_options {
@@ -114,6 +129,7 @@ struct mig_options {
 	char *prefix; /* owned */
 	char *host_id; /* owned */
 	const char *password_file; /* borrowed from argv */
+	struct be_tls_options tls; /* strings borrowed from argv */
 	double redis_timeout;
 	size_t max_size;
 	bool allow_evicting;
@@ -155,6 +171,13 @@ int mig_options_finish(struct mig_options *o);
  */
 int mig_connect(const struct mig_options *o, const char *url,
 		struct be_conn **conn);
+/**
+ * As mig_connect(), 'n' connections into 'conns' that share one endpoint
+ * (with rediss://, one TLS context: the files are read once and the later
+ * connections resume the first one's session).  On failure none is left.
+ */
+int mig_connect_n(const struct mig_options *o, const char *url,
+		  struct be_conn **conns, int n);
 
 /** Current CLOCK_REALTIME in ms, and CLOCK_MONOTONIC in seconds. */
 int64_t mig_now_ms(void);

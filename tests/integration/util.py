@@ -10,6 +10,7 @@ synchronise: wait_for() polls a condition with a deadline.
 """
 
 import contextlib
+import copy
 import errno
 import http.cookiejar
 import os
@@ -269,18 +270,107 @@ class OutputChecker:
 
 # --------------------------------------------------------------- redis
 
+class TlsCerts:
+    """Certificates for a TLS redis-server, made with the openssl command
+    in 'root' (hiredis's test.sh does the same): a CA, a server certificate
+    for 127.0.0.1 and localhost signed by it, the same server expired a day
+    ago (expired()), a client certificate signed by it, and a second CA
+    that signed nothing of these (a wrong tls_ca).  EC P-256 keys: a few
+    ms each, so every test module can make its own."""
+
+    def __init__(self, root):
+        self.dir = Path(root)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        d = self.dir
+        self.ca, self.ca_key = d / "ca.crt", d / "ca.key"
+        self.other_ca, self.other_ca_key = d / "other-ca.crt", d / "other.key"
+        self.server, self.server_key = d / "server.crt", d / "server.key"
+        self.client, self.client_key = d / "client.crt", d / "client.key"
+        self.server_expired = d / "server-expired.crt"
+        self._make()
+
+    @staticmethod
+    def _openssl(*args):
+        subprocess.run(["openssl"] + [str(a) for a in args], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=30)
+
+    def _key(self, path):
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                      "ec_paramgen_curve:P-256", "-out", path)
+        path.chmod(0o600)
+
+    def _ca(self, cert, key, cn):
+        self._key(key)
+        self._openssl("req", "-x509", "-new", "-key", key, "-sha256",
+                      "-days", "2", "-subj", "/CN=%s" % cn, "-out", cert)
+
+    def _signed(self, cert, key, cn, ext, days=2):
+        """A certificate for 'key' (made unless it exists) signed by the
+        CA; 'days' -1 makes one that expired a day ago."""
+        csr = cert.with_suffix(".csr")
+        extfile = cert.with_suffix(".ext")
+        extfile.write_text(ext + "\n")
+        if not key.exists():
+            self._key(key)
+        self._openssl("req", "-new", "-key", key, "-subj", "/CN=%s" % cn,
+                      "-out", csr)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey",
+                      self.ca_key, "-CAcreateserial", "-days", str(days),
+                      "-sha256", "-extfile", extfile, "-out", cert)
+
+    def _make(self):
+        self._ca(self.ca, self.ca_key, "sessfs test CA")
+        self._ca(self.other_ca, self.other_ca_key, "sessfs other CA")
+        server_ext = ("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                      "extendedKeyUsage=serverAuth")
+        self._signed(self.server, self.server_key, "localhost", server_ext)
+        self._signed(self.server_expired, self.server_key, "localhost",
+                     server_ext, days=-1)
+        self._signed(self.client, self.client_key, "sessfs client",
+                     "extendedKeyUsage=clientAuth")
+
+    def expired(self):
+        """The same certificates, but a server that shows the expired one."""
+        other = copy.copy(self)
+        other.server = self.server_expired
+        return other
+
+    def mount_opts(self, client_cert=True):
+        """The mount's tls_* options for these certificates."""
+        opts = ["tls_ca=%s" % self.ca]
+        if client_cert:
+            opts += ["tls_cert=%s" % self.client,
+                     "tls_key=%s" % self.client_key]
+        return opts
+
+    def migrate_args(self, client_cert=True):
+        """sessfs-migrate's --tls-* options for these certificates."""
+        args = ["--tls-ca", str(self.ca)]
+        if client_cert:
+            args += ["--tls-cert", str(self.client),
+                     "--tls-key", str(self.client_key)]
+        return args
+
+
 class RedisServer:
     """A redis-server on a free loopback port and a unix socket, config,
     data and log in a short tmp dir.  With 'aof' it runs appendonly with
     appendfsync always, so a kill -9 loses nothing acknowledged and
-    restart() brings the same data back on the same port."""
+    restart() brings the same data back on the same port.  With 'tls' (a
+    TlsCerts) the port speaks only TLS (port 0, tls-port) and url() is a
+    rediss:// URL; 'auth_clients' is tls-auth-clients (yes: mutual TLS).
+    The unix socket stays plain: the tests' own client uses it."""
 
-    def __init__(self, root, aof=False, password=None, extra=()):
+    def __init__(self, root, aof=False, password=None, extra=(), tls=None,
+                 auth_clients="yes"):
         self.dir = Path(root)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.aof = aof
         self.password = password
         self.extra = list(extra)
+        self.tls = tls
+        self.auth_clients = auth_clients
         self.port = None
         self.sock = self.dir / "redis.sock"
         self.conf = self.dir / "redis.conf"
@@ -291,8 +381,15 @@ class RedisServer:
         return "<RedisServer port=%s>" % self.port
 
     def _write_conf(self):
-        lines = [
-            "port %d" % self.port,
+        if self.tls is None:
+            ports = ["port %d" % self.port]
+        else:
+            ports = ["port 0", "tls-port %d" % self.port,
+                     "tls-cert-file %s" % self.tls.server,
+                     "tls-key-file %s" % self.tls.server_key,
+                     "tls-ca-cert-file %s" % self.tls.ca,
+                     "tls-auth-clients %s" % self.auth_clients]
+        lines = ports + [
             "bind 127.0.0.1",
             "unixsocket %s" % self.sock,
             "unixsocketperm 700",
@@ -352,9 +449,10 @@ class RedisServer:
         except Exception:
             return False
 
-    def url(self, db=0, password=None):
+    def url(self, db=0, password=None, host="127.0.0.1"):
         auth = ":%s@" % password if password else ""
-        return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
+        scheme = "redis" if self.tls is None else "rediss"
+        return "%s://%s%s:%d/%d" % (scheme, auth, host, self.port, db)
 
     def unix_url(self, db=0):
         return "unix://%s?db=%d" % (self.sock, db)

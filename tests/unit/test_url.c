@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit tests of backend/url.c: redis:// and unix:// URLs that parse (with
+ * Unit tests of backend/url.c: redis://, rediss:// and unix:// URLs that parse (with
  * defaults, percent-decoding, IPv6), every refusal and its message (which
  * must never quote a password), the display form without the password,
  * the endpoint copy, and password files.  Pure: no Redis needed.
@@ -128,7 +128,12 @@ static void test_errors(void)
 	check_bad("", "empty URL", NULL);
 	check_bad("localhost:6379", "missing scheme", NULL);
 	check_bad("http://h", "bad scheme 'http'", NULL);
-	check_bad("rediss://:topsecret@h", "bad scheme 'rediss'", "topsecret");
+	check_bad("redisss://:topsecret@h", "bad scheme 'redisss'",
+		  "topsecret");
+	check_bad("rediss:/h", "missing scheme", NULL);
+	check_bad("rediss://", "empty host", NULL);
+	check_bad("rediss://h:0", "out of range", NULL);
+	check_bad("rediss://:topsecret@h:x", "invalid port 'x'", "topsecret");
 	check_bad("REDIS://h", "bad scheme", NULL);
 	check_bad("redis://", "empty host", NULL);
 	check_bad("redis:///0", "empty host", NULL);
@@ -217,6 +222,7 @@ static void check_display(const char *url, const char *want)
 		CHECK(str_eq(again.unix_path, ep.unix_path));
 		CHECK(again.db == ep.db);
 		CHECK(str_eq(again.user, ep.user));
+		CHECK(again.tls == ep.tls);
 		CHECK(!again.password);
 		be_endpoint_release(&again);
 	} else {
@@ -224,6 +230,30 @@ static void check_display(const char *url, const char *want)
 	}
 	free(shown);
 	be_endpoint_release(&ep);
+}
+
+/* rediss:// is redis:// over TLS: the same parts, 'tls' set. */
+static void test_tls(void)
+{
+	struct be_endpoint ep;
+	char err[256];
+
+	check_ok("rediss://localhost", "localhost", 6379, NULL, 0, NULL, NULL);
+	check_ok("rediss://alice:pw@10.0.0.1:6380/4", "10.0.0.1", 6380, NULL, 4,
+		 "alice", "pw");
+	check_ok("rediss://[::1]:7000", "::1", 7000, NULL, 0, NULL, NULL);
+	CHECK(be_url_parse("rediss://h:1/2", &ep, err, sizeof(err)) == 0);
+	CHECK(ep.tls && !ep.tls_ctx);
+	be_endpoint_release(&ep);
+	CHECK(!ep.tls);
+	CHECK(be_url_parse("redis://h:1/2", &ep, err, sizeof(err)) == 0);
+	CHECK(!ep.tls);
+	be_endpoint_release(&ep);
+	CHECK(be_url_parse("unix:///r.sock", &ep, err, sizeof(err)) == 0);
+	CHECK(!ep.tls);
+	be_endpoint_release(&ep);
+	CHECK(be_url_parse("http://h", &ep, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "expected redis://, rediss:// or unix://"));
 }
 
 static void test_display(void)
@@ -235,11 +265,39 @@ static void test_display(void)
 	check_display("redis://a%40b%20c:secret@h",
 		      "redis://a%40b%20c@h:6379/0");
 	check_display("redis://[::1]:6380/1", "redis://[::1]:6380/1");
+	check_display("rediss://h", "rediss://h:6379/0");
+	check_display("rediss://bob:secret@[::1]:7000/5",
+		      "rediss://bob@[::1]:7000/5");
 	check_display("unix:///run/redis.sock", "unix:///run/redis.sock");
 	check_display("unix:///run/redis.sock?db=2",
 		      "unix:///run/redis.sock?db=2");
 	check_display("unix:///run/my%20redis.sock",
 		      "unix:///run/my%20redis.sock");
+}
+
+/* 'url' with its password hidden must read 'want'. */
+static void check_hidden(const char *url, const char *want)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", url);
+	be_url_hide_password(buf);
+	if (strcmp(buf, want)) {
+		fprintf(stderr, "'%s' hidden as '%s', want '%s'\n", url, buf,
+			want);
+		test_failures++;
+	}
+}
+
+static void test_hide_password(void)
+{
+	check_hidden("redis://:pw@h:1/2", "redis://:**@h:1/2");
+	check_hidden("rediss://alice:p%40ss@h", "rediss://alice:******@h");
+	check_hidden("redis://u:a@b/c@h/0", "redis://u:*****@h/0");
+	check_hidden("redis://alice@h", "redis://alice@h");
+	check_hidden("redis://h:6379/0", "redis://h:6379/0");
+	check_hidden("unix:///r.sock?db=1", "unix:///r.sock?db=1");
+	check_hidden("http://u:pw@h", "http://u:pw@h");
 }
 
 static void test_copy(void)
@@ -334,7 +392,9 @@ int main(void)
 	test_ipv6();
 	test_unix();
 	test_errors();
+	test_tls();
 	test_display();
+	test_hide_password();
 	test_copy();
 	test_password_file();
 	return test_exit();

@@ -56,8 +56,7 @@ static bool in_path(const char *name)
 	return false;
 }
 
-/* Returns a loopback TCP port that was free a moment ago, or -1. */
-static int free_port(void)
+int test_free_port(void)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -233,7 +232,7 @@ int test_redis_start(struct test_redis *r, const char *extra_conf)
 		return 1;
 	}
 	for (try = 0; try < START_TRIES; try++) {
-		r->port = free_port();
+		r->port = test_free_port();
 		if (r->port < 0 || write_config(r, extra_conf) < 0)
 			break;
 		r->pid = spawn(r);

@@ -37,6 +37,9 @@ int test_redis_start(struct test_redis *r, const char *extra_conf);
 /** Stops the server (SIGTERM, then SIGKILL) and removes its dir. */
 void test_redis_stop(struct test_redis *r);
 
+/** Returns a loopback TCP port that was free a moment ago, or -1. */
+int test_free_port(void);
+
 /** Returns 0 when no check failed, else 1; prints a summary. */
 int test_exit(void);
 
