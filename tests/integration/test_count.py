@@ -2,12 +2,14 @@
 """cachelib's count file through sessfs (issue 12).  Flask-Session's
 filesystem backend (cachelib FileSystemCache) prunes by the count it keeps
 in `__wz_cache_count` and trusts it; through sessfs that count must be the
-number of entries a listing shows at that moment, so that a real Flask app
-under gunicorn prunes exactly as it does on one plain directory: when
-sessions expire in Redis, when expired legacy files are hidden, and when
-several hosts share one prefix (the fleet's directory, as one shared plain
-directory would be).  Each figure is compared with the same run on a plain
-directory.  The only sleeps wait out the session lifetime under test."""
+number of cachelib entries a listing shows at that moment, so that a real
+Flask app under gunicorn prunes exactly as it does on one plain directory:
+when sessions expire in Redis, when expired legacy files are hidden, and
+when several hosts share one prefix (the fleet's directory, as one shared
+plain directory would be).  Each figure is compared with the same run on a
+plain directory.  The only sleeps wait out the session lifetime under
+test.  Only cachelib's entries are in the names index that counts them:
+PHP's and Django's writes never touch it."""
 
 import os
 import pickle
