@@ -138,6 +138,20 @@ bool be_name_is_cachelib(const char *name)
 	return i == 32;
 }
 
+bool be_name_is_cachelib_entry(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] && i <= BE_CACHELIB_HEX_MAX; i++) {
+		char ch = name[i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return false;
+	}
+	return i >= BE_CACHELIB_HEX_MIN && i <= BE_CACHELIB_HEX_MAX &&
+	       strcmp(name, BE_CACHELIB_COUNT_NAME) != 0;
+}
+
 /* Returns a new string of 'a' ('alen' bytes) followed by 'b' and 'c'. */
 static char *concat3(const char *a, size_t alen, const char *b, size_t blen,
 		     const char *c, size_t clen)

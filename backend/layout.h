@@ -34,6 +34,8 @@
 #define BE_NAME_MAX	       255
 #define BE_PHPREDIS_PREFIX     "PHPREDIS_SESSION:"
 #define BE_CACHELIB_COUNT_NAME "2029240f6d1128be89ddc32729463129"
+#define BE_CACHELIB_HEX_MIN    32 /* md5 */
+#define BE_CACHELIB_HEX_MAX    128 /* sha512 */
 #define BE_DEFAULT_TTL	       (32LL * 24 * 3600) /* seconds */
 #define BE_DEFAULT_MAX_SIZE    (1024 * 1024) /* bytes */
 #define BE_HSEQ_DIGITS	       20
@@ -76,6 +78,16 @@ enum be_name_kind be_name_classify(const struct be_keyspace *ks,
 
 /** True for a 32-lowercase-hex name (cachelib/Flask-Session). */
 bool be_name_is_cachelib(const char *name);
+
+/**
+ * True for a name cachelib's FileSystemCache makes for an entry:
+ * hash_method(key).hexdigest(), so BE_CACHELIB_HEX_MIN (md5, the default)
+ * to BE_CACHELIB_HEX_MAX (sha512, blake2b) lowercase hex digits, and not
+ * BE_CACHELIB_COUNT_NAME (its count file, management: never counted).
+ * These are the names the names index holds and cachelib's count counts
+ * (docs/DESIGN.md, "Names index").
+ */
+bool be_name_is_cachelib_entry(const char *name);
 
 /**
  * Value key of the session name 'name' (must be BE_NAME_SESSION).  New

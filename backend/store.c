@@ -116,7 +116,8 @@ static const char lua_get[] = LUA_PRELUDE "return snapshot(ARGV[1] == '1')\n";
 
 /*
  * ARGV: put mode, host, hs, data, value TTL ms, meta TTL ms, mt, ct, uid,
- * gid, mode, now ms, ttl ms.  Returns {0, wv}, or {1, snapshot} when CREATE
+ * gid, mode, now ms, ttl ms, "1" if the name is indexed (then KEYS[3] is
+ * the names index; index() costs TIME, ZADD and ZREMRANGEBYSCORE).  Returns {0, wv}, or {1, snapshot} when CREATE
  * or COPYUP finds a value or tombstone it must not overwrite.  A value
  * without meta (phpredis's own handler) has the mtime its PTTL implies.
  */
@@ -140,7 +141,7 @@ static const char lua_put[] = LUA_PRELUDE
 	"  if refuse then return tracked({1, snapshot(true)}) end\n"
 	"end\n"
 	"redis.call('SET', K, ARGV[4], 'PX', ARGV[5])\n"
-	"index(tonumber(ARGV[5]))\n"
+	"if ARGV[14] == '1' then index(tonumber(ARGV[5])) end\n"
 	"local wv = setmeta(h, ARGV[2], ARGV[3], mt, ARGV[8], ARGV[9], ARGV[10],\n"
 	"                   ARGV[11])\n"
 	"redis.call('PEXPIRE', M, ARGV[6])\n"
@@ -148,14 +149,14 @@ static const char lua_put[] = LUA_PRELUDE
 
 /*
  * ARGV: host, hs, now ms, ttl ms, fallback mt ns, fallback tombstone TTL
- * ms.  Returns 1 if a value existed, else 0.  The tombstone keeps the last
+ * ms, "1" if the name is indexed (KEYS[3]).  Returns 1 if a value existed, else 0.  The tombstone keeps the last
  * mtime, so that a later copy-up can tell an older copy from a newer one.
  */
 static const char lua_delete[] = LUA_PRELUDE
 	"local h = meta()\n"
 	"if stale(h, ARGV[1], ARGV[2]) then return tracked(1) end\n"
 	"local existed = redis.call('DEL', K)\n"
-	"redis.call('ZREM', KEYS[3], K)\n"
+	"if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], K) end\n"
 	"local mt = h[5]\n"
 	"local ttl\n"
 	"if isnum(mt) then\n"
@@ -174,7 +175,8 @@ static const char lua_delete[] = LUA_PRELUDE
 
 /*
  * ARGV: host, hs, mt, ct, uid, gid, mode, sliding value TTL ms, ttl ms,
- * "1" if a cachelib header would set the TTL.  Returns {0, wv} or {2}
+ * "1" if a cachelib header would set the TTL, "1" if the name is indexed
+ * (KEYS[3]).  Returns {0, wv} or {2}
  * (no value).  A valid non-zero cachelib header keeps the value's TTL.
  */
 static const char lua_setmeta[] = LUA_PRELUDE
@@ -192,7 +194,7 @@ static const char lua_setmeta[] = LUA_PRELUDE
 	"  end\n"
 	"end\n"
 	"if not keep then redis.call('PEXPIRE', K, ARGV[8]) end\n"
-	"index(vttl)\n"
+	"if ARGV[11] == '1' then index(vttl) end\n"
 	"local wv = setmeta(h, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
 	"                   ARGV[6], ARGV[7])\n"
 	"redis.call('PEXPIRE', M,\n"
@@ -324,7 +326,8 @@ struct script_args {
 	int argc;
 	char nums[MAX_NUM_ARGS][NUM_ARG_SIZE];
 	int nnums;
-	char *ikey; /* the names index (KEYS[3] of a write), owned */
+	char *ikey; /* the names index (KEYS[3] of an indexed write), owned */
+	bool index; /* the name is indexed: the script's last ARGV */
 };
 
 static void arg_mem(struct script_args *a, const void *p, size_t len)
@@ -363,25 +366,28 @@ static void arg_hseq(struct script_args *a)
 }
 
 /*
- * Starts the arguments of script 'id' on 'vkey' and 'mkey'; with 'sc' (a
- * write), the names index of sc's prefix is KEYS[3].  0 or -ENOMEM;
- * args_release() frees what it made either way.
+ * Starts the arguments of script 'id' on 'vkey' and 'mkey'.  With 'sc' (a
+ * write) and 'name' indexed there (be_store_is_indexed()), the names index
+ * of sc's prefix is KEYS[3]; a name that is not indexed names only its own
+ * two keys.  0 or -ENOMEM; args_release() frees what it made either way.
  */
 static int args_init(struct script_args *a, enum script_id id, const char *vkey,
-		     const char *mkey, const struct be_store_config *sc)
+		     const char *mkey, const struct be_store_config *sc,
+		     const char *name)
 {
 	struct script *s = script_get(id);
 
 	a->id = id;
 	a->argc = 0;
 	a->nnums = 0;
-	a->ikey = sc ? be_store_index_key(sc) : NULL;
+	a->index = sc && be_store_is_indexed(sc, name);
+	a->ikey = a->index ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
 	arg_str(a, s->sha);
-	arg_str(a, sc ? "3" : "2");
+	arg_str(a, a->index ? "3" : "2");
 	arg_str(a, vkey);
 	arg_str(a, mkey);
-	if (!sc)
+	if (!a->index)
 		return 0;
 	if (!a->ikey)
 		return -ENOMEM;
@@ -389,10 +395,22 @@ static int args_init(struct script_args *a, enum script_id id, const char *vkey,
 	return 0;
 }
 
+/* The write script's last argument: whether it keeps the names index. */
+static void arg_index(struct script_args *a)
+{
+	arg_str(a, a->index ? "1" : "0");
+}
+
 static void args_release(struct script_args *a)
 {
 	free(a->ikey);
 	a->ikey = NULL;
+}
+
+bool be_store_is_indexed(const struct be_store_config *sc, const char *name)
+{
+	return sc->ks.layout == BE_LAYOUT_PLAIN &&
+	       be_name_is_cachelib_entry(name);
 }
 
 char *be_store_index_key(const struct be_store_config *sc)
@@ -664,7 +682,7 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 	redisReply *reply;
 	int ret;
 
-	args_init(&a, SCRIPT_GET, vkey, mkey, NULL);
+	args_init(&a, SCRIPT_GET, vkey, mkey, NULL, NULL);
 	arg_str(&a, want_data ? "1" : "0");
 	ret = script_run(c, &a, &reply);
 	if (ret)
@@ -757,7 +775,7 @@ static int put_args(struct script_args *a, const struct be_store_config *sc,
 	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
 		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
 
-	if (args_init(a, SCRIPT_PUT, vkey, mkey, sc))
+	if (args_init(a, SCRIPT_PUT, vkey, mkey, sc, name))
 		return -ENOMEM;
 	arg_i64(a, mode);
 	args_host(a, sc);
@@ -771,6 +789,7 @@ static int put_args(struct script_args *a, const struct be_store_config *sc,
 	arg_i64(a, meta->mode & 07777);
 	arg_i64(a, now_ms);
 	arg_i64(a, ttl_ms(sc));
+	arg_index(a);
 	return 0;
 }
 
@@ -858,7 +877,7 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
-	if (args_init(&a, SCRIPT_DELETE, vkey, mkey, sc)) {
+	if (args_init(&a, SCRIPT_DELETE, vkey, mkey, sc, name)) {
 		ret = -ENOMEM;
 		goto out_free_keys;
 	}
@@ -868,6 +887,7 @@ int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 	arg_i64(&a, last_mtime_ns);
 	arg_i64(&a,
 		be_tombstone_ttl_ms(&sc->ttl, ns_to_ms(last_mtime_ns), now_ms));
+	arg_index(&a);
 	ret = script_run(c, &a, &reply);
 	if (ret)
 		goto out_free_keys;
@@ -930,7 +950,8 @@ int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 	if (!keys[0])
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION)
+		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION ||
+		    !be_store_is_indexed(sc, names[i]))
 			continue;
 		keys[k] = be_key_value(&sc->ks, names[i]);
 		if (!keys[k])
@@ -973,6 +994,54 @@ out_free:
 	return ret;
 }
 
+int be_store_unindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *removed)
+{
+	char *keys[BE_REINDEX_MAX + 1];
+	const char *argv[BE_REINDEX_MAX + 2];
+	size_t lens[BE_REINDEX_MAX + 2];
+	redisReply *reply;
+	size_t i, k = 1;
+	int ret = -ENOMEM;
+
+	if (n > BE_REINDEX_MAX)
+		return -EINVAL;
+	*removed = 0;
+	keys[0] = be_store_index_key(sc);
+	if (!keys[0])
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION ||
+		    be_store_is_indexed(sc, names[i]))
+			continue;
+		keys[k] = be_key_value(&sc->ks, names[i]);
+		if (!keys[k])
+			goto out_free;
+		k++;
+	}
+	ret = 0;
+	if (k == 1)
+		goto out_free;
+	argv[0] = "ZREM";
+	for (i = 0; i < k; i++)
+		argv[1 + i] = keys[i];
+	for (i = 0; i < k + 1; i++)
+		lens[i] = strlen(argv[i]);
+	ret = be_conn_command(c, &reply, (int)k + 1, argv, lens, 0);
+	if (ret)
+		goto out_free;
+	if (reply->type == REDIS_REPLY_INTEGER)
+		*removed = reply->integer;
+	else
+		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
+						       : -EPROTO;
+	freeReplyObject(reply);
+out_free:
+	for (i = 0; i < k; i++)
+		free(keys[i]);
+	return ret;
+}
+
 int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 		     const char *name, const struct be_meta *meta,
 		     uint64_t *wver)
@@ -993,7 +1062,7 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	/* Without data, the policy gives the sliding TTL. */
 	vttl = clamp_ttl(be_ttl_remaining_ms(&sc->ttl, name, NULL, 0,
 					     ns_to_ms(meta->mtime_ns), now_ms));
-	if (args_init(&a, SCRIPT_SETMETA, vkey, mkey, sc)) {
+	if (args_init(&a, SCRIPT_SETMETA, vkey, mkey, sc, name)) {
 		ret = -ENOMEM;
 		goto out_free_keys;
 	}
@@ -1006,6 +1075,7 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 	arg_i64(&a, vttl);
 	arg_i64(&a, ttl_ms(sc));
 	arg_str(&a, header ? "1" : "0");
+	arg_index(&a);
 	ret = script_run(c, &a, &reply);
 	if (ret)
 		goto out_free_keys;

@@ -119,13 +119,23 @@ typedef int (*be_list_cb)(const char *name, enum be_state state, void *arg);
 
 /*
  * The names index: a sorted set under the prefix (never a session name,
- * like every key holding '{'), one member per value key, scored with the
+ * like every key holding '{'), one member per value key of an indexed
+ * name (be_store_is_indexed(): cachelib's entries), scored with the
  * value's expiry time in ms by Redis's clock.  The put, setmeta and delete
- * scripts keep it, in the same script as the value, so it always holds
- * the value keys our scripts wrote, and the live ones are those scored
- * from now on: the sessions a listing shows, across hosts and expiries.
+ * scripts keep it for indexed names, in the same script as the value, so
+ * it always holds the indexed value keys our scripts wrote, and the live
+ * ones are those scored from now on: the cachelib entries a listing shows,
+ * across hosts and expiries.  A write of any other name (PHP's sess_*,
+ * Django's sessionid*, the whole phpredis layout) never touches it.
  */
 #define BE_INDEX_KEY_SUFFIX "{sessfs}:names"
+
+/**
+ * Whether the names index holds 'name' (a BE_NAME_SESSION name) in 'sc':
+ * in the plain layout, a cachelib entry name (be_name_is_cachelib_entry());
+ * in the phpredis layout, never.  Pure; any thread.
+ */
+bool be_store_is_indexed(const struct be_store_config *sc, const char *name);
 
 /** prefix + BE_INDEX_KEY_SUFFIX as a new string, or NULL (ENOMEM). */
 char *be_store_index_key(const struct be_store_config *sc);
@@ -142,12 +152,22 @@ int be_store_count(struct be_conn *c, const struct be_store_config *sc,
 
 /**
  * Adds to the names index the value keys of 'names' (at most
- * BE_REINDEX_MAX; names that are not sessions are skipped) that exist and
- * are not members yet: values written before the index existed.  Sets
+ * BE_REINDEX_MAX; names that are not sessions or not indexed,
+ * be_store_is_indexed(), are skipped) that exist and are not members yet: values written before the index existed.  Sets
  * '*added'.  0 or -errno as for be_store_get().
  */
 int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 		     const char *const *names, size_t n, long long *added);
+
+/**
+ * Removes from the names index the value keys of those of 'names' (at
+ * most BE_REINDEX_MAX) that it must not hold (sessions not
+ * be_store_is_indexed()): members an older sessfs added for every name,
+ * which would be counted until their expiry.  One ZREM; sets '*removed'.
+ * 0 or -errno as for be_store_get().
+ */
+int be_store_unindex(struct be_conn *c, const struct be_store_config *sc,
+		     const char *const *names, size_t n, long long *removed);
 
 /**
  * Lists every name under the prefix with SCAN (MATCH on the glob-escaped

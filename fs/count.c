@@ -6,10 +6,11 @@
  * sessfs the directory changes without cachelib: sessions expire in Redis,
  * other hosts add and delete, expired legacy files are hidden.  So every
  * LOOKUP of the count file first rewrites it with the truth: the number of
- * names a listing would show at that moment, less the ones cachelib's
- * _list_dir() leaves out (the count file and its `*.__wz_cache` temps).
- * What cachelib writes to it is stored as before and overwritten by the
- * next LOOKUP.
+ * cachelib entries (be_store_is_indexed(): lowercase hex names, not the
+ * count file) a listing would show at that moment.  Other names (another
+ * app's files in a shared directory, temps) are never counted, in any
+ * mode, so the names index need not hold them.  What cachelib writes to
+ * it is stored as before and overwritten by the next LOOKUP.
  *
  * The truth, per mode (DESIGN.md, "cachelib's count"):
  *  - files, dual-write: the listing is the lower dir (and host-local names
@@ -17,10 +18,10 @@
  *    counts it, an unlink through the mount takes one off at once, any
  *    other change marks the census stale;
  *  - redis-first, redis-only: the live members of the names index in
- *    Redis (store.h: exact across hosts and expiries, O(log N)), plus what
- *    the listing shows besides Redis's names (live legacy files of the
- *    lower dir, host-local names), from a census that is taken again when
- *    the first of those legacy files expires or after a change here.
+ *    Redis (store.h: exact across hosts and expiries, O(log N)), plus the
+ *    cachelib entries the listing shows besides Redis's names (live
+ *    legacy files of the lower dir), from a census that is taken again
+ *    when the first of those legacy files expires or after a change here.
  * A census lists the whole directory, so it is taken again at most every
  * COUNT_COST_FACTOR times its own duration: at most about a tenth of one
  * thread's time, whatever the size.
@@ -65,15 +66,6 @@ static int64_t real_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-bool fs_count_is_mgmt(const char *name)
-{
-	static const char suffix[] = ".__wz_cache";
-	size_t len = strlen(name), slen = sizeof(suffix) - 1;
-
-	return strcmp(name, BE_CACHELIB_COUNT_NAME) == 0 ||
-	       (len >= slen && strcmp(name + len - slen, suffix) == 0);
-}
-
 void fs_count_init(struct fs_count *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -88,8 +80,7 @@ void fs_count_destroy(struct fs_count *c)
 /*
  * Whether the census must be taken again (c->lock held): never taken in
  * this mode, or stale and old enough for its cost.  In the Redis modes a
- * census only matters while it found something besides Redis's names, or
- * after a host-local name changed.
+ * census only matters while it found something besides Redis's names.
  */
 static bool census_due(const struct fs_count *c, enum fs_mode mode,
 		       int64_t now_ns)
@@ -101,8 +92,7 @@ static bool census_due(const struct fs_count *c, enum fs_mode mode,
 	if (mode <= FS_MODE_DUAL_WRITE)
 		stale = c->dirty;
 	else
-		stale = c->dirty_local ||
-			(c->other > 0 && (c->dirty || real_ms() >= c->end_ms));
+		stale = c->other > 0 && (c->dirty || real_ms() >= c->end_ms);
 	return stale && now_ns - c->at_ns >= COUNT_COST_FACTOR * c->cost_ns;
 }
 
@@ -113,7 +103,7 @@ static int census(struct fs *fs, struct fs_count *c, enum fs_mode mode)
 	int ret;
 
 	/* Changes from now on may be missed by the listing: stale again. */
-	c->dirty = c->dirty_local = false;
+	c->dirty = false;
 	pthread_mutex_unlock(&c->lock);
 	ret = fs_dir_census(fs, &cs);
 	pthread_mutex_lock(&c->lock);
@@ -132,15 +122,48 @@ static int census(struct fs *fs, struct fs_count *c, enum fs_mode mode)
 	return 0;
 }
 
+/*
+ * More live members than cachelib entries in Redis: an older sessfs
+ * indexed every name.  Drops the members of the 'n' Redis names 'names'
+ * that are not cachelib's, so that they are not counted until they
+ * expire; '*total' says how many.  0 or -errno.
+ */
+static int unindex(struct fs *fs, struct be_conn *conn,
+		   const char *const *names, size_t n, long long *total)
+{
+	long long removed;
+	size_t i, k;
+	int ret = 0;
+
+	for (i = 0; ret == 0 && i < n; i += k) {
+		k = n - i < BE_REINDEX_MAX ? n - i : BE_REINDEX_MAX;
+		ret = be_store_unindex(conn, &fs->sc, names + i, k, &removed);
+		*total += ret == 0 ? removed : 0;
+	}
+	if (*total > 0)
+		LOG_INFO("dropped %lld other names from the names index",
+			 *total);
+	return ret;
+}
+
 void fs_count_reindex(struct fs *fs, const char *const *names, size_t n)
 {
-	struct be_conn *conn = be_pool_get(fs->pool);
-	long long indexed, added, total = 0;
-	size_t i, k;
+	long long indexed, added, total = 0, dropped = 0;
+	size_t i, k, want = 0;
+	struct be_conn *conn;
 	int ret;
 
+	if (fs->sc.ks.layout != BE_LAYOUT_PLAIN)
+		return; /* no index there */
+	for (i = 0; i < n; i++)
+		want += be_store_is_indexed(&fs->sc, names[i]);
+	conn = be_pool_get(fs->pool);
 	ret = be_store_count(conn, &fs->sc, &indexed);
-	for (i = 0; ret == 0 && (size_t)indexed < n && i < n; i += k) {
+	if (ret == 0 && (size_t)indexed > want && want < n)
+		ret = unindex(fs, conn, names, n, &dropped);
+	if (ret == 0 && dropped > 0)
+		ret = be_store_count(conn, &fs->sc, &indexed);
+	for (i = 0; ret == 0 && (size_t)indexed < want && i < n; i += k) {
 		k = n - i < BE_REINDEX_MAX ? n - i : BE_REINDEX_MAX;
 		ret = be_store_reindex(conn, &fs->sc, names + i, k, &added);
 		total += ret == 0 ? added : 0;
@@ -226,19 +249,16 @@ int fs_count_get(struct fs *fs, long long *n)
 void fs_count_changed(struct fs *fs, const char *name, bool removed)
 {
 	struct fs_count *c = &fs->count;
-	bool local;
 
-	if (fs_count_is_mgmt(name))
+	/* Nothing the count counts changed: PHP, Django, temps cost nothing. */
+	if (!be_store_is_indexed(&fs->sc, name))
 		return;
-	local = be_name_classify(&fs->sc.ks, name) == BE_NAME_LOCAL;
 	pthread_mutex_lock(&c->lock);
 	if (c->valid && c->mode <= FS_MODE_DUAL_WRITE && removed &&
 	    c->other > 0)
 		c->other--; /* it was listed, and is gone */
 	c->dirty = true;
 	c->gen++;
-	if (local)
-		c->dirty_local = true;
 	pthread_mutex_unlock(&c->lock);
 }
 

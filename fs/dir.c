@@ -28,7 +28,7 @@ struct fs_dir {
 	struct fs_nameset deleted; /* tombstones in Redis */
 	const struct be_keyspace *ks;
 	size_t n_redis; /* names from Redis */
-	size_t n_legacy; /* live legacy files of the lower dir */
+	size_t n_legacy; /* live legacy files cachelib counts (indexed names) */
 	int64_t legacy_end_ms; /* when the first of those expires */
 };
 
@@ -179,6 +179,8 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 			closedir(dir);
 			return -ENOMEM;
 		}
+		if (!be_store_is_indexed(&fs->sc, de->d_name))
+			continue;
 		d->n_legacy++;
 		if (now_ms + life < d->legacy_end_ms)
 			d->legacy_end_ms = now_ms + life;
@@ -247,9 +249,13 @@ int fs_dir_census(struct fs *fs, struct fs_census *c)
 	memset(c, 0, sizeof(*c));
 	c->legacy_end_ms = INT64_MAX;
 	if (ret == 0) {
-		for (i = 0; i < d.n; i++)
-			c->entries += !fs_count_is_mgmt(d.names[i]);
-		c->redis = d.n_redis;
+		/* The rule of the names index, for every name listed. */
+		for (i = 0; i < d.n; i++) {
+			if (!be_store_is_indexed(&fs->sc, d.names[i]))
+				continue;
+			c->entries++;
+			c->redis += i < d.n_redis;
+		}
 		c->legacy = d.n_legacy;
 		c->legacy_end_ms = d.legacy_end_ms;
 	}

@@ -229,9 +229,8 @@ struct fs_count {
 	pthread_mutex_t lock;
 	bool valid; /* a census was taken in 'mode' */
 	enum fs_mode mode;
-	bool dirty; /* a name changed here since the census */
-	bool dirty_local; /* ... and it was a host-local name */
-	int64_t other; /* listed names the names index does not count */
+	bool dirty; /* a counted name changed here since the census */
+	int64_t other; /* counted names the names index does not hold */
 	int64_t end_ms; /* CLOCK_REALTIME ms: a legacy file counted expires */
 	int64_t at_ns, cost_ns; /* CLOCK_MONOTONIC: when, how long it took */
 	uint64_t gen; /* changes here (fs_count_changed()) so far */
@@ -378,9 +377,13 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /** Frees the open directories whose RELEASEDIR never came (at exit). */
 void fs_dirs_free(struct fs *fs);
-/** What a listing of the root shows now, as cachelib counts it. */
+/**
+ * What a listing of the root shows now, as cachelib's count counts it:
+ * only the names the names index would hold (be_store_is_indexed(),
+ * cachelib's entries), wherever they live.
+ */
 struct fs_census {
-	size_t entries; /* names other than cachelib's count file and temps */
+	size_t entries; /* cachelib entries listed */
 	size_t redis; /* of which from Redis (Redis modes) */
 	size_t legacy; /* of which live legacy files (Redis modes) */
 	int64_t legacy_end_ms; /* CLOCK_REALTIME ms: the first expires */
@@ -393,8 +396,6 @@ struct fs_census {
 int fs_dir_census(struct fs *fs, struct fs_census *c);
 
 /* count.c: cachelib's count file tells the truth */
-/** Whether cachelib's _list_dir() leaves 'name' out (count file, temps). */
-bool fs_count_is_mgmt(const char *name);
 void fs_count_init(struct fs_count *c);
 void fs_count_destroy(struct fs_count *c);
 /**
@@ -411,14 +412,16 @@ int fs_count_get(struct fs *fs, long long *n);
  */
 void fs_count_refresh(struct fs *fs);
 /**
- * Adds to the names index (store.h) those of the Redis names 'names' (a
- * census's) that it lacks, when it counts fewer than 'n': sessions written
- * before it existed.  Failures are logged.  Holds no lock.
+ * Adds to the names index (store.h) those of the 'n' Redis names 'names'
+ * (a census's) that it should hold (be_store_is_indexed()) and lacks, when
+ * it counts fewer than those: sessions written before it existed.
+ * Failures are logged.  Holds no lock.
  */
 void fs_count_reindex(struct fs *fs, const char *const *names, size_t n);
 /**
  * Tells the count that 'name' was created, replaced ('removed' false) or
- * removed ('removed' true) through this mount.  Any thread, any locks.
+ * removed ('removed' true) through this mount; only a name the count
+ * counts (be_store_is_indexed()) matters.  Any thread, any locks.
  */
 void fs_count_changed(struct fs *fs, const char *name, bool removed);
 

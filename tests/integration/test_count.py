@@ -2,12 +2,14 @@
 """cachelib's count file through sessfs (issue 12).  Flask-Session's
 filesystem backend (cachelib FileSystemCache) prunes by the count it keeps
 in `__wz_cache_count` and trusts it; through sessfs that count must be the
-number of entries a listing shows at that moment, so that a real Flask app
-under gunicorn prunes exactly as it does on one plain directory: when
-sessions expire in Redis, when expired legacy files are hidden, and when
-several hosts share one prefix (the fleet's directory, as one shared plain
-directory would be).  Each figure is compared with the same run on a plain
-directory.  The only sleeps wait out the session lifetime under test."""
+number of cachelib entries a listing shows at that moment, so that a real
+Flask app under gunicorn prunes exactly as it does on one plain directory:
+when sessions expire in Redis, when expired legacy files are hidden, and
+when several hosts share one prefix (the fleet's directory, as one shared
+plain directory would be).  Each figure is compared with the same run on a
+plain directory.  The only sleeps wait out the session lifetime under
+test.  Only cachelib's entries are in the names index that counts them:
+PHP's and Django's writes never touch it."""
 
 import os
 import pickle
@@ -310,3 +312,98 @@ def test_count_read_while_redis_is_down(tmp, redis, redis_server, sessdir,
         util.wait_for(lambda: mm.status()["redis_up"], 15, "redis up")
         assert count_file(sessdir) == 1
     assert took < 1.0, "a count read waited %.1f s for Redis" % took
+
+
+def php_and_django_traffic(d):
+    """What PHP's files handler and Django's file backend do to their
+    session files: create, rewrite, chmod, touch, and delete; Django
+    writes a mkstemp temp and renames it onto the name.  Returns the names
+    left."""
+    php = ["sess_%026d" % i for i in range(3)]
+    for n in php:
+        p = os.path.join(d, n)
+        util.write_file(p, b"user|s:5:\"alice\";")
+        util.write_file(p, b"user|s:3:\"bob\";",
+                        flags=os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        os.chmod(p, 0o600)
+        os.utime(p)
+    os.unlink(os.path.join(d, php.pop()))
+    django = ["sessionid" + ("%032d" % i).replace("0", "k") for i in range(3)]
+    for n in django:
+        tmp = os.path.join(d, n + "_out_abc123xy")
+        util.write_file(tmp, b'{"_auth_user_id":"1"}')
+        os.rename(tmp, os.path.join(d, n))
+        os.utime(os.path.join(d, n))
+    os.unlink(os.path.join(d, django.pop()))
+    return php + django
+
+
+def test_only_cachelib_entries_are_indexed(tmp, redis, redis_server, sessdir,
+                                           checker):
+    """The names index exists for cachelib's count only: PHP's sess_* and
+    Django's sessionid* writes, chmods, touches and deletes never touch it
+    (not even creating the key), cachelib's entries (md5 by default, any
+    hashlib hexdigest) are in it, and the count counts only them: in a
+    directory shared with another app, that app's files are not cachelib's
+    entries (DESIGN.md, "Names index")."""
+    index = PREFIX + "{sessfs}:names"
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only"):
+        left = php_and_django_traffic(sessdir)
+        for n in left:
+            assert redis.exists(PREFIX + n), n
+        assert not redis.exists(index), redis.zrange(index, 0, -1)
+
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(0, protocol=5))
+        assert count_file(sessdir) == 0
+        assert not redis.exists(index)
+        md5 = flask_sid_file("indexed")
+        sha1 = "0123456789abcdef0123456789abcdef01234567"
+        for n in (md5, sha1):
+            util.write_file(os.path.join(sessdir, n),
+                            cachelib_session({"u": n}))
+        os.chmod(os.path.join(sessdir, md5), 0o600)
+        assert sorted(redis.zrange(index, 0, -1)) == sorted(
+            [(PREFIX + md5).encode(), (PREFIX + sha1).encode()])
+        assert count_file(sessdir) == 2
+        os.unlink(os.path.join(sessdir, sha1))
+        assert redis.zrange(index, 0, -1) == [(PREFIX + md5).encode()]
+        assert count_file(sessdir) == 1
+        assert sorted(os.listdir(sessdir)) == sorted(
+            left + [md5, util.CACHELIB_COUNT])
+
+
+def test_phpredis_layout_keeps_no_index(tmp, redis, redis_server, sessdir,
+                                        checker):
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only", ["layout=phpredis"]):
+        names = ["sess_abc%d" % i for i in range(3)]
+        for n in names:
+            p = os.path.join(sessdir, n)
+            util.write_file(p, b"user|s:5:\"alice\";")
+            os.utime(p)
+        os.unlink(os.path.join(sessdir, names[0]))
+        assert redis.exists("PHPREDIS_SESSION:abc1")
+    assert not redis.exists("PHPREDIS_SESSION:{sessfs}:names")
+
+
+def test_index_of_an_older_sessfs(tmp, redis, redis_server, sessdir, checker):
+    """An older sessfs indexed every name.  Its members for PHP and Django
+    names would be counted until they expire (up to 'ttl'), and new
+    writes never refresh or remove them: the first census drops them."""
+    index = PREFIX + "{sessfs}:names"
+    future = int(time.time() * 1000) + 86400 * 1000
+    cl = flask_sid_file("older")
+    others = ["sess_older", "sessionid" + "k" * 32]
+    for n in [cl] + others:
+        write_as_other_host(redis, n, cachelib_session({"u": n}))
+        redis.zadd(index, {PREFIX + n: future})
+    mm = ModeMount(tmp, redis_server, checker)
+    with mm.mounted(sessdir, "redis-only"):
+        util.write_file(os.path.join(sessdir, util.CACHELIB_COUNT),
+                        b"\0\0\0\0" + pickle.dumps(3, protocol=5))
+        assert count_file(sessdir) == 1
+        # A delete of a name that is not indexed leaves the index alone.
+        os.unlink(os.path.join(sessdir, others[0]))
+    assert redis.zrange(index, 0, -1) == [(PREFIX + cl).encode()]

@@ -131,6 +131,34 @@ static void test_is_cachelib(void)
 	CHECK(!be_name_is_cachelib(""));
 }
 
+static void test_is_cachelib_entry(void)
+{
+	char name[BE_CACHELIB_HEX_MAX + 2];
+
+	CHECK(be_name_is_cachelib_entry("0123456789abcdef0123456789abcdef"));
+	/* sha1, sha256 */
+	CHECK(be_name_is_cachelib_entry(
+		"0123456789abcdef0123456789abcdef01234567"));
+	CHECK(be_name_is_cachelib_entry("0123456789abcdef0123456789abcdef"
+					"0123456789abcdef0123456789abcdef"));
+	/* the count file is management, never an entry */
+	CHECK(!be_name_is_cachelib_entry(BE_CACHELIB_COUNT_NAME));
+	CHECK(!be_name_is_cachelib_entry("0123456789abcdef0123456789abcde"));
+	CHECK(!be_name_is_cachelib_entry("0123456789ABCDEF0123456789abcdef"));
+	CHECK(!be_name_is_cachelib_entry("0123456789abcdeg0123456789abcdef"));
+	CHECK(!be_name_is_cachelib_entry("tmpab12cd_3.__wz_cache"));
+	CHECK(!be_name_is_cachelib_entry("sess_0123456789abcdef0123456789ab"));
+	CHECK(!be_name_is_cachelib_entry(
+		"sessionid0123456789abcdef0123456789abcdef"));
+	CHECK(!be_name_is_cachelib_entry(""));
+	memset(name, 'a', BE_CACHELIB_HEX_MAX);
+	name[BE_CACHELIB_HEX_MAX] = '\0';
+	CHECK(be_name_is_cachelib_entry(name));
+	name[BE_CACHELIB_HEX_MAX] = 'a';
+	name[BE_CACHELIB_HEX_MAX + 1] = '\0';
+	CHECK(!be_name_is_cachelib_entry(name));
+}
+
 /* Checks that 'key' maps to 'name' (NULL: to no name) and 'is_meta'. */
 static void check_to_name(const struct be_keyspace *ks, const char *key,
 			  size_t len, const char *name, bool meta)
@@ -435,6 +463,7 @@ int main(void)
 	test_classify_local();
 	test_classify_session();
 	test_is_cachelib();
+	test_is_cachelib_entry();
 	test_keys_plain();
 	test_keys_phpredis();
 	test_meta_parse();
