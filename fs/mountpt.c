@@ -319,6 +319,25 @@ static struct mi_entry *mi_stack_top(struct mi_stack *s)
 	return s->n ? s->v[s->n - 1] : NULL;
 }
 
+/* The device of the mount 'id' into '*major', '*minor'; false if gone. */
+static bool mnt_dev(int id, unsigned int *major, unsigned int *minor)
+{
+	struct mi_table t;
+	struct mi_entry *e;
+	bool found = false;
+
+	if (mi_read(&t) < 0)
+		return false;
+	e = mi_by_id(&t, id);
+	if (e) {
+		*major = e->major;
+		*minor = e->minor;
+		found = true;
+	}
+	mi_free(&t);
+	return found;
+}
+
 static bool is_sessfs(const struct mi_entry *e)
 {
 	return e && strcmp(e->fstype, FS_MOUNTPT_FSTYPE) == 0;
@@ -782,9 +801,9 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 			err, errlen, -errno,
 			"cannot mount over the dead sessfs layer on '%s': %s",
 			m->mountpoint, strerror(errno));
-	/* Ours is the top now; its id tells it apart at cleanup. */
+	/* Ours is the top now; id and device tell it apart at cleanup. */
 	id = top_mnt_id(m->mountpoint, &sessfs);
-	if (id >= 0 && sessfs)
+	if (id >= 0 && sessfs && mnt_dev(id, &m->fuse_major, &m->fuse_minor))
 		m->fuse_mnt_id = id;
 	if (asprintf(&m->fuse_mnt_arg, "/dev/fd/%d", m->fuse_fd) < 0) {
 		m->fuse_mnt_arg = NULL;
@@ -835,7 +854,11 @@ static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
 		bool still = false;
 
 		if (mi_read(&t) == 0) {
-			still = mi_by_id(&t, m->fuse_mnt_id) != NULL;
+			struct mi_entry *e = mi_by_id(&t, m->fuse_mnt_id);
+
+			/* The id alone may be a new mount's by now. */
+			still = e && e->major == m->fuse_major &&
+				e->minor == m->fuse_minor;
 			mi_free(&t);
 		}
 		if (!still) {

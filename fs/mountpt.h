@@ -80,6 +80,11 @@ struct fs_mountpt {
 	int lock_fd; /* run_dir, flock()ed */
 	int bind_mnt_id; /* mount id of 'bind' as opened, or -1 */
 	int fuse_mnt_id; /* restart: mount id of our own layer, or -1 */
+	/*
+	 * ... and its device: a mount id is reused as soon as it is free, so
+	 * only id and device together tell our layer from a newer mount.
+	 */
+	unsigned int fuse_major, fuse_minor;
 	bool made_bind; /* prepare() made 'bind' (not a restart) */
 };
 
