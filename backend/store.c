@@ -931,6 +931,57 @@ out_free_key:
 	return ret;
 }
 
+/*
+ * Fills 'keys' with the index key, then the value keys of those session
+ * names of 'names' that the index holds ('indexed') or must not hold
+ * (!'indexed'); '*k' of them, each malloc'd (free with free_keys()).
+ * 0 or -ENOMEM.
+ */
+static int index_keys(const struct be_store_config *sc,
+		      const char *const *names, size_t n, bool indexed,
+		      char **keys, size_t *k)
+{
+	size_t i;
+
+	*k = 0;
+	keys[0] = be_store_index_key(sc);
+	if (!keys[0])
+		return -ENOMEM;
+	*k = 1;
+	for (i = 0; i < n; i++) {
+		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION ||
+		    be_store_is_indexed(sc, names[i]) != indexed)
+			continue;
+		keys[*k] = be_key_value(&sc->ks, names[i]);
+		if (!keys[*k])
+			return -ENOMEM;
+		(*k)++;
+	}
+	return 0;
+}
+
+static void free_keys(char **keys, size_t k)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++)
+		free(keys[i]);
+}
+
+/* An integer reply into '*out' (0), or the reply's error; frees it. */
+static int integer_reply(redisReply *reply, long long *out)
+{
+	int ret = 0;
+
+	if (reply->type == REDIS_REPLY_INTEGER)
+		*out = reply->integer;
+	else
+		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
+						       : -EPROTO;
+	freeReplyObject(reply);
+	return ret;
+}
+
 int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 		     const char *const *names, size_t n, long long *added)
 {
@@ -946,20 +997,8 @@ int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 	if (n > BE_REINDEX_MAX)
 		return -EINVAL;
 	*added = 0;
-	keys[0] = be_store_index_key(sc);
-	if (!keys[0])
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION ||
-		    !be_store_is_indexed(sc, names[i]))
-			continue;
-		keys[k] = be_key_value(&sc->ks, names[i]);
-		if (!keys[k])
-			goto out_free;
-		k++;
-	}
-	ret = 0;
-	if (k == 1)
+	ret = index_keys(sc, names, n, true, keys, &k);
+	if (ret < 0 || k == 1)
 		goto out_free;
 	snprintf(nkeys, sizeof(nkeys), "%zu", k);
 	argv[0] = "EVALSHA";
@@ -980,17 +1019,10 @@ int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 		lens[1] = strlen(sp->body);
 		ret = be_conn_command(c, &reply, argc, argv, lens, 0);
 	}
-	if (ret)
-		goto out_free;
-	if (reply->type == REDIS_REPLY_INTEGER)
-		*added = reply->integer;
-	else
-		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
-						       : -EPROTO;
-	freeReplyObject(reply);
+	if (ret == 0)
+		ret = integer_reply(reply, added);
 out_free:
-	for (i = 0; i < k; i++)
-		free(keys[i]);
+	free_keys(keys, k);
 	return ret;
 }
 
@@ -1007,20 +1039,8 @@ int be_store_unindex(struct be_conn *c, const struct be_store_config *sc,
 	if (n > BE_REINDEX_MAX)
 		return -EINVAL;
 	*removed = 0;
-	keys[0] = be_store_index_key(sc);
-	if (!keys[0])
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		if (be_name_classify(&sc->ks, names[i]) != BE_NAME_SESSION ||
-		    be_store_is_indexed(sc, names[i]))
-			continue;
-		keys[k] = be_key_value(&sc->ks, names[i]);
-		if (!keys[k])
-			goto out_free;
-		k++;
-	}
-	ret = 0;
-	if (k == 1)
+	ret = index_keys(sc, names, n, false, keys, &k);
+	if (ret < 0 || k == 1)
 		goto out_free;
 	argv[0] = "ZREM";
 	for (i = 0; i < k; i++)
@@ -1028,17 +1048,10 @@ int be_store_unindex(struct be_conn *c, const struct be_store_config *sc,
 	for (i = 0; i < k + 1; i++)
 		lens[i] = strlen(argv[i]);
 	ret = be_conn_command(c, &reply, (int)k + 1, argv, lens, 0);
-	if (ret)
-		goto out_free;
-	if (reply->type == REDIS_REPLY_INTEGER)
-		*removed = reply->integer;
-	else
-		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
-						       : -EPROTO;
-	freeReplyObject(reply);
+	if (ret == 0)
+		ret = integer_reply(reply, removed);
 out_free:
-	for (i = 0; i < k; i++)
-		free(keys[i]);
+	free_keys(keys, k);
 	return ret;
 }
 
