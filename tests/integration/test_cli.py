@@ -14,22 +14,10 @@ import time
 import pytest
 
 import util
-from util import SLOW, RedisServer, is_mounted, mounted, run_sessfs
+from util import (SLOW, RedisServer, assert_refused, is_mounted, mounted,
+                  run_sessfs)
 
 pytestmark = util.fuse_test_marker()
-
-
-def assert_refused(res, mnt, *words):
-    """Exit 1, one stderr line starting 'sessfs:' that names each of
-    'words', nothing mounted on 'mnt'."""
-    err = res.stderr.strip()
-    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
-    assert len(err.splitlines()) == 1, "not one line: %r" % res.stderr
-    assert err.startswith("sessfs: "), err
-    for w in words:
-        assert w in err, "%r does not name %r" % (err, w)
-    assert not is_mounted(mnt)
-    return err
 
 
 def test_help():

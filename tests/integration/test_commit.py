@@ -94,17 +94,9 @@ def test_failed_write_leaves_committed_bytes(mode, cache, redis, redis_server,
         fd = os.open(path, os.O_RDWR)
         try:
             os.ftruncate(fd, 0)
-            redis_server.sigstop()
-            try:
-                w = Op(lambda: os.pwrite(fd, NEW, 0))
-                w.start()
-                rd = Op(lambda: read_file(path))
-                rd.start()
-                w.join(20 * SLOW)
-                rd.join(20 * SLOW)
-                assert not w.is_alive() and not rd.is_alive(), "calls hang"
-            finally:
-                redis_server.sigcont()
+            w, rd = while_stopped(redis_server,
+                                  lambda: os.pwrite(fd, NEW, 0),
+                                  lambda: read_file(path))
         finally:
             try:
                 os.close(fd)
@@ -119,15 +111,7 @@ def test_failed_write_leaves_committed_bytes(mode, cache, redis, redis_server,
         # A write that timed out may still run when Redis resumes (EIO:
         # not confirmed, may be stored): then the file holds it, whole.
         want = (NEW,) if w.error is None else (OLD, NEW)
-        redis.ping()
-        redis.ping()  # ends after Redis ran what was sent before SIGCONT
-
-        def settled():
-            try:
-                return seen_everywhere(path)
-            except OSError:
-                return None
-        got = util.wait_for(settled, 10, "reads to work again")
+        got = settled(redis, path)
         assert got in want, got
         if mode == "redis-only":
             assert redis.get(PREFIX + "sess_f") == got
@@ -151,24 +135,15 @@ def test_chmod_during_a_draft_survives_its_failure(cache, redis, redis_server,
             assert util.meta(redis, PREFIX, "sess_c")["mode"] == str(0o640)
             assert os.stat(path).st_mode & 0o777 == 0o640
             assert seen_everywhere(path) == OLD
-            redis_server.sigstop()
-            try:
-                w = Op(lambda: os.pwrite(fd, NEW, 0))
-                w.start()
-                w.join(20 * SLOW)
-                assert not w.is_alive(), "write hangs"
-            finally:
-                redis_server.sigcont()
+            while_stopped(redis_server, lambda: os.pwrite(fd, NEW, 0))
         finally:
             try:
                 os.close(fd)
             except OSError:
                 pass
-        redis.ping()
-        redis.ping()  # ends after Redis ran what was sent before SIGCONT
+        assert settled(redis, path) in (OLD, NEW)
         assert os.stat(path).st_mode & 0o777 == 0o640
         assert util.meta(redis, PREFIX, "sess_c")["mode"] == str(0o640)
-        assert seen_everywhere(path) in (OLD, NEW)
 
 
 @pytest.mark.parametrize("mode,cache", mode_cache_params())
@@ -208,15 +183,9 @@ def test_failed_path_truncate_keeps_bytes(mode, redis, redis_server, tmp,
         write_file(path, OLD)
         keep = os.open(path, os.O_RDONLY)  # loaded: no read needs Redis
         try:
-            redis_server.sigstop()
-            try:
-                t = Op(lambda: os.truncate(path, 0))
-                t.start()
-                t.join(20 * SLOW)
-                assert not t.is_alive(), "truncate hangs"
-                during = os.pread(keep, 4096, 0)
-            finally:
-                redis_server.sigcont()
+            t, during = while_stopped(redis_server,
+                                      lambda: os.truncate(path, 0),
+                                      then=lambda: os.pread(keep, 4096, 0))
         finally:
             os.close(keep)
         if t.error is None:
@@ -227,16 +196,7 @@ def test_failed_path_truncate_keeps_bytes(mode, redis, redis_server, tmp,
             assert during == OLD
             # Timed out: it may still run when Redis resumes.
             want = (OLD, b"")
-        redis.ping()
-        redis.ping()  # ends after Redis ran what was sent before SIGCONT
-
-        def settled():
-            try:
-                return [seen_everywhere(path)]
-            except OSError:
-                return None
-        got = util.wait_for(settled, 10, "reads to work again")[0]
-        assert got in want, got
+        assert settled(redis, path) in want
 
 
 @pytest.mark.parametrize("cache", ["off", "tracking"])
@@ -290,6 +250,41 @@ def test_rename_over_a_session_being_read(cache, redis, redis_server, tmp,
             os.close(fd)
         assert got == old
         assert seen_everywhere(path) == new
+
+
+def while_stopped(redis_server, *fns, then=None):
+    """Runs each of 'fns' on a thread of its own while Redis is stopped
+    (SIGSTOP), then 'then()' if given, still stopped, and lets Redis go on
+    (the test fails if a call hangs).  Returns the Ops, in order, and
+    then()'s result last when given."""
+    redis_server.sigstop()
+    try:
+        ops = [Op(fn) for fn in fns]
+        for op in ops:
+            op.start()
+        for op in ops:
+            op.join(20 * SLOW)
+        assert not any(op.is_alive() for op in ops), "calls hang"
+        if then is not None:
+            ops.append(then())
+    finally:
+        redis_server.sigcont()
+    return ops
+
+
+def settled(redis, path):
+    """What a new open sees once reads work again after Redis resumed
+    (seen_everywhere()): the two PINGs end after Redis ran what was sent
+    before SIGCONT."""
+    redis.ping()
+    redis.ping()
+
+    def seen():
+        try:
+            return [seen_everywhere(path)]
+        except OSError:
+            return None
+    return util.wait_for(seen, 10, "reads to work again")[0]
 
 
 def start_big_write(path, existing, blob):
@@ -387,14 +382,7 @@ def test_acknowledged_part_survives_a_failed_part(cache, redis, redis_server,
         try:
             # The first WRITE (exactly max_write) is held without a store
             # call; the second commits and meets the stopped Redis.
-            redis_server.sigstop()
-            try:
-                w = Op(lambda: os.write(fd, blob))
-                w.start()
-                w.join(20 * SLOW)
-                assert not w.is_alive(), "write hangs"
-            finally:
-                redis_server.sigcont()
+            w, = while_stopped(redis_server, lambda: os.write(fd, blob))
             assert w.error is None, w.error
             n = w.result
         finally:

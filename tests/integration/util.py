@@ -811,6 +811,19 @@ def read_file(path):
         return f.read()
 
 
+def assert_refused(res, mnt, *words):
+    """Exit 1, one stderr line starting 'sessfs:' that names each of
+    'words', nothing mounted on 'mnt'."""
+    err = res.stderr.strip()
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
+    assert len(err.splitlines()) == 1, "not one line: %r" % res.stderr
+    assert err.startswith("sessfs: "), err
+    for w in words:
+        assert w in err, "%r does not name %r" % (err, w)
+    assert not is_mounted(mnt)
+    return err
+
+
 def php_read(path):
     """PHP's session read: open, flock, fstat, pread of exactly st_size."""
     import fcntl
