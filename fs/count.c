@@ -50,22 +50,6 @@
 #define COUNT_REUSE_NS (2 * 1000 * 1000)
 #define COUNT_FILE_MAX 20 /* header + the longest pickle we write */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 void fs_count_init(struct fs_count *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -92,13 +76,14 @@ static bool census_due(const struct fs_count *c, enum fs_mode mode,
 	if (mode <= FS_MODE_DUAL_WRITE)
 		stale = c->dirty;
 	else
-		stale = c->other > 0 && (c->dirty || real_ms() >= c->end_ms);
+		stale = c->other > 0 &&
+			(c->dirty || fs_now_ns() / 1000000 >= c->end_ms);
 	return stale && now_ns - c->at_ns >= COUNT_COST_FACTOR * c->cost_ns;
 }
 
 static int census(struct fs *fs, struct fs_count *c, enum fs_mode mode)
 {
-	int64_t t0 = mono_ns();
+	int64_t t0 = fs_mono_ns();
 	struct fs_census cs;
 	int ret;
 
@@ -117,7 +102,7 @@ static int census(struct fs *fs, struct fs_count *c, enum fs_mode mode)
 			   ? (int64_t)cs.entries
 			   : (int64_t)(cs.entries - cs.redis);
 	c->end_ms = cs.legacy_end_ms;
-	c->at_ns = mono_ns();
+	c->at_ns = fs_mono_ns();
 	c->cost_ns = c->at_ns - t0;
 	return 0;
 }
@@ -176,22 +161,11 @@ void fs_count_reindex(struct fs *fs, const char *const *names, size_t n)
 		LOG_INFO("added %lld sessions to the names index", total);
 }
 
-/* Whether the circuit breaker (route.c) has Redis down. */
-static bool redis_down(struct fs *fs)
-{
-	bool down;
-
-	pthread_mutex_lock(&fs->rt.lock);
-	down = fs->rt.redis_down;
-	pthread_mutex_unlock(&fs->rt.lock);
-	return down;
-}
-
 /* The live members of the names index, or the last ZCOUNT if still good. */
 static int count_indexed(struct fs *fs, long long *n)
 {
 	struct fs_count *c = &fs->count;
-	int64_t t0 = mono_ns();
+	int64_t t0 = fs_mono_ns();
 	struct be_conn *conn;
 	uint64_t gen;
 	int ret;
@@ -228,10 +202,10 @@ int fs_count_get(struct fs *fs, long long *n)
 	int ret = 0;
 
 	/* Never wait for a Redis known down: cachelib would wait with us. */
-	if (mode >= FS_MODE_REDIS_FIRST && redis_down(fs))
+	if (mode >= FS_MODE_REDIS_FIRST && fs_route_redis_down(fs))
 		return -EAGAIN;
 	pthread_mutex_lock(&c->lock);
-	if (census_due(c, mode, mono_ns()))
+	if (census_due(c, mode, fs_mono_ns()))
 		ret = census(fs, c, mode);
 	other = c->other;
 	pthread_mutex_unlock(&c->lock);

@@ -457,6 +457,8 @@ int fs_route_setmeta(struct fs *fs, const char *name,
 int fs_route_rename_lower_temp(struct fs *fs, const char *tmp, const char *name,
 			       const void *data, size_t len,
 			       const struct be_meta *meta);
+/** Whether the circuit breaker has Redis down now.  Any thread. */
+bool fs_route_redis_down(struct fs *fs);
 /** Marks 'name' fenced after a read failed with 'err' (not ENOENT). */
 void fs_route_fence(struct fs *fs, const char *name, int err);
 void fs_route_unfence(struct fs *fs, const char *name);

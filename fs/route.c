@@ -166,7 +166,7 @@ static bool redis_wait_up(struct fs *fs)
 	return up;
 }
 
-static bool redis_is_down(struct fs *fs)
+bool fs_route_redis_down(struct fs *fs)
 {
 	bool down;
 
@@ -451,10 +451,10 @@ int fs_route_get(struct fs *fs, const char *name, bool want_data,
 
 	if (r == ROUTE_LOWER || r == ROUTE_DUAL)
 		return lower_get(fs, name, want_data, f);
-	if (r == ROUTE_REDIS_FIRST && redis_is_down(fs) &&
+	if (r == ROUTE_REDIS_FIRST && fs_route_redis_down(fs) &&
 	    fs_nameset_has(&fs->rt.mine, name))
 		return lower_get(fs, name, want_data, f);
-	if (redis_is_down(fs) && !redis_wait_up(fs))
+	if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 		return -EIO;
 	ret = redis_resolve(fs, name, want_data, f);
 	if (ret < 0 && r == ROUTE_REDIS_FIRST &&
@@ -484,14 +484,16 @@ int fs_route_put(struct fs *fs, const char *name, const void *data, size_t len,
 		ret = be_lower_put(fs->lower_fd, name, data, len, meta);
 		if (ret < 0)
 			return ret;
-		ret = redis_is_down(fs) ? -EIO
-					: redis_put(fs, name, data, len, meta);
+		ret = fs_route_redis_down(fs)
+			      ? -EIO
+			      : redis_put(fs, name, data, len, meta);
 		if (ret < 0)
 			behind(fs, name, BE_J_REDIS, ret);
 		return 0;
 	case ROUTE_REDIS_FIRST:
-		ret = redis_is_down(fs) ? -EIO
-					: redis_put(fs, name, data, len, meta);
+		ret = fs_route_redis_down(fs)
+			      ? -EIO
+			      : redis_put(fs, name, data, len, meta);
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
 			/* Redis down, the name is ours: lower is current. */
@@ -509,7 +511,7 @@ int fs_route_put(struct fs *fs, const char *name, const void *data, size_t len,
 			be_journal_done(fs->rt.journal, name, BE_J_LOWER);
 		return 0;
 	default:
-		if (redis_is_down(fs) && !redis_wait_up(fs))
+		if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 			return -EIO;
 		return redis_put(fs, name, data, len, meta);
 	}
@@ -536,8 +538,9 @@ int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
 				journal_add(fs, name, BE_J_REDIS);
 			return 0;
 		}
-		ret = redis_is_down(fs) ? -EIO
-					: redis_put(fs, name, "", 0, meta);
+		ret = fs_route_redis_down(fs)
+			      ? -EIO
+			      : redis_put(fs, name, "", 0, meta);
 		if (ret < 0)
 			behind(fs, name, BE_J_REDIS, ret);
 		return 0;
@@ -555,7 +558,7 @@ int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
 			return ret;
 		be_file_release(cur);
 	}
-	if (redis_is_down(fs) && !redis_wait_up(fs))
+	if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 		return -EIO;
 	c = be_pool_get_at(fs->pool, fs_route_slot(name));
 	ret = be_store_put(c, &fs->sc, name, "", 0, meta, BE_PUT_CREATE, NULL,
@@ -591,15 +594,16 @@ int fs_route_delete(struct fs *fs, const char *name, int64_t last_mtime_ns)
 		ret = be_lower_delete(fs->lower_fd, name);
 		if (ret < 0)
 			return ret == -ENOENT ? 0 : ret;
-		lret = redis_is_down(fs)
+		lret = fs_route_redis_down(fs)
 			       ? -EIO
 			       : redis_delete(fs, name, last_mtime_ns);
 		if (lret < 0)
 			behind(fs, name, BE_J_REDIS, lret);
 		return 1;
 	case ROUTE_REDIS_FIRST:
-		ret = redis_is_down(fs) ? -EIO
-					: redis_delete(fs, name, last_mtime_ns);
+		ret = fs_route_redis_down(fs)
+			      ? -EIO
+			      : redis_delete(fs, name, last_mtime_ns);
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
 			lret = be_lower_delete(fs->lower_fd, name);
@@ -616,7 +620,7 @@ int fs_route_delete(struct fs *fs, const char *name, int64_t last_mtime_ns)
 		/* A legacy lower file deleted here counts as existing. */
 		return ret > 0 || lret == 0 ? 1 : 0;
 	default:
-		if (redis_is_down(fs) && !redis_wait_up(fs))
+		if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 			return -EIO;
 		return redis_delete(fs, name, last_mtime_ns);
 	}
@@ -638,12 +642,14 @@ int fs_route_setmeta(struct fs *fs, const char *name,
 		ret = be_lower_setmeta(fs->lower_fd, name, meta);
 		if (ret < 0)
 			return ret;
-		ret = redis_is_down(fs) ? -EIO : redis_setmeta(fs, name, meta);
+		ret = fs_route_redis_down(fs) ? -EIO
+					      : redis_setmeta(fs, name, meta);
 		if (ret < 0 && ret != -ENOENT)
 			behind(fs, name, BE_J_REDIS, ret);
 		return 0;
 	case ROUTE_REDIS_FIRST:
-		ret = redis_is_down(fs) ? -EIO : redis_setmeta(fs, name, meta);
+		ret = fs_route_redis_down(fs) ? -EIO
+					      : redis_setmeta(fs, name, meta);
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
 			ret = be_lower_setmeta(fs->lower_fd, name, meta);
@@ -657,7 +663,7 @@ int fs_route_setmeta(struct fs *fs, const char *name,
 			behind(fs, name, BE_J_LOWER, -EIO);
 		return 0;
 	default:
-		if (redis_is_down(fs) && !redis_wait_up(fs))
+		if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 			return -EIO;
 		return redis_setmeta(fs, name, meta);
 	}
@@ -687,8 +693,9 @@ int fs_route_rename_lower_temp(struct fs *fs, const char *tmp, const char *name,
 			journal_add(fs, name, BE_J_REDIS);
 			return 0;
 		}
-		ret = redis_is_down(fs) ? -EIO
-					: redis_put(fs, name, data, len, meta);
+		ret = fs_route_redis_down(fs)
+			      ? -EIO
+			      : redis_put(fs, name, data, len, meta);
 		if (ret < 0)
 			behind(fs, name, BE_J_REDIS, ret);
 		return 0;
@@ -806,7 +813,7 @@ static int repair_cb(const char *name, unsigned int stores, void *arg)
 	struct fs *fs = arg;
 	pthread_mutex_t *nl = fs_name_lock(fs, name);
 
-	if (redis_is_down(fs) || fs->rt.stopping)
+	if (fs_route_redis_down(fs) || fs->rt.stopping)
 		return 1; /* stop this pass */
 	pthread_mutex_lock(nl);
 	/* Re-read under the lock: an op may have repaired it meanwhile. */
@@ -843,7 +850,8 @@ static void *repair_thread(void *arg)
 		pthread_mutex_unlock(&fs->rt.lock);
 		if (fs->rt.stopping)
 			return NULL;
-		if (be_journal_count(fs->rt.journal) && !redis_is_down(fs))
+		if (be_journal_count(fs->rt.journal) &&
+		    !fs_route_redis_down(fs))
 			fs_route_repair_pass(fs);
 	}
 }
