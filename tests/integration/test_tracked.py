@@ -148,8 +148,9 @@ def test_another_host_sees_every_change_at_once(redis, redis_server, tmp,
             stale += served(mmb, n, lambda: read_file(pb),
                             str(i + 1).encode(), str(i).encode())
         assert read_file(pb) == b"300"
+        n = heard(mmb)
         os.unlink(a.path(NAME))
-        assert not os.path.exists(b.path(NAME))
+        served(mmb, n, lambda: os.path.exists(pb), False, True)
         hits = mmb.status()["cache"]["hits"]
         inval = mmb.status()["cache"]["invalidations"]
     assert hits > 0 and inval >= 300
