@@ -4,7 +4,7 @@
  * FUSE filesystem that passes every request through to a directory on
  * local disk, with the same kernel-facing settings sessfs must use (entry,
  * attribute and negative timeouts 0, no writeback cache, keep_cache off,
- * default_permissions, max_write 1 MiB, atomic O_TRUNC, the same thread
+ * direct_io, default_permissions, max_write 1 MiB, atomic O_TRUNC, the same thread
  * pool, parallel lookups through sessfs's fs/kio.c), so that the time it adds over a plain directory is what any
  * uncached FUSE filesystem pays, and the time sessfs adds over it is ours.
  * It is a benchmark tool, not a filesystem to run a site on: no xattrs,
@@ -415,6 +415,7 @@ static void pf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = fd;
 	fi->keep_cache = 0;
+	fi->direct_io = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		close(fd);
 }
@@ -453,6 +454,7 @@ static void pf_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	fi->fh = fd;
 	fi->keep_cache = 0;
+	fi->direct_io = 1;
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		close(fd);
 		pf_inode_unref(pf_of(req), pf_inode_of(req, e.ino), 1);

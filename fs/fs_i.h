@@ -249,6 +249,13 @@ struct fs {
 	char *host_id;
 	double redis_timeout;
 	size_t max_size;
+	/*
+	 * The smallest WRITE that may be a piece of a larger write(2): the
+	 * kernel cuts a direct write at max_write bytes or at max_pages pages
+	 * of the app's buffer, whichever comes first, so a piece that is not
+	 * the last is at least max_write - page size + 1 bytes (fs_init).
+	 */
+	size_t piece_min;
 	_Atomic enum fs_mode mode; /* changed at run time (ctl.c) */
 	pthread_mutex_t mode_lock; /* serialises mode changes */
 	bool lower_current; /* the lower dir holds every current session */

@@ -238,6 +238,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 			fs->cfg.ctl_dir, strerror(-ret));
 	/* One pwrite of a whole session arrives as one WRITE (commit point). */
 	conn->max_write = FS_MAX_WRITE;
+	fs->piece_min = FS_MAX_WRITE - (size_t)sysconf(_SC_PAGESIZE) + 1;
 	/* An O_TRUNC open reaches us, to be held back like a truncate. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -665,8 +666,8 @@ static void end_change(struct fs_inode *inode, bool restore)
 /*
  * A change of 'inode' failed before it touched the draft: if it began the
  * change, nothing else is held and the change ends; a draft pending before
- * it holds bytes already acknowledged to the app (a WRITE of max_write
- * bytes, a truncate) and stays for the next WRITE or FLUSH to commit.
+ * it holds bytes already acknowledged to the app (a held piece of a
+ * write(2), a truncate) and stays for the next WRITE or FLUSH to commit.
  */
 static void undo_change(struct fs_inode *inode, bool was_pending)
 {
@@ -988,6 +989,14 @@ static int open_locked(struct fs *fs, struct fs_inode *inode, const char *name,
 	fi->fh = (uintptr_t)h;
 	/* A new open must see what another host stored meanwhile. */
 	fi->keep_cache = 0;
+	/*
+	 * Every READ reaches us, whatever size the kernel believes: that
+	 * size is one per file for every open on this host, set by any
+	 * handle's reply, a held truncate's too, and a GETATTR that races a
+	 * size change is dropped by the kernel.  Only we know what each
+	 * handle may see (sees_draft()).
+	 */
+	fi->direct_io = 1;
 	return 0;
 }
 
@@ -1306,8 +1315,8 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 	handle_used(h);
 	/*
-	 * A draft holding bytes acknowledged to the app (a WRITE of max_write
-	 * bytes: write(2) returns their count even when a later part fails)
+	 * A draft holding bytes acknowledged to the app (a held piece of a
+	 * write(2): it returns their count even when a later piece fails)
 	 * outlives a failure of this WRITE, which then undoes only itself;
 	 * otherwise (nothing pending, or a held truncate) a failure ends the
 	 * draft and the committed bytes stay: DESIGN.md, the commit point.
@@ -1315,14 +1324,17 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	bool keep = inode->pending && inode->draft_written;
 
 	/*
-	 * The first piece of a split write(2) that already reaches max_size:
-	 * no piece after it can fit, and we cannot know whether one follows,
-	 * so it is refused and the whole call fails with nothing changed.
-	 * The price: one write(2) of exactly max_size bytes when that is the
-	 * kernel's max_write (the default) fails too.
+	 * A WRITE of piece_min bytes or more may be the first piece of a
+	 * larger write(2).  When it ends within a page of max_size, a piece
+	 * after it would not fit, and we cannot know whether one follows: it
+	 * is refused and the whole call fails with nothing changed.  The
+	 * price, at the default max_size (= max_write): one write(2) of the
+	 * last page below max_size or more fails too.
 	 */
-	if (end > fs->max_size ||
-	    (size == FS_MAX_WRITE && end >= fs->max_size && !keep))
+	bool piece = size >= fs->piece_min;
+	size_t page = FS_MAX_WRITE - fs->piece_min + 1;
+
+	if (end > fs->max_size || (piece && end + page > fs->max_size && !keep))
 		ret = -EFBIG;
 	if (ret == 0)
 		ret = begin_change(inode, h);
@@ -1334,10 +1346,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		memcpy(inode->data + off, buf, size);
 		inode->attr.mtime = inode->attr.ctime = now_ts();
 		/*
-		 * A WRITE of exactly max_write bytes is part of a larger
-		 * write(2) the kernel split: the next WRITE or FLUSH commits.
+		 * A WRITE that may be a piece of a larger write(2) the kernel
+		 * split is held: the next WRITE or FLUSH commits.
 		 */
-		if (size != FS_MAX_WRITE)
+		if (!piece)
 			ret = inode_commit(fs, inode, name, keep);
 		else
 			inode->draft_written = true;
