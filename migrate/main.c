@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "acl.h"
 #include "migrate_i.h"
 
 struct command {
@@ -62,12 +63,20 @@ static void usage(FILE *out)
 		" <command> --help' describes a command's options.\n");
 }
 
+/* An ACL refusal (acl.h), once per command: what the operator must grant. */
+static void report_acl(const char *msg)
+{
+	warning("%s; grant it to the redis user (docs/RUNBOOK.md, \"A Redis user for sessfs\")",
+		msg);
+}
+
 int main(int argc, char **argv)
 {
 	static char help_option[] = "--help";
 	const char *name;
 	size_t i;
 
+	be_acl_set_reporter(report_acl);
 	/* Option errors are ours to print: mig_bad_option(). */
 	opterr = 0;
 	if (argc < 2) {
