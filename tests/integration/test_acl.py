@@ -8,7 +8,8 @@ names index, mode changes with their probes and fleet markers), and
 sessfs-migrate analyze, copy, verify, export and status work; keys
 outside the prefix stay out of reach; a user missing one command gets
 one line naming it (once, not per request); the eviction check names
-INFO and CONFIG GET."""
+INFO and CONFIG GET.  A password given in the URL reaches neither argv
+(of sessfs or sessfs-migrate), /proc/mounts, the log nor status."""
 
 import json
 import os
@@ -388,3 +389,67 @@ def sdir_files(tmp):
     for i in range(3):
         write_file(d / ("sess_p%d" % i), b"p|i:%d;" % i)
     return d
+
+
+# ------------------------------------------------------------- secrets
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read()
+
+
+def test_password_in_url_not_shown(acl_server, admin, tmp, sessdir,
+                                   checker, sdir_files):
+    """A password in the URL: starred in argv once parsed, never in
+    /proc/mounts, the log, `sessfs --status` or `sessfs-migrate status`
+    (human and JSON).  The same for sessfs-migrate's argv and output."""
+    url = user_url(acl_server, PASSWORD)
+    stars = b"%s:%s@" % (USER.encode(), b"*" * len(PASSWORD))
+    mm = ModeMount(tmp, acl_server, checker)
+    with mm.mounted(sessdir, "redis-only",
+                    ["prefix=" + PREFIX, "cache=tracking"], url=url) as m:
+        php_write(m.path("sess_s"), b"s|i:1;")
+        assert admin.get(PREFIX + "sess_s") == b"s|i:1;"
+        if not util.WITH_VALGRIND:  # valgrind's argv is not the daemon's
+            line = cmdline(m.proc.pid)
+            assert PASSWORD.encode() not in line and stars in line, line
+        with open("/proc/self/mounts") as f:
+            mounts = f.read()
+        assert PASSWORD not in mounts
+        assert "redis://%s@127.0.0.1:%d/0" % (USER, acl_server.port) in \
+            util.mount_line(sessdir)
+        online = ["--mount", sessdir, "--ctl-dir", mm.ctl_dir]
+        for extra in ([], ["--json"]):
+            p = migrate("status", *extra, *online)
+            assert "%s@127.0.0.1:%d" % (USER, acl_server.port) in p.stdout
+            assert PASSWORD not in p.stdout + p.stderr
+        assert PASSWORD not in json.dumps(mm.status())
+        res = util.run_sessfs(["--status", str(sessdir)])
+        assert PASSWORD not in res.stdout + res.stderr
+    assert PASSWORD not in daemon_lines(checker)
+
+    # sessfs-migrate, held in its first call by a stopped Redis: its
+    # argv shows stars while it runs.
+    acl_server.sigstop()
+    try:
+        proc = subprocess.Popen(
+            [str(MIGRATE), "copy", "--no-progress", "--prefix", PREFIX,
+             str(sdir_files), url], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: stars in cmdline(proc.pid), 10,
+                     "sessfs-migrate to star its argv")
+            assert PASSWORD.encode() not in cmdline(proc.pid)
+        finally:
+            acl_server.sigcont()
+        out, err = proc.communicate(timeout=60 * util.SLOW)
+    finally:
+        acl_server.sigcont()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["copied"] == 3
+    assert PASSWORD not in out + err
+    # A refused password is not repeated either.
+    p = migrate("verify", "--no-progress", sdir_files,
+                user_url(acl_server, "wrong-" + PASSWORD), rc=None)
+    assert p.returncode != 0 and "WRONGPASS" in p.stderr, p.stderr
+    assert PASSWORD not in p.stdout + p.stderr
