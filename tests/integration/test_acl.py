@@ -109,9 +109,9 @@ def pwfile(tmp):
     return p
 
 
-def user_url(server, password=None):
+def user_url(server, password=None, db=0):
     auth = "%s:%s" % (USER, password) if password else USER
-    return "redis://%s@127.0.0.1:%d/0" % (auth, server.port)
+    return "redis://%s@127.0.0.1:%d/%d" % (auth, server.port, db)
 
 
 def user_client(server):
@@ -204,9 +204,11 @@ def test_migrate_and_mode_changes(acl_server, admin, pwfile, tmp, sessdir,
                                   checker):
     """sessfs-migrate analyze, copy, verify and export under the user,
     then a mount taken from dual-write to redis-only (verify --mount,
-    mode, export --mount, status: the fleet markers and probes)."""
-    url, auth = user_url(acl_server), ["--password-file", pwfile,
-                                       "--prefix", PREFIX]
+    mode, export --mount, status: the fleet markers and probes).  In
+    database 1: SELECT is granted too."""
+    url, auth = user_url(acl_server, db=1), ["--password-file", pwfile,
+                                             "--prefix", PREFIX]
+    admin = acl_server.client(db=1)
     for i in range(5):
         write_file(sessdir / ("sess_m%d" % i), b"m|i:%d;" % i)
     p = migrate("analyze", "--json", *auth, sessdir, url)
