@@ -2,8 +2,9 @@
 /*
  * sessfs-migrate: the companion of the sessfs mount, offline (on a
  * directory and Redis) and online (through a mount's control socket).
- * main() only finds the subcommand and exits with what it returns; each
- * subcommand lives in its own file and parses its own options.
+ * main() stars the password of a URL in argv, then only finds the
+ * subcommand and exits with what it returns; each subcommand lives in its
+ * own file and parses its own options.
  */
 #include <getopt.h>
 #include <stdio.h>
