@@ -25,6 +25,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include "acl.h"
 #include "conn.h"
 #include "store.h"
 
@@ -248,19 +249,27 @@ enum {
 	RES_NOVALUE = 2,
 };
 
+/*
+ * 'what' names a script in an ACL refusal (acl.h): Redis's message for a
+ * command a script may not run does not say which, so it lists them all.
+ */
 struct script {
 	const char *body;
+	const char *what;
 	char sha[SHA_DIGEST_LENGTH * 2 + 1];
 };
 
+/* One line each: clang-format would fill the lines. */
+/* clang-format off */
 static struct script scripts[SCRIPT_COUNT] = {
-	[SCRIPT_GET] = { lua_get, "" },
-	[SCRIPT_PUT] = { lua_put, "" },
-	[SCRIPT_DELETE] = { lua_delete, "" },
-	[SCRIPT_SETMETA] = { lua_setmeta, "" },
-	[SCRIPT_NAMES] = { lua_names, "" },
-	[SCRIPT_REINDEX] = { lua_reindex, "" },
+	[SCRIPT_GET] = { lua_get, "the get script (EVALSHA or EVAL, running PTTL HGETALL GET STRLEN)", "" },
+	[SCRIPT_PUT] = { lua_put, "the put script (EVALSHA or EVAL, running HMGET EXISTS PTTL HGETALL GET STRLEN SET HSET HDEL PEXPIRE TIME ZADD ZREMRANGEBYSCORE)", "" },
+	[SCRIPT_DELETE] = { lua_delete, "the delete script (EVALSHA or EVAL, running HMGET EXISTS DEL ZREM HSET PEXPIRE)", "" },
+	[SCRIPT_SETMETA] = { lua_setmeta, "the setmeta script (EVALSHA or EVAL, running HMGET EXISTS GETRANGE PTTL PEXPIRE HSET HDEL TIME ZADD ZREMRANGEBYSCORE)", "" },
+	[SCRIPT_NAMES] = { lua_names, "the count script (EVALSHA or EVAL, running TIME ZCOUNT)", "" },
+	[SCRIPT_REINDEX] = { lua_reindex, "the reindex script (EVALSHA or EVAL, running TIME PTTL ZADD)", "" },
 };
+/* clang-format on */
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
 
@@ -446,8 +455,9 @@ static int reply_errno(const redisReply *r)
 {
 	if (reply_is_error(r, "OOM"))
 		return -ENOSPC;
-	if (reply_is_error(r, "NOPERM") || reply_is_error(r, "NOAUTH") ||
-	    reply_is_error(r, "WRONGPASS"))
+	if (reply_is_error(r, "NOPERM"))
+		return -EPERM; /* an ACL refused the command (acl.h) */
+	if (reply_is_error(r, "NOAUTH") || reply_is_error(r, "WRONGPASS"))
 		return -EACCES;
 	if (reply_is_error(r, "READONLY"))
 		return -EROFS;
@@ -478,7 +488,8 @@ static int script_run(struct be_conn *c, struct script_args *a,
 			return ret;
 	}
 	if ((*reply)->type == REDIS_REPLY_ERROR) {
-		ret = reply_errno(*reply);
+		ret = be_acl_is_denial(*reply) ? be_acl_denied(s->what, *reply)
+					       : reply_errno(*reply);
 		freeReplyObject(*reply);
 		*reply = NULL;
 	}
@@ -646,19 +657,24 @@ void be_file_release(struct be_file *f)
 /*
  * Fills 'f' from the replies of be_store_get()'s transaction: OK, three
  * QUEUED, and EXEC's {PTTL, HGETALL of M, value or nil (STRLEN without
- * the data)}.  An error reply anywhere is the call's error.
+ * the data)}.  An error reply anywhere is the call's error; an ACL's
+ * refusal of r[i] is reported as one of 'cmds[i]' (acl.h).
  */
 static int exec_file(const struct be_store_config *sc, redisReply **r,
-		     bool want_data, struct be_file *f)
+		     const char *const *cmds, bool want_data, struct be_file *f)
 {
 	const redisReply *x = r[4];
 	long long size = 0, pttl;
 	size_t i;
 
 	memset(f, 0, sizeof(*f));
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 5; i++) {
+		/* MULTI refused: the caller reads by script (a warning). */
+		if (i > 0 && be_acl_is_denial(r[i]))
+			return be_acl_denied(cmds[i], r[i]);
 		if (r[i]->type == REDIS_REPLY_ERROR)
 			return reply_errno(r[i]);
+	}
 	if (x->type != REDIS_REPLY_ARRAY || x->elements != 3)
 		return -EPROTO;
 	for (i = 0; i < 3; i++)
@@ -709,6 +725,13 @@ static atomic_bool tx_refused;
 int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, bool want_data, struct be_file *f)
 {
+	static const char *const what[5] = {
+		"MULTI (every read runs the get script instead, a little slower)",
+		"PTTL", "HGETALL", NULL,
+		"EXEC (every read runs the get script instead, a little slower)"
+	};
+	const char *names[5] = { what[0], what[1], what[2],
+				 want_data ? "GET" : "STRLEN", what[4] };
 	const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
 	const char *pttl[2] = { "PTTL" }, *hgetall[2] = { "HGETALL" };
 	const char *value[2] = { want_data ? "GET" : "STRLEN" };
@@ -727,18 +750,25 @@ int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		return ret;
 	pttl[1] = value[1] = vkey;
 	hgetall[1] = mkey;
-	ret = atomic_load(&tx_refused) ? -EACCES
+	ret = atomic_load(&tx_refused) ? -EPERM
 				       : be_conn_pipeline(c, cmds, 5, r, 0);
 	if (ret == 0) {
-		if (reply_is_error(r[0], "NOPERM"))
+		if (be_acl_is_denial(r[0])) {
+			be_acl_denied(names[0], r[0]);
 			atomic_store(&tx_refused, true);
-		ret = exec_file(sc, r, want_data, f);
+		}
+		/* MULTI without EXEC would leave the connection queueing. */
+		if (r[0]->type != REDIS_REPLY_ERROR && be_acl_is_denial(r[4])) {
+			be_conn_close(c);
+			atomic_store(&tx_refused, true);
+		}
+		ret = exec_file(sc, r, names, want_data, f);
 		for (i = 0; i < 5; i++)
 			freeReplyObject(r[i]);
 		if (ret)
 			be_file_release(f);
 	}
-	if (ret == -ENOSPC || (ret == -EACCES && atomic_load(&tx_refused)))
+	if (ret == -ENOSPC || (ret == -EPERM && atomic_load(&tx_refused)))
 		ret = get_by_script(c, sc, vkey, mkey, want_data, f);
 	if (ret)
 		be_file_release(f);
@@ -968,13 +998,18 @@ static void free_keys(char **keys, size_t k)
 		free(keys[i]);
 }
 
-/* An integer reply into '*out' (0), or the reply's error; frees it. */
-static int integer_reply(redisReply *reply, long long *out)
+/*
+ * An integer reply into '*out' (0), or the reply's error; frees it.  An
+ * ACL's refusal is reported as one of 'what'.
+ */
+static int integer_reply(redisReply *reply, long long *out, const char *what)
 {
 	int ret = 0;
 
 	if (reply->type == REDIS_REPLY_INTEGER)
 		*out = reply->integer;
+	else if (be_acl_is_denial(reply))
+		ret = be_acl_denied(what, reply);
 	else
 		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
 						       : -EPROTO;
@@ -1020,7 +1055,7 @@ int be_store_reindex(struct be_conn *c, const struct be_store_config *sc,
 		ret = be_conn_command(c, &reply, argc, argv, lens, 0);
 	}
 	if (ret == 0)
-		ret = integer_reply(reply, added);
+		ret = integer_reply(reply, added, sp->what);
 out_free:
 	free_keys(keys, k);
 	return ret;
@@ -1049,7 +1084,7 @@ int be_store_unindex(struct be_conn *c, const struct be_store_config *sc,
 		lens[i] = strlen(argv[i]);
 	ret = be_conn_command(c, &reply, (int)k + 1, argv, lens, 0);
 	if (ret == 0)
-		ret = integer_reply(reply, removed);
+		ret = integer_reply(reply, removed, "ZREM");
 out_free:
 	free_keys(keys, k);
 	return ret;
@@ -1290,7 +1325,9 @@ static int list_scan(struct be_conn *c, const struct be_store_config *sc,
 	ret = be_conn_command(c, &r, 6, argv, lens, 0);
 	if (ret)
 		return ret;
-	if (r->type == REDIS_REPLY_ERROR) {
+	if (be_acl_is_denial(r)) {
+		ret = be_acl_denied("SCAN", r);
+	} else if (r->type == REDIS_REPLY_ERROR) {
 		ret = reply_errno(r);
 	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 		   r->element[0]->type != REDIS_REPLY_STRING ||
@@ -1387,9 +1424,11 @@ static bool info_field(const char *info, const char *field, char *out,
 
 /*
  * Reads the maxmemory-policy into 'policy': 1 when found, 0 when neither
- * CONFIG GET nor INFO tells it, or -errno of the transport.
+ * CONFIG GET nor INFO tells it ('*denied' then says whether the ACL
+ * refused INFO), or -errno of the transport.
  */
-static int read_policy(struct be_conn *c, char *policy, size_t size)
+static int read_policy(struct be_conn *c, char *policy, size_t size,
+		       bool *denied)
 {
 	const char *config[] = { "CONFIG", "GET", "maxmemory-policy", NULL };
 	const char *info[] = { "INFO", "memory", NULL };
@@ -1410,10 +1449,14 @@ static int read_policy(struct be_conn *c, char *policy, size_t size)
 	}
 	freeReplyObject(r);
 
-	/* CONFIG may be renamed or denied; INFO still tells. */
+	/*
+	 * CONFIG may be renamed or denied (CONFIG GET also reads the
+	 * passwords: docs/RUNBOOK.md grants INFO only); INFO still tells.
+	 */
 	ret = command_words(c, &r, info);
 	if (ret)
 		return ret;
+	*denied = be_acl_is_denial(r);
 	ret = r->type == REDIS_REPLY_STRING &&
 	      info_field(r->str, "maxmemory_policy", policy, size);
 	freeReplyObject(r);
@@ -1424,10 +1467,12 @@ int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 			  size_t errlen)
 {
 	const char *ping[] = { "PING", NULL };
+	bool denied = false;
 	char policy[64];
 	redisReply *r;
 	int ret;
 
+	set_err(err, errlen, "%s", "");
 	ret = command_words(c, &r, ping);
 	if (ret) {
 		set_err(err, errlen, "cannot reach redis: %s",
@@ -1443,15 +1488,25 @@ int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 	}
 	freeReplyObject(r);
 
-	ret = read_policy(c, policy, sizeof(policy));
+	ret = read_policy(c, policy, sizeof(policy), &denied);
 	if (ret < 0) {
 		set_err(err, errlen, "cannot read redis maxmemory-policy: %s",
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;
 	}
+	if (ret == 0 && denied && allow_evicting) {
+		set_err(err, errlen,
+			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); going on as -o allow_evicting_redis says: make sure it is noeviction");
+		return 0;
+	}
 	if (allow_evicting)
 		return 0;
+	if (ret == 0 && denied) {
+		set_err(err, errlen,
+			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); grant it +info (docs/RUNBOOK.md), or make sure the policy is noeviction and pass -o allow_evicting_redis");
+		return -EPERM;
+	}
 	if (ret == 0) {
 		set_err(err, errlen,
 			"cannot read redis maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction and pass -o allow_evicting_redis");
@@ -1521,7 +1576,9 @@ int be_store_load_scripts(struct be_conn *c)
 		ret = be_conn_command(c, &r, 3, argv, lens, 0);
 		if (ret)
 			return ret;
-		if (r->type == REDIS_REPLY_ERROR)
+		if (be_acl_is_denial(r))
+			ret = be_acl_denied("SCRIPT LOAD", r);
+		else if (r->type == REDIS_REPLY_ERROR)
 			ret = reply_errno(r);
 		else if (r->type != REDIS_REPLY_STRING ||
 			 strcmp(r->str, s->sha) != 0)
@@ -1548,6 +1605,8 @@ static int put_many_result(struct be_conn *c, const struct be_store_config *sc,
 	if (reply_is_error(r, "NOSCRIPT"))
 		return be_store_put(c, sc, it->name, it->data, it->len,
 				    &it->meta, it->mode, NULL, NULL);
+	if (be_acl_is_denial(r))
+		return be_acl_denied(script_get(SCRIPT_PUT)->what, r);
 	if (r->type == REDIS_REPLY_ERROR)
 		return reply_errno(r);
 	return reply_put(sc, r, NULL, NULL);

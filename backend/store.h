@@ -180,10 +180,12 @@ int be_store_list(struct be_conn *c, const struct be_store_config *sc,
 
 /**
  * Checks the server before mounting or copying: PING, then the
- * maxmemory-policy (CONFIG GET, or INFO memory when CONFIG is renamed).
- * Returns 0, -EPERM with a reason in 'err' for an evicting policy
- * (allkeys-*, volatile-*) unless 'allow_evicting', or -errno with the
- * connection's error in 'err'.
+ * maxmemory-policy (CONFIG GET, or INFO memory when CONFIG is renamed or
+ * the ACL denies it).  Returns 0, -EPERM with a reason in 'err' for an
+ * evicting policy (allkeys-*, volatile-*) or one that cannot be read
+ * unless 'allow_evicting', or -errno with the connection's error in
+ * 'err'.  On 0, 'err' is empty or holds a warning for the caller to show:
+ * 'allow_evicting' and the ACL refused both CONFIG GET and INFO.
  */
 int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 			  size_t errlen);

@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "fs_i.h"
+#include "acl.h"
 #include "journal.h"
 #include "kio.h"
 #include "log.h"
@@ -76,7 +77,9 @@ static int marker_set(struct fs *fs, const char *what)
 	c = be_pool_get(fs->pool);
 	ret = be_conn_command(c, &r, 3, argv, lens, 0);
 	be_pool_put(fs->pool, c);
-	if (ret == 0 && r->type == REDIS_REPLY_ERROR)
+	if (ret == 0 && be_acl_is_denial(r))
+		ret = be_acl_denied("SET (a fleet marker)", r);
+	else if (ret == 0 && r->type == REDIS_REPLY_ERROR)
 		ret = -EIO;
 	freeReplyObject(r);
 	free(key);
@@ -105,6 +108,8 @@ static int64_t marker_get(struct fs *fs, const char *what)
 		v = ret;
 	else if (r->type == REDIS_REPLY_STRING)
 		v = strtoll(r->str, NULL, 10);
+	else if (be_acl_is_denial(r))
+		v = be_acl_denied("GET (a fleet marker)", r);
 	else if (r->type == REDIS_REPLY_ERROR)
 		v = -EIO;
 	freeReplyObject(r);
@@ -135,19 +140,25 @@ static int probe_redis(struct fs *fs)
 	lget[0] = 3;
 	c = be_pool_get(fs->pool);
 	ret = be_conn_command(c, &r, 5, set, lset, 0);
-	if (ret == 0 && r->type == REDIS_REPLY_ERROR)
+	if (ret == 0 && be_acl_is_denial(r))
+		ret = be_acl_denied("SET (the probe of a mode change)", r);
+	else if (ret == 0 && r->type == REDIS_REPLY_ERROR)
 		ret = -EIO;
 	freeReplyObject(r);
 	r = NULL;
 	if (ret == 0)
 		ret = be_conn_command(c, &r, 2, get, lget, 0);
-	if (ret == 0 &&
-	    (r->type != REDIS_REPLY_STRING || strcmp(r->str, "probe") != 0))
+	if (ret == 0 && be_acl_is_denial(r))
+		ret = be_acl_denied("GET (the probe of a mode change)", r);
+	else if (ret == 0 && (r->type != REDIS_REPLY_STRING ||
+			      strcmp(r->str, "probe") != 0))
 		ret = -EIO;
 	freeReplyObject(r);
 	r = NULL;
 	if (ret == 0)
 		ret = be_conn_command(c, &r, 2, del, lget, 0);
+	if (ret == 0 && be_acl_is_denial(r))
+		ret = be_acl_denied("DEL (the probe of a mode change)", r);
 	freeReplyObject(r);
 	be_pool_put(fs->pool, c);
 	free(key);

@@ -26,6 +26,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "acl.h"
 #include "fs_i.h"
 #include "kio.h"
 #include "log.h"
@@ -144,6 +145,8 @@ static void usage(const char *prog)
 	       "                           while Redis reports no change\n"
 	       "                           (CLIENT TRACKING); default off\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
+	       "                           (or the Redis user may not read\n"
+	       "                           the policy: INFO, CONFIG GET)\n"
 	       "    -o allow_other         let other users (the web server) in\n"
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
@@ -418,6 +421,14 @@ static int open_lower(struct fs *fs)
 	return fs->cfg.mountpoint ? 0 : -1;
 }
 
+/* An ACL refusal (acl.h), once per command: what the operator must grant. */
+static void report_acl(const char *msg)
+{
+	LOG_WARN(
+		"%s; grant it to the redis user (docs/RUNBOOK.md, \"A Redis user for sessfs\")",
+		msg);
+}
+
 /* Reaches Redis once before mounting, so that a bad setup fails loudly. */
 static int check_redis(struct fs *fs)
 {
@@ -443,6 +454,8 @@ static int check_redis(struct fs *fs)
 		fprintf(stderr, "sessfs: %s\n", err);
 		return -1;
 	}
+	if (err[0])
+		LOG_WARN("%s", err);
 	return 0;
 }
 
@@ -737,6 +750,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
+	be_acl_set_reporter(report_acl);
 	if (configure(fs) < 0 || check_mountpoint(fs) < 0 ||
 	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0 ||
 	    open_lower(fs) < 0)

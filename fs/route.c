@@ -80,6 +80,7 @@ static bool is_transport_err(int ret)
 	case EFBIG:
 	case ENOMEM:
 	case ENOSPC: /* Redis out of memory: it answers, it refuses */
+	case EPERM: /* an ACL refused the command: logged once (acl.h) */
 	case EINVAL:
 		return false;
 	default:

@@ -269,7 +269,8 @@ int mig_options_finish(struct mig_options *o)
 static int connect_checked(const struct mig_options *o, struct be_conn *c,
 			   const char *shown)
 {
-	char err[256];
+	static bool warned;
+	char err[512];
 	int ret;
 
 	if (be_conn_connect(c))
@@ -281,6 +282,10 @@ static int connect_checked(const struct mig_options *o, struct be_conn *c,
 		return error("cannot use '%s': %s%s", shown, err,
 			     ret == -EPERM ? " (here: --allow-evicting-redis)"
 					   : "");
+	/* Once, not once per connection of a copy's jobs. */
+	if (err[0] && !warned)
+		warning("'%s': %s (here: --allow-evicting-redis)", shown, err);
+	warned = warned || err[0];
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "acl.h"
 #include "conn.h"
 #include "migrate_i.h"
 
@@ -133,7 +134,7 @@ static int count_refusals(struct copy_job *job, size_t n)
 	size_t lens[MIG_BATCH_FILES][2];
 	char *keys[MIG_BATCH_FILES];
 	size_t i, k = 0;
-	int ret = 0;
+	int ret = 0, denied = 0;
 
 	for (i = 0; i < n; i++) {
 		if (job->results[i] != -EEXIST)
@@ -157,8 +158,10 @@ static int count_refusals(struct copy_job *job, size_t n)
 				       (struct redisReply **)replies, 0);
 	for (i = 0; i < k; i++) {
 		if (!ret) {
-			if (replies[i]->type == REDIS_REPLY_INTEGER &&
-			    replies[i]->integer == 0)
+			if (be_acl_is_denial(replies[i]))
+				denied = be_acl_denied("EXISTS", replies[i]);
+			else if (replies[i]->type == REDIS_REPLY_INTEGER &&
+				 replies[i]->integer == 0)
 				job->n.skipped_tombstone++;
 			else
 				job->n.skipped_existing++;
@@ -166,7 +169,7 @@ static int count_refusals(struct copy_job *job, size_t n)
 		}
 		free(keys[i]);
 	}
-	return ret;
+	return ret ? ret : denied;
 }
 
 /* Counts the result of each put of the batch; false if Redis is full. */

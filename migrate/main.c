@@ -2,14 +2,18 @@
 /*
  * sessfs-migrate: the companion of the sessfs mount, offline (on a
  * directory and Redis) and online (through a mount's control socket).
- * main() only finds the subcommand and exits with what it returns; each
- * subcommand lives in its own file and parses its own options.
+ * main() stars the password of a URL in argv, then only finds the
+ * subcommand and exits with what it returns; each subcommand lives in its
+ * own file and parses its own options.
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "acl.h"
+#include "url.h"
 #include "migrate_i.h"
 
 struct command {
@@ -62,12 +66,49 @@ static void usage(FILE *out)
 		" <command> --help' describes a command's options.\n");
 }
 
+/* An ACL refusal (acl.h), once per command: what the operator must grant. */
+static void report_acl(const char *msg)
+{
+	warning("%s; grant it to the redis user (docs/RUNBOOK.md, \"A Redis user for sessfs\")",
+		msg);
+}
+
+/*
+ * The copies of the arguments that hold a Redis URL with a password:
+ * argv[i] points to the copy, and the original, which ps and
+ * /proc/PID/cmdline show, has the password starred (url.h), as sessfs
+ * does.  Kept for the whole run.
+ */
+static char **url_copies;
+
+static void hide_passwords(int argc, char **argv)
+{
+	char *copy;
+	int i;
+
+	url_copies = calloc((size_t)argc, sizeof(*url_copies));
+	for (i = 1; url_copies && i < argc; i++) {
+		copy = strdup(argv[i]);
+		if (!copy)
+			break;
+		be_url_hide_password(argv[i]);
+		if (strcmp(copy, argv[i]) == 0) {
+			free(copy);
+			continue;
+		}
+		url_copies[i] = copy;
+		argv[i] = copy;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static char help_option[] = "--help";
 	const char *name;
 	size_t i;
 
+	hide_passwords(argc, argv);
+	be_acl_set_reporter(report_acl);
 	/* Option errors are ours to print: mig_bad_option(). */
 	opterr = 0;
 	if (argc < 2) {

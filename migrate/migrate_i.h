@@ -115,7 +115,8 @@ enum mig_key_opt {
 	"  --redis-timeout SECONDS  budget of one Redis call (default 10)\n"   \
 	"  --host-id ID           writer id in meta keys (default: hostname\n" \
 	"                         and machine-id)\n"                           \
-	"  --allow-evicting-redis  accept an evicting maxmemory-policy\n"      \
+	"  --allow-evicting-redis  accept an evicting maxmemory-policy (or\n"  \
+	"                         one the Redis user may not read)\n"          \
 	"\nTLS options (a rediss:// URL; the mount's tls_* options):\n"        \
 	"  --tls-ca FILE          trusted CAs, PEM (default: the system's)\n"  \
 	"  --tls-cert FILE        client certificate, PEM (mutual TLS)\n"      \
