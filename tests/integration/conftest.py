@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import util  # noqa: E402
-from util import LIVE, SLOW, OutputChecker, RedisServer  # noqa: E402
+from util import LIVE, SLOW, OutputChecker  # noqa: E402
 
 # A test taking longer is hung: the watchdog aborts what it started (kills
 # the daemon, so that blocked FUSE calls fail) and the test fails.
@@ -41,11 +41,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _failed(request):
-    node = request.node
-    return any(getattr(node, "rep_" + w, None) is not None
-               and getattr(node, "rep_" + w).failed
-               for w in ("setup", "call"))
+_failed = util.test_failed
 
 
 def _passed(request):
@@ -72,13 +68,8 @@ def watchdog(request):
 
 @pytest.fixture(scope="module")
 def redis_server():
-    root = util.short_tmpdir("r")
-    server = RedisServer(root / "redis")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with util.own_redis_server("r") as server:
+        yield server
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import os
 import pickle
 import re
 import shlex
-import shutil
 import subprocess
 
 import pytest
@@ -24,8 +23,8 @@ import redis as redis_py
 
 import util
 from modeutil import ModeMount
-from util import (CACHELIB_COUNT, RedisServer, errno_name, php_read,
-                  php_write, read_file, wait_for, write_file)
+from util import (CACHELIB_COUNT, errno_name, php_read, php_write,
+                  read_file, wait_for, write_file)
 
 pytestmark = util.fuse_test_marker()
 
@@ -73,13 +72,8 @@ def acl_tokens(drop=()):
 
 @pytest.fixture(scope="module")
 def acl_server():
-    root = util.short_tmpdir("a")
-    server = RedisServer(root / "redis", password=ADMIN_PASSWORD)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with util.own_redis_server("a", password=ADMIN_PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture
@@ -91,9 +85,7 @@ def admin(acl_server, request):
     r.execute_command(*acl_tokens())
     yield r
     r.execute_command("ACL", "DELUSER", USER)
-    if any(getattr(request.node, "rep_" + w, None) is not None
-           and getattr(request.node, "rep_" + w).failed
-           for w in ("setup", "call")):
+    if util.test_failed(request):
         acl_server.dump_log()
 
 

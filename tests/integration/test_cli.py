@@ -14,8 +14,7 @@ import time
 import pytest
 
 import util
-from util import (SLOW, RedisServer, assert_refused, is_mounted, mounted,
-                  run_sessfs)
+from util import SLOW, assert_refused, is_mounted, mounted, run_sessfs
 
 pytestmark = util.fuse_test_marker()
 
@@ -180,13 +179,8 @@ def test_noeviction_accepted(redis, redis_server, sessdir, checker):
 
 @pytest.fixture
 def auth_server():
-    root = util.short_tmpdir("a")
-    server = RedisServer(root / "redis", password="s3cret-pw0rd")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with util.own_redis_server("a", password="s3cret-pw0rd") as server:
+        yield server
 
 
 def _mounts_text():

@@ -5,15 +5,14 @@ and the daemon itself killed with SIGKILL."""
 
 import errno
 import os
-import shutil
 import threading
 import time
 
 import pytest
 
 import util
-from util import (SLOW, Op, RedisServer, errno_of, mounted, php_read,
-                  php_write, read_file, write_file)
+from util import (SLOW, Op, errno_of, mounted, php_read, php_write,
+                  read_file, write_file)
 
 pytestmark = util.fuse_test_marker()
 
@@ -27,13 +26,8 @@ OUTAGE = r"redis|connect|reset|refused|timed? ?out|EOF|broken pipe|" \
 def aof_server():
     """A redis-server of its own (the tests kill it), appendonly with
     appendfsync always."""
-    root = util.short_tmpdir("aof")
-    server = RedisServer(root / "redis", aof=True)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with util.own_redis_server("aof", aof=True) as server:
+        yield server
 
 
 def test_redis_paused_shorter_than_timeout(aof_server, sessdir, checker):

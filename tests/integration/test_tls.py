@@ -45,14 +45,9 @@ def certs():
 
 @pytest.fixture(scope="module")
 def tls_server(certs):
-    root = util.short_tmpdir("s")
-    server = RedisServer(root / "redis", password=PASSWORD, tls=certs,
-                         auth_clients="yes")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with util.own_redis_server("s", password=PASSWORD, tls=certs,
+                               auth_clients="yes") as server:
+        yield server
 
 
 @pytest.fixture
@@ -61,9 +56,7 @@ def tls_redis(tls_server, request):
     r = tls_server.client()
     r.flushall()
     yield r
-    if any(getattr(request.node, "rep_" + w, None) is not None
-           and getattr(request.node, "rep_" + w).failed
-           for w in ("setup", "call")):
+    if util.test_failed(request):
         tls_server.dump_log()
 
 

@@ -353,6 +353,29 @@ class TlsCerts:
         return args
 
 
+@contextlib.contextmanager
+def own_redis_server(letter, **kw):
+    """A started RedisServer (RedisServer's keywords) in a short temp dir
+    of its own, stopped by its pid and removed afterwards, also when the
+    test fails: the body of every server fixture."""
+    root = short_tmpdir(letter)
+    server = RedisServer(root / "redis", **kw)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_failed(request):
+    """Whether the test of a fixture's 'request' failed in its setup or
+    call (conftest records the reports): fixtures dump logs then."""
+    node = request.node
+    return any(getattr(node, "rep_" + w, None) is not None
+               and getattr(node, "rep_" + w).failed
+               for w in ("setup", "call"))
+
+
 class RedisServer:
     """A redis-server on a free loopback port and a unix socket, config,
     data and log in a short tmp dir.  With 'aof' it runs appendonly with
