@@ -63,6 +63,24 @@ def no_hidden(m):
 
 # ------------------------------------------------------------ size, bytes
 
+def test_mmap(mount):
+    """Files are opened direct_io (DESIGN.md, "The kernel's size is not
+    the reader's"): a private mapping reads the bytes, a shared writable
+    one is refused with ENODEV, as DESIGN and README say."""
+    import mmap
+    p = mount.path("sess_map")
+    write_file(p, b"m|i:1;")
+    fd = os.open(p, os.O_RDWR)
+    try:
+        with mmap.mmap(fd, 6, flags=mmap.MAP_PRIVATE) as m:
+            assert m[:] == b"m|i:1;"
+        with pytest.raises(OSError) as e:
+            mmap.mmap(fd, 6, flags=mmap.MAP_SHARED)
+        assert e.value.errno == errno.ENODEV
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("size", [0, 1, 27, 4095, 4096, 4097, 65536,
                                   131075, 1048575, 1048576])
 def test_exact_size_and_bytes(size, mount, redis):
