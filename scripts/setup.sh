@@ -13,8 +13,9 @@
 #   ./scripts/setup.sh test    deps + build with -Dwerror=true + every test:
 #                              unit and integration, the same again under
 #                              ASan/UBSan (with -o cache=tracking), the
-#                              unit tests under valgrind,
-#                              clang-format, shellcheck, systemd-analyze
+#                              unit tests under valgrind, a smoke run of
+#                              bench/run, clang-format, shellcheck,
+#                              systemd-analyze
 #
 # .ci/run runs `test`.  Nothing here starts a service of the distribution:
 # the tests and the demo start their own redis-server on a free loopback
@@ -339,9 +340,19 @@ cmd_test()
 	run_meson_tests build --suite unit \
 		--wrapper 'valgrind --error-exitcode=99 --leak-check=full -q'
 
+	# The benchmark still runs: one very short round of every phase and
+	# mode, every figure measured without errors.  Its speed is judged
+	# by nobody here (bench/README.md).
+	say "test: bench/run --smoke [$(elapsed)]"
+	local smoke_json
+	smoke_json=$(mktemp /tmp/sessfs-smoke.XXXXXX.json)
+	"$ROOT"/bench/run --smoke --json "$smoke_json" >/dev/null ||
+		failed_checks+=(bench-smoke)
+	rm -f "$smoke_json"
+
 	say "test: done [$(elapsed)]"
-	# Each static check counts as one test.
-	n_passed=$((n_passed + 3 - ${#failed_checks[@]}))
+	# Each static check (and the bench smoke run) counts as one test.
+	n_passed=$((n_passed + 4 - ${#failed_checks[@]}))
 	n_failed=$((n_failed + ${#failed_checks[@]}))
 	if [[ ${#failed_checks[@]} -gt 0 ]]; then
 		printf 'setup.sh: the tests passed, these checks failed (see above): %s\n' \
@@ -363,8 +374,8 @@ usage: $0 deps|build|demo|test
   build  meson setup + ninja + meson install (sessfs on PATH)
   demo   deps + build + examples/demo/demo.sh
   test   deps + build (-Dwerror=true) + unit and integration tests, again
-         under ASan/UBSan, unit tests under valgrind, clang-format,
-         shellcheck, systemd-analyze verify
+         under ASan/UBSan, unit tests under valgrind, bench/run --smoke,
+         clang-format, shellcheck, systemd-analyze verify
 EOF
 }
 
