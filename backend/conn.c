@@ -65,6 +65,7 @@ struct be_conn {
 	int port;
 	uint64_t master_gen;
 	bool fallback;
+	unsigned int marks; /* be_conn_mark(), since the last connect */
 };
 
 static int64_t now_ns(void)
@@ -599,6 +600,7 @@ static int check_role(struct be_conn *c, const redisReply *r)
 			c->host, c->port,
 			be_sentinel_master_name(c->ep.sentinel), role,
 			c->fallback ? "; no sentinel answered" : "");
+	c->master_gen = be_sentinel_confirm(c->ep.sentinel, c->host, c->port);
 	return 0;
 }
 
@@ -753,6 +755,13 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 {
 	int fd, ret;
 
+	/* Sentinel: nothing goes to a master being failed over. */
+	if (c->ep.sentinel && be_sentinel_holding(c->ep.sentinel)) {
+		be_conn_close(c);
+		return set_error(c, -EAGAIN,
+				 "a failover of '%s' is in progress",
+				 be_sentinel_master_name(c->ep.sentinel));
+	}
 	if (c->fd >= 0)
 		return 0;
 	if (c->ep.tls && !c->ep.tls_ctx)
@@ -768,6 +777,7 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 	if (fd < 0)
 		return fd;
 	c->fd = fd;
+	c->marks = 0;
 	c->reader = redisReaderCreate();
 	if (!c->reader) {
 		be_conn_close(c);
@@ -1007,6 +1017,16 @@ int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms)
 	if (ret < 0 && ret != -ETIMEDOUT)
 		be_conn_close(c);
 	return ret;
+}
+
+unsigned int be_conn_marks(const struct be_conn *c)
+{
+	return c->marks;
+}
+
+void be_conn_mark(struct be_conn *c, unsigned int bits)
+{
+	c->marks |= bits;
 }
 
 int be_conn_fd(const struct be_conn *c)

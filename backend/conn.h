@@ -148,6 +148,15 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
  */
 int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms);
 
+/**
+ * Bits the caller keeps about the server of the current connection
+ * (store.c: the scripts it ran there), all 0 after every connect, so a
+ * new server (a failover, a restart) starts with none.
+ */
+unsigned int be_conn_marks(const struct be_conn *c);
+/** Sets the bits 'bits' of be_conn_marks() until the next connect. */
+void be_conn_mark(struct be_conn *c, unsigned int bits);
+
 /** The socket, or -1 when not connected. */
 int be_conn_fd(const struct be_conn *c);
 /**

@@ -44,6 +44,8 @@ struct be_sentinel {
 	int port;
 	uint64_t gen; /* 0: no address yet */
 	uint64_t failovers;
+	/* A sentinel reports a failover of the current master under way. */
+	_Atomic bool holding;
 
 	/* The watcher. */
 	pthread_t thread;
@@ -188,6 +190,33 @@ int be_sentinel_parse_addr(const redisReply *r, char *host, size_t hostlen,
 	return 1;
 }
 
+int be_sentinel_parse_master(const redisReply *r, bool *failing_over,
+			     long long *epoch)
+{
+	const redisReply *k, *v;
+	bool flags = false;
+	size_t i;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+		return -EPROTO;
+	*failing_over = false;
+	*epoch = 0;
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		k = r->element[i];
+		v = r->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING)
+			return -EPROTO;
+		if (strcmp(k->str, "flags") == 0) {
+			flags = true;
+			*failing_over = strstr(v->str, "failover_in_progress");
+		} else if (strcmp(k->str, "config-epoch") == 0) {
+			*epoch = strtoll(v->str, NULL, 10);
+		}
+	}
+	return flags ? 0 : -EPROTO;
+}
+
 int be_role_parse(const redisReply *r, char *role, size_t rolelen)
 {
 	const redisReply *e;
@@ -216,10 +245,33 @@ static uint64_t note_master(struct be_sentinel *s, const char *host, int port)
 		snprintf(s->host, sizeof(s->host), "%s", host);
 		s->port = port;
 		s->gen++;
+		atomic_store(&s->holding, false);
 	}
 	gen = s->gen;
 	pthread_mutex_unlock(&s->lock);
 	return gen;
+}
+
+uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host,
+			     int port)
+{
+	return note_master(s, host, port);
+}
+
+bool be_sentinel_holding(struct be_sentinel *s)
+{
+	return atomic_load(&s->holding);
+}
+
+/* Whether 'host':'port' is the address known now. */
+static bool is_current(struct be_sentinel *s, const char *host, int port)
+{
+	bool same;
+
+	pthread_mutex_lock(&s->lock);
+	same = s->gen && s->port == port && strcmp(s->host, host) == 0;
+	pthread_mutex_unlock(&s->lock);
+	return same;
 }
 
 uint64_t be_sentinel_gen(struct be_sentinel *s)
@@ -377,7 +429,7 @@ int be_sentinel_resolve(struct be_sentinel *s, int budget_ms, char *host,
 	*fallback = false;
 	ret = ask_all(s, budget_ms, host, hostlen, port, why, sizeof(why));
 	if (ret == 1) {
-		*gen = note_master(s, host, *port);
+		*gen = be_sentinel_gen(s);
 		return 0;
 	}
 	if (ret == -ENOMEM) {
@@ -428,43 +480,119 @@ static bool watch_sleep(struct be_sentinel *s, int ms)
 	return stop;
 }
 
+/* What one sentinel told the watcher. */
+struct sighting {
+	char host[HOST_MAX];
+	int port;
+	bool failing_over;
+	long long epoch;
+};
+
 /*
- * The watcher: one kept connection to a sentinel (the next one when it
- * fails), asked every BE_SENTINEL_WATCH_MS; every new generation after
- * the first is reported, including those a connect noticed first.
+ * Asks sentinel 'i' over '*c' (made when NULL, freed after a failure)
+ * for the master's address and state, in one round trip.  0, or -errno.
+ */
+static int look(struct be_sentinel *s, struct be_conn **c, size_t i,
+		struct sighting *out)
+{
+	const char *addr[3] = { "SENTINEL", "get-master-addr-by-name",
+				s->master_name };
+	const char *state[3] = { "SENTINEL", "master", s->master_name };
+	struct be_cmd cmds[2] = { { 3, addr, NULL }, { 3, state, NULL } };
+	redisReply *r[2];
+	int ret;
+
+	if (!*c)
+		*c = sentinel_conn(s, i, BE_SENTINEL_TIMEOUT_MS);
+	if (!*c)
+		return -ENOMEM;
+	ret = be_conn_pipeline(*c, cmds, 2, r, BE_CMD_NORETRY);
+	if (ret < 0)
+		goto out_free_conn;
+	ret = be_sentinel_parse_addr(r[0], out->host, sizeof(out->host),
+				     &out->port) == 1 &&
+			      be_sentinel_parse_master(r[1], &out->failing_over,
+						       &out->epoch) == 0
+		      ? 0
+		      : -EPROTO;
+	freeReplyObject(r[0]);
+	freeReplyObject(r[1]);
+	if (ret == 0)
+		return 0;
+out_free_conn:
+	be_conn_free(*c);
+	*c = NULL;
+	return ret;
+}
+
+/*
+ * One look at every sentinel: the address of the one with the highest
+ * config epoch is the master (the leader of a failover reports the new
+ * one first); any of them reporting a failover of the current address
+ * holds every call until the address changes.
+ */
+static void watch_once(struct be_sentinel *s, struct be_conn **conns)
+{
+	struct sighting one, best = { .epoch = -1 };
+	bool failing = false;
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		if (look(s, &conns[i], i, &one) < 0)
+			continue;
+		/*
+		 * The leader of a failover names the promoted replica before
+		 * its config epoch is raised and the others hear of it.
+		 */
+		if (one.epoch > best.epoch ||
+		    (one.epoch == best.epoch && one.failing_over &&
+		     !best.failing_over))
+			best = one;
+		if (one.failing_over && is_current(s, one.host, one.port))
+			failing = true;
+	}
+	if (best.epoch < 0)
+		return; /* no sentinel answered: nothing learnt */
+	if (!is_current(s, best.host, best.port))
+		note_master(s, best.host, best.port);
+	else
+		atomic_store(&s->holding, failing);
+}
+
+/*
+ * The watcher: one kept connection per sentinel, all asked every
+ * BE_SENTINEL_WATCH_MS; every new generation after the first is reported,
+ * including those a connect confirmed first, and so is the start of a
+ * hold.
  */
 static void *watch_main(void *arg)
 {
 	struct be_sentinel *s = arg;
-	struct be_conn *c = NULL;
-	size_t i = atomic_load(&s->first);
+	struct be_conn **conns = calloc(s->n, sizeof(*conns));
 	uint64_t told = be_sentinel_gen(s), gen;
-	char host[HOST_MAX], why[256];
-	int port, ret;
+	bool held = false, holding;
+	char host[HOST_MAX];
+	size_t i;
+	int port;
 
+	if (!conns)
+		return NULL;
 	do {
-		if (!c)
-			c = sentinel_conn(s, i, BE_SENTINEL_TIMEOUT_MS);
-		if (c) {
-			ret = ask(s, c, i, host, sizeof(host), &port, why,
-				  sizeof(why));
-			if (ret == 1) {
-				note_master(s, host, port);
-			} else if (ret < 0) {
-				be_conn_free(c);
-				c = NULL;
-				i = (i + 1) % s->n;
-			}
-		}
+		watch_once(s, conns);
 		gen = be_sentinel_gen(s);
-		if (gen != told && be_sentinel_master(s, host, sizeof(host),
-						      &port)) {
-			if (told)
-				s->cb(s->cb_arg, host, port);
-			told = gen;
+		holding = be_sentinel_holding(s);
+		if (be_sentinel_master(s, host, sizeof(host), &port)) {
+			if (gen != told && told)
+				s->cb(s->cb_arg, false, host, port);
+			else if (holding && !held)
+				s->cb(s->cb_arg, true, host, port);
 		}
+		told = gen;
+		held = holding;
 	} while (!watch_sleep(s, BE_SENTINEL_WATCH_MS));
-	be_conn_free(c);
+	for (i = 0; i < s->n; i++)
+		be_conn_free(conns[i]);
+	free(conns);
 	return NULL;
 }
 

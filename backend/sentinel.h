@@ -21,12 +21,15 @@
  * master is never used.  When no sentinel answers, the last address is
  * tried, still only if ROLE says master (be_sentinel_resolve()).
  *
- * The watcher (be_sentinel_watch(), the daemon only) asks every 100 ms on
- * one kept connection, so that a failover is seen even by connections
- * that stay up: a demoted master keeps accepting writes until Sentinel
- * reconfigures it, seconds later (Redis 7.0: 8 s after a SENTINEL
- * FAILOVER).  A connection made in an older generation is closed at its
- * next use (conn.c), and the watcher's callback tells the daemon.
+ * The watcher (be_sentinel_watch(), the daemon only) asks every sentinel
+ * every 100 ms, so that a failover is seen even by connections that stay
+ * up: a demoted master keeps accepting writes until Sentinel reconfigures
+ * it, seconds later (Redis 7.0: 8 s after a SENTINEL FAILOVER), and every
+ * write it takes after the promotion is lost.  While a sentinel reports a
+ * failover of the current master under way, calls are held
+ * (be_sentinel_holding()); once the address changed, a connection made
+ * in an older generation is closed at its next use (conn.c), and the
+ * watcher's callback tells the daemon.
  *
  * Call order: be_sentinel_new() and be_sentinel_add() (the URL parser),
  * be_sentinel_set_password() and be_sentinel_set_tls() before the object
@@ -81,7 +84,8 @@ int be_sentinel_port(const struct be_sentinel *s, size_t i);
 /**
  * Asks the sentinels for the master's address, within 'budget_ms' in
  * all.  On 0, 'host' (of 'hostlen' bytes) and '*port' hold it, '*gen' the
- * generation it belongs to, and '*fallback' whether no sentinel answered
+ * generation now (the caller confirms the address with ROLE, then
+ * be_sentinel_confirm()), and '*fallback' whether no sentinel answered
  * and it is the last address known (the caller must then trust it only
  * if ROLE says master, as always).  Errors, with one line in 'err': -ENXIO
  * when the sentinels that answered do not know the master ("no sentinel
@@ -92,6 +96,20 @@ int be_sentinel_port(const struct be_sentinel *s, size_t i);
 int be_sentinel_resolve(struct be_sentinel *s, int budget_ms, char *host,
 			size_t hostlen, int *port, uint64_t *gen,
 			bool *fallback, char *err, size_t errlen);
+
+/**
+ * Records 'host':'port', which ROLE just called a master, as the master's
+ * address; returns its generation (a new one if it changed).  Any thread.
+ */
+uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host,
+			     int port);
+/**
+ * Whether a sentinel reports a failover of the current master under way
+ * (the watcher's view): conn.c then sends nothing (-EAGAIN, retried
+ * within the budget) until the sentinels name the new master, so that no
+ * write reaches the old one while the new one is being promoted.
+ */
+bool be_sentinel_holding(struct be_sentinel *s);
 
 /** The generation of the current address: 0 before the first. */
 uint64_t be_sentinel_gen(struct be_sentinel *s);
@@ -105,17 +123,22 @@ bool be_sentinel_master(struct be_sentinel *s, char *host, size_t hostlen,
 uint64_t be_sentinel_failovers(struct be_sentinel *s);
 
 /**
- * Called by the watcher's thread when the master's address changed
- * (after the first one): 'host' and 'port' are the new one.  Must not
- * block on Redis.
+ * Called by the watcher's thread when a failover of the master 'host':
+ * 'port' begins ('started': calls are held), and when the master's
+ * address changed (after the first one): 'host' and 'port' are the new
+ * one.  Must not block on Redis.
  */
-typedef void (*be_failover_cb)(void *arg, const char *host, int port);
+typedef void (*be_failover_cb)(void *arg, bool started, const char *host,
+			       int port);
 
 /**
- * Starts the watcher thread: every BE_SENTINEL_WATCH_MS it asks the
- * sentinels (never the last address), and calls 'cb' when the address
- * changed, whoever noticed it first (a connect in conn.c, or itself).
- * Once per 's'.  0 or -errno.
+ * Starts the watcher thread: every BE_SENTINEL_WATCH_MS it asks every
+ * sentinel (on one kept connection each) for the address and the
+ * master's state, takes the address of the highest config epoch, holds
+ * calls while a failover of the current master is under way
+ * (be_sentinel_holding()), and calls 'cb' as be_failover_cb says,
+ * whoever noticed a change first (a connect in conn.c, or itself).  Once
+ * per 's'.  0 or -errno.
  */
 int be_sentinel_watch(struct be_sentinel *s, be_failover_cb cb, void *arg);
 /** Stops the watcher if it runs.  NULL is allowed. */
@@ -129,6 +152,13 @@ void be_sentinel_unwatch(struct be_sentinel *s);
  */
 int be_sentinel_parse_addr(const struct redisReply *r, char *host,
 			   size_t hostlen, int *port);
+/**
+ * Reads a reply to SENTINEL master MASTER (field, value, ...): whether
+ * its flags hold failover_in_progress, and its config-epoch.  0, or
+ * -EPROTO when it is not such a reply.  Pure.
+ */
+int be_sentinel_parse_master(const struct redisReply *r, bool *failing_over,
+			     long long *epoch);
 /**
  * Reads a reply to ROLE: 1 when it says "master", 0 for any other role
  * (its name copied into 'role' of 'rolelen' bytes: "slave", "sentinel"),

@@ -497,6 +497,25 @@ static int script_call(struct be_conn *c, struct script_args *a,
 	/* WAIT with 0 ms would block for ever. */
 	snprintf(ms, sizeof(ms), "%d", wait_ms > 0 ? wait_ms : 1);
 	/*
+	 * A script this connection's server may not have (a new master
+	 * after a failover keeps no script cache) goes alone first: a WAIT
+	 * behind a NOSCRIPT would wait for a write that never happened.
+	 */
+	if (!strcmp(a->argv[0], "EVALSHA") &&
+	    !(be_conn_marks(c) & (1U << a->id))) {
+		ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+		if (ret || (*reply)->type == REDIS_REPLY_ERROR)
+			return ret;
+		be_conn_mark(c, 1U << a->id);
+		ret = be_conn_command(c, &r[1], 3, wait, NULL, 0);
+		if (ret) {
+			freeReplyObject(*reply);
+			*reply = NULL;
+			return ret;
+		}
+		goto out_wait;
+	}
+	/*
 	 * NEEDSWORK: a retry after a transport error resends both on a new
 	 * connection; if the first attempt's script ran, the retry's finds
 	 * its own sequence and writes nothing, and its WAIT then counts no
@@ -506,6 +525,9 @@ static int script_call(struct be_conn *c, struct script_args *a,
 	if (ret)
 		return ret;
 	*reply = r[0];
+	if (r[0]->type != REDIS_REPLY_ERROR)
+		be_conn_mark(c, 1U << a->id);
+out_wait:
 	if (r[1]->type == REDIS_REPLY_INTEGER) {
 		*waited = r[1]->integer;
 	} else {

@@ -188,13 +188,18 @@ bool fs_route_redis_down(struct fs *fs)
  * tracking is believed any more (a new epoch: the new master never saw
  * what the old one tracked; the tracker moves to it on its own).
  */
-static void failover(void *arg, const char *host, int port)
+static void failover(void *arg, bool started, const char *host, int port)
 {
 	struct fs *fs = arg;
 
-	LOG_WARN(
-		"redis failover: the sentinels name %s:%d as the master now; failing fast until it answers",
-		host, port);
+	if (started)
+		LOG_WARN(
+			"redis failover of the master %s:%d in progress: calls wait for the new master",
+			host, port);
+	else
+		LOG_WARN(
+			"redis failover: the sentinels name %s:%d as the master now; failing fast until it answers",
+			host, port);
 	pthread_mutex_lock(&fs->rt.lock);
 	fs->rt.redis_down = true;
 	pthread_cond_broadcast(&fs->rt.cond);
