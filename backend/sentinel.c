@@ -252,8 +252,7 @@ static uint64_t note_master(struct be_sentinel *s, const char *host, int port)
 	return gen;
 }
 
-uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host,
-			     int port)
+uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host, int port)
 {
 	return note_master(s, host, port);
 }

@@ -101,8 +101,7 @@ int be_sentinel_resolve(struct be_sentinel *s, int budget_ms, char *host,
  * Records 'host':'port', which ROLE just called a master, as the master's
  * address; returns its generation (a new one if it changed).  Any thread.
  */
-uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host,
-			     int port);
+uint64_t be_sentinel_confirm(struct be_sentinel *s, const char *host, int port);
 /**
  * Whether a sentinel reports a failover of the current master under way
  * (the watcher's view): conn.c then sends nothing (-EAGAIN, retried

@@ -377,8 +377,8 @@ static int parse_sentinels(const char *s, size_t len, const char *master,
 		memset(&one, 0, sizeof(one));
 		one.port = SENTINEL_PORT;
 		ret = parse_hostport(s, comma - s, &one, err, errlen);
-		if (ret == 0 && be_sentinel_add(ep->sentinel, one.host,
-						 one.port) < 0)
+		if (ret == 0 &&
+		    be_sentinel_add(ep->sentinel, one.host, one.port) < 0)
 			ret = fail(err, errlen, "out of memory");
 		be_endpoint_release(&one);
 		if (ret < 0)

@@ -446,8 +446,8 @@ static json_t *sentinel_status(struct fs *fs)
 	if (!be_sentinel_master(s, host, sizeof(host), &port))
 		addr[0] = '\0';
 	else
-		snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d",
-			 host, port);
+		snprintf(addr, sizeof(addr),
+			 strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 	return json_pack("{s:s, s:s?, s:I}", "master_name",
 			 be_sentinel_master_name(s), "master",
 			 addr[0] ? addr : NULL, "failovers",
@@ -484,7 +484,8 @@ static json_t *cmd_status(struct fs *fs)
 		json_object_set_new(st, "cache", cache_status(fs));
 		json_object_set_new(st, "durability", durability_status(fs));
 		if (fs->ep.sentinel)
-			json_object_set_new(st, "sentinel", sentinel_status(fs));
+			json_object_set_new(st, "sentinel",
+					    sentinel_status(fs));
 	}
 	return st;
 }

@@ -59,9 +59,8 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("state_dir=%s", state_dir, 0),
 	FS_OPT("password_file=%s", password_file, 0),
 	FS_OPT("sentinel_password_file=%s", sentinel_password_file, 0),
-	FS_OPT("durability=%s", durability, 0),
-	FS_OPT("tls_ca=%s", tls_ca, 0), FS_OPT("tls_cert=%s", tls_cert, 0),
-	FS_OPT("tls_key=%s", tls_key, 0),
+	FS_OPT("durability=%s", durability, 0), FS_OPT("tls_ca=%s", tls_ca, 0),
+	FS_OPT("tls_cert=%s", tls_cert, 0), FS_OPT("tls_key=%s", tls_key, 0),
 	FS_OPT("tls_server_name=%s", tls_server_name, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
@@ -292,7 +291,8 @@ static int configure_sentinel(struct fs *fs)
 	if (!file)
 		return 0;
 	if (!fs->ep.sentinel)
-		return bad("sentinel_password_file needs a redis-sentinel:// or rediss-sentinel:// URL");
+		return bad(
+			"sentinel_password_file needs a redis-sentinel:// or rediss-sentinel:// URL");
 	if (be_password_file_read(file, &password, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sessfs: %s\n", err);
 		return -1;
@@ -321,14 +321,16 @@ static int configure_durability(struct fs *fs)
 	if (!d || strcmp(d, "none") == 0)
 		return 0;
 	if (strncmp(d, "replica", 7) != 0 || (d[7] && d[7] != ':'))
-		return bad("invalid durability '%s' (none, replica or replica:N)",
-			   d);
+		return bad(
+			"invalid durability '%s' (none, replica or replica:N)",
+			d);
 	if (d[7] == ':') {
 		errno = 0;
 		n = strtol(d + 8, &end, 10);
 		if (errno || end == d + 8 || *end || n < 1 || n > 100)
-			return bad("invalid durability '%s': N is a number of replicas, 1 to 100",
-				   d);
+			return bad(
+				"invalid durability '%s': N is a number of replicas, 1 to 100",
+				d);
 	}
 	fs->sc.wait_replicas = (int)n;
 	fs->sc.wait_ms = (int)(fs->redis_timeout * 1000 / 2);

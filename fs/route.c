@@ -968,7 +968,8 @@ int fs_route_start(struct fs *fs)
 		return -1;
 	fs->rt.started = true;
 	if (fs->ep.sentinel && be_sentinel_watch(fs->ep.sentinel, failover, fs))
-		LOG_WARN("cannot start the sentinel watcher: a failover is seen only when a connection fails");
+		LOG_WARN(
+			"cannot start the sentinel watcher: a failover is seen only when a connection fails");
 	return 0;
 }
 

@@ -126,11 +126,11 @@ enum mig_key_opt {
 	"  --tls-server-name NAME  name the server's certificate must match\n" \
 	"                         (default: the URL's host; with Sentinel,\n"  \
 	"                         each sentinel's and the master's address)\n" \
-	"\nSentinel (a redis-sentinel:// or rediss-sentinel:// URL:\n"          \
-	"  SCHEME://[user:password@]host[:port][,host[:port]...]/MASTER[/db];\n" \
-	"  the master is asked of the sentinels and checked with ROLE):\n"    \
-	"  --sentinel-password-file FILE  the sentinels' own password, first\n" \
-	"                         line of FILE\n"
+	"\nSentinel (redis-sentinel:// or rediss-sentinel://, the master\n"    \
+	"asked of the sentinels host[:port][,host[:port]...] and checked\n"    \
+	"with ROLE):\n"                                                        \
+	"  --sentinel-password-file FILE  the sentinels' own password\n"       \
+	"                         (AUTH), first line of FILE\n"
 
 /** Everything the key options set; see mig_options_init(). */
 struct mig_options {

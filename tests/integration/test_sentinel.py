@@ -44,7 +44,8 @@ PASSWORD = "sentinel-test-master-pw"
 SENTINEL_PASSWORD = "sentinel-test-own-pw"
 PREFIX = "sessfs:"
 # What the daemon logs around a failover or an outage.
-FAILOVER_LOG = modeutil.OUTAGE_LOG + r"|failover|not the master|sentinel"
+FAILOVER_LOG = (modeutil.OUTAGE_LOG +
+                r"|failover|not the master|sentinel|not confirmed by")
 
 
 class Sentinel:
@@ -607,7 +608,8 @@ def test_durability_without_replicas(redis, redis_server, sessdir, checker,
     with EIO within the WAIT (half of redis_timeout), Redis is not marked
     down for it, and status counts it; the master holds the bytes (not
     confirmed, may be stored)."""
-    checker.register_output(r"not confirmed by 1 replica")
+    checker.register_output(r"not confirmed by 1 replica|"
+                            r"cannot create 'sess_w' in redis")
     ctl = tmp / "ctl"
     opts = ["durability=replica", "redis_timeout=2", "ctl_dir=%s" % ctl]
     with mounted(redis_server.url(), sessdir, checker, opts=opts) as m:
