@@ -482,6 +482,53 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
         assert new2.client().get(b"sessfs:sess_after") == b"a|1"
 
 
+def test_failover_drops_tracked_cache(sset, pwfiles, sessdir, checker, tmp):
+    """cache=tracking across a SENTINEL FAILOVER: what was cached from the
+    old master is not believed afterwards, and the tracker subscribes on
+    the new master, so a change another client makes there is seen at
+    once."""
+    checker.register_output(FAILOVER_LOG)
+    ctl = tmp / "ctl"
+    opts = pwfiles + ["cache=tracking", "ctl_dir=%s" % ctl]
+    names = ["sess_c%d" % i for i in range(8)]
+    with mounted(sset.url(), sessdir, checker, opts=opts) as m:
+        for i, name in enumerate(names):
+            php_write(m.path(name), b"c|%d" % i)
+        for i, name in enumerate(names):
+            assert php_read(m.path(name)) == b"c|%d" % i
+        wait_for(lambda: status(ctl, sessdir)["cache"]["up"], 10,
+                 "the tracker to be up")
+        hits = status(ctl, sessdir)["cache"]["hits"]
+        for name in names:
+            os.stat(m.path(name))
+        assert status(ctl, sessdir)["cache"]["hits"] > hits
+
+        old, (new, _) = sset.failover()
+        wait_for(lambda: status(ctl, sessdir)["sentinel"]["master"] ==
+                 "127.0.0.1:%d" % new.port, 10, "the daemon to see it")
+        wait_for(lambda: status(ctl, sessdir)["cache"]["up"], 10,
+                 "the tracker on the new master")
+        # Changed on the new master before the mount read it there: the
+        # entry cached from the old master is not believed.
+        new.client().set(util.value_key(PREFIX, names[0]), b"y|0")
+        assert util.read_file(m.path(names[0])) == b"y|0"
+        php_write(m.path(names[0]), b"c|0")
+        # The tracker's connection is on the new master now.
+        clients = new.client().execute_command("CLIENT", "LIST")
+        assert b"cmd=subscribe" in clients or b"sub=1" in clients, clients
+        # Read once there (tracked on the new master), then changed
+        # behind the mount's back: the change is seen, never the old bytes.
+        for i, name in enumerate(names):
+            assert php_read(m.path(name)) == b"c|%d" % i
+        r = new.client()
+        for i, name in enumerate(names):
+            r.set(util.value_key(PREFIX, name), b"x|%d" % i)
+        for i, name in enumerate(names):
+            wait_for(lambda: util.read_file(m.path(name)) == b"x|%d" % i, 5,
+                     "the change of %s to be seen" % name)
+        assert status(ctl, sessdir)["sentinel"]["failovers"] == 1
+
+
 def hand_over(ss, old, new):
     """Makes 'new' the master and the other servers its replicas, by
     hand (the sentinels are down)."""
