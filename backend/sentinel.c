@@ -21,6 +21,8 @@
 #include "tls.h"
 
 #define HOST_MAX 256
+/* The watcher asks a sentinel that failed again after this long. */
+#define WATCH_RETRY_MS 1000
 
 struct sentinel_addr {
 	char *host;
@@ -530,15 +532,22 @@ out_free_conn:
  * one first); any of them reporting a failover of the current address
  * holds every call until the address changes.
  */
-static void watch_once(struct be_sentinel *s, struct be_conn **conns)
+static void watch_once(struct be_sentinel *s, struct be_conn **conns,
+		       int64_t *retry_at)
 {
 	struct sighting one, best = { .epoch = -1 };
 	bool failing = false;
+	int64_t now = mono_ms();
 	size_t i;
 
 	for (i = 0; i < s->n; i++) {
-		if (look(s, &conns[i], i, &one) < 0)
+		/* A dead sentinel would cost each round its timeout. */
+		if (now < retry_at[i])
 			continue;
+		if (look(s, &conns[i], i, &one) < 0) {
+			retry_at[i] = mono_ms() + WATCH_RETRY_MS;
+			continue;
+		}
 		/*
 		 * The leader of a failover names the promoted replica before
 		 * its config epoch is raised and the others hear of it.
@@ -568,16 +577,17 @@ static void *watch_main(void *arg)
 {
 	struct be_sentinel *s = arg;
 	struct be_conn **conns = calloc(s->n, sizeof(*conns));
+	int64_t *retry_at = calloc(s->n, sizeof(*retry_at));
 	uint64_t told = be_sentinel_gen(s), gen;
 	bool held = false, holding;
 	char host[HOST_MAX];
 	size_t i;
 	int port;
 
-	if (!conns)
-		return NULL;
+	if (!conns || !retry_at)
+		goto out_free;
 	do {
-		watch_once(s, conns);
+		watch_once(s, conns, retry_at);
 		gen = be_sentinel_gen(s);
 		holding = be_sentinel_holding(s);
 		if (be_sentinel_master(s, host, sizeof(host), &port)) {
@@ -591,6 +601,8 @@ static void *watch_main(void *arg)
 	} while (!watch_sleep(s, BE_SENTINEL_WATCH_MS));
 	for (i = 0; i < s->n; i++)
 		be_conn_free(conns[i]);
+out_free:
+	free(retry_at);
 	free(conns);
 	return NULL;
 }

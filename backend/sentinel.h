@@ -24,8 +24,8 @@
  * The watcher (be_sentinel_watch(), the daemon only) asks every sentinel
  * every 100 ms, so that a failover is seen even by connections that stay
  * up: a demoted master keeps accepting writes until Sentinel reconfigures
- * it, seconds later (Redis 7.0: 8 s after a SENTINEL FAILOVER), and every
- * write it takes after the promotion is lost.  While a sentinel reports a
+ * it, seconds later (11 s after a SENTINEL FAILOVER here, Redis 7.0.15),
+ * and every write it takes after the promotion is lost.  While a sentinel reports a
  * failover of the current master under way, calls are held
  * (be_sentinel_holding()); once the address changed, a connection made
  * in an older generation is closed at its next use (conn.c), and the
