@@ -725,8 +725,9 @@ static int start_tls(struct be_conn *c, int64_t deadline)
 	short want;
 	int ret;
 
+	/* A sentinel's own endpoint, or the master it named: that host. */
 	c->tls = be_tls_conn_new_host(c->ep.tls_ctx, c->fd,
-				      c->ep.sentinel ? c->host : NULL);
+				      c->ep.sentinel ? c->host : c->ep.host);
 	if (!c->tls)
 		return set_error(c, -ENOMEM, "out of memory");
 	for (;;) {

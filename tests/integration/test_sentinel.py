@@ -52,11 +52,13 @@ class Sentinel:
     """One redis-sentinel on a free loopback port, its config (which it
     rewrites) and log in 'root'."""
 
-    def __init__(self, root):
+    def __init__(self, root, tls=None):
         self.dir = root
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "sentinel.conf"
         self.logfile = self.dir / "sentinel.log"
+        self.sock = self.dir / "sentinel.sock"
+        self.tls = tls
         self.port = None
         self.proc = None
 
@@ -65,8 +67,19 @@ class Sentinel:
 
     def write_conf(self, master_port, port=None):
         self.port = port or util.free_port()
-        self.conf.write_text("\n".join([
-            "port %d" % self.port,
+        if self.tls is None:
+            ports = ["port %d" % self.port]
+        else:
+            # TLS only, to us and to the servers; our own client uses
+            # the unix socket.
+            ports = ["port 0", "tls-port %d" % self.port,
+                     "tls-cert-file %s" % self.tls.server,
+                     "tls-key-file %s" % self.tls.server_key,
+                     "tls-ca-cert-file %s" % self.tls.ca,
+                     "tls-auth-clients no", "tls-replication yes"]
+        self.conf.write_text("\n".join(ports + [
+            "unixsocket %s" % self.sock,
+            "unixsocketperm 700",
             "bind 127.0.0.1",
             "dir %s" % self.dir,
             "logfile %s" % self.logfile,
@@ -98,7 +111,7 @@ class Sentinel:
 
     def client(self):
         import redis
-        return redis.Redis(host="127.0.0.1", port=self.port,
+        return redis.Redis(unix_socket_path=str(self.sock),
                            password=SENTINEL_PASSWORD, socket_timeout=5,
                            decode_responses=True)
 
@@ -131,21 +144,24 @@ class Sentinel:
 class SentinelSet:
     """A master, two replicas and three sentinels that know each other."""
 
-    def __init__(self, root):
+    def __init__(self, root, tls=None):
         self.root = root
         # A replica that needs a full resync after a failover gets it at
         # once, not after the default 5 s wait for others (durability=
         # replica writes wait for it).
         auth = ["masterauth %s" % PASSWORD, "repl-diskless-sync-delay 0"]
-        self.servers = [RedisServer(root / "m", aof=True, password=PASSWORD,
-                                    extra=auth)]
+        if tls is not None:
+            auth.append("tls-replication yes")
+        kw = dict(aof=True, password=PASSWORD, tls=tls, auth_clients="no")
+        self.servers = [RedisServer(root / "m", extra=auth, **kw)]
         self.servers[0].start()
         for i in (1, 2):
-            s = RedisServer(root / ("r%d" % i), aof=True, password=PASSWORD,
+            s = RedisServer(root / ("r%d" % i),
                             extra=auth + ["replicaof 127.0.0.1 %d"
-                                          % self.servers[0].port])
+                                          % self.servers[0].port], **kw)
             self.servers.append(s.start())
-        self.sentinels = [Sentinel(root / ("s%d" % i)) for i in range(3)]
+        self.sentinels = [Sentinel(root / ("s%d" % i), tls)
+                          for i in range(3)]
         for s in self.sentinels:
             s.write_conf(self.servers[0].port)
             s.start()
@@ -246,6 +262,25 @@ def sset(request):
                          and getattr(request.node, "rep_" + w).failed
                          for w in ("setup", "call"))
             if failed:
+                ss.dump_logs()
+            ss.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_sset(request):
+    root = util.short_tmpdir("sent")
+    ss = None
+    try:
+        certs = util.TlsCerts(root / "certs")
+        ss = SentinelSet(root, tls=certs)
+        ss.certs = certs
+        yield ss
+    finally:
+        if ss is not None:
+            if any(getattr(request.node, "rep_" + w, None) is not None
+                   and getattr(request.node, "rep_" + w).failed
+                   for w in ("setup", "call")):
                 ss.dump_logs()
             ss.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -632,6 +667,55 @@ def test_readonly_resolves_again(sset, pwfiles, sessdir, checker):
         assert writer.returncode == 0, out
         assert new.client().get(b"sessfs:sess_ro") == b"v|2"
         assert old.client().get(b"sessfs:sess_ro") == b"v|2"  # replicated
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None,
+                    reason="no openssl command")
+def test_tls_sentinels(tls_sset, pwfiles, sessdir, checker, tmp):
+    """rediss-sentinel://: sentinels and servers that speak only TLS;
+    each is verified by the address it is reached at (the certificate
+    names 127.0.0.1).  PHP's cycle lands on the master and goes on after
+    a SENTINEL FAILOVER; a wrong CA is refused at mount with the reason,
+    naming the sentinels."""
+    checker.register_output(FAILOVER_LOG)
+    ss = tls_sset
+    url = ss.url(scheme="rediss-sentinel")
+    opts = pwfiles + ["tls_ca=%s" % ss.certs.ca, "redis_timeout=8"]
+    with mounted(url, sessdir, checker, opts=opts) as m:
+        for i in range(5):
+            php_write(m.path("sess_t%d" % i), b"t|%d" % i)
+        assert ss.master().client().get(b"sessfs:sess_t3") == b"t|3"
+        old, (new, _) = ss.failover()
+        wait_for(lambda: util.errno_of(php_write, m.path("sess_t0"),
+                                       b"t|10") is None, 20,
+                 "writes on the new master", interval=0.1)
+        wait_for(lambda: new.client().get(b"sessfs:sess_t0") == b"t|10", 10,
+                 "the write on the new master")
+        for i in range(1, 5):
+            assert php_read(m.path("sess_t%d" % i)) == b"t|%d" % i
+    res = run_sessfs([url, str(sessdir), "-f", "-o", ",".join(
+        pwfiles + ["tls_ca=%s" % ss.certs.other_ca])])
+    util.assert_refused(res, sessdir, "no sentinel answered",
+                        "not trusted")
+
+
+def test_silent_sentinel(sset, pwfiles, sessdir, checker):
+    """A first sentinel that takes the connection and never answers (a
+    hung host) costs a connect its timeout (0.5 s), not the call's."""
+    import socket
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        hosts = ",".join(["127.0.0.1:%d" % silent.getsockname()[1]] +
+                         ["127.0.0.1:%d" % s.port for s in sset.sentinels])
+        url = "redis-sentinel://%s/%s/0" % (hosts, MASTER)
+        t0 = time.monotonic()
+        with mounted(url, sessdir, checker,
+                     opts=pwfiles + ["redis_timeout=10"]) as m:
+            took = time.monotonic() - t0
+            php_write(m.path("sess_s"), b"s|1")
+            assert sset.master().client().get(b"sessfs:sess_s") == b"s|1"
+        assert took < 5 * util.SLOW, took
 
 
 def test_wrong_master_name(sset, pwfiles, sessdir):
