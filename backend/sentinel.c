@@ -379,9 +379,9 @@ static void append_why(char *buf, size_t len, const char *text)
 
 /*
  * Asks each sentinel once, the last one that answered first, within
- * 'budget_ms'.  1 with the address (and the gen it now has), 0 when
- * every sentinel that answered does not know the master, or -errno when
- * none answered; 'err' gathers the reasons.
+ * 'budget_ms'.  1 with the address, 0 when every sentinel that answered
+ * does not know the master, or -errno when none answered; 'err' gathers
+ * the reasons.
  */
 static int ask_all(struct be_sentinel *s, int budget_ms, char *host,
 		   size_t hostlen, int *port, char *err, size_t errlen)

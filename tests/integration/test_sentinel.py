@@ -215,6 +215,23 @@ class SentinelSet:
         wait_for(settled, timeout, "the sentinel set to settle",
                  interval=0.1)
 
+    def wait_settled_after_kill(self, killed, timeout=30):
+        """Every sentinel names the same live master, which says so, and
+        sees the one live replica."""
+        def settled():
+            try:
+                addrs = {s.master_addr() for s in self.sentinels}
+                if len(addrs) != 1:
+                    return False
+                m = self.by_port(addrs.pop()[1])
+                return (m is not killed and
+                        m.client().execute_command("ROLE")[0] == b"master"
+                        and self.replicas_linked(m) == 1)
+            except Exception:
+                return False
+        wait_for(settled, timeout, "the sentinels to agree after kill -9",
+                 interval=0.1)
+
     def failover(self):
         """SENTINEL FAILOVER; returns (old, new, promotion time): when
         the new master first answered ROLE master."""
@@ -459,9 +476,12 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
     """Writers and readers run through a SENTINEL FAILOVER and then a
     kill -9 of the new master, on one mount: service resumes after each
     without a remount; the acknowledged history is read back (lost
-    writes, resurrected deletes, stale reads) and the time from each
-    promotion to the next served request is printed.  With
-    durability=replica nothing acknowledged may be lost."""
+    writes seen by the writers' own re-reads and at the end, resurrected
+    deletes) and the time from each promotion to the next served request
+    is printed.  With durability=replica nothing acknowledged may be
+    lost.  The sentinels may fail over once more on their own
+    (down-after-milliseconds 1000 on a busy machine): the history is
+    read from the master they name in the end."""
     checker.register_output(FAILOVER_LOG)
     ctl = tmp / "ctl"
     opts = pwfiles + ["redis_timeout=8", "ctl_dir=%s" % ctl,
@@ -482,15 +502,24 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
         killed = new
         killed.kill9()
         k_at = time.monotonic()
-        new2, promoted2 = sset.wait_promoted(killed)
+        _, promoted2 = sset.wait_promoted(killed)
         wait_for(lambda: h.first_ack_after(promoted2), 20,
                  "a request served after the second promotion")
         rec2 = h.first_ack_after(promoted2) - promoted2
         n = len(h.acks)
-        wait_for(lambda: len(h.acks) > n + 200, 20, "writes after kill -9")
+        wait_for(lambda: len(h.acks) > n + 200, 30, "writes after kill -9")
         h.finish()
 
-        lost, resurrected = h.check(new2.client())
+        # On a loaded machine, down-after-milliseconds 1000 may make the
+        # sentinels fail over once more (a new master briefly slow to
+        # answer): the history is read back from whichever master they
+        # name in the end, and the daemon must name it too.
+        sset.wait_settled_after_kill(killed)
+        final = sset.master()
+        wait_for(lambda: status(ctl, sessdir)["sentinel"]["master"] ==
+                 "127.0.0.1:%d" % final.port, 10,
+                 "the daemon to name the final master")
+        lost, resurrected = h.check(final.client())
         st = status(ctl, sessdir)
         print("\nsentinel history (durability=%s): %d acknowledged ops, "
               "%d failed (EIO); acknowledged writes lost: %d seen by the "
@@ -498,23 +527,23 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
               "the second at %.1f s), %d at the end; resurrected deletes "
               "%d; promotion -> next served request: SENTINEL FAILOVER "
               "%.3f s, kill -9 %.3f s (kill -> promotion %.3f s); "
-              "status durability %s"
+              "failovers seen %d; status durability %s"
               % (durability, len(h.acks), len(h.errors), h.lost_seen,
                  [round(t - promoted, 2) for t in h.lost_at][:10],
                  promoted2 - promoted, lost, resurrected, rec1, rec2,
-                 promoted2 - k_at, json.dumps(st["durability"])))
+                 promoted2 - k_at, st["sentinel"]["failovers"],
+                 json.dumps(st["durability"])))
         assert st["sentinel"]["failovers"] >= 2
-        assert st["sentinel"]["master"] == "127.0.0.1:%d" % new2.port
         if durability == "replica":
             assert h.lost_seen == 0 and lost == 0 and resurrected == 0
             assert st["durability"]["replicas"] == 1
             assert st["durability"]["confirmed"] > 0
         # Every failed call is an I/O error, never anything else.
         assert {e for _, e in h.errors} <= {errno.EIO}, h.errors[:5]
-        assert rec1 < 10 and rec2 < 10
+        assert rec1 < 10 and rec2 < 30
         # Sessions are served from the new master: a fresh write lands.
         php_write(m.path("sess_after"), b"a|1")
-        assert new2.client().get(b"sessfs:sess_after") == b"a|1"
+        assert final.client().get(b"sessfs:sess_after") == b"a|1"
 
 
 def test_failover_drops_tracked_cache(sset, pwfiles, sessdir, checker, tmp):
