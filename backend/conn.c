@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "sentinel.h"
 #include "tls.h"
 #include "track.h"
 
@@ -41,6 +42,7 @@
 /* How long a TLS connect waits for the verdict on its client certificate. */
 #define TLS_SETTLE_NS (200 * NSEC_PER_MSEC)
 #define ERRSTR_MAX    256
+#define HOST_MAX      256
 
 struct be_conn {
 	struct be_endpoint ep;
@@ -54,6 +56,16 @@ struct be_conn {
 	uint64_t track_gen; /* the tracker generation it redirects to */
 	bool connected_before;
 	unsigned int slot; /* its place in its pool */
+	/*
+	 * Sentinel: the master's address this connection resolved, its
+	 * generation (sentinel.h), and whether it was only the last one
+	 * known (no sentinel answered).
+	 */
+	char host[HOST_MAX];
+	int port;
+	uint64_t master_gen;
+	bool fallback;
+	unsigned int marks; /* be_conn_mark(), since the last connect */
 };
 
 static int64_t now_ns(void)
@@ -228,7 +240,8 @@ static int connect_unix(struct be_conn *c, int64_t deadline)
  * NEEDSWORK: getaddrinfo() blocks without our deadline; an IP address
  * (the usual case) does not resolve through DNS.
  */
-static int connect_tcp(struct be_conn *c, int64_t deadline)
+static int connect_tcp(struct be_conn *c, const char *host, int portnum,
+		       int64_t deadline)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
@@ -236,16 +249,16 @@ static int connect_tcp(struct be_conn *c, int64_t deadline)
 	char port[16];
 	int fd = -ECONNREFUSED, gai;
 
-	snprintf(port, sizeof(port), "%d", c->ep.port);
-	gai = getaddrinfo(c->ep.host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%d", portnum);
+	gai = getaddrinfo(host, port, &hints, &res);
 	if (gai == EAI_AGAIN)
 		return set_error(c, -EAGAIN, "cannot resolve host '%s': %s",
-				 c->ep.host, gai_strerror(gai));
+				 host, gai_strerror(gai));
 	if (gai == EAI_MEMORY)
 		return set_error(c, -ENOMEM, "out of memory");
 	if (gai)
 		return set_error(c, -ENXIO, "cannot resolve host '%s': %s",
-				 c->ep.host, gai_strerror(gai));
+				 host, gai_strerror(gai));
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = connect_addr(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
 				  deadline);
@@ -257,6 +270,29 @@ static int connect_tcp(struct be_conn *c, int64_t deadline)
 		return set_error(c, fd, "connection timed out");
 	if (fd < 0)
 		return set_errno_error(c, fd);
+	return fd;
+}
+
+/*
+ * Sentinel: asks the sentinels for the master's address (into c->host,
+ * c->port, c->master_gen) and connects to it.  The fd or -errno.
+ */
+static int connect_sentinel(struct be_conn *c, int64_t deadline)
+{
+	char why[ERRSTR_MAX];
+	int fd;
+
+	fd = be_sentinel_resolve(c->ep.sentinel, poll_ms(deadline), c->host,
+				 sizeof(c->host), &c->port, &c->master_gen,
+				 &c->fallback, why, sizeof(why));
+	if (fd < 0)
+		return set_error(c, fd, "%s", why);
+	fd = connect_tcp(c, c->host, c->port, deadline);
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "%s", c->errstr);
+		set_error(c, fd, "master %s:%d%s: %s", c->host, c->port,
+			  c->fallback ? " (no sentinel answered)" : "", why);
+	}
 	return fd;
 }
 
@@ -540,6 +576,35 @@ static int reply_error(struct be_conn *c, int err, const redisReply *r)
 }
 
 /*
+ * Sentinel: the reply 'r' to ROLE must say master.  0, -EAGAIN for
+ * another role (retried: the sentinels may not have seen the failover
+ * yet), -EACCES when ROLE is refused (an ACL without +role), -EPROTO.
+ */
+static int check_role(struct be_conn *c, const redisReply *r)
+{
+	char role[32];
+	int k;
+
+	if (is_error_reply(r))
+		return set_error(c, -EACCES, "ROLE refused by %s:%d: %.*s",
+				 c->host, c->port, (int)r->len, r->str);
+	k = be_role_parse(r, role, sizeof(role));
+	if (k < 0)
+		return set_error(c, -EPROTO,
+				 "unexpected reply to ROLE from %s:%d", c->host,
+				 c->port);
+	if (k == 0)
+		return set_error(
+			c, -EAGAIN,
+			"%s:%d is not the master of '%s' (ROLE says %s)%s",
+			c->host, c->port,
+			be_sentinel_master_name(c->ep.sentinel), role,
+			c->fallback ? "; no sentinel answered" : "");
+	c->master_gen = be_sentinel_confirm(c->ep.sentinel, c->host, c->port);
+	return 0;
+}
+
+/*
  * Sends AUTH and SELECT as one pipeline on the freshly connected 'c'.
  * A refusal is final: -EACCES for AUTH, -EINVAL for SELECT.
  */
@@ -549,10 +614,11 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	const char *select[2] = { "SELECT" };
 	const char *track[6] = { "CLIENT",   "TRACKING", "ON",
 				 "REDIRECT", NULL,	 "NOLOOP" };
-	struct be_cmd cmds[3];
-	redisReply *replies[3];
+	const char *role[1] = { "ROLE" };
+	struct be_cmd cmds[4];
+	redisReply *replies[4];
 	char db[16], id[24];
-	size_t n = 0, len, i, nselect = 0, ntrack = 0;
+	size_t n = 0, len, i, nselect = 0, ntrack = 0, nrole = 0;
 	uint64_t gen = 0;
 	long long redirect = 0;
 	char *buf;
@@ -586,6 +652,10 @@ static int handshake(struct be_conn *c, int64_t deadline)
 		ntrack = n;
 		cmds[n++] = (struct be_cmd){ 6, track, NULL };
 	}
+	if (c->ep.sentinel) {
+		nrole = n;
+		cmds[n++] = (struct be_cmd){ 1, role, NULL };
+	}
 	if (!n)
 		return 0;
 	if (format_commands(cmds, n, &buf, &len) < 0)
@@ -595,13 +665,24 @@ static int handshake(struct be_conn *c, int64_t deadline)
 	free(buf);
 	if (ret < 0)
 		return ret;
-	/* Replies come in the order sent: AUTH, SELECT, CLIENT TRACKING. */
+	/* Replies come in the order sent: AUTH, SELECT, TRACKING, ROLE. */
 	if (is_maxclients_reply(replies[0]))
 		ret = reply_error(c, -EAGAIN, replies[0]);
 	else if (c->ep.password && is_error_reply(replies[0]))
 		ret = reply_error(c, -EACCES, replies[0]);
 	else if (c->ep.db && is_error_reply(replies[nselect]))
 		ret = reply_error(c, -EINVAL, replies[nselect]);
+	else if (c->ep.sentinel)
+		ret = check_role(c, replies[nrole]);
+	/*
+	 * After a failover the tracker may still be subscribed on the old
+	 * master, where its id lives: wait for it to move (it does within
+	 * a tick of seeing the new generation) rather than work untracked.
+	 */
+	if (ret == 0 && redirect > 0 && c->ep.sentinel &&
+	    error_starts_with(replies[ntrack],
+			      "ERR The client ID you want redirect to"))
+		ret = reply_error(c, -EAGAIN, replies[ntrack]);
 	/* Refused (ACL, old server): the connection works untracked. */
 	if (ret == 0 && redirect > 0 && is_error_reply(replies[ntrack]))
 		be_tracker_disable(c->tracker, replies[ntrack]->str);
@@ -644,7 +725,9 @@ static int start_tls(struct be_conn *c, int64_t deadline)
 	short want;
 	int ret;
 
-	c->tls = be_tls_conn_new(c->ep.tls_ctx, c->fd);
+	/* A sentinel's own endpoint, or the master it named: that host. */
+	c->tls = be_tls_conn_new_host(c->ep.tls_ctx, c->fd,
+				      c->ep.sentinel ? c->host : c->ep.host);
 	if (!c->tls)
 		return set_error(c, -ENOMEM, "out of memory");
 	for (;;) {
@@ -673,19 +756,29 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 {
 	int fd, ret;
 
+	/* Sentinel: nothing goes to a master being failed over. */
+	if (c->ep.sentinel && be_sentinel_holding(c->ep.sentinel)) {
+		be_conn_close(c);
+		return set_error(c, -EAGAIN,
+				 "a failover of '%s' is in progress",
+				 be_sentinel_master_name(c->ep.sentinel));
+	}
 	if (c->fd >= 0)
 		return 0;
 	if (c->ep.tls && !c->ep.tls_ctx)
 		return set_error(c, -EINVAL, "rediss:// without a TLS context");
 	if (c->ep.unix_path)
 		fd = connect_unix(c, deadline);
+	else if (c->ep.sentinel)
+		fd = connect_sentinel(c, deadline);
 	else if (c->ep.host)
-		fd = connect_tcp(c, deadline);
+		fd = connect_tcp(c, c->ep.host, c->ep.port, deadline);
 	else
 		return set_error(c, -EINVAL, "no host and no socket path");
 	if (fd < 0)
 		return fd;
 	c->fd = fd;
+	c->marks = 0;
 	c->reader = redisReaderCreate();
 	if (!c->reader) {
 		be_conn_close(c);
@@ -790,7 +883,10 @@ static int attempt(struct be_conn *c, const char *buf, size_t len, size_t n,
 	if (!retry)
 		return 0;
 	for (i = 0; i < n; i++) {
-		if (is_transient_reply(replies[i])) {
+		/* Sentinel: a demoted master; the retry resolves again. */
+		if (is_transient_reply(replies[i]) ||
+		    (c->ep.sentinel &&
+		     error_starts_with(replies[i], "READONLY"))) {
 			reply_error(c, -EAGAIN, replies[i]);
 			free_replies(replies, n);
 			be_conn_close(c);
@@ -834,6 +930,9 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 	if (c->tracker && c->fd >= 0 &&
 	    c->track_gen != be_tracker_gen(c->tracker) &&
 	    !be_tracker_disabled(c->tracker))
+		be_conn_close(c);
+	/* The sentinels name another master now. */
+	if (be_conn_stale(c))
 		be_conn_close(c);
 	for (;;) {
 		ret = attempt(c, buf, len, n, replies, deadline, retry);
@@ -921,6 +1020,16 @@ int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms)
 	return ret;
 }
 
+unsigned int be_conn_marks(const struct be_conn *c)
+{
+	return c->marks;
+}
+
+void be_conn_mark(struct be_conn *c, unsigned int bits)
+{
+	c->marks |= bits;
+}
+
 int be_conn_fd(const struct be_conn *c)
 {
 	return c->fd;
@@ -935,6 +1044,12 @@ bool be_conn_partial(const struct be_conn *c)
 bool be_conn_tls_resumed(const struct be_conn *c)
 {
 	return c->tls && be_tls_resumed(c->tls);
+}
+
+bool be_conn_stale(const struct be_conn *c)
+{
+	return c->ep.sentinel && c->fd >= 0 &&
+	       c->master_gen != be_sentinel_gen(c->ep.sentinel);
 }
 
 /*
@@ -1101,6 +1216,11 @@ unsigned int be_pool_sweep(struct be_pool *p)
 
 		if (!c || p->lent[i] || c->fd < 0)
 			continue;
+		if (be_conn_stale(c)) {
+			be_conn_close(c);
+			closed++;
+			continue;
+		}
 		pfd[n] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
 		who[n++] = c;
 	}

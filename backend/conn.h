@@ -20,6 +20,15 @@
  * BE_CMD_NORETRY.  A server at maxclients counts as transient too.  A
  * refused AUTH (-EACCES) or SELECT (-EINVAL) is never retried, nor is a
  * refused TLS certificate (-EACCES).
+ *
+ * Sentinel (sentinel.h): an endpoint with 'sentinel' has no fixed
+ * address.  Every connect asks the sentinels for the master's address
+ * and sends ROLE with AUTH and SELECT: a server that does not say
+ * "master" is left at once (-EAGAIN, retried within the budget), so no
+ * command ever reaches a replica.  A READONLY reply (a master demoted
+ * under an open connection) is retried like MASTERDOWN, on a new
+ * connection, so resolved again; a connection made before the master's
+ * address last changed is closed before its next use.
  */
 #ifndef BACKEND_CONN_H
 #define BACKEND_CONN_H
@@ -29,6 +38,7 @@
 
 struct redisReply;
 struct be_tls;
+struct be_sentinel;
 
 /** Where and how to connect; parsed from a URL by be_url_parse(). */
 struct be_endpoint {
@@ -44,6 +54,12 @@ struct be_endpoint {
 	 * (be_tls_new(), one reference owned here); NULL fails the connect.
 	 */
 	struct be_tls *tls_ctx;
+	/*
+	 * redis-sentinel:// and rediss-sentinel://: the sentinels to ask for
+	 * the master (one reference owned here; 'host' is NULL then), else
+	 * NULL.  The TLS context serves the sentinels and the master.
+	 */
+	struct be_sentinel *sentinel;
 };
 
 /**
@@ -132,6 +148,15 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
  */
 int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms);
 
+/**
+ * Bits the caller keeps about the server of the current connection
+ * (store.c: the scripts it ran there), all 0 after every connect, so a
+ * new server (a failover, a restart) starts with none.
+ */
+unsigned int be_conn_marks(const struct be_conn *c);
+/** Sets the bits 'bits' of be_conn_marks() until the next connect. */
+void be_conn_mark(struct be_conn *c, unsigned int bits);
+
 /** The socket, or -1 when not connected. */
 int be_conn_fd(const struct be_conn *c);
 /**
@@ -141,6 +166,12 @@ int be_conn_fd(const struct be_conn *c);
 bool be_conn_partial(const struct be_conn *c);
 /** Whether the current connection is TLS and resumed an earlier session. */
 bool be_conn_tls_resumed(const struct be_conn *c);
+/**
+ * Whether 'c' is connected to an address the sentinels no longer name as
+ * the master (sentinel.h): the caller closes it (the next call resolves
+ * again).  False for a fixed address.
+ */
+bool be_conn_stale(const struct be_conn *c);
 
 /**
  * A pool of connections to one endpoint, shared by threads: a thread
@@ -174,7 +205,8 @@ struct be_tracker;
 void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t);
 /**
  * Closes the idle connections the server has closed (or that have
- * anything to read); returns how many.
+ * anything to read), and those to a master the sentinels no longer name;
+ * returns how many.
  */
 unsigned int be_pool_sweep(struct be_pool *p);
 

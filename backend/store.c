@@ -337,6 +337,9 @@ struct script_args {
 	int nnums;
 	char *ikey; /* the names index (KEYS[3] of an indexed write), owned */
 	bool index; /* the name is indexed: the script's last ARGV */
+	/* A write under durability=replica: WAIT for this many, this long. */
+	int wait_replicas;
+	int wait_ms;
 };
 
 static void arg_mem(struct script_args *a, const void *p, size_t len)
@@ -389,6 +392,8 @@ static int args_init(struct script_args *a, enum script_id id, const char *vkey,
 	a->id = id;
 	a->argc = 0;
 	a->nnums = 0;
+	a->wait_replicas = sc ? sc->wait_replicas : 0;
+	a->wait_ms = sc && sc->wait_ms > 0 ? sc->wait_ms : 1;
 	a->index = sc && be_store_is_indexed(sc, name);
 	a->ikey = a->index ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
@@ -464,17 +469,101 @@ static int reply_errno(const redisReply *r)
 	return -EIO;
 }
 
+/* durability=replica: what the WAITs said (be_store_durability()). */
+static _Atomic long long wait_last = -1;
+static _Atomic uint64_t wait_confirmed, wait_unconfirmed;
+
+void be_store_durability(long long *replicas_seen, uint64_t *confirmed,
+			 uint64_t *unconfirmed)
+{
+	*replicas_seen = atomic_load(&wait_last);
+	*confirmed = atomic_load(&wait_confirmed);
+	*unconfirmed = atomic_load(&wait_unconfirmed);
+}
+
+/*
+ * Sends the script call of 'a', followed, for a write under
+ * durability=replica, by "WAIT n ms" in the same pipeline: WAIT counts
+ * the replicas that acknowledged this connection's writes, so it must
+ * follow the write on the same connection, and one round trip carries
+ * both.  '*waited' (when not NULL) is set to the count WAIT returned, or
+ * -1 for none.  0 with '*reply' as be_conn_command(), or -errno;
+ * -EACCES or -EIO when WAIT itself was refused.
+ */
+static int script_call(struct be_conn *c, struct script_args *a,
+		       redisReply **reply, long long *waited, int wait_ms)
+{
+	char n[16], ms[16];
+	const char *wait[3] = { "WAIT", n, ms };
+	struct be_cmd cmds[2] = { { a->argc, a->argv, a->lens },
+				  { 3, wait, NULL } };
+	redisReply *r[2];
+	int ret;
+
+	*waited = -1;
+	if (!a->wait_replicas)
+		return be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+	snprintf(n, sizeof(n), "%d", a->wait_replicas);
+	/* WAIT with 0 ms would block for ever. */
+	snprintf(ms, sizeof(ms), "%d", wait_ms > 0 ? wait_ms : 1);
+	/*
+	 * A script this connection's server may not have (a new master
+	 * after a failover keeps no script cache) goes alone first: a WAIT
+	 * behind a NOSCRIPT would wait for a write that never happened.
+	 */
+	if (!strcmp(a->argv[0], "EVALSHA") &&
+	    !(be_conn_marks(c) & (1U << a->id))) {
+		ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+		if (ret || (*reply)->type == REDIS_REPLY_ERROR)
+			return ret;
+		be_conn_mark(c, 1U << a->id);
+		ret = be_conn_command(c, &r[1], 3, wait, NULL, 0);
+		if (ret) {
+			freeReplyObject(*reply);
+			*reply = NULL;
+			return ret;
+		}
+		goto out_wait;
+	}
+	/*
+	 * NEEDSWORK: a retry after a transport error resends both on a new
+	 * connection; if the first attempt's script ran, the retry's finds
+	 * its own sequence and writes nothing, and its WAIT then counts no
+	 * write of the new connection: it confirms at once.
+	 */
+	ret = be_conn_pipeline(c, cmds, 2, r, 0);
+	if (ret)
+		return ret;
+	*reply = r[0];
+	if (r[0]->type != REDIS_REPLY_ERROR)
+		be_conn_mark(c, 1U << a->id);
+out_wait:
+	if (r[1]->type == REDIS_REPLY_INTEGER) {
+		*waited = r[1]->integer;
+	} else {
+		ret = reply_errno(r[1]);
+		freeReplyObject(r[0]);
+		*reply = NULL;
+	}
+	freeReplyObject(r[1]);
+	return ret;
+}
+
 /*
  * Runs the script of 'a' on 'c': EVALSHA, then EVAL if the server does not
- * have it cached.  On 0, '*reply' is a new reply that is not an error.
+ * have it cached.  On 0, '*reply' is a new reply that is not an error.  A
+ * write under durability=replica that fewer replicas than asked
+ * confirmed in time returns -BE_ENOTDURABLE: it is on the master, and may
+ * or may not survive a failover.
  */
 static int script_run(struct be_conn *c, struct script_args *a,
 		      redisReply **reply)
 {
 	struct script *s = script_get(a->id);
+	long long waited;
 	int ret;
 
-	ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+	ret = script_call(c, a, reply, &waited, a->wait_ms);
 	if (ret)
 		return ret;
 	if (reply_is_error(*reply, "NOSCRIPT")) {
@@ -483,9 +572,23 @@ static int script_run(struct be_conn *c, struct script_args *a,
 		a->lens[0] = strlen("EVAL");
 		a->argv[1] = s->body;
 		a->lens[1] = strlen(s->body);
-		ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
+		/* The replicas were short a moment ago: do not wait twice. */
+		ret = script_call(c, a, reply, &waited,
+				  waited >= 0 && waited < a->wait_replicas
+					  ? 1
+					  : a->wait_ms);
 		if (ret)
 			return ret;
+	}
+	if ((*reply)->type != REDIS_REPLY_ERROR && waited >= 0) {
+		atomic_store(&wait_last, waited);
+		if (waited < a->wait_replicas) {
+			atomic_fetch_add(&wait_unconfirmed, 1);
+			freeReplyObject(*reply);
+			*reply = NULL;
+			return -BE_ENOTDURABLE;
+		}
+		atomic_fetch_add(&wait_confirmed, 1);
 	}
 	if ((*reply)->type == REDIS_REPLY_ERROR) {
 		ret = be_acl_is_denial(*reply) ? be_acl_denied(s->what, *reply)

@@ -18,6 +18,7 @@
 #ifndef BACKEND_STORE_H
 #define BACKEND_STORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +32,32 @@ struct be_store_config {
 	struct be_keyspace ks;
 	struct be_ttl_policy ttl;
 	const char *host_id; /* borrowed; this host's id (layout.h "host") */
+	/*
+	 * durability=replica:N: every write script (put, delete, setmeta) is
+	 * followed on its connection by "WAIT wait_replicas wait_ms"; 0 (the
+	 * default, durability=none) sends no WAIT.  wait_ms must leave room
+	 * in the connection's budget for the write itself.
+	 */
+	int wait_replicas;
+	int wait_ms;
 };
+
+/*
+ * A write under durability=replica that fewer than wait_replicas replicas
+ * confirmed within wait_ms returns -BE_ENOTDURABLE: the master has it
+ * ("not confirmed, may be stored"), a failover may lose it.  Not a
+ * transport error: the caller reports EIO and Redis stays up.
+ */
+#define BE_ENOTDURABLE EREMOTEIO
+
+/**
+ * What the WAITs of durability=replica said, since the process started:
+ * '*replicas_seen' the count the last one returned (-1: none yet),
+ * '*confirmed' and '*unconfirmed' the writes that reached wait_replicas
+ * or not.  Any thread.
+ */
+void be_store_durability(long long *replicas_seen, uint64_t *confirmed,
+			 uint64_t *unconfirmed);
 
 enum be_state {
 	BE_ABSENT = 0, /* neither value nor meta key */

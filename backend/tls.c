@@ -29,7 +29,7 @@ struct be_tls {
 	atomic_uint refs;
 	SSL_CTX *ctx;
 	char *server_name;
-	bool server_is_ip; /* verified as an IP address, no SNI */
+	bool name_given; /* tls_server_name: every connection verifies it */
 	bool has_cert; /* a client certificate is configured */
 	pthread_mutex_t lock; /* guards 'session' */
 	SSL_SESSION *session; /* the last one the server gave, or NULL */
@@ -38,6 +38,7 @@ struct be_tls {
 struct be_tls_conn {
 	struct be_tls *tls;
 	SSL *ssl;
+	char *name; /* the name verified: the context's or the host's */
 	bool failed; /* a fatal error: no shutdown, no resumption */
 	bool cert_asked; /* the server asked for a client certificate */
 	bool got_session; /* the server handed out a session (ticket) */
@@ -141,6 +142,9 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	SSL_SESSION *old;
 
 	tc->got_session = true;
+	/* Only sessions of the context's own name are offered again. */
+	if (strcmp(tc->name, t->server_name) != 0)
+		return 0;
 	pthread_mutex_lock(&t->lock);
 	old = t->session;
 	t->session = sess;
@@ -211,7 +215,6 @@ struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 {
 	struct be_tls *t = calloc(1, sizeof(*t));
 	const char *name = o->server_name ? o->server_name : host;
-	unsigned char addr[sizeof(struct in6_addr)];
 
 	if (!t || pthread_mutex_init(&t->lock, NULL)) {
 		free(t);
@@ -220,14 +223,13 @@ struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 	}
 	atomic_init(&t->refs, 1);
 	ERR_clear_error();
+	t->name_given = o->server_name != NULL;
 	t->server_name = strdup(name ? name : "");
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->server_name || !t->ctx) {
 		fail(err, errlen, -ENOMEM, "out of memory");
 		goto out_free;
 	}
-	t->server_is_ip = inet_pton(AF_INET, t->server_name, addr) == 1 ||
-			  inet_pton(AF_INET6, t->server_name, addr) == 1;
 	SSL_CTX_set_app_data(t->ctx, t);
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
@@ -282,15 +284,23 @@ const char *be_tls_server_name(const struct be_tls *t)
 	return t->server_name;
 }
 
+static bool is_ip(const char *name)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, name, addr) == 1 ||
+	       inet_pton(AF_INET6, name, addr) == 1;
+}
+
 /* Sets the name to verify (and send as SNI unless it is an IP address). */
 static int set_peer_name(struct be_tls_conn *tc)
 {
 	X509_VERIFY_PARAM *param = SSL_get0_param(tc->ssl);
-	const char *name = tc->tls->server_name;
+	const char *name = tc->name;
 
 	X509_VERIFY_PARAM_set_hostflags(param,
 					X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (tc->tls->server_is_ip)
+	if (is_ip(name))
 		return X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1 ? 0 : -1;
 	if (SSL_set_tlsext_host_name(tc->ssl, name) != 1)
 		return -1;
@@ -299,25 +309,40 @@ static int set_peer_name(struct be_tls_conn *tc)
 
 struct be_tls_conn *be_tls_conn_new(struct be_tls *t, int fd)
 {
+	return be_tls_conn_new_host(t, fd, NULL);
+}
+
+struct be_tls_conn *be_tls_conn_new_host(struct be_tls *t, int fd,
+					 const char *host)
+{
 	struct be_tls_conn *tc = calloc(1, sizeof(*tc));
+	bool own = host && !t->name_given && strcmp(host, t->server_name);
 
 	if (!tc)
 		return NULL;
 	ERR_clear_error();
 	tc->tls = t;
+	tc->name = strdup(own ? host : t->server_name);
 	tc->ssl = SSL_new(t->ctx);
-	if (!tc->ssl || SSL_set_fd(tc->ssl, fd) != 1 || set_peer_name(tc) < 0)
+	if (!tc->name || !tc->ssl || SSL_set_fd(tc->ssl, fd) != 1 ||
+	    set_peer_name(tc) < 0)
 		goto out_free;
 	SSL_set_app_data(tc->ssl, tc);
 	SSL_set_connect_state(tc->ssl);
+	/*
+	 * The context keeps one session, of its own name: a connection that
+	 * verifies another name (a sentinel, the master it named) does not
+	 * offer it, since a resumed session is not verified again.
+	 */
 	pthread_mutex_lock(&t->lock);
-	if (t->session && SSL_SESSION_is_resumable(t->session))
+	if (!own && t->session && SSL_SESSION_is_resumable(t->session))
 		SSL_set_session(tc->ssl, t->session); /* takes a reference */
 	pthread_mutex_unlock(&t->lock);
 	return tc;
 out_free:
 	ERR_clear_error();
 	SSL_free(tc->ssl);
+	free(tc->name);
 	free(tc);
 	return NULL;
 }
@@ -337,6 +362,7 @@ void be_tls_conn_free(struct be_tls_conn *tc)
 	}
 	ERR_clear_error();
 	SSL_free(tc->ssl);
+	free(tc->name);
 	free(tc);
 }
 
@@ -357,7 +383,7 @@ static int verify_failure(struct be_tls_conn *tc, long vr, char *err,
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
 		return fail(err, errlen, -EACCES,
 			    "server certificate does not match the name '%s'",
-			    tc->tls->server_name);
+			    tc->name);
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		return fail(err, errlen, -EACCES, "server certificate expired");
 	case X509_V_ERR_CERT_NOT_YET_VALID:

@@ -86,6 +86,16 @@ struct be_tls_conn;
  */
 struct be_tls_conn *be_tls_conn_new(struct be_tls *t, int fd);
 /**
+ * As be_tls_conn_new(), for a connection to 'host' (NULL: the context's
+ * host): unless tls_server_name was given, the certificate must name
+ * 'host' (Sentinel: each sentinel, and the master a sentinel named, by
+ * the address it gave).  Only a connection that verifies the context's
+ * own name offers or keeps its session: a resumed session is not
+ * verified again.
+ */
+struct be_tls_conn *be_tls_conn_new_host(struct be_tls *t, int fd,
+					 const char *host);
+/**
  * Frees 'tc'; NULL is allowed.  After no fatal error the session stays
  * resumable (no close_notify is sent: the caller closes the socket).
  */

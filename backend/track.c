@@ -305,6 +305,9 @@ static void listen_loop(struct be_tracker *t, struct be_conn *c)
 		}
 		if (t->tick)
 			t->tick(t->arg);
+		/* A failover: subscribe again, on the new master. */
+		if (be_conn_stale(c))
+			break;
 		if (!pinged && now - heard >= PING_AFTER_MS) {
 			if (be_conn_send(c, 1, ping, NULL) < 0)
 				break;

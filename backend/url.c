@@ -19,13 +19,17 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "sentinel.h"
 #include "tls.h"
 #include "url.h"
 
 #define REDIS_SCHEME	  "redis://"
 #define REDISS_SCHEME	  "rediss://"
 #define UNIX_SCHEME	  "unix://"
+#define SENTINEL_SCHEME	  "redis-sentinel://"
+#define SENTINELS_SCHEME  "rediss-sentinel://"
 #define DEFAULT_PORT	  6379
+#define SENTINEL_PORT	  26379
 #define PASSWORD_FILE_MAX 4096
 #define UNIX_PATH_MAX	  (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
@@ -39,6 +43,7 @@ int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src)
 	dst->db = src->db;
 	dst->tls = src->tls;
 	dst->tls_ctx = be_tls_ref(src->tls_ctx);
+	dst->sentinel = be_sentinel_ref(src->sentinel);
 	if ((src->host && !(dst->host = strdup(src->host))) ||
 	    (src->unix_path && !(dst->unix_path = strdup(src->unix_path))) ||
 	    (src->user && !(dst->user = strdup(src->user))) ||
@@ -59,6 +64,7 @@ void be_endpoint_release(struct be_endpoint *ep)
 		free(ep->password);
 	}
 	be_tls_unref(ep->tls_ctx);
+	be_sentinel_unref(ep->sentinel);
 	memset(ep, 0, sizeof(*ep));
 }
 
@@ -348,6 +354,102 @@ static int parse_redis(const char *s, struct be_endpoint *ep, char *err,
 	return ret;
 }
 
+/*
+ * Parses the sentinels "host[:port][,host[:port]...]" of 'len' bytes at
+ * 's' into the new 'ep->sentinel' for the master 'master'.
+ */
+static int parse_sentinels(const char *s, size_t len, const char *master,
+			   struct be_endpoint *ep, char *err, size_t errlen)
+{
+	const char *end = s + len, *comma;
+	struct be_endpoint one;
+	int ret;
+
+	ep->sentinel = be_sentinel_new(master);
+	if (!ep->sentinel)
+		return fail(err, errlen, "out of memory");
+	for (;;) {
+		comma = memchr(s, ',', end - s);
+		if (!comma)
+			comma = end;
+		if (comma == s)
+			return fail(err, errlen, "empty sentinel address");
+		memset(&one, 0, sizeof(one));
+		one.port = SENTINEL_PORT;
+		ret = parse_hostport(s, comma - s, &one, err, errlen);
+		if (ret == 0 &&
+		    be_sentinel_add(ep->sentinel, one.host, one.port) < 0)
+			ret = fail(err, errlen, "out of memory");
+		be_endpoint_release(&one);
+		if (ret < 0)
+			return ret;
+		if (comma == end)
+			return 0;
+		s = comma + 1;
+	}
+}
+
+/*
+ * Parses the part of a redis-sentinel:// URL after the scheme:
+ * "[user[:password]@]sentinels/MASTER[/db]"; the user and password are
+ * the master's.
+ */
+static int parse_sentinel(const char *s, struct be_endpoint *ep, char *err,
+			  size_t errlen)
+{
+	/* As parse_redis(): the last '@' ends the user info. */
+	const char *at = strrchr(s, '@');
+	const char *hp = at ? at + 1 : s;
+	const char *slash = strchr(hp, '/');
+	const char *name, *name_end, *junk;
+	char *master = NULL, *path = NULL;
+	int ret;
+
+	if (at) {
+		ret = parse_userinfo(s, at - s, ep, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	junk = strpbrk(hp, "?#");
+	if (junk && (!slash || junk < slash))
+		return fail(err, errlen, "trailing junk '%s' after sentinels",
+			    junk);
+	if (!slash)
+		return fail(
+			err, errlen,
+			"missing master name: expected redis-sentinel://host:port[,host:port...]/MASTER[/db]");
+	name = slash + 1;
+	name_end = name + strcspn(name, "/?#");
+	if (name == name_end)
+		return fail(err, errlen, "empty master name");
+	ret = decode_part(name, name_end - name, "master name", &master, err,
+			  errlen);
+	if (ret < 0)
+		return ret;
+	ret = parse_sentinels(hp, slash - hp, master, ep, err, errlen);
+	free(master);
+	if (ret < 0)
+		return ret;
+	if (!*name_end)
+		return 0;
+	if (*name_end != '/')
+		return fail(err, errlen, "trailing junk '%s' after master name",
+			    name_end);
+	s = name_end + 1;
+	name_end = s + strcspn(s, "/?#");
+	if (*name_end)
+		return fail(err, errlen, "trailing junk '%s' after db",
+			    name_end);
+	if (s == name_end)
+		return 0;
+	ret = decode_part(s, name_end - s, "db", &path, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = parse_db(path, strlen(path), ep, err, errlen);
+	free(path);
+	return ret;
+}
+
 /* Parses "name=value" of 'len' bytes at 's', a unix:// query parameter. */
 static int parse_query_param(const char *s, size_t len, bool *seen_db,
 			     struct be_endpoint *ep, char *err, size_t errlen)
@@ -425,18 +527,25 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 		ret = parse_redis(url + strlen(REDISS_SCHEME), ep, err, errlen);
 	} else if (!strncmp(url, UNIX_SCHEME, strlen(UNIX_SCHEME))) {
 		ret = parse_unix(url + strlen(UNIX_SCHEME), ep, err, errlen);
+	} else if (!strncmp(url, SENTINEL_SCHEME, strlen(SENTINEL_SCHEME))) {
+		ret = parse_sentinel(url + strlen(SENTINEL_SCHEME), ep, err,
+				     errlen);
+	} else if (!strncmp(url, SENTINELS_SCHEME, strlen(SENTINELS_SCHEME))) {
+		ep->tls = true;
+		ret = parse_sentinel(url + strlen(SENTINELS_SCHEME), ep, err,
+				     errlen);
 	} else {
 		/* The rest may hold a password: quote the scheme only. */
 		sep = strstr(url, "://");
 		if (!sep)
 			ret = fail(
 				err, errlen,
-				"missing scheme: expected redis://, rediss:// or unix://");
+				"missing scheme: expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://");
 		else
 			ret = fail(
 				err, errlen,
-				"bad scheme '%.*s': expected redis://, rediss:// or unix://",
-				(int)(sep - url > 16 ? 16 : sep - url), url);
+				"bad scheme '%.*s': expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://",
+				(int)(sep - url > 20 ? 20 : sep - url), url);
 	}
 	if (ret < 0)
 		be_endpoint_release(ep);
@@ -451,6 +560,10 @@ void be_url_hide_password(char *url)
 		s = url + strlen(REDIS_SCHEME);
 	else if (!strncmp(url, REDISS_SCHEME, strlen(REDISS_SCHEME)))
 		s = url + strlen(REDISS_SCHEME);
+	else if (!strncmp(url, SENTINEL_SCHEME, strlen(SENTINEL_SCHEME)))
+		s = url + strlen(SENTINEL_SCHEME);
+	else if (!strncmp(url, SENTINELS_SCHEME, strlen(SENTINELS_SCHEME)))
+		s = url + strlen(SENTINELS_SCHEME);
 	else
 		return;
 	/* As parse_redis(): the last '@' ends the user info. */
@@ -472,10 +585,20 @@ static void put_encoded(FILE *f, const char *s, const char *keep)
 	}
 }
 
+/* Appends the host 'host' (NULL: none), an IPv6 address in brackets. */
+static void put_host(FILE *f, const char *host)
+{
+	if (host && strchr(host, ':'))
+		fprintf(f, "[%s]", host);
+	else
+		fputs(host ? host : "", f);
+}
+
 char *be_url_display(const struct be_endpoint *ep)
 {
 	char *buf = NULL;
 	size_t size = 0;
+	size_t i;
 	FILE *f = open_memstream(&buf, &size);
 
 	if (!f)
@@ -485,16 +608,28 @@ char *be_url_display(const struct be_endpoint *ep)
 		put_encoded(f, ep->unix_path, "/");
 		if (ep->db)
 			fprintf(f, "?db=%d", ep->db);
+	} else if (ep->sentinel) {
+		fputs(ep->tls ? SENTINELS_SCHEME : SENTINEL_SCHEME, f);
+		if (ep->user) {
+			put_encoded(f, ep->user, "");
+			fputc('@', f);
+		}
+		for (i = 0; i < be_sentinel_count(ep->sentinel); i++) {
+			if (i)
+				fputc(',', f);
+			put_host(f, be_sentinel_host(ep->sentinel, i));
+			fprintf(f, ":%d", be_sentinel_port(ep->sentinel, i));
+		}
+		fputc('/', f);
+		put_encoded(f, be_sentinel_master_name(ep->sentinel), "");
+		fprintf(f, "/%d", ep->db);
 	} else {
 		fputs(ep->tls ? REDISS_SCHEME : REDIS_SCHEME, f);
 		if (ep->user) {
 			put_encoded(f, ep->user, "");
 			fputc('@', f);
 		}
-		if (ep->host && strchr(ep->host, ':'))
-			fprintf(f, "[%s]", ep->host);
-		else
-			fputs(ep->host ? ep->host : "", f);
+		put_host(f, ep->host);
 		fprintf(f, ":%d/%d", ep->port, ep->db);
 	}
 	if (ferror(f)) {

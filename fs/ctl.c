@@ -42,6 +42,7 @@
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "sentinel.h"
 #include "track.h"
 
 #define FS_CTL_PROTOCOL 1
@@ -427,6 +428,43 @@ static json_t *cache_status(struct fs *fs)
 			 (json_int_t)atomic_load(&fs->track_hits));
 }
 
+/*
+ * The "durability" object of status: the level, and what the WAITs of
+ * the writes since the start said (store.h).
+ */
+static json_t *durability_status(struct fs *fs)
+{
+	long long seen;
+	uint64_t ok, short_;
+
+	if (!fs->sc.wait_replicas)
+		return json_pack("{s:s}", "level", "none");
+	be_store_durability(&seen, &ok, &short_);
+	return json_pack("{s:s, s:i, s:i, s:I, s:I, s:I}", "level", "replica",
+			 "replicas", fs->sc.wait_replicas, "timeout_ms",
+			 fs->sc.wait_ms, "replicas_seen", (json_int_t)seen,
+			 "confirmed", (json_int_t)ok, "unconfirmed",
+			 (json_int_t)short_);
+}
+
+/* The "sentinel" object of status: the master now, and failovers seen. */
+static json_t *sentinel_status(struct fs *fs)
+{
+	struct be_sentinel *s = fs->ep.sentinel;
+	char host[256], addr[300];
+	int port;
+
+	if (!be_sentinel_master(s, host, sizeof(host), &port))
+		addr[0] = '\0';
+	else
+		snprintf(addr, sizeof(addr),
+			 strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	return json_pack("{s:s, s:s?, s:I}", "master_name",
+			 be_sentinel_master_name(s), "master",
+			 addr[0] ? addr : NULL, "failovers",
+			 (json_int_t)be_sentinel_failovers(s));
+}
+
 static json_t *cmd_status(struct fs *fs)
 {
 	uint64_t ops, errors;
@@ -453,8 +491,13 @@ static json_t *cmd_status(struct fs *fs)
 		fs->lower_current, "layers", (int)layers, "dead_layers",
 		(int)dead, "parallel_lookups", fs_kio_parallel_dirops(),
 		"inodes", (json_int_t)inodes);
-	if (st)
+	if (st) {
 		json_object_set_new(st, "cache", cache_status(fs));
+		json_object_set_new(st, "durability", durability_status(fs));
+		if (fs->ep.sentinel)
+			json_object_set_new(st, "sentinel",
+					    sentinel_status(fs));
+	}
 	return st;
 }
 

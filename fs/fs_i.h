@@ -94,6 +94,8 @@ struct fs_config {
 	char *redis_timeout;
 	char *state_dir;
 	char *password_file;
+	char *sentinel_password_file; /* Sentinel URLs only */
+	char *durability; /* "none" (NULL), "replica" or "replica:N" */
 	char *tls_ca; /* rediss:// only; NULL: the system's trust store */
 	char *tls_cert;
 	char *tls_key;

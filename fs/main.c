@@ -32,6 +32,7 @@
 #include "log.h"
 #include "lowerstore.h"
 #include "mountpt.h"
+#include "sentinel.h"
 #include "tls.h"
 #include "trim.h"
 #include "url.h"
@@ -58,8 +59,9 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("redis_timeout=%s", redis_timeout, 0),
 	FS_OPT("state_dir=%s", state_dir, 0),
 	FS_OPT("password_file=%s", password_file, 0),
-	FS_OPT("tls_ca=%s", tls_ca, 0), FS_OPT("tls_cert=%s", tls_cert, 0),
-	FS_OPT("tls_key=%s", tls_key, 0),
+	FS_OPT("sentinel_password_file=%s", sentinel_password_file, 0),
+	FS_OPT("durability=%s", durability, 0), FS_OPT("tls_ca=%s", tls_ca, 0),
+	FS_OPT("tls_cert=%s", tls_cert, 0), FS_OPT("tls_key=%s", tls_key, 0),
 	FS_OPT("tls_server_name=%s", tls_server_name, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
@@ -104,6 +106,15 @@ static void usage(const char *prog)
 	       "    redis://[user:password@]host[:port][/db]   (6379, db 0)\n"
 	       "    rediss://...           the same over TLS (port 6379 too)\n"
 	       "    unix:///path/to/redis.sock[?db=N]\n"
+	       "    redis-sentinel://[user:password@]host[:port][,host[:port]...]\n"
+	       "                     /MASTER[/db]\n"
+	       "                           the master the sentinels (port 26379)\n"
+	       "                           name MASTER, checked with ROLE at\n"
+	       "                           every connect; user and password\n"
+	       "                           are the master's\n"
+	       "    rediss-sentinel://...  the same over TLS (sentinels and\n"
+	       "                           master; each verified by its own\n"
+	       "                           address unless tls_server_name)\n"
 	       "\n"
 	       "options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -127,6 +138,14 @@ static void usage(const char *prog)
 	       "                           retries included (default 5)\n"
 	       "    -o state_dir=DIR       daemon state (default /var/lib/sessfs)\n"
 	       "    -o password_file=FILE  Redis password, first line of FILE\n"
+	       "    -o sentinel_password_file=FILE\n"
+	       "                           the sentinels' own password (AUTH),\n"
+	       "                           first line of FILE\n"
+	       "    -o durability=D        none (default), or replica[:N]: a\n"
+	       "                           write succeeds only once N replicas\n"
+	       "                           (default 1) confirm it (WAIT, up to\n"
+	       "                           half of redis_timeout), else EIO\n"
+	       "                           (the master may still hold it)\n"
 	       "    -o tls_ca=FILE         rediss://: trusted CAs, PEM (default:\n"
 	       "                           the system's trust store)\n"
 	       "    -o tls_cert=FILE       rediss://: client certificate, PEM,\n"
@@ -256,6 +275,70 @@ static int configure_tls(struct fs *fs)
 		fprintf(stderr, "sessfs: %s\n", err);
 		return -1;
 	}
+	/* rediss-sentinel://: the sentinels speak TLS too. */
+	if (fs->ep.sentinel)
+		be_sentinel_set_tls(fs->ep.sentinel, fs->ep.tls_ctx);
+	return 0;
+}
+
+/*
+ * Checks sentinel_password_file against the URL and gives the sentinels
+ * their password.  -1 after an error line.
+ */
+static int configure_sentinel(struct fs *fs)
+{
+	const char *file = fs->cfg.sentinel_password_file;
+	char err[512], *password;
+	int ret;
+
+	if (!file)
+		return 0;
+	if (!fs->ep.sentinel)
+		return bad(
+			"sentinel_password_file needs a redis-sentinel:// or rediss-sentinel:// URL");
+	if (be_password_file_read(file, &password, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sessfs: %s\n", err);
+		return -1;
+	}
+	ret = be_sentinel_set_password(fs->ep.sentinel, password);
+	explicit_bzero(password, strlen(password));
+	free(password);
+	if (ret < 0) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * durability=none or replica[:N]: every write then WAITs for N replicas,
+ * up to half of redis_timeout (the other half is the write's).  -1 after
+ * an error line.
+ */
+static int configure_durability(struct fs *fs)
+{
+	const char *d = fs->cfg.durability;
+	long n = 1;
+	char *end;
+
+	if (!d || strcmp(d, "none") == 0)
+		return 0;
+	if (strncmp(d, "replica", 7) != 0 || (d[7] && d[7] != ':'))
+		return bad(
+			"invalid durability '%s' (none, replica or replica:N)",
+			d);
+	if (d[7] == ':') {
+		errno = 0;
+		n = strtol(d + 8, &end, 10);
+		if (errno || end == d + 8 || *end || n < 1 || n > 100)
+			return bad(
+				"invalid durability '%s': N is a number of replicas, 1 to 100",
+				d);
+	}
+	fs->sc.wait_replicas = (int)n;
+	fs->sc.wait_ms = (int)(fs->redis_timeout * 1000 / 2);
+	if (fs->sc.wait_ms < 1)
+		fs->sc.wait_ms = 1;
 	return 0;
 }
 
@@ -352,7 +435,9 @@ static int configure(struct fs *fs)
 			return -1;
 		}
 	}
-	if (configure_tls(fs) < 0)
+	if (configure_sentinel(fs) < 0 || configure_tls(fs) < 0)
+		return -1;
+	if (configure_durability(fs) < 0)
 		return -1;
 	fs->display_url = be_url_display(&fs->ep);
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
@@ -542,6 +627,8 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->redis_timeout);
 	free(cfg->state_dir);
 	free(cfg->password_file);
+	free(cfg->sentinel_password_file);
+	free(cfg->durability);
 	free(cfg->tls_ca);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);

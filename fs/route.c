@@ -28,6 +28,8 @@
 #include "journal.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "sentinel.h"
+#include "track.h"
 
 #define FS_JOURNAL_MAX 1000000
 #define FS_FENCE_MAX   100000
@@ -82,6 +84,7 @@ static bool is_transport_err(int ret)
 	case ENOSPC: /* Redis out of memory: it answers, it refuses */
 	case EPERM: /* an ACL refused the command: logged once (acl.h) */
 	case EINVAL:
+	case BE_ENOTDURABLE: /* it answers; too few replicas confirmed */
 		return false;
 	default:
 		return ret < 0;
@@ -175,6 +178,56 @@ bool fs_route_redis_down(struct fs *fs)
 	down = fs->rt.redis_down;
 	pthread_mutex_unlock(&fs->rt.lock);
 	return down;
+}
+
+/*
+ * The sentinels name a new master (sentinel.h, the watcher's thread):
+ * treated as an outage, so that calls wait for the prober to reach the
+ * new master instead of each finding out alone (redis-first serves this
+ * host's names from the lower dir meanwhile); every connection to the old
+ * master is closed at its next use (conn.c), and nothing learnt through
+ * tracking is believed any more (a new epoch: the new master never saw
+ * what the old one tracked; the tracker moves to it on its own).
+ */
+static void failover(void *arg, bool started, const char *host, int port)
+{
+	struct fs *fs = arg;
+
+	if (started)
+		LOG_WARN(
+			"redis failover of the master %s:%d in progress: calls wait for the new master",
+			host, port);
+	else
+		LOG_WARN(
+			"redis failover: the sentinels name %s:%d as the master now; failing fast until it answers",
+			host, port);
+	pthread_mutex_lock(&fs->rt.lock);
+	fs->rt.redis_down = true;
+	pthread_cond_broadcast(&fs->rt.cond);
+	pthread_mutex_unlock(&fs->rt.lock);
+	if (fs->tracker)
+		be_tracker_lost(fs->tracker);
+}
+
+/*
+ * durability=replica: a write the replicas did not confirm in time is an
+ * EIO for the application ("not confirmed, may be stored"), logged at
+ * most once a second.
+ */
+static int not_durable(struct fs *fs, const char *name, int ret)
+{
+	static _Atomic int64_t last_ns;
+	int64_t now = fs_mono_ns(), last = atomic_load(&last_ns);
+
+	if (ret != -BE_ENOTDURABLE)
+		return ret;
+	if (now - last >= 1000000000LL &&
+	    atomic_compare_exchange_strong(&last_ns, &last, now))
+		LOG_WARN(
+			"write of '%s' not confirmed by %d replica%s within %d ms: EIO",
+			name, fs->sc.wait_replicas,
+			fs->sc.wait_replicas == 1 ? "" : "s", fs->sc.wait_ms);
+	return -EIO;
 }
 
 /* ---- per-name facts ---- */
@@ -279,7 +332,7 @@ out:
 	if (ret == 0 && f->state == BE_PRESENT && f->has_meta)
 		note_writer(fs, name, f->meta.host);
 	redis_failed(fs, ret);
-	return ret;
+	return not_durable(fs, name, ret);
 }
 
 static int redis_put(struct fs *fs, const char *name, const void *data,
@@ -293,7 +346,7 @@ static int redis_put(struct fs *fs, const char *name, const void *data,
 	if (ret == 0)
 		fs_nameset_add(&fs->rt.mine, name);
 	redis_failed(fs, ret);
-	return ret;
+	return not_durable(fs, name, ret);
 }
 
 static int redis_delete(struct fs *fs, const char *name, int64_t mtime_ns)
@@ -305,7 +358,7 @@ static int redis_delete(struct fs *fs, const char *name, int64_t mtime_ns)
 	if (ret >= 0)
 		fs_nameset_add(&fs->rt.mine, name);
 	redis_failed(fs, ret);
-	return ret;
+	return not_durable(fs, name, ret);
 }
 
 static int redis_setmeta(struct fs *fs, const char *name,
@@ -316,7 +369,7 @@ static int redis_setmeta(struct fs *fs, const char *name,
 
 	be_pool_put(fs->pool, c);
 	redis_failed(fs, ret);
-	return ret;
+	return not_durable(fs, name, ret);
 }
 
 /* ---- the lower side ---- */
@@ -569,7 +622,7 @@ int fs_route_create(struct fs *fs, const char *name, const struct be_meta *meta,
 	if (ret == -EEXIST)
 		return 0; /* another host created it first: 'cur' holds it */
 	if (ret < 0)
-		return ret;
+		return not_durable(fs, name, ret);
 	*created = true;
 	fs_nameset_add(&fs->rt.mine, name);
 	if (r == ROUTE_REDIS_FIRST) {
@@ -915,6 +968,9 @@ int fs_route_start(struct fs *fs)
 	if (pthread_create(&fs->rt.repairer, NULL, repair_thread, fs) != 0)
 		return -1;
 	fs->rt.started = true;
+	if (fs->ep.sentinel && be_sentinel_watch(fs->ep.sentinel, failover, fs))
+		LOG_WARN(
+			"cannot start the sentinel watcher: a failover is seen only when a connection fails");
 	return 0;
 }
 
@@ -926,6 +982,7 @@ void fs_route_stop(struct fs *fs)
 	fs->rt.stopping = true;
 	pthread_cond_broadcast(&fs->rt.cond);
 	pthread_mutex_unlock(&fs->rt.lock);
+	be_sentinel_unwatch(fs->ep.sentinel);
 	if (fs->rt.started) {
 		pthread_join(fs->rt.prober, NULL);
 		pthread_join(fs->rt.repairer, NULL);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "sentinel.h"
 #include "tls.h"
 #include "url.h"
 #include "migrate_i.h"
@@ -237,6 +238,9 @@ int mig_key_option(struct mig_options *o, int opt, const char *arg)
 	case MIG_OPT_TLS_SERVER_NAME:
 		o->tls.server_name = arg;
 		return 0;
+	case MIG_OPT_SENTINEL_PASSWORD_FILE:
+		o->sentinel_password_file = arg;
+		return 0;
 	}
 	return error("unknown option code %d", opt);
 }
@@ -289,6 +293,20 @@ static int connect_checked(const struct mig_options *o, struct be_conn *c,
 	return 0;
 }
 
+/* Gives the sentinels of 's' the password in 'file'.  0, or prints why. */
+static int set_sentinel_password(struct be_sentinel *s, const char *file)
+{
+	char err[256], *password;
+	int ret;
+
+	if (be_password_file_read(file, &password, err, sizeof(err)))
+		return error("%s", err);
+	ret = be_sentinel_set_password(s, password);
+	explicit_bzero(password, strlen(password));
+	free(password);
+	return ret ? error("out of memory") : 0;
+}
+
 int mig_connect_n(const struct mig_options *o, const char *url,
 		  struct be_conn **conns, int n)
 {
@@ -310,6 +328,13 @@ int mig_connect_n(const struct mig_options *o, const char *url,
 			goto out_release;
 		}
 	}
+	if (o->sentinel_password_file && !ep.sentinel) {
+		error("--sentinel-password-file needs a redis-sentinel:// or rediss-sentinel:// URL");
+		goto out_release;
+	}
+	if (o->sentinel_password_file &&
+	    set_sentinel_password(ep.sentinel, o->sentinel_password_file))
+		goto out_release;
 	if (be_tls_options_check(&o->tls, ep.tls, true, err, sizeof(err))) {
 		error("%s; see '" MIG_PROGNAME " <command> --help'", err);
 		goto out_release;
@@ -320,6 +345,9 @@ int mig_connect_n(const struct mig_options *o, const char *url,
 			error("%s", err);
 			goto out_release;
 		}
+		/* rediss-sentinel://: the sentinels speak TLS too. */
+		if (ep.sentinel)
+			be_sentinel_set_tls(ep.sentinel, ep.tls_ctx);
 	}
 	shown = be_url_display(&ep);
 	if (!shown) {

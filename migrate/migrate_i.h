@@ -75,6 +75,7 @@ enum mig_key_opt {
 	MIG_OPT_TLS_CERT,
 	MIG_OPT_TLS_KEY,
 	MIG_OPT_TLS_SERVER_NAME,
+	MIG_OPT_SENTINEL_PASSWORD_FILE,
 	MIG_OPT_MOUNT, /* the online options, MIG_ONLINE_LONG_OPTIONS */
 	MIG_OPT_CTL_DIR,
 	MIG_OPT_FIRST_FREE, /* subcommands number their own options from here */
@@ -95,7 +96,9 @@ enum mig_key_opt {
 	{ "tls-ca", required_argument, NULL, MIG_OPT_TLS_CA },		\
 	{ "tls-cert", required_argument, NULL, MIG_OPT_TLS_CERT },	\
 	{ "tls-key", required_argument, NULL, MIG_OPT_TLS_KEY },	\
-	{ "tls-server-name", required_argument, NULL, MIG_OPT_TLS_SERVER_NAME }
+	{ "tls-server-name", required_argument, NULL, MIG_OPT_TLS_SERVER_NAME }, \
+	{ "sentinel-password-file", required_argument, NULL,		\
+	  MIG_OPT_SENTINEL_PASSWORD_FILE }
 /* clang-format on */
 
 /* Help text of the key options, for a subcommand's usage. */
@@ -122,7 +125,13 @@ enum mig_key_opt {
 	"  --tls-cert FILE        client certificate, PEM (mutual TLS)\n"      \
 	"  --tls-key FILE         its private key, PEM\n"                      \
 	"  --tls-server-name NAME  name the server's certificate must match\n" \
-	"                         (default: the URL's host)\n"
+	"                         (default: the URL's host; with Sentinel,\n"  \
+	"                         each sentinel's and the master's address)\n" \
+	"\nSentinel (redis-sentinel:// or rediss-sentinel://, the master\n"    \
+	"asked of the sentinels host[:port][,host[:port]...] and checked\n"    \
+	"with ROLE):\n"                                                        \
+	"  --sentinel-password-file FILE  the sentinels' own password\n"       \
+	"                         (AUTH), first line of FILE\n"
 
 /** Everything the key options set; see mig_options_init(). */
 struct mig_options {
@@ -130,6 +139,7 @@ struct mig_options {
 	char *prefix; /* owned */
 	char *host_id; /* owned */
 	const char *password_file; /* borrowed from argv */
+	const char *sentinel_password_file; /* borrowed from argv */
 	struct be_tls_options tls; /* strings borrowed from argv */
 	double redis_timeout;
 	size_t max_size;

@@ -151,6 +151,43 @@ static void print_cache(json_t *c)
 		       (long long)int_of(c, "invalidations"));
 }
 
+/* durability=replica (WAIT); a daemon before it says nothing: none. */
+static void print_durability(json_t *d)
+{
+	long long seen;
+
+	if (!d || strcmp(str_of(d, "level"), "replica") != 0) {
+		printf("durability:  none (a write is acknowledged by the master alone)\n");
+		return;
+	}
+	seen = (long long)int_of(d, "replicas_seen");
+	printf("durability:  replica:%lld (WAIT up to %lld ms), ",
+	       (long long)int_of(d, "replicas"),
+	       (long long)int_of(d, "timeout_ms"));
+	if (seen < 0)
+		printf("no write yet");
+	else
+		printf("last write confirmed by %lld replica%s", seen,
+		       seen == 1 ? "" : "s");
+	printf(", %lld confirmed, %lld not\n",
+	       (long long)int_of(d, "confirmed"),
+	       (long long)int_of(d, "unconfirmed"));
+}
+
+/* Sentinel URLs only: the master now and the failovers seen. */
+static void print_sentinel(json_t *s)
+{
+	const char *master;
+
+	if (!s)
+		return;
+	master = json_string_value(json_object_get(s, "master"));
+	printf("sentinel:    master '%s' at %s, %lld failover%s seen\n",
+	       str_of(s, "master_name"), master ? master : "(unknown)",
+	       (long long)int_of(s, "failovers"),
+	       int_of(s, "failovers") == 1 ? "" : "s");
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -185,6 +222,8 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	printf("layers:      %lld sessfs mounts, %lld dead\n",
 	       (long long)int_of(st, "layers"),
 	       (long long)int_of(st, "dead_layers"));
+	print_sentinel(json_object_get(st, "sentinel"));
+	print_durability(json_object_get(st, "durability"));
 	print_cache(json_object_get(st, "cache"));
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",

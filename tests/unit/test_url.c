@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit tests of backend/url.c: redis://, rediss:// and unix:// URLs that parse (with
+ * Unit tests of backend/url.c: redis://, rediss://, unix://,
+ * redis-sentinel:// and rediss-sentinel:// URLs that parse (with
  * defaults, percent-decoding, IPv6), every refusal and its message (which
  * must never quote a password), the display form without the password,
  * the endpoint copy, and password files.  Pure: no Redis needed.
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "sentinel.h"
 #include "url.h"
 #include "testutil.h"
 
@@ -64,7 +66,8 @@ static void check_bad(const char *url, const char *msg, const char *secret)
 		test_failures++;
 	}
 	/* Nothing is left allocated after a refusal. */
-	CHECK(!ep.host && !ep.unix_path && !ep.user && !ep.password);
+	CHECK(!ep.host && !ep.unix_path && !ep.user && !ep.password &&
+	      !ep.sentinel);
 }
 
 static void test_tcp(void)
@@ -253,7 +256,139 @@ static void test_tls(void)
 	CHECK(!ep.tls);
 	be_endpoint_release(&ep);
 	CHECK(be_url_parse("http://h", &ep, err, sizeof(err)) == -EINVAL);
-	CHECK(strstr(err, "expected redis://, rediss:// or unix://"));
+	CHECK(strstr(
+		err,
+		"expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://"));
+}
+
+/*
+ * Parses the Sentinel URL 'url' and checks its master name, db, TLS, and
+ * its 'n' sentinels "host:port" of 'addrs'.
+ */
+static void check_sentinel(const char *url, bool tls, const char *master,
+			   int db, const char *user, const char *password,
+			   size_t n, const char *const *addrs)
+{
+	struct be_endpoint ep, copy;
+	char err[256] = "", addr[300];
+	size_t i;
+
+	if (be_url_parse(url, &ep, err, sizeof(err)) != 0) {
+		fprintf(stderr, "'%s' refused: %s\n", url, err);
+		test_failures++;
+		return;
+	}
+	CHECK(ep.sentinel && !ep.host && !ep.unix_path);
+	CHECK(ep.tls == tls && ep.db == db);
+	CHECK(str_eq(ep.user, user) && str_eq(ep.password, password));
+	CHECK(str_eq(be_sentinel_master_name(ep.sentinel), master));
+	CHECK(be_sentinel_count(ep.sentinel) == n);
+	for (i = 0; i < n && i < be_sentinel_count(ep.sentinel); i++) {
+		snprintf(addr, sizeof(addr), "%s:%d",
+			 be_sentinel_host(ep.sentinel, i),
+			 be_sentinel_port(ep.sentinel, i));
+		if (strcmp(addr, addrs[i])) {
+			fprintf(stderr,
+				"'%s': sentinel %zu is '%s', want '%s'\n", url,
+				i, addr, addrs[i]);
+			test_failures++;
+		}
+	}
+	/* A copy shares the sentinels (one object, a reference). */
+	CHECK(be_endpoint_copy(&copy, &ep) == 0);
+	CHECK(copy.sentinel == ep.sentinel);
+	be_endpoint_release(&ep);
+	CHECK(!ep.sentinel);
+	CHECK(str_eq(be_sentinel_master_name(copy.sentinel), master));
+	be_endpoint_release(&copy);
+}
+
+static void test_sentinel(void)
+{
+	const char *one[] = { "10.0.0.1:26379" };
+	const char *three[] = { "10.0.0.1:26379", "10.0.0.2:5000",
+				"s3.example.com:26380" };
+	const char *v6[] = { "::1:26379", "127.0.0.1:1" };
+
+	check_sentinel("redis-sentinel://10.0.0.1/mymaster", false, "mymaster",
+		       0, NULL, NULL, 1, one);
+	check_sentinel("redis-sentinel://10.0.0.1:26379/mymaster/", false,
+		       "mymaster", 0, NULL, NULL, 1, one);
+	check_sentinel(
+		"redis-sentinel://10.0.0.1,10.0.0.2:5000,s3.example.com:26380/m/3",
+		false, "m", 3, NULL, NULL, 3, three);
+	check_sentinel("rediss-sentinel://alice:p%40ss@10.0.0.1/my%2Fmaster/1",
+		       true, "my/master", 1, "alice", "p@ss", 1, one);
+	check_sentinel("redis-sentinel://:pw@[::1],127.0.0.1:1/m", false, "m",
+		       0, NULL, "pw", 2, v6);
+	/* A password with '@' and '/' still parses: the last '@' ends it. */
+	check_sentinel("redis-sentinel://u:a@b/c@10.0.0.1/m", false, "m", 0,
+		       "u", "a@b/c", 1, one);
+
+	check_bad("redis-sentinel://10.0.0.1", "missing master name", NULL);
+	check_bad("redis-sentinel://10.0.0.1/", "empty master name", NULL);
+	check_bad("redis-sentinel://10.0.0.1//0", "empty master name", NULL);
+	check_bad("redis-sentinel://10.0.0.1,/m", "empty sentinel address",
+		  NULL);
+	check_bad("redis-sentinel://,10.0.0.1/m", "empty sentinel address",
+		  NULL);
+	check_bad("redis-sentinel://10.0.0.1:0/m", "invalid port '0'", NULL);
+	check_bad("redis-sentinel://10.0.0.1:x/m", "invalid port 'x'", NULL);
+	check_bad("redis-sentinel://h/m/x", "invalid db 'x'", NULL);
+	check_bad("redis-sentinel://h/m/1/2", "trailing junk '/2' after db",
+		  NULL);
+	check_bad("redis-sentinel://h/m?x=1", "trailing junk '?x=1'", NULL);
+	check_bad("redis-sentinel://h?x/m", "trailing junk '?x/m'", NULL);
+	check_bad("redis-sentinel://:s3cret@/m", "empty sentinel address",
+		  "s3cret");
+	check_bad("redis-sentinel://h/m%zz",
+		  "bad percent escape in master name", NULL);
+	check_bad("rediss-sentinel://:s3cret@h:99999/m", "out of range",
+		  "s3cret");
+}
+
+/* Sentinel URLs shown: every sentinel, the master, the db; no password. */
+static void test_sentinel_display(void)
+{
+	const char *cases[][2] = {
+		{ "redis-sentinel://10.0.0.1/mymaster",
+		  "redis-sentinel://10.0.0.1:26379/mymaster/0" },
+		{ "rediss-sentinel://alice:secret@a:1,[::1]:2/m%20x/4",
+		  "rediss-sentinel://alice@a:1,[::1]:2/m%20x/4" },
+		{ "redis-sentinel://:secret@h:5,g/m",
+		  "redis-sentinel://h:5,g:26379/m/0" },
+	};
+	struct be_endpoint ep, again;
+	char err[256];
+	char *shown;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK(be_url_parse(cases[i][0], &ep, err, sizeof(err)) == 0);
+		shown = be_url_display(&ep);
+		if (!shown || strcmp(shown, cases[i][1])) {
+			fprintf(stderr, "'%s' shown as '%s', want '%s'\n",
+				cases[i][0], shown ? shown : "(null)",
+				cases[i][1]);
+			test_failures++;
+		}
+		CHECK(shown && !strstr(shown, "secret"));
+		/* What is shown parses back to the same set. */
+		if (shown &&
+		    be_url_parse(shown, &again, err, sizeof(err)) == 0) {
+			CHECK(again.sentinel && again.tls == ep.tls);
+			CHECK(be_sentinel_count(again.sentinel) ==
+			      be_sentinel_count(ep.sentinel));
+			CHECK(str_eq(be_sentinel_master_name(again.sentinel),
+				     be_sentinel_master_name(ep.sentinel)));
+			CHECK(again.db == ep.db && !again.password);
+			be_endpoint_release(&again);
+		} else {
+			CHECK(!"sentinel display parses back");
+		}
+		free(shown);
+		be_endpoint_release(&ep);
+	}
 }
 
 static void test_display(void)
@@ -298,6 +433,12 @@ static void test_hide_password(void)
 	check_hidden("redis://h:6379/0", "redis://h:6379/0");
 	check_hidden("unix:///r.sock?db=1", "unix:///r.sock?db=1");
 	check_hidden("http://u:pw@h", "http://u:pw@h");
+	check_hidden("redis-sentinel://:pw@a:1,b:2/m/0",
+		     "redis-sentinel://:**@a:1,b:2/m/0");
+	check_hidden("rediss-sentinel://u:secret@a/m",
+		     "rediss-sentinel://u:******@a/m");
+	check_hidden("redis-sentinel://a:1,b:2/m",
+		     "redis-sentinel://a:1,b:2/m");
 }
 
 static void test_copy(void)
@@ -393,6 +534,8 @@ int main(void)
 	test_unix();
 	test_errors();
 	test_tls();
+	test_sentinel();
+	test_sentinel_display();
 	test_display();
 	test_hide_password();
 	test_copy();
