@@ -519,37 +519,44 @@ struct outbuf {
 static void out_printf(struct outbuf *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Makes room for 'more' bytes and a NUL; false (and 'failed') on ENOMEM. */
+static bool out_reserve(struct outbuf *o, size_t more)
+{
+	size_t cap = (o->len + more + 1) * 2;
+	char *bigger;
+
+	if (o->cap - o->len > more)
+		return true;
+	bigger = realloc(o->buf, cap);
+	if (!bigger) {
+		o->failed = true;
+		return false;
+	}
+	o->buf = bigger;
+	o->cap = cap;
+	return true;
+}
+
 static void out_printf(struct outbuf *o, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
-	if (o->failed)
+	if (o->failed || !out_reserve(o, 256))
 		return;
-	for (;;) {
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n >= o->cap - o->len && out_reserve(o, n)) {
 		va_start(ap, fmt);
 		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
 		va_end(ap);
-		if (n < 0) {
-			o->failed = true;
-			return;
-		}
-		if ((size_t)n < o->cap - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = (o->cap + (size_t)n + 1) * 2;
-			char *bigger = realloc(o->buf, cap);
-
-			if (!bigger) {
-				o->failed = true;
-				return;
-			}
-			o->buf = bigger;
-			o->cap = cap;
-		}
 	}
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->failed = true;
+		return;
+	}
+	o->len += (size_t)n;
 }
 
 static void family(struct outbuf *o, const char *name, const char *type,
@@ -917,6 +924,21 @@ static void client_answer_text(struct fs_m_client *cl, const char *version,
 		      body, body ? strlen(body) : 0);
 }
 
+static void client_answer_metrics(struct fs *fs, struct fs_m_client *cl,
+				  const char *version)
+{
+	size_t len = 0;
+	char *text = fs_metrics_render(fs, &len);
+
+	if (!text) {
+		client_answer_text(cl, version, "503 Service Unavailable", "",
+				   "out of memory\n");
+		return;
+	}
+	client_answer(cl, version, "200 OK", "",
+		      "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
 /*
  * Answers the request in cl->in (complete: ends with an empty line).
  * Only the request line matters: GET /metrics, with or without a query.
@@ -953,20 +975,7 @@ static void client_request(struct fs *fs, struct fs_m_client *cl)
 				   "not found: try GET /metrics\n");
 		return;
 	}
-	{
-		size_t len = 0;
-		char *text = fs_metrics_render(fs, &len);
-
-		if (!text) {
-			client_answer_text(cl, version,
-					   "503 Service Unavailable", "",
-					   "out of memory\n");
-			return;
-		}
-		client_answer(cl, version, "200 OK", "",
-			      "text/plain; version=0.0.4; charset=utf-8", text,
-			      len);
-	}
+	client_answer_metrics(fs, cl, version);
 }
 
 /* Reads what 'cl' sent; answers once the header is complete. */
