@@ -5,7 +5,7 @@ checked by `promtool check metrics`; counters that move with the traffic;
 a Redis outage (SIGSTOP past redis_timeout) in the errors and the breaker;
 the mode gauge following `sessfs-migrate mode`; the same text through the
 control socket and `sessfs-migrate status --metrics`; 404, 405 and 400
-answers; bad metrics_addr values refused at mount with one line; the alert
+answers; every family listed in the README; bad metrics_addr values refused at mount with one line; the alert
 rules (promtool check rules, promtool test rules) and every metric name
 the alerts and the Grafana dashboard use present in a real scrape."""
 
@@ -193,6 +193,11 @@ def test_scrape(redis, redis_server, tmp, sessdir, checker):
         finally:
             for c in idle:
                 c.close()
+
+        # The README lists every family.
+        readme = (util.SRC_DIR / "README.md").read_text()
+        missing = sorted(f for f in families(after) if "`%s`" % f not in readme)
+        assert not missing, "not in README.md: %s" % missing
 
         # What the alerts and the dashboard use, a real scrape has.
         have = {re.sub(r"\{.*", "", k) for k in s} | {"up"}
