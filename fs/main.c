@@ -763,11 +763,13 @@ int main(int argc, char *argv[])
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
 	be_acl_set_reporter(report_acl);
-	if (fs_metrics_listen(fs) < 0)
+	if (fs_metrics_check(fs) < 0)
 		goto out;
 	if (configure(fs) < 0 || check_mountpoint(fs) < 0 ||
 	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0 ||
 	    open_lower(fs) < 0)
+		goto out_mountpt;
+	if (fs_metrics_listen(fs) < 0)
 		goto out_mountpt;
 	fs->pool = be_pool_new(&fs->ep, fs->redis_timeout, FS_MAX_THREADS + 4);
 	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args)) {

@@ -125,8 +125,11 @@ struct fs_metrics {
 	double start_time; /* CLOCK_REALTIME s */
 
 	/* The HTTP server: listen_fd >= 0 once fs_metrics_listen() bound. */
+	char *addr; /* as given; NULL: no metrics_addr (or not checked) */
+	struct sockaddr_storage ss; /* 'addr' parsed by fs_metrics_check() */
+	socklen_t sslen;
+	bool loopback;
 	int listen_fd;
-	char *addr; /* as given, for the log */
 	pthread_t thread;
 	bool started;
 	atomic_bool stopping;
@@ -833,15 +836,11 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss,
 	return 0;
 }
 
-int fs_metrics_listen(struct fs *fs)
+int fs_metrics_check(struct fs *fs)
 {
 	struct fs_metrics *m = fs->metrics;
 	const char *addr = fs->cfg.metrics_addr;
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	bool loopback = false;
 	char why[256];
-	int fd, one = 1;
 
 	if (!addr)
 		return 0;
@@ -849,30 +848,46 @@ int fs_metrics_listen(struct fs *fs)
 		fprintf(stderr, "sessfs: out of memory\n");
 		return -1;
 	}
-	if (parse_addr(addr, &ss, &sslen, &loopback, why, sizeof(why)) < 0) {
+	if (parse_addr(addr, &m->ss, &m->sslen, &m->loopback, why,
+		       sizeof(why)) < 0) {
 		fprintf(stderr,
 			"sessfs: invalid metrics_addr '%s': %s; see 'sessfs -h' for usage\n",
 			addr, why);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	m->addr = strdup(addr);
+	if (!m->addr) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+int fs_metrics_listen(struct fs *fs)
+{
+	struct fs_metrics *m = fs->metrics;
+	int fd, one = 1;
+
+	if (!m || !m->addr)
+		return 0;
+	fd = socket(m->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 16) < 0) {
+	    bind(fd, (struct sockaddr *)&m->ss, m->sslen) < 0 ||
+	    listen(fd, 16) < 0) {
 		fprintf(stderr,
 			"sessfs: cannot listen on metrics_addr '%s': %s\n",
-			addr, strerror(errno));
+			m->addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	m->listen_fd = fd;
-	m->addr = strdup(addr);
-	if (!loopback)
+	if (!m->loopback)
 		LOG_INFO(
 			"metrics on '%s' are reachable from the network, without authentication",
-			addr);
+			m->addr);
 	return 0;
 }
 

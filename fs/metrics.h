@@ -23,8 +23,9 @@
  * wrappers find the metrics through the one pointer fs_metrics_new() set
  * (one daemon per process).
  *
- * Serving.  fs_metrics_listen() parses metrics_addr and binds before the
- * mount (a bad address or a port in use fails the mount with one line);
+ * Serving.  fs_metrics_check() parses metrics_addr with the other options,
+ * fs_metrics_listen() binds before the mount (a bad address or a port in
+ * use fails the mount with one line);
  * fs_metrics_start() starts the thread after fuse_daemonize();
  * fs_metrics_stop() ends it.  The thread polls with 100 ms timeouts, holds
  * at most FS_METRICS_CLIENTS connections, gives each FS_METRICS_IO_MS to
@@ -34,7 +35,8 @@
  * count under each needs (tab_lock, rt.lock, the journal's, the fenced
  * set's): it never waits for a store call.
  *
- * Call order: fs_metrics_new() -> fs_metrics_listen() -> (mount, fork)
+ * Call order: fs_metrics_new() -> fs_metrics_check() ->
+ * fs_metrics_listen() -> (mount, fork)
  * fs_metrics_start() -> ... -> fs_metrics_stop() -> fs_metrics_free().
  */
 #ifndef FS_METRICS_H
@@ -78,14 +80,21 @@ struct fs_metrics *fs_metrics_new(void);
 void fs_metrics_free(struct fs_metrics *m);
 
 /**
- * Parses fs->cfg.metrics_addr (nothing to do when NULL) and listens on
- * it.  Accepted: "PORT" or ":PORT" (127.0.0.1), "localhost:PORT",
- * "IPV4:PORT", "[IPV6]:PORT", port 1-65535.  A host name other than
- * localhost is refused (no DNS at mount time; a name must not silently
- * open the metrics to the network): anything but loopback must be
- * written as an address, and is then logged as reachable from the
- * network.  0, or -1 after one line on stderr.  Main thread, before the
- * mount.
+ * Parses fs->cfg.metrics_addr (nothing to do when NULL).  Accepted:
+ * "PORT" or ":PORT" (127.0.0.1), "localhost:PORT", "IPV4:PORT",
+ * "[IPV6]:PORT", port 1-65535.  A host name other than localhost is
+ * refused (no DNS at mount time; a name must not silently open the
+ * metrics to the network): anything but loopback must be written as an
+ * address.  0, or -1 after one line on stderr.  Main thread, with the
+ * other option checks.
+ */
+int fs_metrics_check(struct fs *fs);
+/**
+ * Listens on the address fs_metrics_check() parsed, if any; one that is
+ * not loopback is logged as reachable from the network.  0, or -1 after
+ * one line on stderr (a port in use).  Main thread, before the mount and
+ * after the mountpoint's lock, so that a second mount on the same
+ * mountpoint is refused for that and not for the port.
  */
 int fs_metrics_listen(struct fs *fs);
 /** Starts the HTTP thread when listening; 0 or -errno.  After the fork. */

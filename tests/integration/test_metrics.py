@@ -288,20 +288,34 @@ def test_bad_metrics_addr(tmp, sessdir, addr, words):
     assert not util.is_mounted(sessdir)
 
 
-def test_metrics_port_in_use(tmp, sessdir):
-    """A port someone else listens on fails the mount with one line."""
+def test_metrics_port_in_use(redis, redis_server, tmp, sessdir, checker):
+    """A port someone else listens on fails the mount with one line; a
+    second sessfs on a mounted mountpoint is refused for the mountpoint,
+    not for the first one's port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        r = util.run_sessfs(["redis://127.0.0.1:1", str(sessdir), "-f",
-                             "-o", "metrics_addr=127.0.0.1:%d,state_dir=%s"
-                             % (port, tmp)])
+        r = util.run_sessfs([redis_server.url(), str(sessdir), "-f", "-o",
+                             "metrics_addr=127.0.0.1:%d,state_dir=%s,"
+                             "ctl_dir=%s" % (port, tmp, tmp / "ctl")])
     assert r.returncode != 0
     assert r.stderr.strip() == ("sessfs: cannot listen on metrics_addr "
                                 "'127.0.0.1:%d': Address already in use"
                                 % port), r.stderr
     assert not util.is_mounted(sessdir)
+
+    port = util.free_port()
+    opt = "metrics_addr=127.0.0.1:%d" % port
+    with mounted(redis_server.url(), sessdir, checker, opts=[opt]) as m:
+        r = util.run_sessfs([redis_server.url(), str(sessdir), "-f", "-o",
+                             opt + ",state_dir=%s,ctl_dir=%s"
+                             % (tmp, tmp / "ctl")])
+        assert r.returncode != 0
+        assert "another sessfs still runs" in r.stderr, r.stderr
+        assert "metrics_addr" not in r.stderr, r.stderr
+        assert value(metrics(port), "sessfs_redis_up") == 1
+        assert m.proc.poll() is None
 
 
 def test_alert_rules():
