@@ -118,8 +118,15 @@ def test_scrape(redis, redis_server, tmp, sessdir, checker):
     405 and 400; every name the alerts and the dashboard use exists."""
     port = util.free_port()
     mm = ModeMount(tmp, redis_server, checker)
+    # A legacy session, in the directory before the mount.
+    (sessdir / "sess_legacy").write_bytes(b"l|i:0;")
     with mm.mounted(sessdir, "redis-only",
                     extra=["metrics_addr=127.0.0.1:%d" % port]) as m:
+        assert read_file(m.path("sess_legacy")) == b"l|i:0;"
+        text = metrics(port)
+        assert value(text, "sessfs_copyups_total") == 1
+        assert ops(text, "lower", "legacy_read") >= 1
+        assert ops(text, "redis", "copyup") == 1
         n = 5
         for i in range(n):
             write_file(m.path("sess_m%d" % i), b"a|i:0;")
@@ -211,10 +218,11 @@ def test_scrape(redis, redis_server, tmp, sessdir, checker):
 
 
 def test_outage_and_modes(tmp, sessdir, checker):
-    """Redis stopped past redis_timeout: the failed write shows as a
-    timeout error of the redis store, the breaker opens (sessfs_redis_up
-    0), and closes again after SIGCONT; the mode gauge follows
-    sessfs-migrate mode."""
+    """Redis stopped past redis_timeout: in dual-write the write Redis
+    missed shows as a timeout error of the redis store, the breaker opens
+    (sessfs_redis_up 0) and closes again after SIGCONT, and the journal
+    is repaired; in redis-first a write of this host's own name falls
+    back to the lower dir; the mode gauge follows sessfs-migrate mode."""
     checker.register_output(OUTAGE_LOG)
     root = util.short_tmpdir("met")
     server = RedisServer(root / "redis")
@@ -262,6 +270,23 @@ def test_outage_and_modes(tmp, sessdir, checker):
             after = metrics(port)
             assert value(after, 'sessfs_repairs_total{store="redis"}') >= 1
             assert value(after, "sessfs_journal_names") == 0
+
+            migrate("verify", "--mount", m.mnt, "--ctl-dir", mm.ctl_dir)
+            migrate("mode", "redis-first", "--mount", m.mnt, "--ctl-dir",
+                    mm.ctl_dir)
+            write_file(m.path("sess_o"), b"o|i:2;")
+            before = metrics(port)
+            assert value(before, 'sessfs_mode{mode="redis-first"}') == 1
+            server.sigstop()
+            try:
+                write_file(m.path("sess_o"), b"o|i:3;")
+            finally:
+                server.sigcont()
+            text = metrics(port)
+            put = 'sessfs_fallbacks_total{op="put"}'
+            assert value(text, put) > value(before, put)
+            mm.wait_repaired()
+            assert read_file(m.path("sess_o")) == b"o|i:3;"
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
