@@ -292,6 +292,37 @@ def test_outage_and_modes(tmp, sessdir, checker):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("form, host", [
+    pytest.param("localhost:%d", "127.0.0.1", id="localhost"),
+    pytest.param("[::1]:%d", "::1", id="ipv6",
+                 marks=pytest.mark.skipif(not ipv6_loopback(),
+                                          reason="no IPv6 loopback")),
+])
+def test_metrics_addr_forms(redis, redis_server, sessdir, checker, form,
+                            host):
+    """localhost and a bracketed IPv6 address are loopback."""
+    port = util.free_port()
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["metrics_addr=" + form % port]):
+        c = http.client.HTTPConnection(host, port, timeout=10 * SLOW)
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            assert r.status == 200
+            assert "sessfs_build_info{" in r.read().decode()
+        finally:
+            c.close()
+
+
 @pytest.mark.parametrize("addr, words", [
     pytest.param("example.com:9464", "IP address or localhost", id="name"),
     pytest.param("127.0.0.1:0", "port 1-65535", id="port0"),
