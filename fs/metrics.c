@@ -980,6 +980,13 @@ static void client_request(struct fs *fs, struct fs_m_client *cl)
 	*sp1 = *sp2 = '\0';
 	q = strchr(sp1 + 1, '?');
 	plen = q ? (size_t)(q - (sp1 + 1)) : strlen(sp1 + 1);
+	if (strcmp(line, "HEAD") == 0) {
+		/* An answer to HEAD has no body. */
+		client_answer(cl, version, "405 Method Not Allowed",
+			      "Allow: GET\r\n", "text/plain; charset=utf-8",
+			      NULL, 0);
+		return;
+	}
 	if (strcmp(line, "GET") != 0) {
 		client_answer_text(cl, version, "405 Method Not Allowed",
 				   "Allow: GET\r\n", "only GET /metrics\n");

@@ -182,7 +182,18 @@ def test_scrape(redis, redis_server, tmp, sessdir, checker):
         assert scrape(port, "/metrics?name[]=up")[0] == 200
         status, headers, _ = scrape(port, "/metrics", "POST")
         assert status == 405 and headers["Allow"] == "GET"
-        assert scrape(port, "/metrics", "HEAD")[0] == 405
+        status, headers, body = scrape(port, "/metrics", "HEAD")
+        assert status == 405 and headers["Allow"] == "GET" and body == ""
+        with socket.create_connection(("127.0.0.1", port), 10) as c:
+            c.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 405 ")
+            assert answer.endswith(b"\r\n\r\n"), answer
         with socket.create_connection(("127.0.0.1", port), 10) as c:
             c.sendall(b"HELLO\r\n\r\n")
             assert c.recv(100).startswith(b"HTTP/1.1 400 ")
