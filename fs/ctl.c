@@ -7,8 +7,8 @@
  * newline-delimited JSON, one request and one reply per line.  A request
  * is {"cmd": "...", ...}; a reply is {"ok": true, ...} or
  * {"ok": false, "error": "..."}.  Commands: status, mode {mode, force},
- * export, verify, repair, prepare-unmount.  status carries the protocol
- * version.
+ * export, verify, repair, prepare-unmount, metrics (the Prometheus text
+ * of metrics.h in "text").  status carries the protocol version.
  *
  * A mode change locks every name stripe, so no store call is in flight
  * while the mode flips; a handle opened before keeps its bytes and commits
@@ -42,6 +42,7 @@
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "metrics.h"
 #include "sentinel.h"
 #include "track.h"
 
@@ -596,6 +597,20 @@ static json_t *cmd_prepare_unmount(struct fs *fs)
 			 fs_mode_name(fs_mode_get(fs)));
 }
 
+/* The same text as GET /metrics (metrics.h), as one JSON string. */
+static json_t *cmd_metrics(struct fs *fs)
+{
+	size_t len = 0;
+	char *text = fs_metrics_render(fs, &len);
+	json_t *reply;
+
+	if (!text)
+		return reply_error("cannot render the metrics: out of memory");
+	reply = json_pack("{s:b, s:s%}", "ok", 1, "text", text, len);
+	free(text);
+	return reply;
+}
+
 static json_t *handle(struct fs *fs, const char *line)
 {
 	json_error_t jerr;
@@ -620,6 +635,8 @@ static json_t *handle(struct fs *fs, const char *line)
 		reply = cmd_verify(fs);
 	else if (strcmp(cmd, "prepare-unmount") == 0)
 		reply = cmd_prepare_unmount(fs);
+	else if (strcmp(cmd, "metrics") == 0)
+		reply = cmd_metrics(fs);
 	else if (strcmp(cmd, "repair") == 0)
 		reply = json_pack("{s:b, s:I}", "ok", 1, "journal",
 				  (json_int_t)fs_route_repair_pass(fs));

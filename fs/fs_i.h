@@ -103,6 +103,7 @@ struct fs_config {
 	char *host_id;
 	char *ctl_dir;
 	char *cache; /* "tracking" or "off" */
+	char *metrics_addr; /* HOST:PORT of GET /metrics (metrics.h) */
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -204,6 +205,7 @@ struct fs_handle {
 
 struct be_journal;
 struct fs_dirh;
+struct fs_metrics;
 
 /** Routing state (route.c): breaker, journal, per-name facts, threads. */
 struct fs_route {
@@ -292,6 +294,8 @@ struct fs {
 	atomic_uint track_inval[FS_NAME_STRIPES]; /* invalidations seen */
 	_Atomic uint64_t track_hits; /* store calls saved */
 	_Atomic bool track_refusal_logged;
+
+	struct fs_metrics *metrics; /* metrics.h; NULL only on ENOMEM */
 };
 
 /* inode.c */

@@ -31,6 +31,7 @@
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "metrics.h"
 #include "mountpt.h"
 #include "sentinel.h"
 #include "tls.h"
@@ -65,6 +66,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("tls_server_name=%s", tls_server_name, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
+	FS_OPT("metrics_addr=%s", metrics_addr, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -163,6 +165,11 @@ static void usage(const char *prog)
 	       "                           names already read from memory\n"
 	       "                           while Redis reports no change\n"
 	       "                           (CLIENT TRACKING); default off\n"
+	       "    -o metrics_addr=HOST:PORT  serve Prometheus metrics on\n"
+	       "                           GET /metrics (default off); PORT\n"
+	       "                           alone means 127.0.0.1:PORT; HOST\n"
+	       "                           is an IP address or localhost,\n"
+	       "                           never a name; no authentication\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "                           (or the Redis user may not read\n"
 	       "                           the policy: INFO, CONFIG GET)\n"
@@ -636,6 +643,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->host_id);
 	free(cfg->ctl_dir);
 	free(cfg->cache);
+	free(cfg->metrics_addr);
 	free(cfg->unknown);
 }
 
@@ -697,6 +705,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 	if (fs_trim_start(fs, fuse_session_fd(se)) < 0)
 		LOG_WARN("cannot start the trimmer: idle inodes stay until "
 			 "the kernel forgets them");
+	if (fs_metrics_start(fs) < 0)
+		LOG_ERR("cannot start the metrics thread: no GET /metrics");
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
@@ -705,6 +715,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	fs_trim_stop();
+	fs_metrics_stop(fs);
 	fuse_session_unmount(se);
 	fs_ctl_stop(fs);
 	if (!fs->manifest_saved)
@@ -799,6 +810,7 @@ int main(int argc, char *argv[])
 	fs->ctl_fd = -1;
 	pthread_mutex_init(&fs->mode_lock, NULL);
 	fs_count_init(&fs->count);
+	fs->metrics = fs_metrics_new();
 	fs->cfg.mode = strdup("redis-only");
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
@@ -838,9 +850,13 @@ int main(int argc, char *argv[])
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
 	be_acl_set_reporter(report_acl);
+	if (fs_metrics_check(fs) < 0)
+		goto out;
 	if (configure(fs) < 0 || check_mountpoint(fs) < 0 ||
 	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0 ||
 	    open_lower(fs) < 0)
+		goto out_mountpt;
+	if (fs_metrics_listen(fs) < 0)
 		goto out_mountpt;
 	fs->pool = be_pool_new(&fs->ep, fs->redis_timeout, FS_MAX_THREADS + 4);
 	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args)) {
@@ -866,6 +882,7 @@ out:
 	config_release(&fs->cfg);
 	fuse_opt_free_args(&args);
 	fs_count_destroy(&fs->count);
+	fs_metrics_free(fs->metrics);
 	free(fs);
 	return ret;
 }

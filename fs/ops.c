@@ -19,6 +19,7 @@
 #include "fs_i.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "metrics.h"
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -253,7 +254,7 @@ static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size);
 static bool tracked_hit(struct fs *fs, const struct fs_inode *inode)
 {
 	if (!fs_track_valid(fs, inode))
-		return false;
+		return fs_metrics_track_miss(fs);
 	atomic_fetch_add(&fs->track_hits, 1);
 	return true;
 }

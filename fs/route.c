@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "log.h"
 #include "lowerstore.h"
+#include "metrics.h"
 #include "sentinel.h"
 #include "track.h"
 
@@ -107,6 +108,7 @@ void fs_route_count(struct fs *fs, bool failed)
 	if (failed)
 		fs->rt.rate[i].errors++;
 	pthread_mutex_unlock(&fs->rt.lock);
+	fs_metrics_request(fs, failed);
 }
 
 void fs_route_error_rate(struct fs *fs, uint64_t *ops, uint64_t *errors)
@@ -137,6 +139,7 @@ static void redis_failed(struct fs *fs, int ret)
 			"redis is unreachable (%s): failing fast until it answers again",
 			strerror(-ret));
 		fs->rt.redis_down = true;
+		fs_metrics_breaker_opened(fs);
 		pthread_cond_broadcast(&fs->rt.cond);
 	}
 	pthread_mutex_unlock(&fs->rt.lock);
@@ -322,6 +325,7 @@ static int redis_resolve(struct fs *fs, const char *name, bool want_data,
 		goto out;
 	}
 	LOG_DEBUG("copied '%s' up from the lower dir", name);
+	fs_metrics_copyup(fs);
 	*f = lower;
 	if (!want_data) {
 		free(f->data);
@@ -506,8 +510,10 @@ int fs_route_get(struct fs *fs, const char *name, bool want_data,
 	if (r == ROUTE_LOWER || r == ROUTE_DUAL)
 		return lower_get(fs, name, want_data, f);
 	if (r == ROUTE_REDIS_FIRST && fs_route_redis_down(fs) &&
-	    fs_nameset_has(&fs->rt.mine, name))
+	    fs_nameset_has(&fs->rt.mine, name)) {
+		fs_metrics_fallback(fs, FS_M_GET);
 		return lower_get(fs, name, want_data, f);
+	}
 	if (fs_route_redis_down(fs) && !redis_wait_up(fs))
 		return -EIO;
 	ret = redis_resolve(fs, name, want_data, f);
@@ -515,6 +521,7 @@ int fs_route_get(struct fs *fs, const char *name, bool want_data,
 	    fs_nameset_has(&fs->rt.mine, name)) {
 		/* This host wrote it last: its lower copy is current. */
 		be_file_release(f);
+		fs_metrics_fallback(fs, FS_M_GET);
 		return lower_get(fs, name, want_data, f);
 	}
 	return ret;
@@ -551,6 +558,7 @@ int fs_route_put(struct fs *fs, const char *name, const void *data, size_t len,
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
 			/* Redis down, the name is ours: lower is current. */
+			fs_metrics_fallback(fs, FS_M_PUT);
 			ret = be_lower_put(fs->lower_fd, name, data, len, meta);
 			if (ret == 0)
 				behind(fs, name, BE_J_REDIS, -EIO);
@@ -660,6 +668,7 @@ int fs_route_delete(struct fs *fs, const char *name, int64_t last_mtime_ns)
 			      : redis_delete(fs, name, last_mtime_ns);
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
+			fs_metrics_fallback(fs, FS_M_DELETE);
 			lret = be_lower_delete(fs->lower_fd, name);
 			if (lret < 0 && lret != -ENOENT)
 				return lret;
@@ -706,6 +715,7 @@ int fs_route_setmeta(struct fs *fs, const char *name,
 					      : redis_setmeta(fs, name, meta);
 		if (ret < 0 && is_transport_err(ret) &&
 		    fs_nameset_has(&fs->rt.mine, name)) {
+			fs_metrics_fallback(fs, FS_M_SETMETA);
 			ret = be_lower_setmeta(fs->lower_fd, name, meta);
 			if (ret == 0)
 				behind(fs, name, BE_J_REDIS, -EIO);
@@ -839,6 +849,7 @@ static int repair_one(struct fs *fs, const char *name, unsigned int stores)
 			return ret;
 		be_journal_done(fs->rt.journal, name, BE_J_REDIS);
 		LOG_DEBUG("repaired '%s' in redis", name);
+		fs_metrics_repaired(fs, BE_J_REDIS);
 	}
 	if (stores & BE_J_LOWER) {
 		c = be_pool_get_at(fs->pool, fs_route_slot(name));
@@ -858,6 +869,7 @@ static int repair_one(struct fs *fs, const char *name, unsigned int stores)
 			return ret;
 		be_journal_done(fs->rt.journal, name, BE_J_LOWER);
 		LOG_DEBUG("repaired '%s' in the lower dir", name);
+		fs_metrics_repaired(fs, BE_J_LOWER);
 	}
 	return 0;
 }

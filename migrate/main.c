@@ -52,7 +52,7 @@ static void usage(FILE *out)
 		"\n"
 		"Online commands, through the control socket of the mount on MNT:\n"
 		"  status --mount MNT  mode and health: Redis, repair journal, errors,\n"
-		"                      layers\n"
+		"                      layers (--metrics: its Prometheus metrics)\n"
 		"  mode MODE --mount MNT  change the mode at run time (files,\n"
 		"                      dual-write, redis-first, redis-only)\n"
 		"  export --mount MNT  Redis -> the files underneath, with live traffic\n"

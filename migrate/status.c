@@ -5,6 +5,8 @@
  * the repair journal, fenced names, the recent error rate, whether the
  * files underneath are current, and the sessfs layers on the mountpoint.
  * The exit status says whether it is healthy, for scripts and monitoring.
+ * With --metrics it prints the daemon's metrics instead, in Prometheus's
+ * text format (the control socket's metrics, fs/metrics.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +22,14 @@ struct status_cmd {
 	const char *mount;
 	const char *ctl_dir;
 	bool json;
+	bool metrics;
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: " MIG_PROGNAME " status --mount MOUNTPOINT [--json]\n"
+		"usage: " MIG_PROGNAME
+		" status --mount MOUNTPOINT [--json | --metrics]\n"
 		"\n"
 		"Shows the mode and health of the sessfs mount on MOUNTPOINT: Redis\n"
 		"reachable, names waiting in the repair journal, names fenced after a\n"
@@ -35,6 +39,9 @@ static void usage(FILE *out)
 		"\n" MIG_ONLINE_OPTIONS_HELP
 		"  --json                 print the daemon's status as JSON, with\n"
 		"                         \"healthy\" and \"problems\" added\n"
+		"  --metrics              print the daemon's metrics in Prometheus's\n"
+		"                         text format (as its -o metrics_addr serves\n"
+		"                         them) and exit 0\n"
 		"  -h, --help             this text\n"
 		"\n"
 		"Exit status: 0 healthy, 1 unhealthy (the problems are listed) or the\n"
@@ -43,9 +50,10 @@ static void usage(FILE *out)
 
 static int parse_args(struct status_cmd *s, int argc, char **argv)
 {
-	enum { OPT_JSON = MIG_OPT_FIRST_FREE };
+	enum { OPT_JSON = MIG_OPT_FIRST_FREE, OPT_METRICS };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "metrics", no_argument, NULL, OPT_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		MIG_ONLINE_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -64,6 +72,9 @@ static int parse_args(struct status_cmd *s, int argc, char **argv)
 		case OPT_JSON:
 			s->json = true;
 			break;
+		case OPT_METRICS:
+			s->metrics = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -74,6 +85,10 @@ static int parse_args(struct status_cmd *s, int argc, char **argv)
 	if (argc != optind)
 		return error(
 			"status takes no arguments but --mount; see '" MIG_PROGNAME
+			" status --help'");
+	if (s->json && s->metrics)
+		return error(
+			"--json and --metrics exclude each other; see '" MIG_PROGNAME
 			" status --help'");
 	if (!s->mount)
 		return error(
@@ -242,8 +257,16 @@ int cmd_status(int argc, char **argv)
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;
 	code = MIG_EXIT_DIFF;
-	if (mig_ctl_open(&ctl, s.mount, s.ctl_dir) ||
-	    mig_ctl_simple(&ctl, "status", NULL, &reply))
+	if (mig_ctl_open(&ctl, s.mount, s.ctl_dir))
+		goto out;
+	if (s.metrics) {
+		if (mig_ctl_simple(&ctl, "metrics", NULL, &reply) == 0) {
+			fputs(str_of(reply, "text"), stdout);
+			code = MIG_EXIT_OK;
+		}
+		goto out;
+	}
+	if (mig_ctl_simple(&ctl, "status", NULL, &reply))
 		goto out;
 	if (int_of(reply, "protocol") > MIG_CTL_PROTOCOL)
 		warning("the daemon speaks control protocol %lld, this tool %d: upgrade sessfs-migrate",

@@ -48,6 +48,9 @@ PACKAGES=(
 	# systemd-analyze, to check the units in systemd/ (PID 1 need not be
 	# systemd for `systemd-analyze verify`)
 	systemd
+	# promtool: test_metrics.py checks the scraped metrics and the alert
+	# rules of contrib/prometheus with it (its service is never started)
+	prometheus
 	# the demo and the tests: curl, pgrep/pkill-free process control,
 	# fuser, findmnt/mountpoint/setpriv
 	curl procps psmisc util-linux ca-certificates git
