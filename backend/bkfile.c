@@ -134,7 +134,8 @@ int be_bk_item_check(const unsigned char *item, size_t len)
 	if (len < BE_BK_ITEM_HEAD_LEN + 1 + 4 || be_bk_item_len(item, &said) ||
 	    said != len)
 		return -EINVAL;
-	if (be_bk_crc32c(0, item, len - 4) != (uint32_t)get_le(item + len - 4, 4))
+	if (be_bk_crc32c(0, item, len - 4) !=
+	    (uint32_t)get_le(item + len - 4, 4))
 		return -EINVAL;
 	return item[BE_BK_ITEM_HEAD_LEN];
 }

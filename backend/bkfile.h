@@ -42,17 +42,17 @@
 
 #include "layout.h"
 
-#define BE_BK_MAGIC	    "SESSFSBK"
-#define BE_BK_MAGIC_LEN	    8
-#define BE_BK_VERSION	    1
-#define BE_BK_DIGEST_LEN    32 /* SHA-256 */
-#define BE_BK_PREFIX_MAX    1024 /* longest prefix a header may hold */
-#define BE_BK_META_MAX	    64 /* most meta pairs a record may hold */
-#define BE_BK_FIELD_MAX	    4096 /* longest meta field or value */
-#define BE_BK_VALUE_MAX	    (64 * 1024 * 1024) /* the mount's limit */
+#define BE_BK_MAGIC	 "SESSFSBK"
+#define BE_BK_MAGIC_LEN	 8
+#define BE_BK_VERSION	 1
+#define BE_BK_DIGEST_LEN 32 /* SHA-256 */
+#define BE_BK_PREFIX_MAX 1024 /* longest prefix a header may hold */
+#define BE_BK_META_MAX	 64 /* most meta pairs a record may hold */
+#define BE_BK_FIELD_MAX	 4096 /* longest meta field or value */
+#define BE_BK_VALUE_MAX	 (64 * 1024 * 1024) /* the mount's limit */
 /* No item is longer: a value, its meta and the fixed fields. */
-#define BE_BK_ITEM_MAX                                                      \
-	((size_t)BE_BK_VALUE_MAX + BE_NAME_MAX +                            \
+#define BE_BK_ITEM_MAX                           \
+	((size_t)BE_BK_VALUE_MAX + BE_NAME_MAX + \
 	 BE_BK_META_MAX * (8 + 2 * BE_BK_FIELD_MAX) + 64)
 #define BE_BK_ITEM_HEAD_LEN 4 /* the len field: read it first */
 
