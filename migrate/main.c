@@ -33,6 +33,7 @@ static const struct command commands[] = {
 	{ "rollback", cmd_rollback },
 	{ "backup", cmd_backup },
 	{ "restore", cmd_restore },
+	{ "cleanup", cmd_cleanup },
 };
 /* clang-format on */
 
@@ -55,6 +56,9 @@ static void usage(FILE *out)
 		"                      tombstones) into FILE, checksummed\n"
 		"  restore FILE URL    check FILE whole, then write its sessions back,\n"
 		"                      skipping expired ones and never a newer value\n"
+		"  cleanup DIR URL --older-than AGE [--yes]  remove the old session\n"
+		"                      files of DIR that Redis holds as new or newer\n"
+		"                      (dry run without --yes; never under a mount)\n"
 		"\n"
 		"Online commands, through the control socket of the mount on MNT:\n"
 		"  status --mount MNT  mode and health: Redis, repair journal, errors,\n"

@@ -45,7 +45,6 @@
 
 #define READ_BUF_SIZE (1024 * 1024)
 #define MIN_TTL_MS    1000
-#define FIXED_ARGS    12 /* EVALSHA sha numkeys K M index, 9 ARGV - 3 */
 #define MAX_ARGS      (3 + 3 + 9 + 2 * BE_BK_META_MAX)
 
 /*
@@ -55,7 +54,10 @@
  * then the meta hash's fields and values.  Returns 0 when written, 1 when
  * refused: Redis holds a value or meta key as new or newer.  The refusal
  * is store.c's COPYUP rule, and numcmp() its exact comparison of decimal
- * strings (Lua numbers lose nanoseconds); keep the two in step.
+ * strings (Lua numbers lose nanoseconds); keep the two in step.  One
+ * difference: a value without meta key has only the mtime its TTL implies
+ * on either side (it moves by the milliseconds between PTTL and the
+ * clock), so there the record must be newer by more than a second.
  */
 static const char lua_restore[] =
 	"local K, M = KEYS[1], KEYS[2]\n"
@@ -84,7 +86,7 @@ static const char lua_restore[] =
 	"  if e == 1 and m == 0 then\n"
 	"    local p = redis.call('PTTL', K)\n"
 	"    refuse = p < 0 or tonumber(mt) / 1e6 <=\n"
-	"             tonumber(ARGV[7]) - (tonumber(ARGV[8]) - p)\n"
+	"             tonumber(ARGV[7]) - (tonumber(ARGV[8]) - p) + 1000\n"
 	"  elseif e == 1 or m == 1 then\n"
 	"    local cur = redis.call('HGET', M, 'mt')\n"
 	"    refuse = not isnum(cur) or numcmp(cur, mt) >= 0\n"
@@ -139,7 +141,7 @@ struct restore_item {
 	const char *argv[MAX_ARGS];
 	size_t lens[MAX_ARGS];
 	int argc;
-	char nums[4][24];
+	char nums[5][24]; /* value TTL, meta TTL, mtime, now, ttl */
 };
 
 struct restore {

@@ -24,8 +24,12 @@ static void test_crc32c(void)
 
 static void test_header(void)
 {
-	struct be_bk_header h = { BE_BK_VERSION, 1765000000123LL,
-				  BE_LAYOUT_PHPREDIS, 42, "app1:", 5 };
+	struct be_bk_header h = { BE_BK_VERSION,
+				  1765000000123LL,
+				  BE_LAYOUT_PHPREDIS,
+				  42,
+				  "app1:",
+				  5 };
 	struct be_bk_header d;
 	unsigned char buf[256];
 	size_t len, again;
@@ -158,8 +162,9 @@ static void test_trailer_and_digest(void)
 	unsigned char item[BE_BK_TRAILER_LEN], header[64];
 	unsigned char sha[BE_BK_DIGEST_LEN] = { 1 };
 	unsigned char a[BE_BK_DIGEST_LEN], b[BE_BK_DIGEST_LEN];
-	struct be_bk_header h = { BE_BK_VERSION, 1, BE_LAYOUT_PLAIN, 7, "p:",
-				  2 };
+	struct be_bk_header h = {
+		BE_BK_VERSION, 1, BE_LAYOUT_PLAIN, 7, "p:", 2
+	};
 	size_t hlen = be_bk_header_encode(&h, header, sizeof(header));
 
 	be_bk_trailer_encode(&t, item);
