@@ -88,7 +88,7 @@ static const char lua_restore[] =
 	"    refuse = p < 0 or tonumber(mt) / 1e6 <=\n"
 	"             tonumber(ARGV[7]) - (tonumber(ARGV[8]) - p) + 1000\n"
 	"  elseif e == 1 or m == 1 then\n"
-	"    local cur = redis.call('HGET', M, 'mt')\n"
+	"    local cur = redis.call('HMGET', M, 'mt')[1]\n"
 	"    refuse = not isnum(cur) or numcmp(cur, mt) >= 0\n"
 	"  end\n"
 	"  if refuse then return 1 end\n"
@@ -121,7 +121,7 @@ static const char lua_restore[] =
 	"return 0\n";
 
 #define RESTORE_SCRIPT_WHAT \
-	"the restore script (EVALSHA or EVAL, running EXISTS PTTL HGET SET TIME ZADD DEL ZREM HSET PEXPIRE)"
+	"the restore script (EVALSHA or EVAL, running EXISTS PTTL HMGET SET TIME ZADD DEL ZREM HSET PEXPIRE)"
 
 struct restore_counts {
 	long records;
