@@ -214,9 +214,11 @@ def test_corrupt_or_truncated_file_refused(sdir, tmp, redis, redis_server):
     redis.set("canary", b"1")
     bad = tmp / "bad.sfbk"
     size = len(good)
-    # Every byte of the header and the trailer, and a spread in between.
-    positions = sorted(set(list(range(0, 60)) + list(range(size - 60, size))
-                           + list(range(60, size - 60, 7))))
+    # A spread over the header, the records and the trailer (the unit test
+    # flips every bit of a record).
+    positions = sorted(set(list(range(0, 60, 4)) + [size - 1]
+                           + list(range(size - 60, size, 5))
+                           + list(range(60, size - 60, size // 25))))
     for pos in positions:
         data = bytearray(good)
         data[pos] ^= 0x20
@@ -227,7 +229,7 @@ def test_corrupt_or_truncated_file_refused(sdir, tmp, redis, redis_server):
         assert len(lines) == 1, (pos, p.err)
         assert lines[0].startswith("error: refusing '%s': " % bad), lines
         assert lines[0].endswith("; nothing was restored"), lines
-    for cut in list(range(0, size, 13)) + [size - 1]:
+    for cut in list(range(0, size, size // 15)) + [size - 1]:
         bad.write_bytes(good[:cut])
         p = restore(bad, url, rc=2)
         assert len(p.err.strip().splitlines()) == 1, (cut, p.err)
