@@ -399,3 +399,34 @@ def test_cleanup_refuses_a_mount(mount, sessdir, redis_server):
             redis_server.url(), rc=2)
     assert p.err.startswith("error: '%s' is a sessfs mount" % sessdir)
     assert len(p.err.strip().splitlines()) == 1
+
+
+def test_least_privilege_user(sdir, tmp, redis, redis_server):
+    """backup, restore and cleanup with the README's ACL user: no command
+    they send is refused."""
+    line = [ln.strip() for ln in open(util.SRC_DIR / "README.md")
+            if ln.startswith("    ") and "ACL SETUSER" in ln]
+    assert len(line) == 1 and "~%s*" % PREFIX in line[0].split()
+    words = [">s3cret" if w == ">PASSWORD" else w for w in line[0].split()]
+    seed(sdir, redis, redis_server.url(), n=3)
+    redis.delete("other:sess_x")  # the user may not read it anyway
+    before = snapshot(redis)
+    pw = tmp / "pw"
+    pw.write_text("s3cret\n")
+    redis.execute_command(*words)
+    user = words[2]
+    url = "redis://%s@127.0.0.1:%d/0" % (user, redis_server.port)
+    try:
+        f = tmp / "b.sfbk"
+        p = run("backup", "--prefix", PREFIX, "--password-file", pw, url, f,
+                rc=0)
+        assert p.err == ""
+        redis.flushall()
+        p = run("restore", "--password-file", pw, f, url, rc=0)
+        assert p.err == ""
+        assert_same(before, snapshot(redis))
+        p = cleanup(sdir, url, "--older-than", "0s", "--yes",
+                    "--password-file", pw)
+        assert p.err == "" and "removed 5 of 5 entries" in p.out, p.out
+    finally:
+        redis.execute_command("ACL", "DELUSER", user)
