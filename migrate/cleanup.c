@@ -21,6 +21,7 @@
  * directory must not be a sessfs mount: cleanup is for the lower dir once
  * no mount reads it (a mount in files or dual-write reads those files).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -351,12 +352,42 @@ static int parse_args(struct cleanup *cl, int argc, char **argv)
 }
 
 /*
+ * Whether 'st' is the lower dir of a live mount, reached some other way:
+ * each daemon binds its lower dir at /run/sessfs/<id>/lower
+ * (fs/mountpt.h), so the same directory has the same device and inode
+ * there.  The bind's path goes into 'bind'.
+ */
+static bool is_a_mounts_lower_dir(const struct stat *st, char *bind, size_t len)
+{
+	struct dirent *de;
+	struct stat b;
+	bool found = false;
+	DIR *run;
+
+	run = opendir(MIG_DEFAULT_CTL_DIR);
+	if (!run)
+		return false;
+	while (!found && (de = readdir(run))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(bind, len, "%s/%s/lower", MIG_DEFAULT_CTL_DIR,
+			 de->d_name);
+		found = stat(bind, &b) == 0 && S_ISDIR(b.st_mode) &&
+			b.st_dev == st->st_dev && b.st_ino == st->st_ino;
+	}
+	closedir(run);
+	return found;
+}
+
+/*
  * Refuses a directory a sessfs mount serves (or one under it): that is
- * the mount, not the lower dir, and the mount may still read the files.
+ * the mount, not the lower dir, and the mount may still read the files;
+ * so is the lower dir of a live mount reached through the daemon's bind.
  */
 static int check_not_mounted(const struct cleanup *cl)
 {
 	char real[PATH_MAX], mnt[PATH_MAX];
+	struct stat st;
 	int ret;
 
 	ret = mig_resolve_path(cl->dir_path, real);
@@ -370,6 +401,11 @@ static int check_not_mounted(const struct cleanup *cl)
 		return error(
 			"'%s' is a sessfs mount (on '%s'), not a lower dir: cleanup removes files underneath a mount only once it is gone; unmount it first ('" MIG_PROGNAME
 			" rollback' or sessfs -u)",
+			cl->dir_path, mnt);
+	if (stat(real, &st) == 0 &&
+	    is_a_mounts_lower_dir(&st, mnt, sizeof(mnt)))
+		return error(
+			"'%s' is the lower dir of a live sessfs mount (bound at '%s'): the mount may read these files; unmount it first",
 			cl->dir_path, mnt);
 	return 0;
 }

@@ -399,6 +399,15 @@ def test_cleanup_refuses_a_mount(mount, sessdir, redis_server):
             redis_server.url(), rc=2)
     assert p.err.startswith("error: '%s' is a sessfs mount" % sessdir)
     assert len(p.err.strip().splitlines()) == 1
+    # Its lower dir, reached through the daemon's bind, is refused too.
+    st = os.fstat(mount.lower_fd)
+    binds = [b for b in Path("/run/sessfs").glob("*/lower")
+             if (b.stat().st_dev, b.stat().st_ino) == (st.st_dev, st.st_ino)]
+    assert len(binds) == 1
+    p = run("cleanup", "--older-than", "1d", "--yes", binds[0],
+            redis_server.url(), rc=2)
+    assert p.err.startswith("error: '%s' is the lower dir of a live sessfs "
+                            "mount" % binds[0]), p.err
 
 
 def test_least_privilege_user(sdir, tmp, redis, redis_server):
