@@ -698,13 +698,22 @@ static int take(struct restore *rs, unsigned char *buf, size_t len, uint64_t at)
 /* The second pass: every record written (or skipped), batch by batch. */
 static int write_records(struct restore *rs)
 {
+	unsigned char first[sizeof(rs->header_item)];
+	size_t first_len = rs->header_item_len;
 	unsigned char *item;
 	uint64_t at;
 	size_t len;
 	int ret;
 
+	/* The pass that checked the file saw this header: it must be the same. */
+	memcpy(first, rs->header_item, first_len);
 	if (rewind_file(rs) || read_header(rs))
 		return -1;
+	if (rs->header_item_len != first_len ||
+	    memcmp(first, rs->header_item, first_len) != 0)
+		return error(
+			"refusing '%s': it changed while being restored; run the restore again",
+			rs->path);
 	for (;;) {
 		at = rs->offset;
 		ret = read_item(rs, &item, &len);
