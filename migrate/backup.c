@@ -47,6 +47,7 @@ struct backup_counts {
 	long values;
 	long tombstones;
 	long vanished; /* listed, gone when read */
+	long skipped; /* under the prefix, but not a string: no session */
 	long long bytes; /* of the file */
 };
 
@@ -194,9 +195,16 @@ static int write_record(struct backup *bk, const struct backup_name *nm,
 	if (vp->integer == -2) {
 		r.type = BE_BK_TOMBSTONE;
 	} else {
+		/* Another app's key under the prefix: no session. */
+		if (v->type == REDIS_REPLY_ERROR) {
+			warning("skipping '%s': its value key is no string (%s)",
+				mig_quote(nm->name, q, sizeof(q)), v->str);
+			bk->n.skipped++;
+			return 0;
+		}
 		if (v->type != REDIS_REPLY_STRING)
 			return error(
-				"cannot back up '%s': its value key is not a string",
+				"cannot read '%s' from Redis: unexpected reply",
 				mig_quote(nm->name, q, sizeof(q)));
 		r.type = BE_BK_VALUE;
 		r.value = v->str;
@@ -549,17 +557,18 @@ static void print_summary(const struct backup *bk, double seconds)
 	json_t *sum;
 
 	if (!bk->json) {
-		printf("backed up %ld sessions of prefix '%s' into '%s' in %.1f s (%.0f/s): %ld values, %ld tombstones, %lld bytes\n",
+		printf("backed up %ld sessions of prefix '%s' into '%s' in %.1f s (%.0f/s): %ld values, %ld tombstones, %lld bytes; %ld keys skipped (no session)\n",
 		       count, bk->opt.prefix, bk->path, seconds,
 		       seconds > 0 ? count / seconds : 0.0, bk->n.values,
-		       bk->n.tombstones, bk->n.bytes);
+		       bk->n.tombstones, bk->n.bytes, bk->n.skipped);
 		return;
 	}
-	sum = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "file",
-			bk->path, "prefix", bk->opt.prefix, "records",
+	sum = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+			"file", bk->path, "prefix", bk->opt.prefix, "records",
 			(json_int_t)count, "values", (json_int_t)bk->n.values,
 			"tombstones", (json_int_t)bk->n.tombstones, "vanished",
-			(json_int_t)bk->n.vanished, "bytes",
+			(json_int_t)bk->n.vanished, "skipped",
+			(json_int_t)bk->n.skipped, "bytes",
 			(json_int_t)bk->n.bytes, "seconds", seconds, "rate",
 			seconds > 0 ? count / seconds : 0.0);
 	json_dumpf(sum, stdout, JSON_PRESERVE_ORDER);

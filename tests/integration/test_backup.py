@@ -198,8 +198,12 @@ def test_existing_file_and_force(sdir, tmp, redis, redis_server):
     assert p.err.strip() == ("error: '%s' exists: not replaced; pass --force "
                              "to replace it" % f)
     assert f.read_bytes() == b"precious"
-    b = backup(url, f, "--force")
-    assert b["records"] == 7
+    redis.hset(PREFIX + "notasession", "a", "b")  # another app's key
+    p = run("backup", "--json", "--prefix", PREFIX, "--force", url, f, rc=0)
+    b = json.loads(p.out)
+    assert (b["records"], b["skipped"]) == (7, 1)
+    assert p.err.startswith("warning: skipping 'notasession': its value key "
+                            "is no string (WRONGTYPE")
     assert f.read_bytes().startswith(b"SESSFSBK")
     assert sorted(os.listdir(tmp)) == ["b.sfbk", "sessions"]
 
