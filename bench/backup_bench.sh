@@ -10,8 +10,9 @@
 #   - sessfs-migrate restore of that file into an emptied server (the
 #     whole file checked first, then one restore script per session);
 # and prints sessions/s, seconds, the ratio to the redis-cli --pipe rate,
-# the peak RSS of sessfs-migrate (/usr/bin/time -v, "Maximum resident set
-# size") and the file's size.  The median of RUNS runs.
+# the CPU time redis-server spent per session, the peak RSS of
+# sessfs-migrate (/usr/bin/time -v, "Maximum resident set size") and the
+# file's size.  The median of RUNS runs.
 #
 # Usage: bench/backup_bench.sh                    (N=100000 RUNS=3, 1-4 KiB)
 #        N=1000000 MIN=100 MAX=300 RUNS=1 bench/backup_bench.sh
@@ -88,6 +89,10 @@ for _ in $(seq 100); do
 done
 rcli() { redis-cli -p "$port" "$@"; }
 now() { date +%s.%N; }
+# CPU seconds redis-server has used (user + system): the server's share of
+# the work, less disturbed by other load on the machine than wall time.
+redis_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$redis_pid/stat"; }
+delta() { python3 -c "print($2 - $1)"; }
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # Peak RSS in KiB from a /usr/bin/time -v report.
 peak_kib() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
@@ -99,24 +104,31 @@ pipe_load() {
 }
 
 pipe_times=() backup_times=() restore_times=() backup_rss=() restore_rss=()
+pipe_cpu=() backup_cpu=() restore_cpu=()
 for _ in $(seq "$RUNS"); do
 	rcli flushall sync >/dev/null
+	c0=$(redis_cpu)
 	t0=$(now)
 	pipe_load
 	t1=$(now)
-	pipe_times+=("$(python3 -c "print($t1 - $t0)")")
+	pipe_cpu+=("$(delta "$c0" "$(redis_cpu)")")
+	pipe_times+=("$(delta "$t0" "$t1")")
 
 	rm -f "$work/b.sfbk"
+	c0=$(redis_cpu)
 	out=$(/usr/bin/time -v -o "$work/time.txt" \
 		"$migrate" backup --json "$url" "$work/b.sfbk")
+	backup_cpu+=("$(delta "$c0" "$(redis_cpu)")")
 	records=$(json_field records <<<"$out")
 	[ "$records" -eq "$N" ] || { echo "backup_bench: backed up $records of $N" >&2; exit 1; }
 	backup_times+=("$(json_field seconds <<<"$out")")
 	backup_rss+=("$(peak_kib "$work/time.txt")")
 
 	rcli flushall sync >/dev/null
+	c0=$(redis_cpu)
 	out=$(/usr/bin/time -v -o "$work/time.txt" \
 		"$migrate" restore --json "$work/b.sfbk" "$url")
+	restore_cpu+=("$(delta "$c0" "$(redis_cpu)")")
 	restored=$(json_field restored <<<"$out")
 	[ "$restored" -eq "$N" ] || { echo "backup_bench: restored $restored of $N" >&2; exit 1; }
 	# The restore's own clock starts after the check of the whole file:
@@ -134,20 +146,23 @@ done
 size=$(stat -c %s "$work/b.sfbk")
 
 python3 - "$N" "$MIN" "$MAX" "$size" "${pipe_times[*]}" "${backup_times[*]}" \
-	"${restore_times[*]}" "${backup_rss[*]}" "${restore_rss[*]}" <<'EOF'
+	"${restore_times[*]}" "${backup_rss[*]}" "${restore_rss[*]}" \
+	"${pipe_cpu[*]}" "${backup_cpu[*]}" "${restore_cpu[*]}" <<'EOF'
 import statistics, sys
 n, lo, hi, size = (int(a) for a in sys.argv[1:5])
-pipe, backup, restore, brss, rrss = (
-    statistics.median(map(float, a.split())) for a in sys.argv[5:10])
+pipe, backup, restore, brss, rrss, pcpu, bcpu, rcpu = (
+    statistics.median(map(float, a.split())) for a in sys.argv[5:13])
 print()
 print("%d sessions of %d-%d bytes, median of %d run(s); file %.1f MB"
       % (n, lo, hi, len(sys.argv[5].split()), size / 1e6))
-print("%-32s %12s %10s %8s %12s" % ("", "sessions/s", "seconds", "ratio",
-                                    "peak RSS MB"))
-for label, secs, rss in (("redis-cli --pipe (layout v1)", pipe, None),
-                         ("sessfs-migrate backup", backup, brss),
-                         ("sessfs-migrate restore", restore, rrss)):
-    print("%-32s %12.0f %10.2f %8.2f %12s"
-          % (label, n / secs, secs, pipe / secs,
+print("%-32s %12s %10s %8s %14s %12s" % ("", "sessions/s", "seconds",
+                                         "ratio", "redis us/sess",
+                                         "peak RSS MB"))
+for label, secs, cpu, rss in (
+        ("redis-cli --pipe (layout v1)", pipe, pcpu, None),
+        ("sessfs-migrate backup", backup, bcpu, brss),
+        ("sessfs-migrate restore", restore, rcpu, rrss)):
+    print("%-32s %12.0f %10.2f %8.2f %14.1f %12s"
+          % (label, n / secs, secs, pipe / secs, cpu / n * 1e6,
              "%.1f" % (rss / 1024) if rss else ""))
 EOF

@@ -51,12 +51,20 @@ struct backup_counts {
 	long long bytes; /* of the file */
 };
 
+/* How a name of a chunk is read next. */
+enum read_how {
+	READ_NONE = 0, /* done */
+	READ_PROBE, /* EXISTS of the value key */
+	READ_FULL, /* MULTI, PTTL, GET, HGETALL, PTTL, EXEC */
+};
+
 /* One name of a chunk: its keys (owned) and where SCAN saw it. */
 struct backup_name {
 	char *name;
 	char *vkey;
 	char *mkey;
 	bool from_meta;
+	enum read_how how;
 };
 
 struct backup {
@@ -257,67 +265,156 @@ static int check_queued(struct backup *bk, redisReply **r, size_t i)
 	return 0;
 }
 
-/* Reads the names of the chunk in one pipeline and writes their records. */
-static int flush_chunk(struct backup *bk)
+/*
+ * Builds the commands of the names still to read into 'cmds' ('argv' and
+ * 'lens' hold their words): MULTI, PTTL and GET of the value key, HGETALL
+ * and PTTL of the meta key, EXEC for READ_FULL; EXISTS of the value key
+ * for READ_PROBE.  Returns the number of commands.
+ */
+static size_t build_reads(struct backup *bk, struct be_cmd *cmds,
+			  const char *(*argv)[4][2], size_t (*lens)[4][2])
 {
 	static const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
 	static const size_t multi_len[1] = { 5 }, exec_len[1] = { 4 };
-	size_t n = bk->nnames, i, k, ncmds = n * CMDS_PER_NAME;
+	static const char *const words[4] = { "PTTL", "GET", "HGETALL",
+					      "PTTL" };
+	struct backup_name *nm;
+	size_t i, k, n = 0;
+
+	for (i = 0; i < bk->nnames; i++) {
+		nm = &bk->names[i];
+		if (nm->how == READ_PROBE) {
+			argv[i][0][0] = "EXISTS";
+			argv[i][0][1] = nm->vkey;
+			lens[i][0][0] = 6;
+			lens[i][0][1] = strlen(nm->vkey);
+			cmds[n++] =
+				(struct be_cmd){ 2, argv[i][0], lens[i][0] };
+			continue;
+		}
+		if (nm->how != READ_FULL)
+			continue;
+		cmds[n++] = (struct be_cmd){ 1, multi, multi_len };
+		for (k = 0; k < 4; k++) {
+			argv[i][k][0] = words[k];
+			argv[i][k][1] = k < 2 ? nm->vkey : nm->mkey;
+			lens[i][k][0] = strlen(words[k]);
+			lens[i][k][1] = strlen(argv[i][k][1]);
+			cmds[n++] =
+				(struct be_cmd){ 2, argv[i][k], lens[i][k] };
+		}
+		cmds[n++] = (struct be_cmd){ 1, exec, exec_len };
+	}
+	return n;
+}
+
+/*
+ * Handles the replies 'r' of one name read 'nm->how' (index 'i'):
+ * writes its record, or after a probe decides whether it needs a full
+ * read ('*again').  Returns the number of replies it used, or 0 after
+ * printing an error.
+ */
+static size_t handle_reads(struct backup *bk, size_t i, redisReply **r,
+			   int64_t t0, bool *again)
+{
+	struct backup_name *nm = &bk->names[i];
+	char q[MIG_QUOTE_MAX];
+
+	if (nm->how == READ_PROBE) {
+		if (be_acl_is_denial(r[0])) {
+			be_acl_denied("EXISTS", r[0]);
+			error("cannot read '%s' from Redis: the redis user may not run EXISTS",
+			      mig_quote(nm->name, q, sizeof(q)));
+			return 0;
+		}
+		if (r[0]->type != REDIS_REPLY_INTEGER) {
+			error("cannot read '%s' from Redis: %s",
+			      mig_quote(nm->name, q, sizeof(q)),
+			      r[0]->type == REDIS_REPLY_ERROR
+				      ? r[0]->str
+				      : "unexpected reply");
+			return 0;
+		}
+		/* A value: its own key's turn writes it.  None: a tombstone. */
+		nm->how = r[0]->integer ? READ_NONE : READ_FULL;
+		*again = *again || nm->how == READ_FULL;
+		return 1;
+	}
+	nm->how = READ_NONE;
+	if (check_queued(bk, r, i) || write_record(bk, nm, r[5], t0))
+		return 0;
+	return CMDS_PER_NAME;
+}
+
+/*
+ * One pipeline of the reads the chunk's names still need.  '*again' is
+ * set when a probe found a name that needs a full read.  0 or -1.
+ */
+static int read_pass(struct backup *bk, bool *again)
+{
+	size_t i, used, k = 0, ncmds;
 	const char *argv[MIG_BATCH_FILES][4][2];
 	size_t lens[MIG_BATCH_FILES][4][2];
 	struct be_cmd *cmds;
 	redisReply **replies;
+	enum read_how how;
 	int64_t t0;
 	int ret = 0;
 
-	if (!n)
-		return 0;
-	cmds = calloc(ncmds, sizeof(*cmds));
-	replies = calloc(ncmds, sizeof(*replies));
+	*again = false;
+	cmds = calloc(bk->nnames * CMDS_PER_NAME, sizeof(*cmds));
+	replies = calloc(bk->nnames * CMDS_PER_NAME, sizeof(*replies));
 	if (!cmds || !replies) {
 		free(cmds);
 		free(replies);
 		return error("out of memory");
 	}
-	for (i = 0; i < n; i++) {
-		static const char *const words[4] = { "PTTL", "GET", "HGETALL",
-						      "PTTL" };
-		struct be_cmd *c = &cmds[i * CMDS_PER_NAME];
-
-		c[0] = (struct be_cmd){ 1, multi, multi_len };
-		for (k = 0; k < 4; k++) {
-			argv[i][k][0] = words[k];
-			argv[i][k][1] = k < 2 ? bk->names[i].vkey
-					      : bk->names[i].mkey;
-			lens[i][k][0] = strlen(words[k]);
-			lens[i][k][1] = strlen(argv[i][k][1]);
-			c[1 + k] = (struct be_cmd){ 2, argv[i][k], lens[i][k] };
-		}
-		c[5] = (struct be_cmd){ 1, exec, exec_len };
-	}
+	ncmds = build_reads(bk, cmds, argv, lens);
 	/* PTTL says "from now": the expiry times count from before sending. */
 	t0 = mig_now_ms();
-	ret = be_conn_pipeline(bk->conn, cmds, ncmds, (redisReply **)replies,
-			       0);
+	ret = ncmds ? be_conn_pipeline(bk->conn, cmds, ncmds, replies, 0) : 0;
 	if (ret) {
 		error("cannot read from Redis: %s (%s)", strerror(-ret),
 		      be_conn_errstr(bk->conn));
 		goto out_free;
 	}
-	for (i = 0; i < n && !ret; i++) {
-		redisReply **r = &replies[i * CMDS_PER_NAME];
-
-		ret = check_queued(bk, r, i);
-		if (!ret)
-			ret = write_record(bk, &bk->names[i], r[5], t0);
+	for (i = 0; i < bk->nnames && !ret; i++) {
+		how = bk->names[i].how;
+		if (how == READ_NONE)
+			continue;
+		used = handle_reads(bk, i, &replies[k], t0, again);
+		if (!used)
+			ret = -1;
+		k += how == READ_PROBE ? 1 : CMDS_PER_NAME;
 	}
 	for (i = 0; i < ncmds; i++)
 		freeReplyObject(replies[i]);
 out_free:
 	free(cmds);
 	free(replies);
+	return ret;
+}
+
+/*
+ * Reads the names of the chunk and writes their records: a name seen by
+ * its value key is read whole at once; one seen by its meta key is only
+ * probed (EXISTS of the value key: the value key's own turn writes it),
+ * and read whole when that finds no value (a tombstone).  So a session
+ * costs one full read and one EXISTS, not two full reads.
+ */
+static int flush_chunk(struct backup *bk)
+{
+	bool again = true;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < bk->nnames; i++)
+		bk->names[i].how = bk->names[i].from_meta ? READ_PROBE
+							  : READ_FULL;
+	while (!ret && again && bk->nnames)
+		ret = read_pass(bk, &again);
 	names_release(bk);
-	return ret ? -1 : 0;
+	return ret;
 }
 
 /* Adds the key 'key' of a SCAN batch to the chunk if it is a session's. */
