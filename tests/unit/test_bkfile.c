@@ -20,6 +20,16 @@ static void test_crc32c(void)
 	CHECK(be_bk_crc32c(be_bk_crc32c(0, "1234", 4), "56789", 5) ==
 	      0xe3069283u);
 	CHECK(be_bk_crc32c(0, "", 0) == 0);
+	/* 32 zero bytes, and a run long enough for the 8-byte steps. */
+	{
+		unsigned char zeros[32] = { 0 };
+		char text[64];
+
+		CHECK(be_bk_crc32c(0, zeros, sizeof(zeros)) == 0x8a9136aau);
+		memset(text, 'a', sizeof(text));
+		CHECK(be_bk_crc32c(0, text, 61) ==
+		      be_bk_crc32c(be_bk_crc32c(0, text, 3), text + 3, 58));
+	}
 }
 
 static void test_header(void)
