@@ -8,8 +8,10 @@
  * Streaming, in bounded memory: SCAN walks the prefix; the names of each
  * SCAN batch are read in pipelined chunks of MIG_BATCH_FILES, one
  * MULTI/EXEC per name (PTTL and GET of the value key, HGETALL and PTTL of
- * the meta key: value and meta of one name are one snapshot), and every
- * record is written as soon as it is read.  Nothing is kept per name, so
+ * the meta key: value and meta of one name are one snapshot; a name found
+ * by its meta key is probed with EXISTS of its value key first, as the
+ * value key's own turn writes it), and every record is written as soon as
+ * it is read.  Nothing is kept per name, so
  * memory does not grow with the number of sessions; SCAN may return a key
  * twice (while Redis resizes its table), and such a session is then
  * written twice (restore counts the second as "Redis holds the same").
