@@ -31,6 +31,9 @@ static const struct command commands[] = {
 	{ "mode", cmd_mode },
 	{ "status", cmd_status },
 	{ "rollback", cmd_rollback },
+	{ "backup", cmd_backup },
+	{ "restore", cmd_restore },
+	{ "cleanup", cmd_cleanup },
 };
 /* clang-format on */
 
@@ -49,6 +52,13 @@ static void usage(FILE *out)
 		"  verify DIR URL      compare the sessions of DIR with Redis\n"
 		"  export URL DIR      write the sessions Redis holds into DIR, unmounted\n"
 		"                      (the way back to files); remove the deleted ones\n"
+		"  backup URL FILE     write every session of a prefix (bytes, meta, TTL,\n"
+		"                      tombstones) into FILE, checksummed\n"
+		"  restore FILE URL    check FILE whole, then write its sessions back,\n"
+		"                      skipping expired ones and never a newer value\n"
+		"  cleanup DIR URL --older-than AGE [--yes]  remove the old session\n"
+		"                      files of DIR that Redis holds as new or newer\n"
+		"                      (dry run without --yes; never under a mount)\n"
 		"\n"
 		"Online commands, through the control socket of the mount on MNT:\n"
 		"  status --mount MNT  mode and health: Redis, repair journal, errors,\n"

@@ -424,5 +424,8 @@ int cmd_export(int argc, char **argv);
 int cmd_mode(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_cleanup(int argc, char **argv);
 
 #endif /* MIGRATE_MIGRATE_I_H */
