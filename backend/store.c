@@ -340,6 +340,7 @@ struct script_args {
 	/* A write under durability=replica: WAIT for this many, this long. */
 	int wait_replicas;
 	int wait_ms;
+	const char *prefix; /* sc's key prefix, for wait_again()'s marker */
 };
 
 static void arg_mem(struct script_args *a, const void *p, size_t len)
@@ -394,6 +395,7 @@ static int args_init(struct script_args *a, enum script_id id, const char *vkey,
 	a->nnums = 0;
 	a->wait_replicas = sc ? sc->wait_replicas : 0;
 	a->wait_ms = sc && sc->wait_ms > 0 ? sc->wait_ms : 1;
+	a->prefix = sc ? sc->ks.prefix : "";
 	a->index = sc && be_store_is_indexed(sc, name);
 	a->ikey = a->index ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
@@ -482,6 +484,55 @@ void be_store_durability(long long *replicas_seen, uint64_t *confirmed,
 }
 
 /*
+ * A be_conn_marks() bit no script id uses: set before a durable write is
+ * sent, gone after it when the call reconnected (marks start at 0 on each
+ * connect).
+ */
+#define MARK_SAME_CONN (1U << 31)
+
+/*
+ * The WAIT of a durable write whose call reconnected: the first attempt
+ * may have run on the old connection, and then the retry finds its own
+ * write in place (stale()) and writes nothing.  Redis 7.0 sets a
+ * connection's offset to the master's after any command, so the retry's
+ * WAIT counts the first attempt too (test_durable_write_retried_after_a_cut
+ * passes without this); a server that counts only the connection's own
+ * writes would confirm at once.  A write of a marker key under the prefix
+ * puts this connection's offset past everything the master had, the first
+ * attempt included, on any server; WAIT then counts what matters.
+ * Replaces '*wr' (the retry's WAIT reply) with the new one.  0 or -errno.
+ */
+static int wait_again(struct be_conn *c, const struct script_args *a,
+		      const char **wait, redisReply **wr)
+{
+	char *key;
+	const char *set[5] = { "SET", NULL, "1", "PX", "60000" };
+	struct be_cmd cmds[2] = { { 5, set, NULL }, { 3, wait, NULL } };
+	redisReply *r[2];
+	int ret;
+
+	if (asprintf(&key, "%s" BE_WAIT_KEY_SUFFIX, a->prefix) < 0)
+		return -ENOMEM;
+	set[1] = key;
+	ret = be_conn_pipeline(c, cmds, 2, r, 0);
+	free(key);
+	if (ret)
+		return ret;
+	if (r[0]->type == REDIS_REPLY_ERROR) {
+		ret = be_acl_is_denial(r[0])
+			      ? be_acl_denied("SET of the WAIT marker", r[0])
+			      : reply_errno(r[0]);
+		freeReplyObject(r[0]);
+		freeReplyObject(r[1]);
+		return ret;
+	}
+	freeReplyObject(r[0]);
+	freeReplyObject(*wr);
+	*wr = r[1];
+	return 0;
+}
+
+/*
  * Sends the script call of 'a', followed, for a write under
  * durability=replica, by "WAIT n ms" in the same pipeline: WAIT counts
  * the replicas that acknowledged this connection's writes, so it must
@@ -511,6 +562,7 @@ static int script_call(struct be_conn *c, struct script_args *a,
 	 * after a failover keeps no script cache) goes alone first: a WAIT
 	 * behind a NOSCRIPT would wait for a write that never happened.
 	 */
+	be_conn_mark(c, MARK_SAME_CONN);
 	if (!strcmp(a->argv[0], "EVALSHA") &&
 	    !(be_conn_marks(c) & (1U << a->id))) {
 		ret = be_conn_command(c, reply, a->argc, a->argv, a->lens, 0);
@@ -526,10 +578,8 @@ static int script_call(struct be_conn *c, struct script_args *a,
 		goto out_wait;
 	}
 	/*
-	 * NEEDSWORK: a retry after a transport error resends both on a new
-	 * connection; if the first attempt's script ran, the retry's finds
-	 * its own sequence and writes nothing, and its WAIT then counts no
-	 * write of the new connection: it confirms at once.
+	 * A retry after a transport error resends both on a new connection
+	 * (wait_again() below).
 	 */
 	ret = be_conn_pipeline(c, cmds, 2, r, 0);
 	if (ret)
@@ -538,6 +588,20 @@ static int script_call(struct be_conn *c, struct script_args *a,
 	if (r[0]->type != REDIS_REPLY_ERROR)
 		be_conn_mark(c, 1U << a->id);
 out_wait:
+	/* A WAIT that found too few replicas already says "not durable". */
+	if ((*reply)->type != REDIS_REPLY_ERROR &&
+	    !(be_conn_marks(c) & MARK_SAME_CONN) &&
+	    r[1]->type == REDIS_REPLY_INTEGER &&
+	    r[1]->integer >= a->wait_replicas) {
+		ret = wait_again(c, a, wait, &r[1]);
+		if (ret) {
+			freeReplyObject(*reply);
+			*reply = NULL;
+			freeReplyObject(r[1]);
+			return ret;
+		}
+	}
+	be_conn_mark(c, MARK_SAME_CONN);
 	if (r[1]->type == REDIS_REPLY_INTEGER) {
 		*waited = r[1]->integer;
 	} else {

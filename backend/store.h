@@ -163,6 +163,12 @@ typedef int (*be_list_cb)(const char *name, enum be_state state, void *arg);
  */
 bool be_store_is_indexed(const struct be_store_config *sc, const char *name);
 
+/*
+ * The marker a durable write (durability=replica) sets, with a TTL of 60 s,
+ * when its call reconnected before WAIT: see wait_again() in store.c.
+ */
+#define BE_WAIT_KEY_SUFFIX "{sessfs}:wait"
+
 /** prefix + BE_INDEX_KEY_SUFFIX as a new string, or NULL (ENOMEM). */
 char *be_store_index_key(const struct be_store_config *sc);
 

@@ -792,6 +792,121 @@ def test_durability_without_replicas(redis, redis_server, sessdir, checker,
     assert "not confirmed by 1 replica within 1000 ms" in checker.text()
 
 
+class CuttingProxy:
+    """A TCP proxy to a redis-server on loopback that, once armed, passes
+    the next request holding a WAIT on to the server and then closes both
+    ends before any reply comes back: the write ran, the client saw its
+    connection drop.  Every other byte passes through."""
+
+    def __init__(self, port):
+        import socket
+        self.port = util.free_port()
+        self.to = port
+        self.armed = False
+        self.cuts = 0
+        self.lsock = socket.create_server(("127.0.0.1", self.port))
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.to))
+            self.socks += [c, s]
+            threading.Thread(target=self._pipe, args=(c, s, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(s, c, False),
+                             daemon=True).start()
+
+    def _pipe(self, a, b, upstream):
+        import socket
+        while True:
+            try:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+            except OSError:
+                break
+            if upstream and self.armed and b"WAIT" in data:
+                self.armed = False
+                self.cuts += 1
+                time.sleep(0.2)  # the server has run the write
+                for x in (a, b):
+                    x.shutdown(socket.SHUT_RDWR)
+                break
+        for x in (a, b):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for x in self.socks:
+            try:
+                x.close()
+            except OSError:
+                pass
+
+
+def test_durable_write_retried_after_a_cut(redis, redis_server, sessdir,
+                                           checker, tmp):
+    """durability=replica, one replica, which stops acknowledging
+    (SIGSTOP).  A write, then a delete, reaches the master, and its
+    connection drops before the replies: the retry on a new connection
+    finds its own write in place and writes nothing.  Its WAIT must still
+    count the first attempt's write: the call fails with EIO, not
+    confirmed, instead of being acknowledged (a failover would lose it).
+    Redis 7.0 gives a connection the master's whole offset after any
+    command (measured: a fresh connection's WAIT confirms at once, one
+    after a GET waits); store.c's wait_again() covers a server where only
+    the connection's own writes count."""
+    checker.register_output(r"not confirmed by 1 replica|reset|EOF|"
+                            r"connection|cannot write|cannot delete")
+    with util.own_redis_server(
+            "rp", extra=["replicaof 127.0.0.1 %d" % redis_server.port]) \
+            as replica:
+        util.wait_for(lambda: replica.client().info("replication")
+                      .get("master_link_status") == "up",
+                      10, "the replica to sync")
+        proxy = CuttingProxy(redis_server.port)
+        try:
+            url = "redis://127.0.0.1:%d/0" % proxy.port
+            opts = ["durability=replica", "redis_timeout=4"]
+            with mounted(url, sessdir, checker, opts=opts) as m:
+                path = m.path("sess_d")
+                php_write(path, b"d|i:1;")
+                replica.sigstop()
+                try:
+                    proxy.armed = True
+                    err = util.errno_of(php_write, path, b"d|i:2;")
+                finally:
+                    replica.sigcont()
+                assert proxy.cuts == 1, "the proxy cut nothing"
+                assert err == errno.EIO, err
+                # Not confirmed, may be stored: the master has it.
+                assert redis.get(b"sessfs:sess_d") == b"d|i:2;"
+                # The same for a delete, whose retry finds the name
+                # deleted already.
+                util.wait_for(lambda: replica.client().get(
+                    b"sessfs:sess_d") == b"d|i:2;", 10, "the replica")
+                replica.sigstop()
+                try:
+                    proxy.armed = True
+                    err = util.errno_of(os.unlink, path)
+                finally:
+                    replica.sigcont()
+                assert proxy.cuts == 2, "the proxy cut nothing"
+                assert err == errno.EIO, err
+        finally:
+            proxy.close()
+
+
 def test_bad_options(redis_server, sset, tmp, sessdir):
     bad = [
         ([redis_server.url(), str(sessdir), "-o", "durability=replica:0"],
