@@ -95,6 +95,21 @@ case '/incr':
 	echo "count=" . $_SESSION['count'];
 	break;
 
+case '/incr_checked':
+	// As /incr, but the count is reported only once the session is
+	// stored: PHP writes a session after the reply otherwise, so a failed
+	// write could not change a 200 (tests/integration/test_sentinel.py).
+	start_session();
+	$_SESSION['count'] = ($_SESSION['count'] ?? 0) + 1;
+	$n = $_SESSION['count'];
+	if (!session_write_close()) {
+		http_response_code(500);
+		echo "session_write_close failed\n";
+		break;
+	}
+	echo "count=$n";
+	break;
+
 case '/whoami':
 	start_session();
 	if (isset($_SESSION['user']))

@@ -546,6 +546,126 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
         assert final.client().get(b"sessfs:sess_after") == b"a|1"
 
 
+class AppLoad:
+    """Clients of real apps during failovers, each with its own session:
+    log in, then /incr (PHP: /incr_checked, which answers only once the
+    session is stored) and a read-only /whoami, in turn.  An increment
+    answered 200 is acknowledged: a later count below it is a lost write;
+    a /whoami count below the last acknowledged one a stale read;
+    "anonymous" after a login a lost session.  A failed increment may be
+    stored (the next count may skip one)."""
+
+    def __init__(self, apps, per_app=2):
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.acks = []
+        self.errors = 0
+        self.lost = self.stale = self.lost_sessions = self.requests = 0
+        self.threads = [threading.Thread(target=self.run,
+                                         args=(app, path, "%s%d" % (k, i)),
+                                         daemon=True)
+                        for k, (app, path) in apps.items()
+                        for i in range(per_app)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def get(self, c, path):
+        try:
+            status, body = c.get(path, expect=None, timeout=15)
+        except OSError:
+            status, body = 0, ""
+        with self.lock:
+            self.requests += 1
+            if status != 200:
+                self.errors += 1
+        return body if status == 200 else None
+
+    def run(self, app, incr, user):
+        c = app.client()
+        while self.get(c, "/login?user=" + user) != "ok user=" + user:
+            if self.stop.wait(0.1):
+                return
+        last = 0
+        while not self.stop.is_set():
+            body = self.get(c, incr)
+            if body is not None:
+                n = int(body.split("=")[1])
+                with self.lock:
+                    self.lost += max(0, last + 1 - n)
+                    self.acks.append(time.monotonic())
+                last = max(last, n)
+            body = self.get(c, "/whoami")
+            if body == "anonymous":
+                with self.lock:
+                    self.lost_sessions += 1
+                return
+            if body is not None and int(body.split("count=")[1]) < last:
+                with self.lock:
+                    self.stale += 1
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60 * util.SLOW)
+
+    def first_ack_after(self, t):
+        with self.lock:
+            return next((a for a in self.acks if a >= t), None)
+
+
+@pytest.mark.parametrize("durability", ["none", "replica"])
+def test_failovers_under_real_apps(sset, pwfiles, sessdir, checker, tmp,
+                                   make_app, durability):
+    """PHP (php -S) and Flask-Session (gunicorn) on one Sentinel mount,
+    two clients each, through a SENTINEL FAILOVER and a kill -9 of the
+    new master: lost acknowledged increments, stale reads, lost sessions
+    and the time from each promotion to the next acknowledged request are
+    printed; with durability=replica none may be lost or stale."""
+    checker.register_output(FAILOVER_LOG)
+    opts = pwfiles + ["allow_other", "redis_timeout=8",
+                      "durability=%s" % durability]
+    with mounted(sset.url(), sessdir, checker, opts=opts):
+        php = make_app("php", sessdir)
+        flask = make_app("flask", sessdir,
+                         {"SESSION_FILE_THRESHOLD": "0"})
+        load = AppLoad({"p": (php, "/incr_checked"), "f": (flask, "/incr")})
+        try:
+            load.start()
+            wait_for(lambda: len(load.acks) > 40, 30, "the first requests")
+            old, (new, promoted) = sset.failover()
+            wait_for(lambda: load.first_ack_after(promoted), 30,
+                     "a request served after the promotion")
+            rec1 = load.first_ack_after(promoted) - promoted
+            sset.wait_settled()
+            n = len(load.acks)
+            wait_for(lambda: len(load.acks) > n + 40, 30,
+                     "requests on the new master")
+            new.kill9()
+            _, promoted2 = sset.wait_promoted(new)
+            wait_for(lambda: load.first_ack_after(promoted2), 30,
+                     "a request served after the second promotion")
+            rec2 = load.first_ack_after(promoted2) - promoted2
+            n = len(load.acks)
+            wait_for(lambda: len(load.acks) > n + 40, 30,
+                     "requests after kill -9")
+        finally:
+            load.finish()
+            php.stop()
+            flask.stop()
+        print("\nreal apps through failovers (durability=%s): %d requests, "
+              "%d failed; acknowledged increments lost %d, stale reads %d, "
+              "lost sessions %d; promotion -> next acknowledged request: "
+              "SENTINEL FAILOVER %.3f s, kill -9 %.3f s"
+              % (durability, load.requests, load.errors, load.lost,
+                 load.stale, load.lost_sessions, rec1, rec2))
+        if durability == "replica":
+            assert load.lost == 0 and load.stale == 0
+            assert load.lost_sessions == 0
+        assert rec1 < 10 and rec2 < 30
+
+
 def test_failover_drops_tracked_cache(sset, pwfiles, sessdir, checker, tmp):
     """cache=tracking across a SENTINEL FAILOVER: what was cached from the
     old master is not believed afterwards, and the tracker subscribes on
