@@ -427,6 +427,26 @@ static json_t *cache_status(struct fs *fs)
 			 (json_int_t)atomic_load(&fs->track_hits));
 }
 
+/*
+ * The "legacy" object of status: the cutoff of -o legacy_reads_until (ISO
+ * 8601, UTC; null: none), whether it has passed, and whether legacy files
+ * are read (and copied up) in the mode now.
+ */
+static json_t *legacy_status(struct fs *fs)
+{
+	bool passed = fs_legacy_cutoff_passed(fs);
+	char until[32] = "";
+	time_t t = (time_t)(fs->legacy_until_ns / 1000000000LL);
+	struct tm tm;
+
+	if (fs->legacy_until_ns && gmtime_r(&t, &tm))
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s?, s:b, s:b}", "until", until[0] ? until : NULL,
+			 "passed", passed, "reads",
+			 fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
+				 !fs_legacy_reads_ended(fs));
+}
+
 static json_t *cmd_status(struct fs *fs)
 {
 	uint64_t ops, errors;
@@ -455,6 +475,8 @@ static json_t *cmd_status(struct fs *fs)
 		"inodes", (json_int_t)inodes);
 	if (st)
 		json_object_set_new(st, "cache", cache_status(fs));
+	if (st)
+		json_object_set_new(st, "legacy", legacy_status(fs));
 	return st;
 }
 

@@ -142,6 +142,7 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	struct timespec now;
 	struct dirent *de;
 	int64_t now_ms, life;
+	bool ended;
 	DIR *dir;
 	int fd;
 
@@ -155,6 +156,7 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+	ended = fs_legacy_reads_ended(fs);
 	while ((de = readdir(dir))) {
 		/* cachelib's count file: kept underneath in redis-first. */
 		if (strcmp(de->d_name, BE_CACHELIB_COUNT_NAME) == 0 &&
@@ -165,6 +167,9 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 			}
 			continue;
 		}
+		/* Past legacy_reads_until no legacy file is shown (lower.c). */
+		if (ended)
+			continue;
 		if (be_name_classify(&fs->sc.ks, de->d_name) !=
 			    BE_NAME_SESSION ||
 		    fs_nameset_has(&d->seen, de->d_name) ||
@@ -186,6 +191,10 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 			d->legacy_end_ms = now_ms + life;
 	}
 	closedir(dir);
+	/* The count's census of legacy files ends with them (count.c). */
+	if (d->n_legacy && fs->legacy_until_ns &&
+	    fs->legacy_until_ns / 1000000 < d->legacy_end_ms)
+		d->legacy_end_ms = fs->legacy_until_ns / 1000000;
 	return 0;
 }
 

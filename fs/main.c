@@ -63,6 +63,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("tls_server_name=%s", tls_server_name, 0),
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
+	FS_OPT("legacy_reads_until=%s", legacy_reads_until, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -144,6 +145,12 @@ static void usage(const char *prog)
 	       "                           names already read from memory\n"
 	       "                           while Redis reports no change\n"
 	       "                           (CLIENT TRACKING); default off\n"
+	       "    -o legacy_reads_until=DATE  from DATE (YYYY-MM-DD, 00:00\n"
+	       "                           UTC, or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])\n"
+	       "                           on, redis-first and redis-only no\n"
+	       "                           longer read, copy up or list\n"
+	       "                           sessions only in the files\n"
+	       "                           underneath; default: never\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "                           (or the Redis user may not read\n"
 	       "                           the policy: INFO, CONFIG GET)\n"
@@ -272,6 +279,13 @@ static int configure(struct fs *fs)
 			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
 			cfg->mode);
 	atomic_store(&fs->mode, mode);
+
+	if (cfg->legacy_reads_until &&
+	    fs_legacy_parse_until(cfg->legacy_reads_until,
+				  &fs->legacy_until_ns) < 0)
+		return bad(
+			"invalid legacy_reads_until '%s' (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC unless Z or +HH:MM follows)",
+			cfg->legacy_reads_until);
 
 	if (cfg->cache && strcmp(cfg->cache, "tracking") != 0 &&
 	    strcmp(cfg->cache, "off") != 0)
@@ -549,6 +563,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->host_id);
 	free(cfg->ctl_dir);
 	free(cfg->cache);
+	free(cfg->legacy_reads_until);
 	free(cfg->unknown);
 }
 
