@@ -41,6 +41,7 @@
 #include "journal.h"
 #include "kio.h"
 #include "log.h"
+#include "notify.h"
 #include "lowerstore.h"
 #include "track.h"
 
@@ -357,6 +358,7 @@ static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
 		fs->lower_current = true;
 	unlock_all_names(fs);
 	fs_mode_save(fs);
+	fs_notify_status(fs); /* systemd's STATUS= shows the mode */
 	/* Leaving files: its journal is replayed into Redis now. */
 	pthread_cond_broadcast(&fs->rt.cond);
 }

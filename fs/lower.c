@@ -27,6 +27,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "notify.h"
 
 static int64_t ts_ns(const struct timespec *ts)
 {
@@ -152,9 +153,11 @@ bool fs_legacy_reads_ended(struct fs *fs)
 	if (fs_mode_get(fs) < FS_MODE_REDIS_FIRST ||
 	    !fs_legacy_cutoff_passed(fs))
 		return false;
-	if (!atomic_exchange(&fs->legacy_ended_seen, true))
+	if (!atomic_exchange(&fs->legacy_ended_seen, true)) {
 		LOG_INFO(
 			"legacy reads have ended (legacy_reads_until): sessions only in the files underneath are no longer read or copied up");
+		fs_notify_status(fs);
+	}
 	return true;
 }
 

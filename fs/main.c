@@ -32,6 +32,7 @@
 #include "log.h"
 #include "lowerstore.h"
 #include "mountpt.h"
+#include "notify.h"
 #include "tls.h"
 #include "trim.h"
 #include "url.h"
@@ -158,7 +159,11 @@ static void usage(const char *prog)
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
 	       "'sessfs -u MOUNTPOINT' (every layer, also after a crash; a\n"
-	       "plain unmount is tried for 2 s before a lazy one).\n",
+	       "plain unmount is tried for 2 s before a lazy one).\n"
+	       "\n"
+	       "Under systemd (Type=notify, with -f): READY=1 once the mount\n"
+	       "answers, STATUS= with the mode, WATCHDOG=1 while it serves\n"
+	       "(WatchdogSec=), STOPPING=1 at unmount ($NOTIFY_SOCKET).\n",
 	       prog, prog, prog, (long long)BE_DEFAULT_TTL,
 	       BE_DEFAULT_MAX_SIZE);
 }
@@ -625,15 +630,20 @@ static int run(struct fs *fs, struct fuse_args *args)
 	if (fs_trim_start(fs, fuse_session_fd(se)) < 0)
 		LOG_WARN("cannot start the trimmer: idle inodes stay until "
 			 "the kernel forgets them");
+	/* READY=1 once our layer answers a stat, then the watchdog. */
+	if (fs_notify_start(fs, fs->mp.dev) < 0)
+		LOG_ERR("cannot start the systemd supervisor: no READY=1 will be sent");
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_idle_threads(lc, FS_MAX_THREADS / 2);
 	fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fs_notify_stopping();
 	fuse_loop_cfg_destroy(lc);
 	fs_trim_stop();
 	fuse_session_unmount(se);
+	fs_notify_stop();
 	fs_ctl_stop(fs);
 	if (!fs->manifest_saved)
 		fs_manifest_save(fs);
@@ -765,6 +775,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
+	fs_notify_init();
 	be_acl_set_reporter(report_acl);
 	if (configure(fs) < 0 || check_mountpoint(fs) < 0 ||
 	    make_state_dir(fs->cfg.state_dir) < 0 || check_redis(fs) < 0 ||

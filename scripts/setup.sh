@@ -316,9 +316,11 @@ cmd_test()
 	local failed_checks=()
 	check_format || failed_checks+=(clang-format)
 	check_shell || failed_checks+=(shellcheck)
-	check_units || failed_checks+=(systemd-analyze)
 
 	build_install true
+	# After the install: the unit's ExecStart= names /usr/local/bin/sessfs,
+	# and systemd-analyze verify checks that it exists.
+	check_units || failed_checks+=(systemd-analyze)
 	say "test: meson test -C build (unit + integration) [$(elapsed)]"
 	run_meson_tests build
 
