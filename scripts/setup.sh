@@ -44,6 +44,8 @@ PACKAGES=(
 	# started: see the policy-rc.d in cmd_deps
 	python3-django php8.2-fpm nginx sysvinit-utils e2fsprogs
 	wrk valgrind clang-format shellcheck
+	# the man pages sessfs(8) and sessfs-migrate(8), from docs/*.scd
+	scdoc
 	# systemd-analyze, to check the units in systemd/ (PID 1 need not be
 	# systemd for `systemd-analyze verify`)
 	systemd
