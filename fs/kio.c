@@ -8,7 +8,7 @@
  * so the state is written once, before the worker threads start reading.
  *
  * Both also count, for the watchdog (notify.c): requests that expect a
- * reply, replies written, and when the last reply went out.
+ * reply, and replies written.
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -27,21 +26,12 @@
 static atomic_uint_fast64_t init_unique; /* 0: no INIT pending */
 static atomic_bool parallel_dirops;
 static atomic_uint_fast64_t n_requests, n_replies;
-static atomic_int_fast64_t last_reply_ns;
 
 /* Whether the kernel waits for a reply to a request of 'opcode'. */
 static bool wants_reply(uint32_t opcode)
 {
 	return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET &&
 	       opcode != FUSE_INTERRUPT && opcode != FUSE_NOTIFY_REPLY;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
@@ -70,10 +60,8 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 	(void)userdata;
 	if (count >= 1 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
-	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0) {
+	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0)
 		atomic_fetch_add(&n_replies, 1);
-		atomic_store(&last_reply_ns, mono_ns());
-	}
 	if (want && count >= 2 &&
 	    iov[0].iov_len >= sizeof(struct fuse_out_header) &&
 	    iov[1].iov_len >=
@@ -107,10 +95,9 @@ bool fs_kio_parallel_dirops(void)
 	return atomic_load(&parallel_dirops);
 }
 
-void fs_kio_progress(uint64_t *requests, uint64_t *replies, int64_t *last_ns)
+void fs_kio_progress(uint64_t *requests, uint64_t *replies)
 {
 	/* Replies first: a request read after that cannot look answered. */
 	*replies = atomic_load(&n_replies);
-	*last_ns = atomic_load(&last_reply_ns);
 	*requests = atomic_load(&n_requests);
 }

@@ -31,10 +31,9 @@ bool fs_kio_parallel_dirops(void);
 
 /**
  * The loop's progress so far, for the watchdog (notify.c): requests read
- * that expect a reply (not FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY),
- * replies written, and when the last reply was written (CLOCK_MONOTONIC
- * ns, 0: none yet).  Any thread.
+ * that expect a reply (not FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY)
+ * and replies written.  Any thread.
  */
-void fs_kio_progress(uint64_t *requests, uint64_t *replies, int64_t *last_ns);
+void fs_kio_progress(uint64_t *requests, uint64_t *replies);
 
 #endif /* FS_KIO_H */

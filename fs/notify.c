@@ -47,8 +47,8 @@ static struct {
 	/* The prober: stats the mountpoint when 'asked' exceeds 'done'. */
 	uint64_t asked, done;
 	int probe_result; /* of probe 'done': 0 ours, 1 elsewhere, -errno */
-	int64_t probe_ok_ns; /* CLOCK_MONOTONIC of the last answer by us */
-} sn = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} sn = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .cond = PTHREAD_COND_INITIALIZER }; /* monotonic once started */
 
 /* Parses a decimal number of microseconds; 0 when absent or invalid. */
 static int64_t env_usec(const char *name)
@@ -168,8 +168,6 @@ static void *prober_thread(void *arg)
 		pthread_mutex_lock(&sn.lock);
 		sn.done = sn.asked;
 		sn.probe_result = ret;
-		if (ret == 0)
-			sn.probe_ok_ns = fs_mono_ns();
 		pthread_cond_broadcast(&sn.cond);
 	}
 	sn.prober_done = true;
@@ -178,23 +176,18 @@ static void *prober_thread(void *arg)
 	return NULL;
 }
 
-/* Waits on sn.cond until 'deadline' (CLOCK_MONOTONIC ns); holds sn.lock. */
+/*
+ * Waits on sn.cond until 'deadline' (CLOCK_MONOTONIC ns, the clock of
+ * sn.cond: a step of the wall clock must not stall the watchdog); holds
+ * sn.lock.
+ */
 static void wait_until(int64_t deadline)
 {
-	struct timespec ts;
-	int64_t left = deadline - fs_mono_ns();
+	struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000LL),
+			       .tv_nsec = (long)(deadline % 1000000000LL) };
 
-	if (left <= 0)
-		return;
-	/* pthread_cond_timedwait takes CLOCK_REALTIME: near enough here. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(left / 1000000000LL);
-	ts.tv_nsec += (long)(left % 1000000000LL);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&sn.cond, &sn.lock, &ts);
+	if (deadline > fs_mono_ns())
+		pthread_cond_timedwait(&sn.cond, &sn.lock, &ts);
 }
 
 /*
@@ -223,10 +216,9 @@ static int probe(int64_t deadline)
 static bool healthy(uint64_t *replies)
 {
 	uint64_t req, rep;
-	int64_t last;
 	int ret;
 
-	fs_kio_progress(&req, &rep, &last);
+	fs_kio_progress(&req, &rep);
 	if (rep != *replies) {
 		*replies = rep;
 		return true;
@@ -235,7 +227,7 @@ static bool healthy(uint64_t *replies)
 	if (ret == 0)
 		return true;
 	if (ret == 1) {
-		fs_kio_progress(&req, &rep, &last);
+		fs_kio_progress(&req, &rep);
 		return req <= rep;
 	}
 	return false;
@@ -302,8 +294,16 @@ out:
 
 int fs_notify_start(struct fs *fs, dev_t dev)
 {
+	pthread_condattr_t ca;
+
 	if (!sn.addrlen)
 		return 0;
+	/* No thread uses sn.cond yet. */
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&sn.cond, &ca) != 0)
+		return -EINVAL;
+	pthread_condattr_destroy(&ca);
 	/*
 	 * A check passes when a reply went out since the last one, half an
 	 * interval ago; while Redis is down, every busy thread replies within
