@@ -6,11 +6,15 @@ checks what the daemon sends: READY=1 only once the mount answers (at
 its arrival the mount is in mountinfo and a stat of it is served by
 sessfs), STATUS= with the mode, again after `sessfs-migrate mode`,
 WATCHDOG=1 every half interval, also while Redis is stopped (SIGSTOP) and
-requests wait for it, and STOPPING=1 at the unmount.  Also: the units in
-systemd/ pass `systemd-analyze verify` (as scripts/setup.sh checks them)."""
+requests wait for it, and STOPPING=1 at the unmount.  Also: the unit's
+ExecStop= unmounts a live daemon's mount but never a dead layer, and the
+units in systemd/ pass `systemd-analyze verify` (as scripts/setup.sh
+checks them)."""
 
 import contextlib
+import errno
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -222,6 +226,56 @@ def test_without_systemd(redis, redis_server, sessdir, checker, monkeypatch):
     with util.mounted(redis_server.url(), sessdir, checker) as m:
         util.write_file(m.path("sess_" + "n" * 26), b"x|i:1;")
     assert "systemd" not in checker.text()
+
+
+def exec_stop(mnt):
+    """The unit's ExecStop= as argv for 'mnt', as systemd runs it: "$$" is
+    a literal "$", %f the mountpoint."""
+    unit = (util.SRC_DIR / "systemd" / "sessfs@.service").read_text()
+    line = [x for x in unit.splitlines() if x.startswith("ExecStop=")]
+    assert len(line) == 1, line
+    argv = shlex.split(line[0][len("ExecStop="):])
+    return [a.replace("$$", "$").replace("%f", str(mnt)) for a in argv]
+
+
+def test_exec_stop_only_while_the_daemon_lives(redis, redis_server, sessdir,
+                                               checker, monkeypatch):
+    """ExecStop= unmounts while $MAINPID is set (systemd sets it while the
+    main process lives) and leaves a dead layer alone after a crash
+    (systemd runs ExecStop= then too, without $MAINPID): unmounting it
+    would show the stale files underneath until the restart."""
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    env = {k: v for k, v in os.environ.items() if k != "MAINPID"}
+    with util.mounted(redis_server.url(), sessdir, checker) as m:
+        util.write_file(m.path("sess_" + "e" * 26), b"e|i:1;")
+        m.kill9()
+        assert util.errno_of(os.listdir, sessdir) == errno.ENOTCONN
+        res = subprocess.run(exec_stop(sessdir), env=env, timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        assert res.returncode == 0, res.stdout
+        assert util.errno_of(os.listdir, sessdir) == errno.ENOTCONN, \
+            "ExecStop= removed the dead layer"
+
+    cmd = util.sessfs_cmd(redis_server.url(), sessdir)
+    log = open(checker.path, "ab")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        util.wait_for_mount(proc, sessdir)
+        res = subprocess.run(exec_stop(sessdir),
+                             env=dict(env, MAINPID=str(proc.pid)), timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        assert res.returncode == 0, res.stdout
+        assert proc.wait(10 * SLOW) == 0
+        assert not util.is_mounted(sessdir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        util.unmount_all(sessdir)
+        log.close()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
