@@ -14,6 +14,7 @@ checks them)."""
 import contextlib
 import errno
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -276,6 +277,15 @@ def test_exec_stop_only_while_the_daemon_lives(redis, redis_server, sessdir,
             proc.wait(10)
         util.unmount_all(sessdir)
         log.close()
+
+
+def test_unit_conditions_pass_on_a_dead_layer():
+    """A Condition or Assert on the mountpoint would see ENOTCONN on a dead
+    layer (stat and access fail) and skip the restart that repairs it."""
+    unit = (util.SRC_DIR / "systemd" / "sessfs@.service").read_text()
+    bad = [x for x in unit.splitlines()
+           if re.match(r"(Condition|Assert)\w*=.*%f", x)]
+    assert not bad, bad
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
