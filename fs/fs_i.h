@@ -382,6 +382,12 @@ void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
  * holds the stripe of 'name'.
  */
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f);
+/**
+ * fs_lower_read() whatever the legacy cutoff: for a listing that found
+ * 'name' expired, which removes it if it still is (and reads it if it was
+ * rewritten meanwhile).  Caller holds the stripe of 'name'.
+ */
+int fs_lower_sweep(struct fs *fs, const char *name, struct be_file *f);
 /** lstat of the lower dir itself, for the root's attributes. */
 int fs_lower_root_stat(struct fs *fs, struct stat *st);
 /**

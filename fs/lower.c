@@ -12,9 +12,10 @@
  * -o legacy_reads_until=DATE ends the legacy reads (the migration plan's
  * deprecation of file reads): from DATE on, in redis-first and redis-only,
  * a name Redis has neither a value nor a tombstone for is absent, whatever
- * the lower dir holds; nothing is read, copied up or listed from there
- * (the lower dir stays as it is: redis-first still writes it, and an
- * expired file is no longer removed).
+ * the lower dir holds; nothing is read, copied up or listed from there.
+ * The files stay (redis-first still writes the lower dir), but a listing
+ * still removes the expired ones it finds (fs_lower_sweep()), so that a
+ * rollback brings back no file the mount would have hidden anyway.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -163,6 +164,15 @@ bool fs_legacy_reads_ended(struct fs *fs)
 
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
 {
+	if (fs_legacy_reads_ended(fs)) {
+		memset(f, 0, sizeof(*f));
+		return -ENOENT;
+	}
+	return fs_lower_sweep(fs, name, f);
+}
+
+int fs_lower_sweep(struct fs *fs, const char *name, struct be_file *f)
+{
 	struct timespec now;
 	struct stat st;
 	int64_t ttl;
@@ -170,8 +180,6 @@ int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
 	int fd, ret;
 
 	memset(f, 0, sizeof(*f));
-	if (fs_legacy_reads_ended(fs))
-		return -ENOENT;
 	fd = openat(fs->lower_fd, name,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {

@@ -4,7 +4,8 @@ plan's deprecation of file reads): before DATE a session only in the
 lower dir is served, listed and copied up; from DATE on, in redis-first
 and redis-only, it is neither read, listed nor copied up, and stays
 underneath untouched (in files and dual-write the lower dir is the store:
-nothing changes).  `status` (the control socket's and sessfs-migrate's)
+nothing changes); a listing still removes expired files underneath.
+`status` (the control socket's and sessfs-migrate's)
 shows the cutoff and whether it has passed.  A cutoff that passes while
 mounted takes effect at once.  Bad dates are refused in one line."""
 
@@ -29,12 +30,12 @@ PAST, PAST_ISO = "2020-01-01", "2020-01-01T00:00:00Z"
 FUTURE, FUTURE_ISO = "2099-12-31T23:30+01:00", "2099-12-31T22:30:00Z"
 
 
-def seed(d, name, data):
-    """A legacy session in the lower dir, ten minutes old, www-data's."""
+def seed(d, name, data, age_s=600):
+    """A legacy session in the lower dir, 'age_s' old, www-data's."""
     p = os.path.join(d, name)
     write_file(p, data)
     os.chown(p, WWW_UID, WWW_GID)
-    t = time.time_ns() - 600 * 10**9
+    t = time.time_ns() - age_s * 10**9
     os.utime(p, ns=(t, t))
 
 
@@ -53,6 +54,9 @@ def migrate_status(mm, sessdir):
 def test_cutoff(when, mode, redis, redis_server, tmp, sessdir, checker):
     name, data = "sess_cutoff0abcdefghijklmnop", b'user|s:5:"alice";'
     seed(sessdir, name, data)
+    # Past the default ttl (32 days): hidden, and removed when listed.
+    old = "sess_cutoffexpired0123456789"
+    seed(sessdir, old, b"old|i:1;", age_s=40 * 86400)
     until, iso = (PAST, PAST_ISO) if when == "past" else (FUTURE, FUTURE_ISO)
     ended = when == "past" and mode != "dual-write"
     mm = ModeMount(tmp, redis_server, checker)
@@ -65,7 +69,10 @@ def test_cutoff(when, mode, redis, redis_server, tmp, sessdir, checker):
         if ended:
             assert got == errno.ENOENT and not listed
             assert redis.exists(value_key(P, name)) == 0, "copied up"
+            # The live one stays underneath, the expired one went (the
+            # listing's housekeeping goes on past the cutoff).
             assert name in m.lower_names(), "removed underneath"
+            assert old not in m.lower_names(), "expired, kept underneath"
             line = migrate_status(mm, sessdir)
             assert line and "ENDED at " + iso in line[0], line
             # A new session of that name is made, not the old one read.
