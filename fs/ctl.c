@@ -41,6 +41,7 @@
 #include "journal.h"
 #include "kio.h"
 #include "log.h"
+#include "notify.h"
 #include "lowerstore.h"
 #include "metrics.h"
 #include "sentinel.h"
@@ -359,6 +360,7 @@ static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
 		fs->lower_current = true;
 	unlock_all_names(fs);
 	fs_mode_save(fs);
+	fs_notify_status(fs); /* systemd's STATUS= shows the mode */
 	/* Leaving files: its journal is replayed into Redis now. */
 	pthread_cond_broadcast(&fs->rt.cond);
 }
@@ -466,6 +468,26 @@ static json_t *sentinel_status(struct fs *fs)
 			 (json_int_t)be_sentinel_failovers(s));
 }
 
+/*
+ * The "legacy" object of status: the cutoff of -o legacy_reads_until (ISO
+ * 8601, UTC; null: none), whether it has passed, and whether legacy files
+ * are read (and copied up) in the mode now.
+ */
+static json_t *legacy_status(struct fs *fs)
+{
+	bool passed = fs_legacy_cutoff_passed(fs);
+	char until[32] = "";
+	time_t t = (time_t)(fs->legacy_until_ns / 1000000000LL);
+	struct tm tm;
+
+	if (fs->legacy_until_ns && gmtime_r(&t, &tm))
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s?, s:b, s:b}", "until", until[0] ? until : NULL,
+			 "passed", passed, "reads",
+			 fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
+				 !fs_legacy_reads_ended(fs));
+}
+
 static json_t *cmd_status(struct fs *fs)
 {
 	uint64_t ops, errors;
@@ -498,6 +520,7 @@ static json_t *cmd_status(struct fs *fs)
 		if (fs->ep.sentinel)
 			json_object_set_new(st, "sentinel",
 					    sentinel_status(fs));
+		json_object_set_new(st, "legacy", legacy_status(fs));
 	}
 	return st;
 }

@@ -120,8 +120,9 @@ static int64_t lower_life_ms(struct fs *fs, const char *name, int64_t now_ms)
 
 /*
  * The expired legacy file 'name' is hidden, so it goes from the lower dir
- * too (fs_lower_read() removes it, under the name's stripe, if it is still
- * expired).  Returns its life in ms if it was rewritten meanwhile, else 0.
+ * too (fs_lower_sweep() removes it, under the name's stripe, if it is
+ * still expired; also past legacy_reads_until).  Returns its life in ms if
+ * it was rewritten meanwhile, else 0.
  */
 static int64_t lower_expire(struct fs *fs, const char *name)
 {
@@ -130,7 +131,7 @@ static int64_t lower_expire(struct fs *fs, const char *name)
 	int64_t ms = 0;
 
 	pthread_mutex_lock(nl);
-	if (fs_lower_read(fs, name, &f) == 0)
+	if (fs_lower_sweep(fs, name, &f) == 0)
 		ms = f.pttl_ms > 0 ? f.pttl_ms : 1;
 	be_file_release(&f);
 	pthread_mutex_unlock(nl);
@@ -142,6 +143,7 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	struct timespec now;
 	struct dirent *de;
 	int64_t now_ms, life;
+	bool ended;
 	DIR *dir;
 	int fd;
 
@@ -155,6 +157,7 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+	ended = fs_legacy_reads_ended(fs);
 	while ((de = readdir(dir))) {
 		/* cachelib's count file: kept underneath in redis-first. */
 		if (strcmp(de->d_name, BE_CACHELIB_COUNT_NAME) == 0 &&
@@ -173,7 +176,8 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 		life = lower_life_ms(fs, de->d_name, now_ms);
 		if (life == 0)
 			life = lower_expire(fs, de->d_name);
-		if (life <= 0)
+		/* Past legacy_reads_until no legacy file is shown (lower.c). */
+		if (life <= 0 || ended)
 			continue;
 		if (dir_add(d, de->d_name) < 0) {
 			closedir(dir);
@@ -186,6 +190,10 @@ static int add_lower(struct fs *fs, struct fs_dir *d)
 			d->legacy_end_ms = now_ms + life;
 	}
 	closedir(dir);
+	/* The count's census of legacy files ends with them (count.c). */
+	if (d->n_legacy && fs->legacy_until_ns &&
+	    fs->legacy_until_ns / 1000000 < d->legacy_end_ms)
+		d->legacy_end_ms = fs->legacy_until_ns / 1000000;
 	return 0;
 }
 

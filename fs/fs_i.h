@@ -104,6 +104,7 @@ struct fs_config {
 	char *ctl_dir;
 	char *cache; /* "tracking" or "off" */
 	char *metrics_addr; /* HOST:PORT of GET /metrics (metrics.h) */
+	char *legacy_reads_until; /* as given; parsed into fs.legacy_until_ns */
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -273,6 +274,13 @@ struct fs {
 	bool ctl_started;
 	_Atomic bool ctl_stopping;
 	int lower_fd; /* the directory under the mount, opened before it */
+	/*
+	 * -o legacy_reads_until: from this CLOCK_REALTIME ns on, redis-first
+	 * and redis-only neither read nor copy up legacy files (lower.c); 0:
+	 * never.  'legacy_ended_seen' makes the log say so once.
+	 */
+	int64_t legacy_until_ns;
+	atomic_bool legacy_ended_seen;
 
 	pthread_mutex_t tab_lock;
 	struct fs_inode **name_map;
@@ -380,8 +388,32 @@ void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
  * holds the stripe of 'name'.
  */
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f);
+/**
+ * fs_lower_read() whatever the legacy cutoff: for a listing that found
+ * 'name' expired, which removes it if it still is (and reads it if it was
+ * rewritten meanwhile).  Caller holds the stripe of 'name'.
+ */
+int fs_lower_sweep(struct fs *fs, const char *name, struct be_file *f);
 /** lstat of the lower dir itself, for the root's attributes. */
 int fs_lower_root_stat(struct fs *fs, struct stat *st);
+/**
+ * Parses the -o legacy_reads_until value 's': YYYY-MM-DD (00:00 UTC) or
+ * YYYY-MM-DDTHH:MM[:SS] (a space for the 'T' too), UTC unless it ends in
+ * 'Z' or an offset (+HH:MM, -HHMM).  0 with CLOCK_REALTIME ns in '*ns', or
+ * -EINVAL.
+ */
+int fs_legacy_parse_until(const char *s, int64_t *ns);
+/**
+ * Whether the legacy reads are over: the cutoff has passed, whatever the
+ * mode (status shows it).  Any thread.
+ */
+bool fs_legacy_cutoff_passed(struct fs *fs);
+/**
+ * Whether legacy files are neither read nor copied up nor listed now: the
+ * cutoff has passed and the mode is redis-first or redis-only (in files
+ * and dual-write the lower dir is the store itself).  Any thread.
+ */
+bool fs_legacy_reads_ended(struct fs *fs);
 
 /* dir.c: the root directory's listing */
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

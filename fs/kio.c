@@ -6,6 +6,9 @@
  * offered FUSE_PARALLEL_DIROPS; writev() adds the flag to the reply with
  * that id.  INIT is the first request and is answered before any other,
  * so the state is written once, before the worker threads start reading.
+ *
+ * Both also count, for the watchdog (notify.c): requests that expect a
+ * reply, and replies written.
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -22,6 +25,14 @@
 
 static atomic_uint_fast64_t init_unique; /* 0: no INIT pending */
 static atomic_bool parallel_dirops;
+static atomic_uint_fast64_t n_requests, n_replies;
+
+/* Whether the kernel waits for a reply to a request of 'opcode'. */
+static bool wants_reply(uint32_t opcode)
+{
+	return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET &&
+	       opcode != FUSE_INTERRUPT && opcode != FUSE_NOTIFY_REPLY;
+}
 
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -30,6 +41,8 @@ static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 	struct fuse_init_in init;
 
 	(void)userdata;
+	if (n >= (ssize_t)sizeof(*in) && wants_reply(in->opcode))
+		atomic_fetch_add(&n_requests, 1);
 	if (n < (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, flags) +
 			  sizeof(init.flags)) ||
 	    in->opcode != FUSE_INIT)
@@ -46,6 +59,9 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 	uint64_t want = atomic_load(&init_unique);
 
 	(void)userdata;
+	if (count >= 1 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+	    ((struct fuse_out_header *)iov[0].iov_base)->unique != 0)
+		atomic_fetch_add(&n_replies, 1);
 	if (want && count >= 2 &&
 	    iov[0].iov_len >= sizeof(struct fuse_out_header) &&
 	    iov[1].iov_len >=
@@ -77,4 +93,11 @@ int fs_kio_install(struct fuse_session *se)
 bool fs_kio_parallel_dirops(void)
 {
 	return atomic_load(&parallel_dirops);
+}
+
+void fs_kio_progress(uint64_t *requests, uint64_t *replies)
+{
+	/* Replies first: a request read after that cannot look answered. */
+	*replies = atomic_load(&n_replies);
+	*requests = atomic_load(&n_requests);
 }

@@ -15,6 +15,7 @@
 #define FS_KIO_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct fuse_session;
 
@@ -27,5 +28,12 @@ int fs_kio_install(struct fuse_session *se);
 
 /** True once the kernel has accepted parallel lookups (for --status). */
 bool fs_kio_parallel_dirops(void);
+
+/**
+ * The loop's progress so far, for the watchdog (notify.c): requests read
+ * that expect a reply (not FORGET, BATCH_FORGET, INTERRUPT, NOTIFY_REPLY)
+ * and replies written.  Any thread.
+ */
+void fs_kio_progress(uint64_t *requests, uint64_t *replies);
 
 #endif /* FS_KIO_H */

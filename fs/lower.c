@@ -8,7 +8,16 @@
  * dir when found (DESIGN.md, "Expired legacy files"): the mount hides it,
  * and the lower dir must hold only what the mount shows, or a rollback
  * would bring it back.
+ *
+ * -o legacy_reads_until=DATE ends the legacy reads (the migration plan's
+ * deprecation of file reads): from DATE on, in redis-first and redis-only,
+ * a name Redis has neither a value nor a tombstone for is absent, whatever
+ * the lower dir holds; nothing is read, copied up or listed from there.
+ * The files stay (redis-first still writes the lower dir), but a listing
+ * still removes the expired ones it finds (fs_lower_sweep()), so that a
+ * rollback brings back no file the mount would have hidden anyway.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -19,6 +28,7 @@
 
 #include "fs_i.h"
 #include "log.h"
+#include "notify.h"
 
 static int64_t ts_ns(const struct timespec *ts)
 {
@@ -64,7 +74,104 @@ static void lower_remove_expired(struct fs *fs, const char *name,
 	LOG_DEBUG("removed expired '%s' from the lower dir", name);
 }
 
+/* Reads exactly 'n' digits at '*p' into '*v'; false if not there. */
+static bool digits(const char **p, int n, int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return false;
+		*v = *v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	return true;
+}
+
+/* Reads 'c' at '*p'; false if something else is there. */
+static bool skip(const char **p, char c)
+{
+	if (**p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+int fs_legacy_parse_until(const char *s, int64_t *ns)
+{
+	struct tm tm = { 0 }, back;
+	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+	const char *p = s;
+	time_t t;
+
+	if (!digits(&p, 4, &y) || !skip(&p, '-') || !digits(&p, 2, &mo) ||
+	    !skip(&p, '-') || !digits(&p, 2, &d))
+		return -EINVAL;
+	if (*p == 'T' || *p == ' ') {
+		p++;
+		if (!digits(&p, 2, &h) || !skip(&p, ':') || !digits(&p, 2, &mi))
+			return -EINVAL;
+		if (skip(&p, ':') && !digits(&p, 2, &sec))
+			return -EINVAL;
+		if (*p == 'Z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			sign = *p++ == '+' ? 1 : -1;
+			if (!digits(&p, 2, &oh))
+				return -EINVAL;
+			skip(&p, ':');
+			if (!digits(&p, 2, &om) || oh > 23 || om > 59)
+				return -EINVAL;
+		}
+	}
+	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 ||
+	    sec > 59)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	/* timegm() moves 2027-02-30 to March: refuse what moved. */
+	if (t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != d ||
+	    back.tm_mon != mo - 1)
+		return -EINVAL;
+	t -= sign * (oh * 3600 + om * 60);
+	*ns = (int64_t)t * 1000000000LL;
+	return 0;
+}
+
+bool fs_legacy_cutoff_passed(struct fs *fs)
+{
+	return fs->legacy_until_ns && fs_now_ns() >= fs->legacy_until_ns;
+}
+
+bool fs_legacy_reads_ended(struct fs *fs)
+{
+	if (fs_mode_get(fs) < FS_MODE_REDIS_FIRST ||
+	    !fs_legacy_cutoff_passed(fs))
+		return false;
+	if (!atomic_exchange(&fs->legacy_ended_seen, true)) {
+		LOG_INFO(
+			"legacy reads have ended (legacy_reads_until): sessions only in the files underneath are no longer read or copied up");
+		fs_notify_status(fs);
+	}
+	return true;
+}
+
 int fs_lower_read(struct fs *fs, const char *name, struct be_file *f)
+{
+	if (fs_legacy_reads_ended(fs)) {
+		memset(f, 0, sizeof(*f));
+		return -ENOENT;
+	}
+	return fs_lower_sweep(fs, name, f);
+}
+
+int fs_lower_sweep(struct fs *fs, const char *name, struct be_file *f)
 {
 	struct timespec now;
 	struct stat st;

@@ -33,6 +33,7 @@
 #include "lowerstore.h"
 #include "metrics.h"
 #include "mountpt.h"
+#include "notify.h"
 #include "sentinel.h"
 #include "tls.h"
 #include "trim.h"
@@ -67,6 +68,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("host_id=%s", host_id, 0), FS_OPT("ctl_dir=%s", ctl_dir, 0),
 	FS_OPT("cache=%s", cache, 0),
 	FS_OPT("metrics_addr=%s", metrics_addr, 0),
+	FS_OPT("legacy_reads_until=%s", legacy_reads_until, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -170,6 +172,12 @@ static void usage(const char *prog)
 	       "                           alone means 127.0.0.1:PORT; HOST\n"
 	       "                           is an IP address or localhost,\n"
 	       "                           never a name; no authentication\n"
+	       "    -o legacy_reads_until=DATE  from DATE (YYYY-MM-DD, 00:00\n"
+	       "                           UTC, or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])\n"
+	       "                           on, redis-first and redis-only no\n"
+	       "                           longer read, copy up or list\n"
+	       "                           sessions only in the files\n"
+	       "                           underneath; default: never\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "                           (or the Redis user may not read\n"
 	       "                           the policy: INFO, CONFIG GET)\n"
@@ -177,7 +185,11 @@ static void usage(const char *prog)
 	       "\n"
 	       "default_permissions is always on.  Unmount with\n"
 	       "'sessfs -u MOUNTPOINT' (every layer, also after a crash; a\n"
-	       "plain unmount is tried for 2 s before a lazy one).\n",
+	       "plain unmount is tried for 2 s before a lazy one).\n"
+	       "\n"
+	       "Under systemd (Type=notify, with -f): READY=1 once the mount\n"
+	       "answers, STATUS= with the mode, WATCHDOG=1 while it serves\n"
+	       "(WatchdogSec=), STOPPING=1 at unmount ($NOTIFY_SOCKET).\n",
 	       prog, prog, prog, (long long)BE_DEFAULT_TTL,
 	       BE_DEFAULT_MAX_SIZE);
 }
@@ -362,6 +374,13 @@ static int configure(struct fs *fs)
 			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
 			cfg->mode);
 	atomic_store(&fs->mode, mode);
+
+	if (cfg->legacy_reads_until &&
+	    fs_legacy_parse_until(cfg->legacy_reads_until,
+				  &fs->legacy_until_ns) < 0)
+		return bad(
+			"invalid legacy_reads_until '%s' (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC unless Z or +HH:MM follows)",
+			cfg->legacy_reads_until);
 
 	if (cfg->cache && strcmp(cfg->cache, "tracking") != 0 &&
 	    strcmp(cfg->cache, "off") != 0)
@@ -644,6 +663,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->ctl_dir);
 	free(cfg->cache);
 	free(cfg->metrics_addr);
+	free(cfg->legacy_reads_until);
 	free(cfg->unknown);
 }
 
@@ -707,16 +727,21 @@ static int run(struct fs *fs, struct fuse_args *args)
 			 "the kernel forgets them");
 	if (fs_metrics_start(fs) < 0)
 		LOG_ERR("cannot start the metrics thread: no GET /metrics");
+	/* READY=1 once our layer answers a stat, then the watchdog. */
+	if (fs_notify_start(fs, fs->mp.dev) < 0)
+		LOG_ERR("cannot start the systemd supervisor: no READY=1 will be sent");
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_idle_threads(lc, FS_MAX_THREADS / 2);
 	fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fs_notify_stopping();
 	fuse_loop_cfg_destroy(lc);
 	fs_trim_stop();
 	fs_metrics_stop(fs);
 	fuse_session_unmount(se);
+	fs_notify_stop();
 	fs_ctl_stop(fs);
 	if (!fs->manifest_saved)
 		fs_manifest_save(fs);
@@ -849,6 +874,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs_log_init(fs->cfg.debug ? FS_LOG_DEBUG : FS_LOG_INFO);
+	fs_notify_init();
 	be_acl_set_reporter(report_acl);
 	if (fs_metrics_check(fs) < 0)
 		goto out;

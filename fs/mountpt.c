@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -835,7 +836,16 @@ int fs_mountpt_mount_arg(struct fs_mountpt *m, const char *fsname,
 
 void fs_mountpt_mounted(struct fs_mountpt *m)
 {
+	unsigned int major = m->fuse_major, minor = m->fuse_minor;
+	bool sessfs = false, found = m->fuse_mnt_id >= 0;
+	int id;
+
 	m->fuse_fd = -1;
+	if (!found) {
+		id = top_mnt_id(m->mountpoint, &sessfs);
+		found = id >= 0 && sessfs && mnt_dev(id, &major, &minor);
+	}
+	m->dev = found ? makedev(major, minor) : 0;
 }
 
 /* Detaches our own layer (restart path) while it is on top. */

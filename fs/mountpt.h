@@ -62,6 +62,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define FS_MOUNTPT_RUN_DIR "/run/sessfs"
 #define FS_MOUNTPT_FSTYPE  "fuse.sessfs"
@@ -75,6 +76,7 @@ struct fs_mountpt {
 	bool restart; /* a dead sessfs layer is on the mountpoint */
 	int fuse_fd; /* restart: our /dev/fuse fd, until mounted() */
 	char *fuse_mnt_arg; /* for fuse_session_mount() */
+	dev_t dev; /* our layer's device (st_dev) once mounted(); 0: unknown */
 
 	/* Private. */
 	int lock_fd; /* run_dir, flock()ed */
@@ -150,7 +152,8 @@ int fs_mountpt_mount_arg(struct fs_mountpt *m, const char *fsname,
 /**
  * Tells 'm' that fuse_session_mount(se, m->fuse_mnt_arg) returned 0: on the
  * restart path the session now owns m->fuse_fd (fuse_session_destroy()
- * closes it), so m forgets it.
+ * closes it), so m forgets it.  Sets m->dev to our layer's device (the top
+ * mount now, on the normal path), from mountinfo: no request is sent.
  */
 void fs_mountpt_mounted(struct fs_mountpt *m);
 

@@ -34,8 +34,9 @@ static void usage(FILE *out)
 		"Shows the mode and health of the sessfs mount on MOUNTPOINT: Redis\n"
 		"reachable, names waiting in the repair journal, names fenced after a\n"
 		"failed read, the recent error rate, whether the files underneath are\n"
-		"current (a rollback to files needs them), and the sessfs layers\n"
-		"stacked on the mountpoint.\n"
+		"current (a rollback to files needs them), the sessfs layers\n"
+		"stacked on the mountpoint, and whether sessions only in the files\n"
+		"underneath are still read (-o legacy_reads_until).\n"
 		"\n" MIG_ONLINE_OPTIONS_HELP
 		"  --json                 print the daemon's status as JSON, with\n"
 		"                         \"healthy\" and \"problems\" added\n"
@@ -203,6 +204,28 @@ static void print_sentinel(json_t *s)
 	       int_of(s, "failovers") == 1 ? "" : "s");
 }
 
+/* -o legacy_reads_until; a daemon before it says nothing. */
+static void print_legacy(json_t *l, const char *mode)
+{
+	const char *until = json_string_value(json_object_get(l, "until"));
+
+	if (!l)
+		return;
+	if (json_is_true(json_object_get(l, "reads")))
+		printf("legacy:      read and copied up from the files underneath %s%s\n",
+		       until ? "until " : "(no legacy_reads_until)",
+		       until ? until : "");
+	else if (until && json_is_true(json_object_get(l, "passed")))
+		printf("legacy:      reads ENDED at %s%s\n", until,
+		       strcmp(mode, "redis-first") == 0 ||
+				       strcmp(mode, "redis-only") == 0
+			       ? ": sessions only in the files underneath are not served"
+			       : " (the files are the store in this mode)");
+	else
+		printf("legacy:      the files are the store in this mode%s%s\n",
+		       until ? "; reads end at " : "", until ? until : "");
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -240,6 +263,7 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	print_sentinel(json_object_get(st, "sentinel"));
 	print_durability(json_object_get(st, "durability"));
 	print_cache(json_object_get(st, "cache"));
+	print_legacy(json_object_get(st, "legacy"), mode);
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
 	       str_of(st, "version"), (long long)int_of(st, "protocol"),
