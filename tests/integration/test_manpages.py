@@ -3,7 +3,7 @@
 drift from the programs: every option `sessfs --help` prints is in
 sessfs.8.scd, every command `sessfs-migrate --help` lists has its section
 in sessfs-migrate.8.scd, and every option of each command's --help is in
-that section (or under the shared KEY OPTIONS and TLS OPTIONS).  And meson
+that section (or under the shared KEY, TLS and SENTINEL OPTIONS).  And meson
 built them: roff from scdoc, not empty (docs/meson.build)."""
 
 import re
@@ -19,7 +19,8 @@ MIGRATE = util.BUILD_DIR / "migrate" / "sessfs-migrate"
 # An option as --help shows it: -o name (fuse options), -x, --long-name.
 OPTION = re.compile(r"(?<![\w-])(-o [a-z_]+|--[a-z][a-z0-9-]*|-[a-zA-Z])\b")
 COMMAND = re.compile(r"^  ([a-z]+) ", re.M)
-SHARED = ("KEY OPTIONS", "TLS OPTIONS", "GLOBAL OPTIONS")
+SHARED = ("KEY OPTIONS", "TLS OPTIONS", "SENTINEL OPTIONS",
+          "GLOBAL OPTIONS")
 
 
 def help_of(*args):
