@@ -914,9 +914,10 @@ def test_durability_without_replicas(redis, redis_server, sessdir, checker,
 
 class CuttingProxy:
     """A TCP proxy to a redis-server on loopback that, once armed, passes
-    the next request holding a WAIT on to the server and then closes both
-    ends before any reply comes back: the write ran, the client saw its
-    connection drop.  Every other byte passes through."""
+    the next request holding a WAIT on to the server and drops the
+    client's connection; the server's is closed once its first reply
+    comes back (the write ran), which then reaches nobody.  Every other
+    byte passes through."""
 
     def __init__(self, port):
         import socket
@@ -955,10 +956,11 @@ class CuttingProxy:
             if upstream and self.armed and b"WAIT" in data:
                 self.armed = False
                 self.cuts += 1
-                time.sleep(0.2)  # the server has run the write
-                for x in (a, b):
-                    x.shutdown(socket.SHUT_RDWR)
-                break
+                # The client's end goes now; the server's stays until
+                # its first reply (the write's) fails to reach the
+                # client, which closes both in the other direction.
+                a.shutdown(socket.SHUT_RDWR)
+                return
         for x in (a, b):
             try:
                 x.close()
