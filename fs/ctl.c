@@ -8,7 +8,7 @@
  * is {"cmd": "...", ...}; a reply is {"ok": true, ...} or
  * {"ok": false, "error": "..."}.  Commands: status, mode {mode, force},
  * export, verify, repair, prepare-unmount, metrics (the Prometheus text
- * of metrics.h in "text").  status carries the protocol version.
+ * of metrics.h in "text"), backfill {action, rate, restart} (backfill.h).  status carries the protocol version.
  *
  * A mode change locks every name stripe, so no store call is in flight
  * while the mode flips; a handle opened before keeps its bytes and commits
@@ -38,6 +38,7 @@
 
 #include "fs_i.h"
 #include "acl.h"
+#include "backfill.h"
 #include "journal.h"
 #include "kio.h"
 #include "log.h"
@@ -45,6 +46,7 @@
 #include "lowerstore.h"
 #include "metrics.h"
 #include "sentinel.h"
+#include "shadow.h"
 #include "track.h"
 
 #define FS_CTL_PROTOCOL 1
@@ -521,6 +523,8 @@ static json_t *cmd_status(struct fs *fs)
 			json_object_set_new(st, "sentinel",
 					    sentinel_status(fs));
 		json_object_set_new(st, "legacy", legacy_status(fs));
+		json_object_set_new(st, "backfill", fs_backfill_status(fs));
+		json_object_set_new(st, "shadow", fs_shadow_status(fs));
 	}
 	return st;
 }
@@ -660,6 +664,8 @@ static json_t *handle(struct fs *fs, const char *line)
 		reply = cmd_prepare_unmount(fs);
 	else if (strcmp(cmd, "metrics") == 0)
 		reply = cmd_metrics(fs);
+	else if (strcmp(cmd, "backfill") == 0)
+		reply = fs_backfill_command(fs, req);
 	else if (strcmp(cmd, "repair") == 0)
 		reply = json_pack("{s:b, s:I}", "ok", 1, "journal",
 				  (json_int_t)fs_route_repair_pass(fs));

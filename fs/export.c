@@ -171,6 +171,18 @@ int fs_export(struct fs *fs, struct fs_export_stats *st)
 	return st->errors ? -EIO : 0;
 }
 
+/*
+ * Whether the lower file 'lf' of 'name' is expired: no copy (offline or
+ * backfill) takes it to Redis, so its absence there is no difference.
+ */
+static bool lower_expired(struct fs *fs, const char *name,
+			  const struct be_file *lf)
+{
+	return be_ttl_remaining_ms(&fs->sc.ttl, name, lf->data, lf->size,
+				   lf->meta.mtime_ns / 1000000,
+				   fs_now_ns() / 1000000) <= 0;
+}
+
 /* Compares one name in both stores; caller holds its stripe. */
 static int verify_one(struct fs *fs, struct be_conn *c, const char *name,
 		      struct fs_verify_result *vr)
@@ -197,7 +209,8 @@ static int verify_one(struct fs *fs, struct be_conn *c, const char *name,
 		 */
 		if (rf.state == BE_TOMBSTONE)
 			why = "deleted in redis, present underneath";
-		else if (fs_mode_get(fs) <= FS_MODE_DUAL_WRITE)
+		else if (fs_mode_get(fs) <= FS_MODE_DUAL_WRITE &&
+			 !lower_expired(fs, name, &lf))
 			why = "missing in redis (run sessfs-migrate copy)";
 	} else if (rf.state == BE_PRESENT) {
 		if (rf.size != lf.size ||

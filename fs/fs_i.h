@@ -105,6 +105,7 @@ struct fs_config {
 	char *cache; /* "tracking" or "off" */
 	char *metrics_addr; /* HOST:PORT of GET /metrics (metrics.h) */
 	char *legacy_reads_until; /* as given; parsed into fs.legacy_until_ns */
+	char *shadow; /* PERCENT of dual-write reads compared (shadow.h) */
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -205,6 +206,7 @@ struct fs_handle {
 };
 
 struct be_journal;
+struct fs_backfill;
 struct fs_dirh;
 struct fs_metrics;
 
@@ -304,6 +306,16 @@ struct fs {
 	_Atomic bool track_refusal_logged;
 
 	struct fs_metrics *metrics; /* metrics.h; NULL only on ENOMEM */
+
+	/* The online backfill (backfill.h); NULL only on ENOMEM. */
+	struct fs_backfill *backfill;
+	/*
+	 * Shadow reads (shadow.h): the percent sampled, reads that could
+	 * be, and struct fs_shadow_counts's fields in their order.
+	 */
+	unsigned int shadow_percent;
+	_Atomic uint64_t shadow_reads;
+	_Atomic uint64_t shadow_counts[6];
 };
 
 /* inode.c */

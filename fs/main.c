@@ -27,6 +27,7 @@
 #include <fuse_lowlevel.h>
 
 #include "acl.h"
+#include "backfill.h"
 #include "fs_i.h"
 #include "kio.h"
 #include "log.h"
@@ -35,6 +36,7 @@
 #include "mountpt.h"
 #include "notify.h"
 #include "sentinel.h"
+#include "shadow.h"
 #include "tls.h"
 #include "trim.h"
 #include "url.h"
@@ -69,6 +71,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("cache=%s", cache, 0),
 	FS_OPT("metrics_addr=%s", metrics_addr, 0),
 	FS_OPT("legacy_reads_until=%s", legacy_reads_until, 0),
+	FS_OPT("shadow=%s", shadow, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -178,6 +181,9 @@ static void usage(const char *prog)
 	       "                           longer read, copy up or list\n"
 	       "                           sessions only in the files\n"
 	       "                           underneath; default: never\n"
+	       "    -o shadow=PERCENT      in dual-write, also read Redis on\n"
+	       "                           PERCENT (0-100) of the reads and\n"
+	       "                           compare; default 0\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "                           (or the Redis user may not read\n"
 	       "                           the policy: INFO, CONFIG GET)\n"
@@ -381,6 +387,12 @@ static int configure(struct fs *fs)
 		return bad(
 			"invalid legacy_reads_until '%s' (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC unless Z or +HH:MM follows)",
 			cfg->legacy_reads_until);
+
+	if (cfg->shadow &&
+	    fs_shadow_parse(cfg->shadow, &fs->shadow_percent) < 0)
+		return bad(
+			"invalid shadow '%s' (a percent of the reads, 0 to 100)",
+			cfg->shadow);
 
 	if (cfg->cache && strcmp(cfg->cache, "tracking") != 0 &&
 	    strcmp(cfg->cache, "off") != 0)
@@ -664,6 +676,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->cache);
 	free(cfg->metrics_addr);
 	free(cfg->legacy_reads_until);
+	free(cfg->shadow);
 	free(cfg->unknown);
 }
 
@@ -727,6 +740,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 			 "the kernel forgets them");
 	if (fs_metrics_start(fs) < 0)
 		LOG_ERR("cannot start the metrics thread: no GET /metrics");
+	if (fs_backfill_start(fs) < 0)
+		LOG_ERR("cannot start the backfill thread: no copy --mount");
 	/* READY=1 once our layer answers a stat, then the watchdog. */
 	if (fs_notify_start(fs, fs->mp.dev) < 0)
 		LOG_ERR("cannot start the systemd supervisor: no READY=1 will be sent");
@@ -739,6 +754,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fs_notify_stopping();
 	fuse_loop_cfg_destroy(lc);
 	fs_trim_stop();
+	fs_backfill_stop(fs);
 	fs_metrics_stop(fs);
 	fuse_session_unmount(se);
 	fs_notify_stop();
@@ -836,6 +852,7 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&fs->mode_lock, NULL);
 	fs_count_init(&fs->count);
 	fs->metrics = fs_metrics_new();
+	fs->backfill = fs_backfill_new();
 	fs->cfg.mode = strdup("redis-only");
 	fs->cfg.layout = strdup("plain");
 	if (fuse_opt_parse(&args, &fs->cfg, fs_opts, opt_proc) != 0)
@@ -909,6 +926,7 @@ out:
 	fuse_opt_free_args(&args);
 	fs_count_destroy(&fs->count);
 	fs_metrics_free(fs->metrics);
+	fs_backfill_free(fs->backfill);
 	free(fs);
 	return ret;
 }

@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "backfill.h"
 #include "journal.h"
 #include "log.h"
 #include "lowerstore.h"
 #include "metrics.h"
+#include "shadow.h"
 #include "track.h"
 
 enum fs_m_store {
@@ -744,6 +746,60 @@ static void gauges(struct outbuf *o, struct fs *fs)
 	process_memory(o);
 }
 
+/* The online backfill and the shadow reads (backfill.h, shadow.h). */
+static void migration(struct outbuf *o, struct fs *fs)
+{
+	static const char *const states[] = { "idle", "running", "paused",
+					      "done" };
+	struct fs_backfill_counts n;
+	struct fs_shadow_counts sh;
+	const char *state = fs_backfill_counts(fs, &n);
+	size_t i;
+
+	family(o, "sessfs_backfill_state", "gauge",
+	       "The online backfill (copy --mount): 1 for its state now.");
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		out_printf(o, "sessfs_backfill_state{state=\"%s\"} %d\n",
+			   states[i], strcmp(states[i], state) == 0);
+	family(o, "sessfs_backfill_names", "gauge",
+	       "Names of the backfill's run: total (done and to do) and done.");
+	out_printf(o, "sessfs_backfill_names{of=\"total\"} %llu\n",
+		   (unsigned long long)n.total);
+	out_printf(o, "sessfs_backfill_names{of=\"done\"} %llu\n",
+		   (unsigned long long)n.done);
+	family(o, "sessfs_backfill_results", "gauge",
+	       "What the backfill's run did with the names it handled, by result.");
+	out_printf(o, "sessfs_backfill_results{result=\"copied\"} %llu\n",
+		   (unsigned long long)n.copied);
+	out_printf(o, "sessfs_backfill_results{result=\"existing\"} %llu\n",
+		   (unsigned long long)n.existing);
+	out_printf(o, "sessfs_backfill_results{result=\"tombstone\"} %llu\n",
+		   (unsigned long long)n.tombstone);
+	out_printf(o, "sessfs_backfill_results{result=\"expired\"} %llu\n",
+		   (unsigned long long)n.expired);
+	out_printf(o, "sessfs_backfill_results{result=\"skipped\"} %llu\n",
+		   (unsigned long long)n.skipped);
+	out_printf(o, "sessfs_backfill_results{result=\"vanished\"} %llu\n",
+		   (unsigned long long)n.vanished);
+	out_printf(o, "sessfs_backfill_results{result=\"error\"} %llu\n",
+		   (unsigned long long)n.errors);
+	fs_shadow_counts(fs, &sh);
+	family(o, "sessfs_shadow_reads_total", "counter",
+	       "Shadow reads in dual-write (-o shadow), by what the comparison with redis found.");
+	out_printf(o, "sessfs_shadow_reads_total{result=\"consistent\"} %llu\n",
+		   (unsigned long long)sh.consistent);
+	out_printf(o, "sessfs_shadow_reads_total{result=\"differ\"} %llu\n",
+		   (unsigned long long)sh.differ);
+	out_printf(o, "sessfs_shadow_reads_total{result=\"missing\"} %llu\n",
+		   (unsigned long long)sh.missing);
+	out_printf(o, "sessfs_shadow_reads_total{result=\"error\"} %llu\n",
+		   (unsigned long long)sh.errors);
+	family(o, "sessfs_shadow_rechecks_cleared_total", "counter",
+	       "Shadow-read mismatches that a second read of both stores did not confirm.");
+	out_printf(o, "sessfs_shadow_rechecks_cleared_total %llu\n",
+		   (unsigned long long)sh.cleared);
+}
+
 char *fs_metrics_render(struct fs *fs, size_t *len)
 {
 	struct outbuf o = { 0 };
@@ -751,6 +807,7 @@ char *fs_metrics_render(struct fs *fs, size_t *len)
 	if (!fs->metrics)
 		return NULL;
 	gauges(&o, fs);
+	migration(&o, fs);
 	counters(&o, fs->metrics);
 	histograms(&o, fs->metrics);
 	if (o.failed || !o.buf) {

@@ -30,6 +30,7 @@
 #include "lowerstore.h"
 #include "metrics.h"
 #include "sentinel.h"
+#include "shadow.h"
 #include "track.h"
 
 #define FS_JOURNAL_MAX 1000000
@@ -507,6 +508,12 @@ int fs_route_get(struct fs *fs, const char *name, bool want_data,
 	else if (j & BE_J_REDIS)
 		r = ROUTE_LOWER;
 
+	if (r == ROUTE_DUAL && !j && want_data) {
+		ret = lower_get(fs, name, want_data, f);
+		if (ret == 0)
+			fs_shadow_read(fs, name, f); /* -o shadow=PERCENT */
+		return ret;
+	}
 	if (r == ROUTE_LOWER || r == ROUTE_DUAL)
 		return lower_get(fs, name, want_data, f);
 	if (r == ROUTE_REDIS_FIRST && fs_route_redis_down(fs) &&

@@ -84,6 +84,9 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: " MIG_PROGNAME " copy [options] DIR URL\n"
+		"       " MIG_PROGNAME
+		" copy --mount MOUNTPOINT [options]  (online;\n"
+		"                         see 'copy --mount M --help')\n"
 		"\n"
 		"Copies the live sessions of DIR into Redis at URL, as a mount with the\n"
 		"same key options stores them: value key with the exact bytes, meta key\n"
@@ -491,6 +494,11 @@ int cmd_copy(int argc, char **argv)
 	double start;
 	int i, ret, code = MIG_EXIT_USAGE;
 
+	/* With --mount the mount's daemon copies, online (backfill.c). */
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--mount") == 0 ||
+		    strncmp(argv[i], "--mount=", 8) == 0)
+			return cmd_copy_online(argc, argv);
 	pthread_mutex_init(&cp.lock, NULL);
 	mig_options_init(&cp.opt);
 	ret = parse_args(&cp, argc, argv);

@@ -419,6 +419,8 @@ int mig_sessfs_layers(const char *mount);
 
 int cmd_analyze(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
+/** copy --mount: the online backfill (backfill.c); from cmd_copy(). */
+int cmd_copy_online(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_mode(int argc, char **argv);

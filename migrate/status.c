@@ -226,6 +226,58 @@ static void print_legacy(json_t *l, const char *mode)
 		       until ? "; reads end at " : "", until ? until : "");
 }
 
+/* The online backfill (copy --mount); a daemon before it says nothing. */
+static void print_backfill(json_t *b)
+{
+	const char *state = str_of(b, "state");
+	json_t *eta = json_object_get(b, "eta_seconds");
+	const char *waiting = json_string_value(json_object_get(b, "waiting"));
+
+	if (!json_is_object(b))
+		return;
+	if (strcmp(state, "idle") == 0) {
+		printf("backfill:    idle (sessfs-migrate copy --mount starts one)\n");
+		return;
+	}
+	printf("backfill:    %s%s, %lld of %lld names, %lld copied, %lld errors",
+	       state,
+	       json_is_true(json_object_get(b, "resumed")) ? " (resumed)" : "",
+	       (long long)int_of(b, "done"), (long long)int_of(b, "total"),
+	       (long long)int_of(b, "copied"), (long long)int_of(b, "errors"));
+	if (strcmp(state, "running") == 0) {
+		printf(", %.0f/s",
+		       json_number_value(json_object_get(b, "per_second")));
+		if (json_number_value(json_object_get(b, "rate_limit")) > 0)
+			printf(" (limit %.0f/s)",
+			       json_number_value(
+				       json_object_get(b, "rate_limit")));
+		if (json_is_number(eta))
+			printf(", ETA %.0f s", json_number_value(eta));
+		if (waiting)
+			printf(", waiting: %s", waiting);
+	}
+	printf("\n");
+}
+
+/* Shadow reads (-o shadow); a daemon before them says nothing. */
+static void print_shadow(json_t *s)
+{
+	json_t *rate = json_object_get(s, "consistency");
+
+	if (!json_is_object(s) || !int_of(s, "percent"))
+		return;
+	printf("shadow:      %lld %% of dual-write reads, %lld compared, ",
+	       (long long)int_of(s, "percent"),
+	       (long long)int_of(s, "compared"));
+	if (json_is_number(rate))
+		printf("%.2f %% consistent", 100 * json_number_value(rate));
+	else
+		printf("none consistent yet");
+	printf(" (%lld differ, %lld missing in redis, %lld errors)\n",
+	       (long long)int_of(s, "differ"), (long long)int_of(s, "missing"),
+	       (long long)int_of(s, "errors"));
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -264,6 +316,8 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	print_durability(json_object_get(st, "durability"));
 	print_cache(json_object_get(st, "cache"));
 	print_legacy(json_object_get(st, "legacy"), mode);
+	print_backfill(json_object_get(st, "backfill"));
+	print_shadow(json_object_get(st, "shadow"));
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
 	       str_of(st, "version"), (long long)int_of(st, "protocol"),

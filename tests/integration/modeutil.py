@@ -72,14 +72,14 @@ class ModeMount:
                 "ctl_dir=%s" % self.ctl_dir] + list(extra)
 
     @contextlib.contextmanager
-    def mounted(self, sessdir, mode, extra=(), url=None):
+    def mounted(self, sessdir, mode, extra=(), url=None, lower_fd=None):
         """util.mounted() of sessfs in 'mode' on 'sessdir'.  Also waits
         for sessfs to be the top mount there: util.mounted() waits for
         os.path.ismount(), which a sessdir that is itself a mount point
         (tmpfs_lower()) satisfies before sessfs has mounted."""
         with util.mounted(url or self.redis_server.url(), sessdir,
                           self.checker, opts=self.opts(mode, extra),
-                          state_dir=self.state_dir) as m:
+                          state_dir=self.state_dir, lower_fd=lower_fd) as m:
             def died():
                 if m.proc.poll() is not None:
                     raise AssertionError("sessfs exited with %d"

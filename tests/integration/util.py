@@ -703,11 +703,14 @@ def _cleanup_failed(m):
 
 
 @contextlib.contextmanager
-def mounted(url, mnt, checker, opts=(), state_dir=None):
+def mounted(url, mnt, checker, opts=(), state_dir=None, lower_fd=None):
     """Mounts sessfs on 'mnt' (which is also the lower dir: the daemon opens
     it before mounting), daemon output appended to 'checker''s log.  Yields
     a Mount.  On a clean exit: fusermount3 -u -z, and the daemon must exit
-    0.  On any failure: the same unmount, terminate, wait, kill."""
+    0.  On any failure: the same unmount, terminate, wait, kill.  Over a
+    dead mount (a crash restart, where 'mnt' answers ENOTCONN) pass
+    'lower_fd', a descriptor of the lower dir opened before (Mount keeps a
+    dup of it)."""
     mnt = Path(mnt)
     opts = list(opts)
     if state_dir is None and not any(o.startswith("state_dir=") for o in opts):
@@ -721,7 +724,10 @@ def mounted(url, mnt, checker, opts=(), state_dir=None):
         checker.register_output(r"refused client tracking")
     checker.reproducers.append(shlex.join(cmd))
     checker.note("mount: " + shlex.join(cmd))
-    lower_fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    if lower_fd is None:
+        lower_fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        lower_fd = os.dup(lower_fd)
     log = open(checker.path, "ab")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
