@@ -8,7 +8,8 @@
  * is {"cmd": "...", ...}; a reply is {"ok": true, ...} or
  * {"ok": false, "error": "..."}.  Commands: status, mode {mode, force},
  * export, verify, repair, prepare-unmount, metrics (the Prometheus text
- * of metrics.h in "text"), backfill {action, rate, restart} (backfill.h).  status carries the protocol version.
+ * of metrics.h in "text"), backfill {action, rate, restart} (backfill.h).
+ * status carries the protocol version.
  *
  * A mode change locks every name stripe, so no store call is in flight
  * while the mode flips; a handle opened before keeps its bytes and commits

@@ -194,11 +194,15 @@ def test_backfill_history_two_mounts(tmp, redis, redis_server, checker):
             t.start()
         try:
             # Slow enough to overlap with the traffic for about 2 s.
+            t0 = time.monotonic()
             for h in (a, b):
                 h.migrate("copy", "--rate", "150", "--no-wait")
             wait_for(lambda: a.backfill()["done"] > 20, 20,
                      "the backfill to start")
             st = a.mm.status()["backfill"]
+            # The rate limit: never ahead of 150 names per second since
+            # the start (a slow machine only falls behind it).
+            assert st["done"] <= 150 * (time.monotonic() - t0) + 1, st
             assert st["state"] == "running" and st["total"] >= 290, st
             assert st["eta_seconds"] is not None and st["per_second"] > 0, st
             # Pause and resume under traffic; the rate goes up.
