@@ -184,6 +184,15 @@ def test_backfill_history_two_mounts(tmp, redis, redis_server, checker):
     stop = threading.Event()
     with a.mm.mounted(a.sessdir, "dual-write", a.opts()) as ma, \
             b.mm.mounted(b.sessdir, "dual-write", b.opts()) as mb:
+        # Before any backfill: a rewrites five shared sessions and
+        # deletes five; b's older copies must not come back.
+        for name in shared[:5]:
+            data = b"rewritten-on-a|%s;" % name.encode()
+            php_write(ma.path(name), data)
+            a.model[name] = data
+        for name in shared[5:10]:
+            os.unlink(ma.path(name))
+            a.model[name] = None
         threads = [
             threading.Thread(target=client, args=(
                 a, ma, sorted(n for n in a.model), stop, 1)),
@@ -222,8 +231,8 @@ def test_backfill_history_two_mounts(tmp, redis, redis_server, checker):
                 assert st["done"] == st["total"], st
             # The shared sessions: a's writes and deletes win over b's
             # older copies (COPYUP refused them as older or deleted).
-            assert b.backfill()["existing"] + b.backfill()["tombstone"] \
-                >= 1, b.backfill()
+            st = b.backfill()
+            assert st["existing"] >= 5 and st["tombstone"] >= 5, st
             text = a.migrate("status").stdout
             assert "backfill:    done" in text, text
         finally:
