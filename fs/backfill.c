@@ -532,28 +532,36 @@ int fs_backfill_start(struct fs *fs)
 
 	if (!b)
 		return -ENOMEM;
+	/* The control socket may ask already: all of it under the lock. */
+	pthread_mutex_lock(&b->lock);
 	bf_load(fs, b);
 	if (b->state == BF_RUNNING)
 		seg_begin(b);
 	ret = pthread_create(&b->thread, NULL, bf_thread, fs);
-	if (ret)
-		return -ret;
-	b->started = true;
-	return 0;
+	if (ret == 0)
+		b->started = true;
+	pthread_mutex_unlock(&b->lock);
+	return -ret;
 }
 
 void fs_backfill_stop(struct fs *fs)
 {
 	struct fs_backfill *b = fs->backfill;
 
-	if (!b || !b->started)
+	if (!b)
 		return;
 	pthread_mutex_lock(&b->lock);
+	if (!b->started) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
 	b->stopping = true;
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	pthread_join(b->thread, NULL);
+	pthread_mutex_lock(&b->lock);
 	b->started = false;
+	pthread_mutex_unlock(&b->lock);
 }
 
 /* ---- control ---- */
@@ -650,7 +658,7 @@ json_t *fs_backfill_command(struct fs *fs, json_t *req)
 	enum fs_mode m = fs_mode_get(fs);
 	const char *err = NULL;
 
-	if (!b || !b->started)
+	if (!b)
 		return error_reply("the backfill thread is not running");
 	if (!action)
 		action = "status";
@@ -658,7 +666,9 @@ json_t *fs_backfill_command(struct fs *fs, json_t *req)
 		return error_reply(
 			"invalid rate: a number of sessions per second, 0 for no limit");
 	pthread_mutex_lock(&b->lock);
-	if (strcmp(action, "start") == 0) {
+	if (!b->started || b->stopping) {
+		err = "the backfill thread is not running";
+	} else if (strcmp(action, "start") == 0) {
 		if (m != FS_MODE_DUAL_WRITE && m != FS_MODE_REDIS_FIRST)
 			err = "the backfill runs in dual-write or redis-first: in files Redis is not written, in redis-only the files underneath are not current";
 		else if (restart || b->state == BF_IDLE || b->state == BF_DONE)
