@@ -55,6 +55,7 @@ APP_USER=www-data
 PHP_USERS=4 # of the profile's users, the ones on the PHP app
 PROFILE=baseline
 PHASE_SECONDS=10
+CHECK_ONLY=0
 USERS=      # the profile's: users in all, spawned per second
 SPAWN_RATE=
 
@@ -200,7 +201,8 @@ cleanup()
 	local rc=$? mnt
 	trap - EXIT INT TERM
 	set +e
-	[[ $rc -ne 0 ]] && dump_logs
+	# Interrupted (Ctrl-C, SIGTERM): no logs, the user knows why.
+	[[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]] && dump_logs
 	if [[ ${#MOUNT_PID[@]} -gt 0 || -n $LOAD_PID ]]; then
 		printf '\n=== cleanup\n'
 	fi
@@ -681,6 +683,10 @@ parse_args()
 			usage
 			exit 0
 			;;
+		--check-args) # setup.sh: only check the arguments
+			CHECK_ONLY=1
+			shift
+			;;
 		*)
 			usage >&2
 			exit 2
@@ -693,6 +699,7 @@ parse_args()
 	spike) USERS=500 SPAWN_RATE=250 ;;
 	*) die "unknown profile '$PROFILE' (baseline, stress or spike)" ;;
 	esac
+	[[ $CHECK_ONLY -eq 0 ]] || exit 0
 }
 
 main()
