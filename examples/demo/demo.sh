@@ -258,9 +258,11 @@ redis_url()
 # fails at once if PID (the process that should bring it about) died.
 wait_until()
 {
-	local secs=$1 pid=$2 what=$3 i
+	local secs=$1 pid=$2 what=$3 end=$((SECONDS + $1))
 	shift 3
-	for ((i = 0; i < secs * 10; i++)); do
+	# A deadline, not a count of polls: a poll may take long on a loaded
+	# machine.
+	while ((SECONDS < end)); do
 		"$@" >/dev/null 2>&1 && return 0
 		kill -0 "$pid" 2>/dev/null || die "$what: the process (pid $pid) died"
 		sleep 0.1
@@ -457,7 +459,7 @@ start_load()
 	info " x1, POST /set_language x1 by weight; each PHP user: /login, then"
 	info " /incr x3, /whoami x1; 1-3 s think time; every answer checked;"
 	info " and $USERS idle sessions, logged in now and read back at the end)"
-	wait_until $((USERS / SPAWN_RATE + 120)) "$LOAD_PID" "the users' logins" load_ready
+	wait_until $((USERS / SPAWN_RATE + 180)) "$LOAD_PID" "the users' logins" load_ready
 	load_line
 
 	phase "files"
@@ -486,7 +488,7 @@ backfill_all()
 		check "copy of $dir: exit status" "$rc" 0
 		info "$("$PYTHON" -c 'import json, sys
 s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d" % s)' "$log")"
+print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d; %(entries)d files in %(seconds).2f s, %(rate).0f a second" % s)' "$log")"
 	done
 }
 

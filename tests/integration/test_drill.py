@@ -24,14 +24,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import util
-from util import (EXAMPLES, PYTHON, SLOW, free_port, short_tmpdir,
-                  stop_process, wait_for)
+from util import EXAMPLES, PYTHON, SLOW, stop_process, wait_for
 
 pytestmark = util.fuse_test_marker()
 
@@ -260,7 +258,6 @@ def test_drill_interrupted_cleans_up():
                  "the drill to mount both session dirs",
                  check=lambda: proc.poll() is None or pytest.fail(
                      "the drill ended early:\n" + out.text()))
-        time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
         rc = proc.wait(120 * SLOW)
     finally:
