@@ -78,14 +78,17 @@ def test_translate_app_on_a_mount(sessdir, mount, make_app):
 
 
 class Proc:
-    """A process group we started, for the watchdog (util.LIVE)."""
+    """A process group we started, for the watchdog (util.LIVE): 'sig'
+    ends it (the drill gets SIGTERM: its trap unmounts and stops all it
+    started; a SIGKILL would leave its mounts behind)."""
 
-    def __init__(self, proc):
+    def __init__(self, proc, sig=signal.SIGKILL):
         self.proc = proc
+        self.sig = sig
 
     def abort(self, why):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, self.sig)
 
 
 class Lines:
@@ -173,7 +176,7 @@ def run_demo(args, env_extra=None):
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    live = Proc(proc)
+    live = Proc(proc, signal.SIGTERM)
     util.LIVE.add(live)
     return proc, live, Lines(proc.stdout)
 
@@ -235,8 +238,10 @@ def test_drill_baseline_short():
         secs, reqs, _rate, _p50, _p95, _p99, errs, gone = cols
         assert int(reqs) > 0 and int(errs) == 0 and int(gone) == 0, \
             (name, cols)
+        # At least --phase-seconds, as locust saw the phase file change
+        # (polled every 0.1 s, at the start as at the end).
         if name != "final check" and name != "ramp-up":
-            assert float(secs) >= 2, (name, cols)
+            assert float(secs) >= 1.8, (name, cols)
     assert "sessions: 50 users and 50 idle sessions, 100 checked at the " \
         "end, 0 lost" in text
     # The first backfill had the idle sessions to copy (their files were
