@@ -216,7 +216,7 @@ def test_drill_baseline_short():
     try:
         rc = proc.wait(600 * SLOW)
     finally:
-        stop_process(proc)
+        stop_process(proc, timeout=60)  # the drill cleans up
         util.LIVE.remove(live)
         out.thread.join(10)
     text = out.text()
@@ -266,7 +266,7 @@ def test_drill_interrupted_cleans_up():
         os.killpg(proc.pid, signal.SIGINT)
         rc = proc.wait(120 * SLOW)
     finally:
-        stop_process(proc)
+        stop_process(proc, timeout=60)  # the drill cleans up
         util.LIVE.remove(live)
         out.thread.join(10)
     text = out.text()
