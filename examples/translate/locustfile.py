@@ -259,7 +259,11 @@ def make_idle(environment):
     """The idle sessions: one login each, nothing more until the end."""
     def login(i):
         label = "idle%04d" % (i + 1)
-        client = FastHttpSession(environment, TRANSLATE_URL, user=None)
+        # One try, as DrillUser: geventhttpclient's default (3) would
+        # send a login again after a lost answer, unseen.
+        client = FastHttpSession(environment, TRANSLATE_URL, user=None,
+                                 max_retries=1, network_timeout=30.0,
+                                 connection_timeout=30.0)
         language = LANGUAGES[i % len(LANGUAGES)]
         with client.post("/login", name="idle /login", catch_response=True,
                          context={"user": label},
