@@ -58,6 +58,7 @@ PHASE_SECONDS=10
 CHECK_ONLY=0
 USERS=      # the profile's: users in all, spawned per second
 SPAWN_RATE=
+IDLE=       # idle sessions: as many as users (only a backfill moves them)
 
 WORK=
 REDIS_PID=
@@ -307,7 +308,7 @@ print(st[sys.argv[2]])' "$WORK/load/status" "$1" 2>/dev/null || echo 0
 
 load_ready()
 {
-	[[ $(load_status ready) -ge $((USERS + USERS)) ]]
+	[[ $(load_status ready) -ge $((USERS + IDLE)) ]]
 }
 
 load_line()
@@ -442,7 +443,7 @@ start_load()
 	local env=(DRILL_CONTROL="$WORK/load"
 		DRILL_TRANSLATE_URL="http://127.0.0.1:$TRANSLATE_PORT"
 		DRILL_PHP_URL="http://127.0.0.1:$PHP_PORT" DRILL_PHP_USERS="$PHP_USERS"
-		DRILL_IDLE="$USERS")
+		DRILL_IDLE="$IDLE")
 	local cmd=(locust -f locustfile.py --headless -u "$USERS" -r "$SPAWN_RATE"
 		--only-summary)
 	cmdline env "${env[@]}" "${cmd[@]}"
@@ -458,7 +459,7 @@ start_load()
 	info "(each translate user: POST /login, then GET / x3, POST /translate"
 	info " x1, POST /set_language x1 by weight; each PHP user: /login, then"
 	info " /incr x3, /whoami x1; 1-3 s think time; every answer checked;"
-	info " and $USERS idle sessions, logged in now and read back at the end)"
+	info " and $IDLE idle sessions, logged in now and read back at the end)"
 	wait_until $((USERS / SPAWN_RATE + 180)) "$LOAD_PID" "the users' logins" load_ready
 	load_line
 
@@ -701,6 +702,7 @@ parse_args()
 	spike) USERS=500 SPAWN_RATE=250 ;;
 	*) die "unknown profile '$PROFILE' (baseline, stress or spike)" ;;
 	esac
+	IDLE=$USERS
 	[[ $CHECK_ONLY -eq 0 ]] || exit 0
 }
 
