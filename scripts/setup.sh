@@ -9,7 +9,10 @@
 #   ./scripts/setup.sh build   configure build/, compile, install sessfs and
 #                              sessfs-migrate under /usr/local (so that
 #                              `mount -t fuse.sessfs` finds them)
-#   ./scripts/setup.sh demo    deps + build + examples/demo/demo.sh
+#   ./scripts/setup.sh demo [--profile baseline|stress|spike]
+#                           [--phase-seconds N]
+#                              deps + build + examples/demo/demo.sh, the
+#                              migration drill under a locust load
 #   ./scripts/setup.sh test    deps + build with -Dwerror=true + every test:
 #                              unit and integration, the same again under
 #                              ASan/UBSan (with -o cache=tracking), the
@@ -38,6 +41,8 @@ PACKAGES=(
 	redis-server redis-sentinel redis-tools openssl
 	python3 python3-pytest python3-redis python3-flask
 	python3-flask-session gunicorn php-cli php-redis
+	# the drill's load (examples/translate/locustfile.py, headless)
+	python3-locust
 	# the production stacks of the app tests: Django's file sessions and
 	# clearsessions; php-fpm behind nginx and php-common's sessionclean
 	# (it needs pidof); e2fsprogs' mkfs.ext4 and debugfs back-date the
@@ -183,10 +188,12 @@ cmd_build()
 
 cmd_demo()
 {
+	# Bad arguments fail before the install and the build.
+	"$ROOT/examples/demo/demo.sh" --check-args "$@"
 	cmd_deps
 	build_install false
-	say "demo: examples/demo/demo.sh"
-	"$ROOT/examples/demo/demo.sh"
+	say "demo: examples/demo/demo.sh $*"
+	"$ROOT/examples/demo/demo.sh" "$@"
 }
 
 # The files the format and lint checks look at: tracked and new files
@@ -376,10 +383,15 @@ usage()
 {
 	cat <<EOF
 usage: $0 deps|build|demo|test
+       $0 demo [--profile baseline|stress|spike] [--phase-seconds N]
 
   deps   install the Debian packages the build, tests and demo need
   build  meson setup + ninja + meson install (sessfs on PATH)
-  demo   deps + build + examples/demo/demo.sh
+  demo   deps + build + examples/demo/demo.sh: the migration drill (files,
+         dual-write, backfill, verify, redis-first, redis-only, rollback,
+         forward again) under a locust load of the translate app and the
+         PHP app; profile baseline (50 users, the default), stress (200)
+         or spike (500, fast ramp); each phase N seconds (default 10)
   test   deps + build (-Dwerror=true) + unit and integration tests, again
          under ASan/UBSan, unit tests under valgrind, bench/run --smoke,
          clang-format, shellcheck, systemd-analyze verify
@@ -388,14 +400,17 @@ EOF
 
 main()
 {
-	[[ $# -eq 1 ]] || {
+	[[ $# -eq 1 || ($# -gt 1 && $1 == demo) ]] || {
 		usage >&2
 		exit 2
 	}
 	case $1 in
 	deps) cmd_deps ;;
 	build) cmd_build ;;
-	demo) cmd_demo ;;
+	demo)
+		shift
+		cmd_demo "$@"
+		;;
 	test) cmd_test ;;
 	-h | --help | help) usage ;;
 	*)

@@ -1,41 +1,49 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# sessfs demo: the whole migration of two unchanged web apps' sessions from
-# files to Redis, a rollback drill back to files and forward again, while
-# simulated users keep logging in, counting and reading their sessions.
+# sessfs demo, the migration drill: the whole migration of two unchanged
+# web apps' sessions from files to Redis, a rollback drill back to files
+# and forward again, under a locust load whose every answer is checked.
 #
 #   1. a throwaway redis-server on a free loopback port (no persistence);
-#   2. the PHP app (examples/php/index.php, `files` handler, under `php -S`
-#      with workers) and the Flask app (examples/flask/app.py, Flask-Session
-#      `filesystem`, under gunicorn), both as www-data, each with its own
-#      session directory (0700 www-data);
-#   3. the load (examples/demo/loadgen.py): four users per app log in and
-#      keep counting (/incr) and reading (/whoami); every reply is checked;
-#   4. sessfs-migrate copy: the existing session files into Redis;
-#   5. sessfs mounted over both directories in mode dual-write (every write
-#      goes to the files, then to Redis), apps and users still running;
-#      sessfs-migrate verify --mount: both stores agree;
-#   6. mode redis-first (Redis authoritative, the files kept current), then
-#      redis-only (Redis alone): sessfs-migrate mode;
-#   7. rollback drill: sessfs-migrate rollback (redis-first, export, verify,
-#      files, unmount) -- plain session files again, users still counting;
-#   8. forward again: mount dual-write, copy, verify, redis-first,
-#      redis-only;
-#   9. the users stop; every user's session is checked once more; one table
-#      per phase (duration, requests, errors, sessions checked and lost)
-#      and the line `TOTAL requests=N errors=N lost=N`;
-#  10. the apps stop, sessfs is unmounted, Redis stops.
+#   2. the translate app (examples/translate/app.py: Flask-Session
+#      `filesystem` under gunicorn) and, beside it, the PHP app
+#      (examples/php/index.php, `files` handler, under `php -S` with
+#      workers), both as www-data, each with its own session directory
+#      (0700 www-data);
+#   3. the load (examples/translate/locustfile.py, headless locust): the
+#      profile's users log in and browse, translate and switch language
+#      (1-3 s think time), four of them count on the PHP app; every answer
+#      is checked against what the user's session must hold;
+#   4. the phases, each at least --phase-seconds long under the load:
+#      plain session files; sessfs mounted over both directories in mode
+#      dual-write; backfill (sessfs-migrate copy: the session files into
+#      Redis); verify (sessfs-migrate verify --mount); redis-first;
+#      redis-only; a rollback drill (sessfs-migrate rollback: back to plain
+#      files, unmounted); plain files again; forward again (dual-write,
+#      backfill + verify, redis-first, redis-only);
+#   5. the users stop and check their session once more; one table: per
+#      phase its seconds, requests, req/s, p50/p95/p99 response time,
+#      errors and sessions lost; the plan's thresholds (p95 < 500 ms,
+#      errors < 1 %, >= 100 req/s) as pass/fail; and the line
+#        TOTAL requests=N errors=N lost=N p95_ms=N req_per_s=N
+#   6. the apps stop, sessfs is unmounted, Redis stops.
 #
+# Usage: demo.sh [--profile baseline|stress|spike] [--phase-seconds N]
+#   baseline  50 users, 10 a second ramp (the default)
+#   stress   200 users, 20 a second
+#   spike    500 users, 250 a second (a fast ramp)
+#   --phase-seconds N  each phase's length under the load (default 10)
 # Run as root after `./scripts/setup.sh build` (or `./scripts/setup.sh
-# demo`, which does both).  Environment:
+# demo [ARGS]`, which does both).  Environment:
 #   SESSFS=PATH            the daemon to run (default: sessfs on PATH)
 #   SESSFS_MIGRATE=PATH    the tool (default: sessfs-migrate on PATH)
 #   SESSFS_DEMO_KEEP=1     keep the work directory (logs, session dirs)
 #
 # Everything it starts is stopped by PID, and every mount is removed, when
 # it ends, fails or is interrupted (Ctrl-C).  Exit status: 0 when no
-# request failed, no session was lost and every check passed.
+# request failed, no session was lost and every check passed; the
+# thresholds are reported, they do not decide it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,15 +52,24 @@ SESSFS=${SESSFS:-$(command -v sessfs || true)}
 MIGRATE=${SESSFS_MIGRATE:-$(command -v sessfs-migrate || true)}
 PYTHON=/usr/bin/python3
 APP_USER=www-data
-USERS_PER_APP=4
-PHASE_REQUESTS=300 # requests of the load between two steps
+PHP_USERS=4 # of the profile's users, the ones on the PHP app
+PROFILE=baseline
+PHASE_SECONDS=10
+CHECK_ONLY=0
+USERS=      # the profile's: users in all, spawned per second
+SPAWN_RATE=
+IDLE=       # idle sessions: as many as users (only a backfill moves them)
 
 WORK=
 REDIS_PID=
 REDIS_PORT=
 PHP_PID=
+PHP_PORT=
 FLASK_PID=
+TRANSLATE_PORT=
 LOAD_PID=
+LOAD_RC=1
+PHASE_START=0 # when the current phase began (now_us)
 declare -A MOUNT_PID=() # mountpoint -> sessfs daemon PID
 passed=0
 failed=0
@@ -185,12 +202,13 @@ cleanup()
 	local rc=$? mnt
 	trap - EXIT INT TERM
 	set +e
-	[[ $rc -ne 0 ]] && dump_logs
+	# Interrupted (Ctrl-C, SIGTERM): no logs, the user knows why.
+	[[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]] && dump_logs
 	if [[ ${#MOUNT_PID[@]} -gt 0 || -n $LOAD_PID ]]; then
 		printf '\n=== cleanup\n'
 	fi
-	# The load first, then the apps: they must not see the directories
-	# underneath.
+	# The load first (locust stops on SIGTERM), then the apps: they must
+	# not see the directories underneath.
 	[[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID"
 	[[ -n $PHP_PID ]] && stop_pid "$PHP_PID" 1
 	[[ -n $FLASK_PID ]] && stop_pid "$FLASK_PID" 1
@@ -241,9 +259,11 @@ redis_url()
 # fails at once if PID (the process that should bring it about) died.
 wait_until()
 {
-	local secs=$1 pid=$2 what=$3 i
+	local secs=$1 pid=$2 what=$3 end=$((SECONDS + $1))
 	shift 3
-	for ((i = 0; i < secs * 10; i++)); do
+	# A deadline, not a count of polls: a poll may take long on a loaded
+	# machine.
+	while ((SECONDS < end)); do
 		"$@" >/dev/null 2>&1 && return 0
 		kill -0 "$pid" 2>/dev/null || die "$what: the process (pid $pid) died"
 		sleep 0.1
@@ -261,21 +281,22 @@ prefix()
 	printf 'demo-%s:' "$1"
 }
 
-list_dir()
-{
-	local dir=$1 line
-	while IFS= read -r line; do
-		info "  $line"
-	done < <(cd "$dir" && find . -mindepth 1 -maxdepth 1 -printf '%M %u %6s  %f\n' | sort -k4)
-}
-
 # --- the load ----------------------------------------------------------------
 
-# phase NAME: the load counts from now on under NAME.
+# phase NAME: the load counts from now on under NAME (the locustfile
+# follows load/phase).
 phase()
 {
 	printf '%s\n' "$1" >"$WORK/load/phase.tmp"
 	mv "$WORK/load/phase.tmp" "$WORK/load/phase"
+	PHASE_START=$(now_us)
+}
+
+# now_us: microseconds since the epoch.
+now_us()
+{
+	local t=$EPOCHREALTIME
+	printf '%s\n' "${t/[.,]/}"
 }
 
 load_status()
@@ -287,30 +308,27 @@ print(st[sys.argv[2]])' "$WORK/load/status" "$1" 2>/dev/null || echo 0
 
 load_ready()
 {
-	[[ $(load_status ready) -ge $((2 * USERS_PER_APP)) ]]
-}
-
-# load_wait N: until the users made N more requests (or they all logged in
-# for N=ready).
-load_wait()
-{
-	local goal i
-	if [[ $1 == ready ]]; then
-		wait_until 30 "$LOAD_PID" "the users' logins" load_ready
-		return
-	fi
-	goal=$(($(load_status requests) + $1))
-	for ((i = 0; i < 600; i++)); do
-		[[ $(load_status requests) -ge $goal ]] && return 0
-		kill -0 "$LOAD_PID" 2>/dev/null || die "the load generator died"
-		sleep 0.1
-	done
-	die "the load made no progress for 60 s (see $WORK/logs/load.log)"
+	[[ $(load_status ready) -ge $((USERS + IDLE)) ]]
 }
 
 load_line()
 {
-	info "load: $(load_status requests) requests so far, $(load_status errors) errors"
+	info "load: $(load_status requests) requests so far, $(load_status errors) errors, $(load_status lost) sessions lost"
+}
+
+# hold: the load goes on until the current phase is PHASE_SECONDS old
+# (a step that took longer is not stretched).
+hold()
+{
+	local left
+	left=$((PHASE_START + PHASE_SECONDS * 1000000 - $(now_us)))
+	if [[ $left -gt 0 ]]; then
+		left=$(printf '%d.%06d' $((left / 1000000)) $((left % 1000000)))
+		info "(the load goes on for ${left%????}s)"
+		sleep "$left"
+	fi
+	kill -0 "$LOAD_PID" 2>/dev/null || die "the load (locust) died: see logs/locust.log"
+	load_line
 }
 
 # --- the demo -------------------------------------------------------------
@@ -324,7 +342,7 @@ preflight()
 	[[ -n $MIGRATE && -x $MIGRATE ]] ||
 		die "no sessfs-migrate: run ./scripts/setup.sh build first, or set SESSFS_MIGRATE=path"
 	local c
-	for c in redis-server redis-cli php gunicorn curl fusermount3 findmnt setpriv setsid "$PYTHON"; do
+	for c in redis-server redis-cli php gunicorn locust curl fusermount3 findmnt setpriv setsid "$PYTHON"; do
 		command -v "$c" >/dev/null || die "'$c' is missing: run ./scripts/setup.sh deps"
 	done
 	[[ -e /dev/fuse ]] || die "/dev/fuse is missing (no FUSE in this kernel or container)"
@@ -333,6 +351,7 @@ preflight()
 	info "tool:   $MIGRATE ($("$MIGRATE" --version))"
 	info "redis:  $(redis-server --version)"
 	info "php:    $(php -r 'echo PHP_VERSION;'), $(gunicorn --version 2>&1 | tr -d '()')"
+	info "load:   locust $(dpkg-query -W -f='${Version}' python3-locust 2>/dev/null || echo '?'), profile $PROFILE: $USERS users ($PHP_USERS on the PHP app), $SPAWN_RATE spawned a second, phases of ${PHASE_SECONDS}s"
 }
 
 make_workdir()
@@ -342,16 +361,17 @@ make_workdir()
 	# www-data must traverse it to reach its session dirs and the apps.
 	chmod 0755 "$WORK"
 	mkdir -m 0700 "$WORK/redis" "$WORK/load"
-	mkdir -m 0755 "$WORK/logs" "$WORK/app-php" "$WORK/app-flask"
+	mkdir -m 0755 "$WORK/logs" "$WORK/app-php" "$WORK/app-translate"
 	# Copies of the apps: the clone may live where www-data cannot read
 	# (/root/...).
 	cp "$ROOT/examples/php/index.php" "$WORK/app-php/"
-	cp "$ROOT/examples/flask/app.py" "$WORK/app-flask/"
+	cp "$ROOT/examples/translate/app.py" "$ROOT/examples/translate/words.py" \
+		"$ROOT/examples/translate/locustfile.py" "$WORK/app-translate/"
 	local app
-	for app in php flask; do
+	for app in php translate; do
 		install -d -m 0700 -o "$APP_USER" -g "$APP_USER" "$(session_dir "$app")"
 	done
-	info "$WORK: redis/, sessions-php/ and sessions-flask/ (0700 $APP_USER), logs/, load/"
+	info "$WORK: redis/, sessions-php/ and sessions-translate/ (0700 $APP_USER), logs/, load/"
 }
 
 start_redis()
@@ -376,7 +396,7 @@ EOF
 	info "redis-server pid $REDIS_PID listening on 127.0.0.1:$REDIS_PORT"
 }
 
-# start_app php|flask: the app as www-data in its own session (so the
+# start_app php|translate: the app as www-data in its own session (so the
 # whole process group stops together), environment cleared.
 start_app()
 {
@@ -395,14 +415,16 @@ start_app()
 		PHP_PID=$!
 		info "php -S 127.0.0.1:$port index.php (4 workers) as $APP_USER, pid $PHP_PID"
 	else
-		FLASK_PORT=$port
+		# gthread workers: a request waiting on the mount holds a
+		# thread, not a whole worker.
+		TRANSLATE_PORT=$port
 		(
-			cd "$WORK/app-flask"
+			cd "$WORK/app-translate"
 			exec setsid "${as[@]}" "${env[@]}" SECRET_KEY=sessfs-demo \
-				gunicorn -w 2 -b "127.0.0.1:$port" app:app
-		) >"$WORK/logs/flask.log" 2>&1 &
+				gunicorn -w 4 -k gthread --threads 4 -b "127.0.0.1:$port" app:app
+		) >"$WORK/logs/translate.log" 2>&1 &
 		FLASK_PID=$!
-		info "gunicorn -w 2 -b 127.0.0.1:$port app:app as $APP_USER, pid $FLASK_PID"
+		info "gunicorn -w 4 -k gthread --threads 4 -b 127.0.0.1:$port app:app as $APP_USER, pid $FLASK_PID"
 	fi
 	wait_until 20 "$!" "$app app" curl -sf --max-time 2 "http://127.0.0.1:$port/health"
 }
@@ -410,37 +432,54 @@ start_app()
 start_apps()
 {
 	step "start the two unchanged apps as $APP_USER"
+	start_app translate
 	start_app php
-	start_app flask
 }
 
 start_load()
 {
-	step "users log in and keep counting: plain session files"
-	phase "plain files"
-	cmdline loadgen.py --control "$WORK/load" --users "$USERS_PER_APP" \
-		"php=http://127.0.0.1:$PHP_PORT" "flask=http://127.0.0.1:$FLASK_PORT"
-	setsid "$PYTHON" "$ROOT/examples/demo/loadgen.py" --control "$WORK/load" \
-		--users "$USERS_PER_APP" "php=http://127.0.0.1:$PHP_PORT" \
-		"flask=http://127.0.0.1:$FLASK_PORT" \
-		>"$WORK/load/report" 2>"$WORK/logs/load.log" &
+	step "the users log in: plain session files"
+	phase "ramp-up"
+	local env=(DRILL_CONTROL="$WORK/load"
+		DRILL_TRANSLATE_URL="http://127.0.0.1:$TRANSLATE_PORT"
+		DRILL_PHP_URL="http://127.0.0.1:$PHP_PORT" DRILL_PHP_USERS="$PHP_USERS"
+		DRILL_IDLE="$IDLE")
+	local cmd=(locust -f locustfile.py --headless -u "$USERS" -r "$SPAWN_RATE"
+		--only-summary)
+	cmdline env "${env[@]}" "${cmd[@]}"
+	# As root, from the copy of the app (the locustfile imports its word
+	# table); its own output goes to logs/locust.log, the checks' errors
+	# to load/errors.log.
+	(
+		cd "$WORK/app-translate"
+		exec setsid env "${env[@]}" "$PYTHON" "$(command -v locust)" \
+			"${cmd[@]:1}"
+	) >"$WORK/logs/locust.log" 2>&1 &
 	LOAD_PID=$!
-	info "(each user: /login once, then /incr, every fourth request /whoami;"
-	info " every reply is checked; errors go to logs/load.log)"
-	load_wait ready
-	load_wait "$PHASE_REQUESTS"
+	info "(each translate user: POST /login, then GET / x3, POST /translate"
+	info " x1, POST /set_language x1 by weight; each PHP user: /login, then"
+	info " /incr x3, /whoami x1; 1-3 s think time; every answer checked;"
+	info " and $IDLE idle sessions, logged in now and read back at the end)"
+	wait_until $((USERS / SPAWN_RATE + 180)) "$LOAD_PID" "the users' logins" load_ready
 	load_line
+
+	phase "files"
+	hold
 	local app
-	for app in php flask; do
-		info "$(session_dir "$app"):"
-		list_dir "$(session_dir "$app")"
+	for app in php translate; do
+		info "$(session_dir "$app"): $(find "$(session_dir "$app")" -mindepth 1 -maxdepth 1 | wc -l) session files"
 	done
 }
 
-copy_all()
+# backfill_all: Redis gets every session file it does not hold yet (nor a
+# newer value, nor a delete of).  The one place that runs the backfill:
+# today the offline walk `sessfs-migrate copy DIR URL` (under a mount it
+# reads the directory underneath); the online backfill inside the daemon
+# (`sessfs-migrate copy --mount DIR`) replaces it here.
+backfill_all()
 {
 	local app dir log rc
-	for app in php flask; do
+	for app in php translate; do
 		dir=$(session_dir "$app")
 		log=$WORK/logs/copy-$app.log
 		cmdline sessfs-migrate copy "$dir" "$(redis_url)" --prefix "$(prefix "$app")"
@@ -450,19 +489,8 @@ copy_all()
 		check "copy of $dir: exit status" "$rc" 0
 		info "$("$PYTHON" -c 'import json, sys
 s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d" % s)' "$log")"
+print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d; %(entries)d files in %(seconds).2f s, %(rate).0f a second" % s)' "$log")"
 	done
-}
-
-copy_first()
-{
-	step "copy the existing session files into Redis (offline, before mounting)"
-	phase "copy"
-	info "(a copy never overwrites a newer value or a deleted session in"
-	info " Redis; its JSON summary goes to logs/copy-*.log here)"
-	copy_all
-	load_wait "$PHASE_REQUESTS"
-	load_line
 }
 
 mount_one()
@@ -479,18 +507,10 @@ mount_one()
 	info "mounted (daemon pid $pid)"
 }
 
-mount_all()
-{
-	local mode=$1 app
-	for app in php flask; do
-		mount_one "$app" "$mode"
-	done
-}
-
 verify_all()
 {
 	local app rc
-	for app in php flask; do
+	for app in php translate; do
 		rc=0
 		mig verify --mount "$(session_dir "$app")" || rc=$?
 		check "verify --mount $(session_dir "$app"): exit status" "$rc" 0
@@ -500,66 +520,63 @@ verify_all()
 mode_all()
 {
 	local mode=$1 app rc
-	for app in php flask; do
+	for app in php translate; do
 		rc=0
 		mig mode "$mode" --mount "$(session_dir "$app")" || rc=$?
 		check "mode $mode on $(session_dir "$app"): exit status" "$rc" 0
 	done
 }
 
-# in_phase NAME: the load's next phase, PHASE_REQUESTS requests long.
-in_phase()
+mount_all()
 {
-	phase "$1"
-	load_wait "$PHASE_REQUESTS"
-	load_line
+	local mode=$1 app
+	for app in php translate; do
+		mount_one "$app" "$mode"
+	done
 }
 
-dual_write()
+# forward [AGAIN]: files -> dual-write -> backfill -> verify ->
+# redis-first -> redis-only, one phase each.
+forward()
 {
-	step "mount sessfs in mode dual-write, apps and users still running"
+	local again=${1:+ (again)}
+	step "mount sessfs in mode dual-write$again, apps and users still running"
 	info "(dual-write: the files stay authoritative; every write goes to the"
-	info " files, then to Redis; -f keeps the daemon in the foreground so the"
-	info " demo holds its pid and log)"
-	phase "mount dual-write"
+	info " files, then to Redis)"
+	phase "dual-write$again"
 	mount_all dual-write
-	in_phase "dual-write"
+	hold
 
-	step "verify: Redis and the files underneath agree (through the daemon)"
-	phase "verify"
+	step "backfill$again: the session files into Redis"
+	info "(never over a newer value or a deleted session in Redis; the JSON"
+	info " summaries go to logs/copy-*.log)"
+	phase "backfill$again"
+	backfill_all
+	hold
+
+	step "verify$again: Redis and the files underneath agree (through the daemon)"
+	phase "verify$again"
 	verify_all
-	in_phase "dual-write, verified"
-}
+	hold
 
-redis_modes()
-{
-	step "mode redis-first: Redis authoritative, the files kept current"
-	phase "mode redis-first"
+	step "mode redis-first$again: Redis authoritative, the files kept current"
+	phase "redis-first$again"
 	mode_all redis-first
-	in_phase "redis-first"
+	hold
 
-	step "mode redis-only: the sessions live in Redis alone"
-	phase "mode redis-only"
+	step "mode redis-only$again: the sessions live in Redis alone"
+	phase "redis-only$again"
 	mode_all redis-only
-	in_phase "redis-only"
+	hold
 }
 
 show_redis()
 {
-	local app key
-	step "the sessions in Redis, and the mount's status"
-	for app in php flask; do
+	local app
+	for app in php translate; do
 		# Keys holding '{' are meta keys (and sessfs's markers).
 		info "$(rcli --scan --pattern "$(prefix "$app")*" | grep -vc '{') value keys and $(rcli --scan --pattern "$(prefix "$app"){*}:m" | wc -l) meta keys under $(prefix "$app")"
 	done
-	key=$(rcli --scan --pattern "$(prefix php)sess_*" | head -n 1)
-	if [[ -n $key ]]; then
-		cmdline redis-cli GET "$key"
-		rcli GET "$key" | sed 's/^/      /'
-		cmdline redis-cli HGETALL "$(prefix php){$key}:m"
-		rcli HGETALL "$(prefix php){$key}:m" | paste - - | sed 's/^/      /'
-	fi
-	mig status --mount "$(session_dir php)" || bad "status of $(session_dir php)"
 }
 
 rollback_all()
@@ -568,8 +585,8 @@ rollback_all()
 	step "rollback drill: back to plain files, apps and users still running"
 	info "(redis-first, export Redis -> files, verify, files, unmount every"
 	info " layer; each step with its duration)"
-	phase "rollback drill"
-	for app in php flask; do
+	phase "rollback"
+	for app in php translate; do
 		dir=$(session_dir "$app")
 		rc=0
 		mig rollback --mount "$dir" --sessfs "$SESSFS" || rc=$?
@@ -581,47 +598,30 @@ rollback_all()
 		check "sessfs on $dir: daemon exit status" "$rc" 0
 		is_mounted "$dir" && bad "$dir: still mounted"
 	done
-	in_phase "plain files again"
-	for app in php flask; do
+	hold
+
+	step "plain session files again"
+	phase "files (again)"
+	for app in php translate; do
 		dir=$(session_dir "$app")
-		info "$dir (no mount: the plain files):"
-		list_dir "$dir"
 		check "$dir: session files owned by $APP_USER, 0600" \
 			"$(find "$dir" -mindepth 1 ! -user "$APP_USER" -o -mindepth 1 ! -perm 0600 | wc -l)" 0
 	done
-}
-
-forward_again()
-{
-	step "forward again: dual-write, copy, verify, redis-first, redis-only"
-	info "(copy catches up Redis with the files the apps wrote while"
-	info " unmounted; the daemon replays its own journal)"
-	phase "mount dual-write (again)"
-	mount_all dual-write
-	in_phase "dual-write (again)"
-	phase "copy + verify (again)"
-	copy_all
-	verify_all
-	phase "mode redis-first (again)"
-	mode_all redis-first
-	in_phase "redis-first (again)"
-	phase "mode redis-only (again)"
-	mode_all redis-only
-	in_phase "redis-only (again)"
+	hold
 }
 
 stop_load()
 {
-	local rc=0
-	step "the users stop; every user's session is checked once more"
+	step "the users stop; each checks its session once more"
 	phase stop
-	wait "$LOAD_PID" || rc=$?
+	LOAD_RC=0
+	wait "$LOAD_PID" || LOAD_RC=$?
 	LOAD_PID=
-	LOAD_RC=$rc
-	if [[ -s $WORK/logs/load.log ]]; then
-		info "errors reported by the load (logs/load.log):"
-		head -n 20 "$WORK/logs/load.log" | sed 's/^/      /'
+	if [[ -s $WORK/load/errors.log ]]; then
+		info "errors and lost sessions ($(wc -l <"$WORK/load/errors.log") lines of load/errors.log):"
+		head -n 20 "$WORK/load/errors.log" | sed 's/^/      /'
 	fi
+	[[ -s $WORK/load/report ]] || bad "the load wrote no report (see logs/locust.log)"
 }
 
 stop_all()
@@ -632,7 +632,7 @@ stop_all()
 	PHP_PID=
 	stop_pid "$FLASK_PID" 1
 	FLASK_PID=
-	for app in php flask; do
+	for app in php translate; do
 		dir=$(session_dir "$app")
 		pid=${MOUNT_PID[$dir]}
 		if sessfs_has_u; then
@@ -653,8 +653,62 @@ stop_all()
 	info " running, or roll back first)"
 }
 
+usage()
+{
+	cat <<USAGE
+usage: demo.sh [--profile baseline|stress|spike] [--phase-seconds N]
+
+The migration drill: files, dual-write, backfill, verify, redis-first,
+redis-only, a rollback drill and forward again, under a locust load.
+  --profile baseline   50 users, 10 spawned a second (the default)
+  --profile stress    200 users, 20 a second
+  --profile spike     500 users, 250 a second (a fast ramp)
+  --phase-seconds N   each phase's length under the load (default 10)
+USAGE
+}
+
+parse_args()
+{
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--profile)
+			[[ $# -ge 2 ]] || die "--profile needs a value"
+			PROFILE=$2
+			shift 2
+			;;
+		--phase-seconds)
+			[[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] ||
+				die "--phase-seconds needs a whole number of seconds > 0"
+			PHASE_SECONDS=$2
+			shift 2
+			;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		--check-args) # setup.sh: only check the arguments
+			CHECK_ONLY=1
+			shift
+			;;
+		*)
+			usage >&2
+			exit 2
+			;;
+		esac
+	done
+	case $PROFILE in
+	baseline) USERS=50 SPAWN_RATE=10 ;;
+	stress) USERS=200 SPAWN_RATE=20 ;;
+	spike) USERS=500 SPAWN_RATE=250 ;;
+	*) die "unknown profile '$PROFILE' (baseline, stress or spike)" ;;
+	esac
+	IDLE=$USERS
+	[[ $CHECK_ONLY -eq 0 ]] || exit 0
+}
+
 main()
 {
+	parse_args "$@"
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -663,16 +717,19 @@ main()
 	start_redis
 	start_apps
 	start_load
-	copy_first
-	dual_write
-	redis_modes
+	forward
 	show_redis
 	rollback_all
-	forward_again
+	forward again
+	show_redis
 	stop_load
 	stop_all
 	printf '\n=== summary: %d checks passed, %d failed\n\n' "$passed" "$failed"
-	cat "$WORK/load/report"
+	if [[ -s $WORK/load/report ]]; then
+		printf 'profile %s: %d users (%d on the PHP app), phases of %ds\n' \
+			"$PROFILE" "$USERS" "$PHP_USERS" "$PHASE_SECONDS"
+		cat "$WORK/load/report"
+	fi
 	[[ $failed -eq 0 && $LOAD_RC -eq 0 ]]
 }
 

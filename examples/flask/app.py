@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """sessfs example: a tiny Flask app using Flask-Session's `filesystem` backend
 (cachelib's FileSystemCache), unchanged.  Mount sessfs over its session
-directory and the sessions live in Redis.  The demo and the integration tests
-(tests/integration/test_flask.py) run it.
+directory and the sessions live in Redis.  The integration tests
+(tests/integration/test_flask.py) run it; the demo runs the translate app
+(examples/translate/), on the same backend.
 
 Run it (Debian's python3, which has flask and flask_session):
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -933,6 +934,7 @@ class WebApp:
     """A real session client behind a real HTTP server, run as www-data:
     'php' is `php -S` with PHP_CLI_SERVER_WORKERS=8 and the files handler,
     'flask' is gunicorn -w 4 with Flask-Session's filesystem backend,
+    'translate' the same with the drill's translate app (JSON routes),
     'django' is gunicorn -w 4 with Django's file session backend.  The
     app is copied from examples/ into a dir www-data can read.  (PHP-FPM
     behind nginx is FpmApp.)"""
@@ -943,7 +945,7 @@ class WebApp:
                            r"\[CRITICAL\]|WARNING|Error")
 
     def __init__(self, kind, sessdir, root, env=None, workers=None):
-        assert kind in ("php", "flask", "django", "php-fpm")
+        assert kind in ("php", "flask", "translate", "django", "php-fpm")
         self.kind = kind
         self.sessdir = Path(sessdir)
         self.root = Path(root)
@@ -961,7 +963,7 @@ class WebApp:
         self.checker = OutputChecker(
             logpath, self.PHP_BAD if kind == "php" else self.FLASK_BAD,
             what=kind)
-        if kind in ("flask", "django"):
+        if kind in ("flask", "translate", "django"):
             # stop() sends SIGTERM to the whole process group: a worker
             # that gets it before its master's own TERM is reported so,
             # and one still busy after --graceful-timeout on a loaded
@@ -1273,8 +1275,8 @@ http {
 
 
 def make_web_app(kind, sessdir, root, env=None):
-    """A WebApp of 'kind' ("php", "flask", "django") or, for "php-fpm",
-    an FpmApp (its 'env' are php.ini settings)."""
+    """A WebApp of 'kind' ("php", "flask", "translate", "django") or, for
+    "php-fpm", an FpmApp (its 'env' are php.ini settings)."""
     if kind == "php-fpm":
         return FpmApp(sessdir, root, env)
     return WebApp(kind, sessdir, root, env)
@@ -1321,6 +1323,20 @@ class Client:
             return status, body
         assert status == expect, "GET %s: %d %r" % (path, status, body[:300])
         return body
+
+    def post(self, path, data, expect=200, timeout=30):
+        """POST the form 'data' (a dict) to 'path'; like get()."""
+        body = urllib.parse.urlencode(data).encode()
+        try:
+            with self.opener.open(self.base + path, data=body,
+                                  timeout=timeout * SLOW) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode(errors="replace")
+        if expect is None:
+            return status, text
+        assert status == expect, "POST %s: %d %r" % (path, status, text[:300])
+        return text
 
     def cookies(self):
         return {c.name: c.value for c in self.jar}
