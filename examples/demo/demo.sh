@@ -17,8 +17,8 @@
 #      is checked against what the user's session must hold;
 #   4. the phases, each at least --phase-seconds long under the load:
 #      plain session files; sessfs mounted over both directories in mode
-#      dual-write; backfill (sessfs-migrate copy: the session files into
-#      Redis); verify (sessfs-migrate verify --mount); redis-first;
+#      dual-write; backfill (sessfs-migrate copy --mount: the daemon copies
+#      the session files into Redis under the load); verify (sessfs-migrate verify --mount); redis-first;
 #      redis-only; a rollback drill (sessfs-migrate rollback: back to plain
 #      files, unmounted); plain files again; forward again (dual-write,
 #      backfill + verify, redis-first, redis-only);
@@ -472,24 +472,24 @@ start_load()
 }
 
 # backfill_all: Redis gets every session file it does not hold yet (nor a
-# newer value, nor a delete of).  The one place that runs the backfill:
-# today the offline walk `sessfs-migrate copy DIR URL` (under a mount it
-# reads the directory underneath); the online backfill inside the daemon
-# (`sessfs-migrate copy --mount DIR`) replaces it here.
+# newer value, nor a delete of), copied by the mounted daemon itself under
+# the live load (`sessfs-migrate copy --mount DIR`, the online backfill:
+# each name under its lock, never over a newer value or a tombstone).  The
+# command follows the copy to its end.
 backfill_all()
 {
 	local app dir log rc
 	for app in php translate; do
 		dir=$(session_dir "$app")
 		log=$WORK/logs/copy-$app.log
-		cmdline sessfs-migrate copy "$dir" "$(redis_url)" --prefix "$(prefix "$app")"
+		cmdline sessfs-migrate copy --mount "$dir"
 		rc=0
-		"$MIGRATE" copy --no-progress "$dir" "$(redis_url)" \
-			--prefix "$(prefix "$app")" >>"$log" 2>&1 || rc=$?
-		check "copy of $dir: exit status" "$rc" 0
+		"$MIGRATE" copy --mount "$dir" --json >>"$log" 2>&1 || rc=$?
+		check "copy --mount $dir: exit status" "$rc" 0
 		info "$("$PYTHON" -c 'import json, sys
 s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-print("copied %(copied)d, already in Redis %(skipped_existing)d, deleted there %(skipped_tombstone)d, errors %(errors)d; %(entries)d files in %(seconds).2f s, %(rate).0f a second" % s)' "$log")"
+secs = max((s["finished_ns"] - s["started_ns"]) / 1e9, 1e-9)
+print("copied %d, already in Redis %d, deleted there %d, expired %d, errors %d; %d names in %.2f s, %.0f a second" % (s["copied"], s["existing"], s["tombstone"], s["expired"], s["errors"], s["total"], secs, s["total"] / secs))' "$log")"
 	done
 }
 
