@@ -88,9 +88,9 @@ int be_fleet_marker_get(struct be_conn *c, const char *key, int64_t *ns)
 	return 0;
 }
 
-int be_fleet_probe(struct be_conn *c, const char *prefix)
+int be_fleet_probe(struct be_conn *c, const char *prefix, const char *host)
 {
-	char *key = be_fleet_key(prefix, "probe", NULL);
+	char *key = be_fleet_key(prefix, "probe", host);
 	const char *set[5] = { "SET", key, "probe", "PX", "10000" };
 	const char *get[2] = { "GET", key };
 	const char *del[2] = { "DEL", key };

@@ -9,7 +9,7 @@
  *   app1:{sessfs}:files             ns of the last entry to or exit from files
  *   app1:{sessfs}:verified          ns of the last clean verify (any host)
  *   app1:{sessfs}:verified:<host>   ns of the last clean verify of <host>
- *   app1:{sessfs}:probe             written, read and deleted by a probe
+ *   app1:{sessfs}:probe:<host>      written, read and deleted by a probe
  *   app1:{sessfs}:fleet:desired     "VERSION MODE FLAGS": every mount follows
  *   app1:{sessfs}:fleet:check       "VERSION MODE FLAGS": can you take it?
  *   app1:{sessfs}:fleet:hosts       a hash: host id -> its last heartbeat
@@ -52,10 +52,11 @@ int be_fleet_marker_set(struct be_conn *c, const char *key, int64_t ns);
 int be_fleet_marker_get(struct be_conn *c, const char *key, int64_t *ns);
 
 /**
- * Writes, reads back and deletes the probe key of 'prefix' (a mode
- * change's check that Redis works).  0 or -errno.
+ * Writes, reads back and deletes the probe key of 'host' under 'prefix'
+ * (a mode change's check that Redis works).  One key per host: two hosts
+ * that probe at once must not delete each other's.  0 or -errno.
  */
-int be_fleet_probe(struct be_conn *c, const char *prefix);
+int be_fleet_probe(struct be_conn *c, const char *prefix, const char *host);
 
 /**
  * Parses 'text' ("VERSION MODE FLAGS") into 'req'; pure.  0, or -EINVAL

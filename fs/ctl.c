@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "fs_i.h"
+#include "follower.h"
 #include "acl.h"
 #include "journal.h"
 #include "kio.h"
@@ -164,6 +165,8 @@ static json_t *cmd_status(struct fs *fs)
 			json_object_set_new(st, "sentinel",
 					    sentinel_status(fs));
 		json_object_set_new(st, "legacy", legacy_status(fs));
+		if (fs->fleet)
+			json_object_set_new(st, "fleet", fs_fleet_status(fs));
 	}
 	return st;
 }
@@ -185,6 +188,7 @@ static json_t *cmd_mode(struct fs *fs, json_t *req)
 		return reply_error("cannot change mode from %s to %s: %s",
 				   fs_mode_name(from), name, why);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fs_fleet_local_change(fs); /* an override of the fleet's request */
 	return json_pack(
 		"{s:b, s:s, s:s, s:b, s:f}", "ok", 1, "from",
 		fs_mode_name(from), "mode", name, "forced", force, "seconds",

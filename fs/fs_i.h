@@ -297,6 +297,7 @@ struct fs {
 	_Atomic bool track_refusal_logged;
 
 	struct fs_metrics *metrics; /* metrics.h; NULL only on ENOMEM */
+	struct fs_fleet *fleet; /* follower.h; NULL when not started */
 };
 
 /* inode.c */

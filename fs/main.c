@@ -28,6 +28,7 @@
 
 #include "acl.h"
 #include "fs_i.h"
+#include "follower.h"
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
@@ -727,6 +728,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 			 "the kernel forgets them");
 	if (fs_metrics_start(fs) < 0)
 		LOG_ERR("cannot start the metrics thread: no GET /metrics");
+	if (fs_fleet_start(fs) < 0)
+		LOG_ERR("cannot start the fleet follower: fleet requests are not followed");
 	/* READY=1 once our layer answers a stat, then the watchdog. */
 	if (fs_notify_start(fs, fs->mp.dev) < 0)
 		LOG_ERR("cannot start the systemd supervisor: no READY=1 will be sent");
@@ -743,6 +746,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fuse_session_unmount(se);
 	fs_notify_stop();
 	fs_ctl_stop(fs);
+	fs_fleet_stop(fs);
 	if (!fs->manifest_saved)
 		fs_manifest_save(fs);
 	fs_mode_forget(fs);

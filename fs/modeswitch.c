@@ -83,7 +83,7 @@ int fs_mode_verified(struct fs *fs)
 static int probe_redis(struct fs *fs)
 {
 	struct be_conn *c = be_pool_get(fs->pool);
-	int ret = be_fleet_probe(c, fs->sc.ks.prefix);
+	int ret = be_fleet_probe(c, fs->sc.ks.prefix, fs->host_id);
 
 	be_pool_put(fs->pool, c);
 	return ret;

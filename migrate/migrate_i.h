@@ -424,6 +424,12 @@ int cmd_export(int argc, char **argv);
 int cmd_mode(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+/* fleet.c: mode, status and rollback with --fleet URL (mode.c etc. hand over) */
+/** Whether 'argv' holds --fleet: the fleet form of mode, status or rollback. */
+bool mig_fleet_wanted(int argc, char **argv);
+int cmd_fleet_mode(int argc, char **argv);
+int cmd_fleet_status(int argc, char **argv);
+int cmd_fleet_rollback(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);

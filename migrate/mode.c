@@ -190,6 +190,8 @@ int cmd_mode(int argc, char **argv)
 	json_t *req, *reply = NULL;
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_mode(argc, argv);
 	ret = parse_args(&m, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;

@@ -558,6 +558,8 @@ int cmd_rollback(int argc, char **argv)
 	char mode[32] = "";
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_rollback(argc, argv);
 	ret = parse_args(&rb, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;

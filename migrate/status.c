@@ -277,6 +277,8 @@ int cmd_status(int argc, char **argv)
 	json_t *reply = NULL, *problems;
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_status(argc, argv);
 	ret = parse_args(&s, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;
