@@ -161,7 +161,7 @@ static void usage(const char *prog)
 	       "                           (default: the URL's host); the\n"
 	       "                           certificate and name are always\n"
 	       "                           verified\n"
-	       "    -o host_id=ID          this host's id in the meta keys\n"
+	       "    -o host_id=ID          this host's id in the meta keys and the fleet\n"
 	       "    -o ctl_dir=DIR         where the control socket lives\n"
 	       "                           (default /run/sessfs)\n"
 	       "    -o cache=tracking      in redis-only, answer lookups of\n"

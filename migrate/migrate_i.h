@@ -363,6 +363,11 @@ bool mig_status_is_problem(enum mig_status s);
 	"  --ctl-dir DIR          where its control socket is (the mount's\n" \
 	"                         -o ctl_dir; default /run/sessfs)\n"
 
+/* The line of --help of mode, status and rollback that names --fleet. */
+#define MIG_FLEET_OPTION_HELP                                                        \
+	"  --fleet URL            every mount of --prefix, on every host, through\n" \
+	"                         Redis instead (see '--fleet URL --help')\n"
+
 struct json_t;
 
 /** A connection to a mount's daemon; see mig_ctl_open(). */

@@ -50,7 +50,7 @@ static void usage(FILE *out)
 		"  dual-write -> redis-first        the repair journal must be empty and\n"
 		"                                   a copy + verify done since the last\n"
 		"                                   files period ('verify --mount')\n"
-		"\n" MIG_ONLINE_OPTIONS_HELP
+		"\n" MIG_ONLINE_OPTIONS_HELP MIG_FLEET_OPTION_HELP
 		"  --force                skip the checks above (the stores are still\n"
 		"                         probed); only when you know the data is current\n"
 		"  --json                 print the daemon's reply as JSON\n"

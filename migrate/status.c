@@ -37,7 +37,7 @@ static void usage(FILE *out)
 		"current (a rollback to files needs them), the sessfs layers\n"
 		"stacked on the mountpoint, and whether sessions only in the files\n"
 		"underneath are still read (-o legacy_reads_until).\n"
-		"\n" MIG_ONLINE_OPTIONS_HELP
+		"\n" MIG_ONLINE_OPTIONS_HELP MIG_FLEET_OPTION_HELP
 		"  --json                 print the daemon's status as JSON, with\n"
 		"                         \"healthy\" and \"problems\" added\n"
 		"  --metrics              print the daemon's metrics in Prometheus's\n"
