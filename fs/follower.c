@@ -21,6 +21,8 @@
 #include "log.h"
 
 #define FLEET_WHY_MAX 1024
+/* Budget of one Redis call of the follower, in seconds (at most). */
+#define FS_FLEET_REDIS_TIMEOUT 1.0
 
 struct fs_fleet {
 	struct fs *fs;
@@ -161,6 +163,11 @@ static void answer_check(struct fs_fleet *fl, const struct be_fleet_req *req)
 		snprintf(msg, sizeof(msg), "unknown mode '%s'", req->mode);
 		ret = -EINVAL;
 	}
+	/*
+	 * Under the mode lock: the mode stays put while it is judged, and
+	 * the probes never meet a mode change's (they share their keys).
+	 */
+	pthread_mutex_lock(&fs->mode_lock);
 	sim = fs_mode_get(fs);
 	lower = fs->lower_current;
 	while (ret == 0 && sim != target) {
@@ -195,6 +202,7 @@ static void answer_check(struct fs_fleet *fl, const struct be_fleet_req *req)
 		if (ret < 0)
 			snprintf(msg, sizeof(msg), "%s", why);
 	}
+	pthread_mutex_unlock(&fs->mode_lock);
 	pthread_mutex_lock(&fl->lock);
 	fl->check.version = req->version;
 	snprintf(fl->check.mode, sizeof(fl->check.mode), "%s", req->mode);
@@ -324,7 +332,13 @@ int fs_fleet_start(struct fs *fs)
 		return -ENOMEM;
 	fl->fs = fs;
 	fl->redis_ok = true;
-	fl->c = be_conn_new(&fs->ep, fs->redis_timeout);
+	/*
+	 * A short budget: a tick in an outage must not hold up an unmount,
+	 * and the next tick tries again anyway.
+	 */
+	fl->c = be_conn_new(&fs->ep, fs->redis_timeout < FS_FLEET_REDIS_TIMEOUT
+					     ? fs->redis_timeout
+					     : FS_FLEET_REDIS_TIMEOUT);
 	if (!fl->c)
 		goto out_free;
 	pthread_mutex_init(&fl->lock, NULL);
@@ -360,7 +374,8 @@ void fs_fleet_stop(struct fs *fs)
 	 * A clean unmount takes the host out of the fleet: a host that is
 	 * down without one stays listed, silent, and blocks fleet steps.
 	 */
-	be_fleet_forget(fl->c, fs->sc.ks.prefix, fs->host_id);
+	if (fl->redis_ok)
+		be_fleet_forget(fl->c, fs->sc.ks.prefix, fs->host_id);
 	fs->fleet = NULL;
 	pthread_cond_destroy(&fl->cond);
 	pthread_mutex_destroy(&fl->lock);
