@@ -223,3 +223,52 @@ def test_down_host_blocks_then_catches_up(redis, redis_server, tmp, checker,
             if stopped:
                 os.kill(web2.m.proc.pid, signal.SIGCONT)
             load.stopping.set()
+
+
+def test_fleet_rollback_resumes(redis, redis_server, tmp, checker):
+    """Two hosts in redis-only, sessions written through each: with web2
+    stopped the rollback refuses; with --allow-down web1 goes back to
+    files and exports every session of the prefix into its own dir; web2,
+    let go, follows the request that stayed in Redis, exporting too; the
+    rollback run again finds every host in files."""
+    url = redis_server.url()
+    with fleet_of(redis_server, tmp, checker, 2, "redis-only") as hosts:
+        web1, web2 = hosts
+        names = []
+        for i, h in enumerate(hosts):
+            for j in range(3):
+                name = "sess_%s_%d" % (h.name, j)
+                util.write_file(h.m.path(name), b"n|i:%d;" % (10 * i + j))
+                names.append(name)
+        assert not [n for n in web1.m.lower_names() if n.startswith("sess_")]
+        stopped = False
+        try:
+            os.kill(web2.m.proc.pid, signal.SIGSTOP)
+            stopped = True
+            wait_for(lambda: not fleet_status(url)[1]["web2"]["live"], 20,
+                     "web2's heartbeat to expire", interval=0.2)
+            p = fleet(url, "rollback", rc=1)
+            assert "host 'web2' is down" in p.stderr, p.stderr
+            p = fleet(url, "rollback", "--allow-down")
+            assert "web1: files after" in p.stdout, p.stdout
+            assert web1.on.status()["mode"] == "files"
+            assert [n for n in web1.m.lower_names()
+                    if n.startswith("sess_")] == sorted(names)
+            st, by = fleet_status(url)
+            assert st["desired"] == "files" and st["rollback"]
+            assert by["web2"]["note"] == "silent"
+
+            os.kill(web2.m.proc.pid, signal.SIGCONT)
+            stopped = False
+            wait_for(lambda: all_in(url, hosts, "files"), 30,
+                     "web2 to follow the rollback", interval=0.2)
+            p = fleet(url, "rollback")
+            for h in hosts:
+                assert "%s: files after" % h.name in p.stdout, p.stdout
+                assert [n for n in h.m.lower_names()
+                        if n.startswith("sess_")] == sorted(names)
+                assert util.read_file(h.m.path("sess_web2_1")) == \
+                    b"n|i:11;"
+        finally:
+            if stopped:
+                os.kill(web2.m.proc.pid, signal.SIGCONT)
