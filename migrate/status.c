@@ -226,6 +226,28 @@ static void print_legacy(json_t *l, const char *mode)
 		       until ? "; reads end at " : "", until ? until : "");
 }
 
+/* The fleet follower (--fleet); a daemon before it says nothing. */
+static void print_fleet(json_t *f)
+{
+	const char *desired, *blocked;
+
+	if (!f)
+		return;
+	desired = json_string_value(json_object_get(f, "desired"));
+	blocked = json_string_value(json_object_get(f, "blocked"));
+	if (!desired) {
+		printf("fleet:       no fleet mode set (heartbeat as '%s')\n",
+		       str_of(f, "host"));
+		return;
+	}
+	printf("fleet:       desired %s (request %lld)%s%s%s\n", desired,
+	       (long long)int_of(f, "request"),
+	       json_is_true(json_object_get(f, "override"))
+		       ? ", OVERRIDDEN here by 'mode --mount'"
+		       : "",
+	       blocked ? ", blocked: " : "", blocked ? blocked : "");
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -264,6 +286,7 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	print_durability(json_object_get(st, "durability"));
 	print_cache(json_object_get(st, "cache"));
 	print_legacy(json_object_get(st, "legacy"), mode);
+	print_fleet(json_object_get(st, "fleet"));
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
 	       str_of(st, "version"), (long long)int_of(st, "protocol"),

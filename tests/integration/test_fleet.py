@@ -213,6 +213,9 @@ def test_down_host_blocks_then_catches_up(redis, redis_server, tmp, checker,
                      "override", 10, "web1's override", interval=0.2)
             assert web1.on.status()["mode"] == "files"
             assert "override" in fleet(url, "status", rc=1).stdout
+            out = web1.on("status").stdout
+            assert "fleet:       desired dual-write" in out and \
+                "OVERRIDDEN here" in out, out
             # The next fleet step is followed again.
             fleet(url, "mode", "dual-write")
             assert web1.on.status()["mode"] == "dual-write"
