@@ -392,6 +392,27 @@ static bool arrived(const struct host *h, const char *mode, long long version)
 }
 
 /*
+ * Prints what host 'h' is doing on its way when it changed since the last
+ * look ('seen': host id -> what was printed): its mode, an export.
+ */
+static void progress(const struct fleet_cmd *f, json_t *seen,
+		     const struct host *h, double t0)
+{
+	const char *mode = hb_str(h, "mode"), *what = hb_str(h, "progress");
+	char now[128];
+
+	if (f->json || !mode)
+		return;
+	snprintf(now, sizeof(now), "%s%s%s", mode, what ? ", " : "",
+		 what ? what : "");
+	if (json_object_get(seen, h->id) &&
+	    strcmp(json_string_value(json_object_get(seen, h->id)), now) == 0)
+		return;
+	json_object_set_new(seen, h->id, json_string(now));
+	printf("%s: %s (%.1f s)\n", h->id, now, mig_monotonic() - t0);
+}
+
+/*
  * Waits until every live host reports the desired mode 'version',
  * printing each host as it arrives and what a host is doing meanwhile.
  * 0, or -1 at the deadline after listing the hosts behind and why.
@@ -401,6 +422,7 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 {
 	struct be_fleet_host *raw = NULL;
 	struct host *h = NULL;
+	json_t *seen = json_object();
 	double t0 = mig_monotonic();
 	size_t n = 0, i, behind;
 	int ret = 0;
@@ -415,6 +437,7 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 				continue;
 			if (!arrived(&h[i], f->mode, version)) {
 				behind++;
+				progress(f, seen, &h[i], t0);
 				continue;
 			}
 			if (json_object_get(done, h[i].id))
@@ -443,6 +466,7 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 				     : "no reason given yet"));
 		ret = -1;
 	}
+	json_decref(seen);
 	hosts_release(h, n);
 	be_fleet_hosts_free(raw, n);
 	return ret;

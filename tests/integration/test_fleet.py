@@ -138,6 +138,7 @@ def test_fleet_drill_under_load(redis, redis_server, tmp, checker, make_app,
             step(url, hosts, load, "redis-only")
 
             p = fleet(url, "rollback")
+            print(p.stdout)
             for h in hosts:
                 assert "%s: files after" % h.name in p.stdout, p.stdout
             assert all_in(url, hosts, "files")
