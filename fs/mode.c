@@ -57,6 +57,16 @@ bool fs_mode_may_track(enum fs_mode mode)
 	return mode == FS_MODE_REDIS_ONLY;
 }
 
+bool fs_mode_locals_in_memory(enum fs_mode mode)
+{
+	return mode >= FS_MODE_REDIS_FIRST;
+}
+
+bool fs_mode_count_in_lower(enum fs_mode mode)
+{
+	return mode <= FS_MODE_REDIS_FIRST;
+}
+
 int fs_mode_guard(enum fs_mode from, enum fs_mode to,
 		  const struct fs_mode_facts *facts, char *why, size_t whylen)
 {

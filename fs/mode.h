@@ -80,6 +80,21 @@ int fs_mode_guard(enum fs_mode from, enum fs_mode to,
 bool fs_mode_lower_current_after(enum fs_mode from, enum fs_mode to,
 				 bool before);
 
+/**
+ * Whether new host-local names (temps) live in memory in 'mode' rather
+ * than in the lower dir: in the modes where Redis is authoritative, so an
+ * unmount drops them instead of leaving them in the lower dir.
+ */
+bool fs_mode_locals_in_memory(enum fs_mode mode);
+
+/**
+ * Whether cachelib's count file lives in the lower dir in 'mode': in
+ * files and dual-write like every host-local name, and in redis-first,
+ * which keeps the lower dir current, so the unmount leaves the count it
+ * showed.
+ */
+bool fs_mode_count_in_lower(enum fs_mode mode);
+
 /** Which host-local names a step moves from memory to the lower dir. */
 enum fs_mode_locals {
 	FS_MODE_LOCALS_STAY = 0,

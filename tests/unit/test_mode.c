@@ -41,6 +41,13 @@ static void test_placement(void)
 	CHECK(fs_mode_uses_redis(FS_MODE_DUAL_WRITE));
 	CHECK(fs_mode_uses_lower(FS_MODE_REDIS_FIRST));
 	CHECK(!fs_mode_uses_lower(FS_MODE_REDIS_ONLY));
+	CHECK(!fs_mode_locals_in_memory(FS_MODE_DUAL_WRITE));
+	CHECK(fs_mode_locals_in_memory(FS_MODE_REDIS_FIRST));
+	CHECK(fs_mode_count_in_lower(FS_MODE_REDIS_FIRST));
+	CHECK(!fs_mode_count_in_lower(FS_MODE_REDIS_ONLY));
+	/* A step's move of the locals matches where they live after it. */
+	CHECK(fs_mode_locals_move(FS_MODE_REDIS_ONLY, FS_MODE_REDIS_FIRST) ==
+	      FS_MODE_LOCALS_COUNT);
 	CHECK(fs_mode_may_track(FS_MODE_REDIS_ONLY));
 	CHECK(!fs_mode_may_track(FS_MODE_REDIS_FIRST));
 }
