@@ -173,11 +173,12 @@ int fs_export(struct fs *fs, struct fs_export_stats *st)
 
 /*
  * Whether 'name' is another host's business: Redis holds it as another
- * host wrote it last, and the file underneath is absent or not newer.  In
- * a fleet each host has its own files underneath, so a session written
+ * host wrote it last, and the file underneath is absent or older.  In a
+ * fleet each host has its own files underneath, so a session written
  * through another host is missing (or older) in this host's files, and
  * that is no reason to keep this host from redis-first; a file here newer
- * than Redis (written here in a files period) still is.
+ * than Redis (written here in a files period) still is, and so is one of
+ * the same mtime (a copy made under another host id) whose bytes differ.
  */
 static bool other_hosts(struct fs *fs, const struct be_file *rf,
 			const struct be_file *lf)
@@ -185,8 +186,7 @@ static bool other_hosts(struct fs *fs, const struct be_file *rf,
 	if (rf->state == BE_ABSENT || !rf->has_meta || !rf->meta.host[0] ||
 	    strcmp(rf->meta.host, fs->host_id) == 0)
 		return false;
-	return lf->state != BE_PRESENT ||
-	       lf->meta.mtime_ns <= rf->meta.mtime_ns;
+	return lf->state != BE_PRESENT || lf->meta.mtime_ns < rf->meta.mtime_ns;
 }
 
 /* Compares one name in both stores; caller holds its stripe. */
