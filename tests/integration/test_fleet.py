@@ -276,3 +276,32 @@ def test_fleet_rollback_resumes(redis, redis_server, tmp, checker):
         finally:
             if stopped:
                 os.kill(web2.m.proc.pid, signal.SIGCONT)
+
+
+def test_verify_leaves_other_hosts_sessions(redis, redis_server, tmp,
+                                            checker):
+    """In dual-write each host's files hold its own writes: a session
+    written through web2 is missing or older in web1's files, and web1's
+    verify does not count it; a file in web1's files of the same mtime
+    with other bytes, or newer, still is a difference."""
+    with fleet_of(redis_server, tmp, checker, 2, "dual-write") as hosts:
+        web1, web2 = hosts
+        util.write_file(web2.m.path("sess_b"), b"b|i:2;")
+        util.write_file(web2.m.path("sess_c"), b"c|i:3;")
+        assert "0 differences" in web1.on("verify").stdout
+        mt = os.stat(web2.m.path("sess_b")).st_mtime_ns
+        for name, data, t in (("sess_b", b"b|i:9;", mt),
+                              ("sess_c", b"c|i:3;", mt - 10**9)):
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT, 0o600,
+                         dir_fd=web1.m.lower_fd)
+            os.write(fd, data)
+            os.close(fd)
+            os.utime(name, ns=(t, t), dir_fd=web1.m.lower_fd)
+        p = web1.on("verify", rc=1)
+        assert "'sess_b': bytes differ" in p.stdout, p.stdout
+        assert "sess_c" not in p.stdout and "1 differences" in p.stdout, \
+            p.stdout
+        t = os.stat(web2.m.path("sess_c")).st_mtime_ns + 10**9
+        os.utime("sess_c", ns=(t, t), dir_fd=web1.m.lower_fd)
+        p = web1.on("verify", rc=1)
+        assert "'sess_c': mtime differs" in p.stdout, p.stdout
