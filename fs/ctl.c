@@ -11,13 +11,7 @@
  * of metrics.h in "text"), backfill {action, rate, restart} (backfill.h).
  * status carries the protocol version.
  *
- * A mode change locks every name stripe, so no store call is in flight
- * while the mode flips; a handle opened before keeps its bytes and commits
- * through the new mode's route.  Guards refuse a step that could serve
- * stale data, naming what to run first; 'force' skips them.  Stability is
- * checked before and after (probe write/read/delete on every store the
- * new mode uses, recent error rate below 1 %); a failed check after the
- * change puts the old mode back.
+ * The mode change itself is modeswitch.c's, its rules mode.c's.
  */
 #include "config.h"
 
@@ -38,6 +32,7 @@
 #include <jansson.h>
 
 #include "fs_i.h"
+#include "follower.h"
 #include "acl.h"
 #include "backfill.h"
 #include "journal.h"
@@ -52,357 +47,6 @@
 
 #define FS_CTL_PROTOCOL 1
 #define FS_CTL_LINE_MAX 65536
-
-/* ---- fleet markers in Redis ---- */
-
-static char *marker_key(struct fs *fs, const char *what)
-{
-	char *key;
-
-	/* Holds '{': never a session name under the prefix. */
-	if (asprintf(&key, "%s{sessfs}:%s", fs->sc.ks.prefix, what) < 0)
-		return NULL;
-	return key;
-}
-
-static int marker_set(struct fs *fs, const char *what)
-{
-	char *key = marker_key(fs, what), val[32];
-	const char *argv[3] = { "SET", key, val };
-	size_t lens[3];
-	redisReply *r = NULL;
-	struct be_conn *c;
-	int ret;
-
-	if (!key)
-		return -ENOMEM;
-	snprintf(val, sizeof(val), "%lld", (long long)fs_now_ns());
-	lens[0] = 3;
-	lens[1] = strlen(key);
-	lens[2] = strlen(val);
-	c = be_pool_get(fs->pool);
-	ret = be_conn_command(c, &r, 3, argv, lens, 0);
-	be_pool_put(fs->pool, c);
-	if (ret == 0 && be_acl_is_denial(r))
-		ret = be_acl_denied("SET (a fleet marker)", r);
-	else if (ret == 0 && r->type == REDIS_REPLY_ERROR)
-		ret = -EIO;
-	freeReplyObject(r);
-	free(key);
-	return ret;
-}
-
-/* The marker's time in ns, 0 when unset, or -errno. */
-static int64_t marker_get(struct fs *fs, const char *what)
-{
-	char *key = marker_key(fs, what);
-	const char *argv[2] = { "GET", key };
-	size_t lens[2];
-	redisReply *r = NULL;
-	struct be_conn *c;
-	int64_t v = 0;
-	int ret;
-
-	if (!key)
-		return -ENOMEM;
-	lens[0] = 3;
-	lens[1] = strlen(key);
-	c = be_pool_get(fs->pool);
-	ret = be_conn_command(c, &r, 2, argv, lens, 0);
-	be_pool_put(fs->pool, c);
-	if (ret < 0)
-		v = ret;
-	else if (r->type == REDIS_REPLY_STRING)
-		v = strtoll(r->str, NULL, 10);
-	else if (be_acl_is_denial(r))
-		v = be_acl_denied("GET (a fleet marker)", r);
-	else if (r->type == REDIS_REPLY_ERROR)
-		v = -EIO;
-	freeReplyObject(r);
-	free(key);
-	return v;
-}
-
-/* ---- stability ---- */
-
-static int probe_redis(struct fs *fs)
-{
-	char *key = marker_key(fs, "probe");
-	const char *set[5] = { "SET", key, "probe", "PX", "10000" };
-	const char *get[2] = { "GET", key };
-	const char *del[2] = { "DEL", key };
-	size_t lset[5], lget[2];
-	redisReply *r = NULL;
-	struct be_conn *c;
-	int ret;
-
-	if (!key)
-		return -ENOMEM;
-	lset[0] = 3;
-	lset[1] = lget[1] = strlen(key);
-	lset[2] = 5;
-	lset[3] = 2;
-	lset[4] = 5;
-	lget[0] = 3;
-	c = be_pool_get(fs->pool);
-	ret = be_conn_command(c, &r, 5, set, lset, 0);
-	if (ret == 0 && be_acl_is_denial(r))
-		ret = be_acl_denied("SET (the probe of a mode change)", r);
-	else if (ret == 0 && r->type == REDIS_REPLY_ERROR)
-		ret = -EIO;
-	freeReplyObject(r);
-	r = NULL;
-	if (ret == 0)
-		ret = be_conn_command(c, &r, 2, get, lget, 0);
-	if (ret == 0 && be_acl_is_denial(r))
-		ret = be_acl_denied("GET (the probe of a mode change)", r);
-	else if (ret == 0 && (r->type != REDIS_REPLY_STRING ||
-			      strcmp(r->str, "probe") != 0))
-		ret = -EIO;
-	freeReplyObject(r);
-	r = NULL;
-	if (ret == 0)
-		ret = be_conn_command(c, &r, 2, del, lget, 0);
-	if (ret == 0 && be_acl_is_denial(r))
-		ret = be_acl_denied("DEL (the probe of a mode change)", r);
-	freeReplyObject(r);
-	be_pool_put(fs->pool, c);
-	free(key);
-	return ret;
-}
-
-static int probe_lower(struct fs *fs)
-{
-	static const char name[] = BE_LOWER_TEMP_PREFIX "probe";
-	char buf[8] = { 0 };
-	int fd, ret = 0;
-
-	fd = openat(fs->lower_fd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (pwrite(fd, "probe", 5, 0) != 5 || pread(fd, buf, 5, 0) != 5 ||
-	    memcmp(buf, "probe", 5) != 0)
-		ret = errno ? -errno : -EIO;
-	close(fd);
-	if (unlinkat(fs->lower_fd, name, 0) < 0 && ret == 0)
-		ret = -errno;
-	return ret;
-}
-
-/* Checks that 'mode' can work now; a reason in 'why' when not. */
-static int check_stable(struct fs *fs, enum fs_mode mode, char *why,
-			size_t whylen)
-{
-	uint64_t ops, errors;
-	int ret;
-
-	if (mode != FS_MODE_FILES) {
-		ret = probe_redis(fs);
-		if (ret < 0) {
-			snprintf(why, whylen, "redis probe failed: %s",
-				 strerror(-ret));
-			return ret;
-		}
-	}
-	if (mode != FS_MODE_REDIS_ONLY) {
-		ret = probe_lower(fs);
-		if (ret < 0) {
-			snprintf(why, whylen,
-				 "probe of the directory underneath failed: %s",
-				 strerror(-ret));
-			return ret;
-		}
-	}
-	fs_route_error_rate(fs, &ops, &errors);
-	if (ops >= 100 && errors * 100 > ops) {
-		snprintf(why, whylen,
-			 "%llu of the last %llu operations failed (over 1 %%)",
-			 (unsigned long long)errors, (unsigned long long)ops);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* ---- mode changes ---- */
-
-static int lower_behind_cb(const char *name, unsigned int stores, void *arg)
-{
-	return (stores & *(unsigned int *)arg) ? 1 : 0;
-}
-
-static bool journal_has(struct fs *fs, unsigned int stores)
-{
-	return be_journal_foreach(fs->rt.journal, lower_behind_cb, &stores) !=
-	       0;
-}
-
-/* The guards of DESIGN.md; 0 when 'from' -> 'to' may go, else a reason. */
-static int guard(struct fs *fs, enum fs_mode from, enum fs_mode to, char *why,
-		 size_t whylen)
-{
-	const char *mnt = fs->cfg.mountpoint;
-	int64_t verified, files;
-
-	if (from == FS_MODE_REDIS_ONLY && to <= FS_MODE_DUAL_WRITE) {
-		snprintf(
-			why, whylen,
-			"in redis-only the sessions are only in redis: run 'sessfs-migrate mode redis-first --mount %s' and 'sessfs-migrate export --mount %s' first",
-			mnt, mnt);
-		return -EPERM;
-	}
-	if (from == FS_MODE_REDIS_FIRST && to <= FS_MODE_DUAL_WRITE &&
-	    (!fs->lower_current || journal_has(fs, BE_J_LOWER))) {
-		snprintf(
-			why, whylen,
-			"the files underneath are not known to be current: run 'sessfs-migrate export --mount %s' first",
-			mnt);
-		return -EPERM;
-	}
-	if (from == FS_MODE_FILES && to >= FS_MODE_REDIS_FIRST) {
-		snprintf(
-			why, whylen,
-			"from files, go through dual-write: run 'sessfs-migrate mode dual-write --mount %s', then copy and verify",
-			mnt);
-		return -EPERM;
-	}
-	if (from == FS_MODE_DUAL_WRITE && to >= FS_MODE_REDIS_FIRST) {
-		if (journal_has(fs, BE_J_REDIS)) {
-			snprintf(
-				why, whylen,
-				"redis is behind for %zu names (the repair journal is not empty): wait for the repair, see 'sessfs-migrate status --mount %s'",
-				be_journal_count(fs->rt.journal), mnt);
-			return -EPERM;
-		}
-		verified = marker_get(fs, "verified");
-		files = marker_get(fs, "files");
-		if (verified < 0 || files < 0) {
-			snprintf(
-				why, whylen,
-				"cannot read the migration markers in redis: %s",
-				strerror(-(int)(verified < 0 ? verified
-							     : files)));
-			return -EIO;
-		}
-		if (verified <= files) {
-			snprintf(
-				why, whylen,
-				"no copy + verify has completed since the last files period: run 'sessfs-migrate copy' and 'sessfs-migrate verify' (or 'sessfs-migrate verify --mount %s') first",
-				mnt);
-			return -EPERM;
-		}
-	}
-	return 0;
-}
-
-/* Locks every name stripe: no store call is in flight after this. */
-static void lock_all_names(struct fs *fs)
-{
-	size_t i;
-
-	for (i = 0; i < FS_NAME_STRIPES; i++)
-		pthread_mutex_lock(&fs->name_stripes[i]);
-}
-
-static void unlock_all_names(struct fs *fs)
-{
-	size_t i;
-
-	for (i = FS_NAME_STRIPES; i-- > 0;)
-		pthread_mutex_unlock(&fs->name_stripes[i]);
-}
-
-/*
- * Entering files or dual-write, the host-local names held in memory move
- * to the lower dir, where those modes keep them: after a (lazy) unmount
- * the application's rename of a temp it wrote before finds it there,
- * instead of failing with ENOENT and losing that save.  Entering
- * redis-first, which keeps the lower dir current, cachelib's count file
- * moves ('count_only').  Caller holds every stripe.
- */
-static void locals_to_lower(struct fs *fs, bool count_only)
-{
-	struct fs_inode **all;
-	size_t n, i;
-
-	all = fs_local_grab(fs, &n);
-	for (i = 0; all && i < n; i++) {
-		struct fs_inode *inode = all[i];
-		int ret;
-
-		pthread_mutex_lock(&inode->lock);
-		if (inode->local && inode->name &&
-		    (!count_only ||
-		     strcmp(inode->name, BE_CACHELIB_COUNT_NAME) == 0)) {
-			ret = fs_local_to_lower(fs, inode, inode->name);
-			if (ret < 0)
-				LOG_WARN("cannot move '%s' underneath: %s",
-					 inode->name, strerror(-ret));
-		}
-		pthread_mutex_unlock(&inode->lock);
-		fs_inode_put(fs, inode);
-	}
-	free(all);
-}
-
-static void set_mode(struct fs *fs, enum fs_mode from, enum fs_mode to)
-{
-	lock_all_names(fs);
-	atomic_store(&fs->mode, to);
-	/* What was learnt in another mode is not kept (tracked.c). */
-	fs_track_reset(fs);
-	if (to <= FS_MODE_DUAL_WRITE && from >= FS_MODE_REDIS_FIRST)
-		locals_to_lower(fs, false);
-	else if (to == FS_MODE_REDIS_FIRST && from == FS_MODE_REDIS_ONLY)
-		locals_to_lower(fs, true);
-	if (to == FS_MODE_REDIS_ONLY)
-		fs->lower_current = false;
-	else if (to == FS_MODE_REDIS_FIRST && from <= FS_MODE_DUAL_WRITE)
-		fs->lower_current = true;
-	else if (to <= FS_MODE_DUAL_WRITE)
-		fs->lower_current = true;
-	unlock_all_names(fs);
-	fs_mode_save(fs);
-	fs_notify_status(fs); /* systemd's STATUS= shows the mode */
-	/* Leaving files: its journal is replayed into Redis now. */
-	pthread_cond_broadcast(&fs->rt.cond);
-}
-
-int fs_mode_change(struct fs *fs, enum fs_mode to, bool force, char *why,
-		   size_t whylen)
-{
-	enum fs_mode from;
-	int ret = 0;
-
-	pthread_mutex_lock(&fs->mode_lock);
-	from = fs_mode_get(fs);
-	why[0] = '\0';
-	if (from == to)
-		goto out;
-	if (!force) {
-		ret = guard(fs, from, to, why, whylen);
-		if (ret == 0)
-			ret = check_stable(fs, to, why, whylen);
-		if (ret < 0)
-			goto out;
-	}
-	if (from == FS_MODE_FILES || to == FS_MODE_FILES)
-		marker_set(fs, "files"); /* a files period ends or begins */
-	set_mode(fs, from, to);
-	LOG_INFO("mode changed from %s to %s%s", fs_mode_name(from),
-		 fs_mode_name(to), force ? " (forced)" : "");
-	if (!force) {
-		ret = check_stable(fs, to, why, whylen);
-		if (ret < 0) {
-			LOG_ERR("mode %s is not stable (%s): back to %s",
-				fs_mode_name(to), why, fs_mode_name(from));
-			set_mode(fs, to, from);
-		}
-	}
-out:
-	pthread_mutex_unlock(&fs->mode_lock);
-	return ret;
-}
 
 /* ---- requests ---- */
 
@@ -526,6 +170,8 @@ static json_t *cmd_status(struct fs *fs)
 		json_object_set_new(st, "legacy", legacy_status(fs));
 		json_object_set_new(st, "backfill", fs_backfill_status(fs));
 		json_object_set_new(st, "shadow", fs_shadow_status(fs));
+		if (fs->fleet)
+			json_object_set_new(st, "fleet", fs_fleet_status(fs));
 	}
 	return st;
 }
@@ -547,6 +193,7 @@ static json_t *cmd_mode(struct fs *fs, json_t *req)
 		return reply_error("cannot change mode from %s to %s: %s",
 				   fs_mode_name(from), name, why);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fs_fleet_local_change(fs); /* an override of the fleet's request */
 	return json_pack(
 		"{s:b, s:s, s:s, s:b, s:f}", "ok", 1, "from",
 		fs_mode_name(from), "mode", name, "forced", force, "seconds",
@@ -602,7 +249,7 @@ static json_t *cmd_verify(struct fs *fs)
 						       vr.diff[i].name, "why",
 						       vr.diff[i].why));
 	if (vr.ndiff == 0)
-		marker_set(fs, "verified");
+		fs_mode_verified(fs);
 	reply = json_pack("{s:b, s:I, s:I, s:o}", "ok", 1, "checked",
 			  (json_int_t)vr.checked, "differences",
 			  (json_int_t)vr.ndiff, "diff", diffs);

@@ -183,6 +183,24 @@ static bool lower_expired(struct fs *fs, const char *name,
 				   fs_now_ns() / 1000000) <= 0;
 }
 
+/*
+ * Whether 'name' is another host's business: Redis holds it as another
+ * host wrote it last, and the file underneath is absent or older.  In a
+ * fleet each host has its own files underneath, so a session written
+ * through another host is missing (or older) in this host's files, and
+ * that is no reason to keep this host from redis-first; a file here newer
+ * than Redis (written here in a files period) still is, and so is one of
+ * the same mtime (a copy made under another host id) whose bytes differ.
+ */
+static bool other_hosts(struct fs *fs, const struct be_file *rf,
+			const struct be_file *lf)
+{
+	if (rf->state == BE_ABSENT || !rf->has_meta || !rf->meta.host[0] ||
+	    strcmp(rf->meta.host, fs->host_id) == 0)
+		return false;
+	return lf->state != BE_PRESENT || lf->meta.mtime_ns < rf->meta.mtime_ns;
+}
+
 /* Compares one name in both stores; caller holds its stripe. */
 static int verify_one(struct fs *fs, struct be_conn *c, const char *name,
 		      struct fs_verify_result *vr)
@@ -197,6 +215,8 @@ static int verify_one(struct fs *fs, struct be_conn *c, const char *name,
 	if (ret == -EINVAL) {
 		why = "not a regular file underneath";
 		ret = 0;
+	} else if (ret == 0 && other_hosts(fs, &rf, &lf)) {
+		why = NULL;
 	} else if (ret < 0) {
 		why = "unreadable";
 	} else if (rf.state == BE_PRESENT && lf.state != BE_PRESENT) {

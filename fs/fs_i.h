@@ -37,6 +37,7 @@
 #include <fuse_lowlevel.h>
 
 #include "conn.h"
+#include "mode.h"
 #include "mountpt.h"
 #include "nameset.h"
 #include "store.h"
@@ -72,14 +73,6 @@ static inline int64_t fs_mono_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
-
-/* The migration modes, in the order a migration goes through them. */
-enum fs_mode {
-	FS_MODE_FILES = 0,
-	FS_MODE_DUAL_WRITE,
-	FS_MODE_REDIS_FIRST,
-	FS_MODE_REDIS_ONLY,
-};
 
 /** Everything the command line sets; see fs/main.c for the table. */
 struct fs_config {
@@ -316,6 +309,7 @@ struct fs {
 	unsigned int shadow_percent;
 	_Atomic uint64_t shadow_reads;
 	_Atomic uint64_t shadow_counts[6];
+	struct fs_fleet *fleet; /* follower.h; NULL when not started */
 };
 
 /* inode.c */
@@ -483,9 +477,6 @@ void fs_count_reindex(struct fs *fs, const char *const *names, size_t n);
 void fs_count_changed(struct fs *fs, const char *name, bool removed);
 
 /* route.c: each session operation to the stores of the mode */
-enum fs_mode fs_mode_get(struct fs *fs);
-const char *fs_mode_name(enum fs_mode mode);
-int fs_mode_parse(const char *s, enum fs_mode *mode);
 /** Opens the journal at 'journal_path'; -1 with a reason in 'err'. */
 int fs_route_init(struct fs *fs, const char *journal_path, char *err,
 		  size_t errlen);
@@ -543,12 +534,6 @@ int fs_manifest_apply(struct fs *fs);
 void fs_manifest_save(struct fs *fs);
 /** After a corrupt journal: journals every lower name for a re-check. */
 int fs_journal_reverify(struct fs *fs);
-/** Records the current mode, so a crash restart comes back in it. */
-void fs_mode_save(struct fs *fs);
-/** The mode recorded by a daemon that did not unmount cleanly. */
-int fs_mode_load(struct fs *fs, enum fs_mode *mode);
-/** Removes the record at a clean unmount. */
-void fs_mode_forget(struct fs *fs);
 /** <ctl_dir>/<mount id>.sock; new string. */
 char *fs_ctl_path(struct fs *fs);
 /** sessfs layers on the mountpoint: all, and dead ones. */
@@ -583,9 +568,36 @@ void fs_verify_release(struct fs_verify_result *vr);
 /** Starts listening on /run/sessfs/<id>.sock (or ctl_dir); 0 or -errno. */
 int fs_ctl_start(struct fs *fs);
 void fs_ctl_stop(struct fs *fs);
-/** Changes the mode at run time with the guards of DESIGN.md. */
+
+/* modeswitch.c: the mount's mode at run time (rules: mode.h) */
+/** The mode now.  Any thread, any locks. */
+enum fs_mode fs_mode_get(struct fs *fs);
+/**
+ * Changes the mode to 'to' at run time: the guards of mode.h (skipped
+ * with 'force'), the stability checks before and after (a failed one
+ * after puts the old mode back).  0, or -errno with the reason in 'why'.
+ * Takes fs->mode_lock and every name stripe: call with no lock held.
+ */
 int fs_mode_change(struct fs *fs, enum fs_mode to, bool force, char *why,
 		   size_t whylen);
+/**
+ * Gathers what the guards of 'from' -> 'to' need (the markers are read
+ * from Redis only for dual-write -> redis-first).  0, or -errno with the
+ * reason in 'why'.
+ */
+int fs_mode_facts(struct fs *fs, enum fs_mode from, enum fs_mode to,
+		  struct fs_mode_facts *facts, char *why, size_t whylen);
+/** Probes the stores 'mode' uses and the recent error rate; as above. */
+int fs_mode_check_stable(struct fs *fs, enum fs_mode mode, char *why,
+			 size_t whylen);
+/** Records a clean verify of this host's files (its marker and the prefix's). */
+int fs_mode_verified(struct fs *fs);
+/** Records the current mode, so a crash restart comes back in it. */
+void fs_mode_save(struct fs *fs);
+/** The mode recorded by a daemon that did not unmount cleanly. */
+int fs_mode_load(struct fs *fs, enum fs_mode *mode);
+/** Removes the record at a clean unmount. */
+void fs_mode_forget(struct fs *fs);
 
 /* tracked.c: tracked lookups (-o cache=tracking) */
 /** What a store call may keep: taken before the call. */

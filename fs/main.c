@@ -29,6 +29,7 @@
 #include "acl.h"
 #include "backfill.h"
 #include "fs_i.h"
+#include "follower.h"
 #include "kio.h"
 #include "log.h"
 #include "lowerstore.h"
@@ -163,7 +164,7 @@ static void usage(const char *prog)
 	       "                           (default: the URL's host); the\n"
 	       "                           certificate and name are always\n"
 	       "                           verified\n"
-	       "    -o host_id=ID          this host's id in the meta keys\n"
+	       "    -o host_id=ID          this host's id in the meta keys and the fleet\n"
 	       "    -o ctl_dir=DIR         where the control socket lives\n"
 	       "                           (default /run/sessfs)\n"
 	       "    -o cache=tracking      in redis-only, answer lookups of\n"
@@ -742,6 +743,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 		LOG_ERR("cannot start the metrics thread: no GET /metrics");
 	if (fs_backfill_start(fs) < 0)
 		LOG_ERR("cannot start the backfill thread: no copy --mount");
+	if (fs_fleet_start(fs) < 0)
+		LOG_ERR("cannot start the fleet follower: fleet requests are not followed");
 	/* READY=1 once our layer answers a stat, then the watchdog. */
 	if (fs_notify_start(fs, fs->mp.dev) < 0)
 		LOG_ERR("cannot start the systemd supervisor: no READY=1 will be sent");
@@ -759,6 +762,7 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fuse_session_unmount(se);
 	fs_notify_stop();
 	fs_ctl_stop(fs);
+	fs_fleet_stop(fs);
 	if (!fs->manifest_saved)
 		fs_manifest_save(fs);
 	fs_mode_forget(fs);

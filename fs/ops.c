@@ -1026,7 +1026,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  */
 static bool count_in_lower(struct fs *fs, const char *name)
 {
-	return fs_mode_get(fs) <= FS_MODE_REDIS_FIRST &&
+	return fs_mode_count_in_lower(fs_mode_get(fs)) &&
 	       strcmp(name, BE_CACHELIB_COUNT_NAME) == 0;
 }
 
@@ -1034,7 +1034,7 @@ static bool count_in_lower(struct fs *fs, const char *name)
 static bool local_in_memory(struct fs *fs, const char *name)
 {
 	return be_name_classify(&fs->sc.ks, name) == BE_NAME_LOCAL &&
-	       fs_mode_get(fs) >= FS_MODE_REDIS_FIRST &&
+	       fs_mode_locals_in_memory(fs_mode_get(fs)) &&
 	       !count_in_lower(fs, name);
 }
 

@@ -39,41 +39,6 @@
 #define FS_PROBE_MS    100
 #define FS_REPAIR_MS   500
 
-enum fs_mode fs_mode_get(struct fs *fs)
-{
-	return atomic_load(&fs->mode);
-}
-
-const char *fs_mode_name(enum fs_mode mode)
-{
-	switch (mode) {
-	case FS_MODE_FILES:
-		return "files";
-	case FS_MODE_DUAL_WRITE:
-		return "dual-write";
-	case FS_MODE_REDIS_FIRST:
-		return "redis-first";
-	default:
-		return "redis-only";
-	}
-}
-
-int fs_mode_parse(const char *s, enum fs_mode *mode)
-{
-	static const enum fs_mode all[] = { FS_MODE_FILES, FS_MODE_DUAL_WRITE,
-					    FS_MODE_REDIS_FIRST,
-					    FS_MODE_REDIS_ONLY };
-	size_t i;
-
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (strcmp(s, fs_mode_name(all[i])) == 0) {
-			*mode = all[i];
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 /* True for the errors that say Redis is unreachable, not "no such key". */
 static bool is_transport_err(int ret)
 {
@@ -474,7 +439,7 @@ static bool is_session(struct fs *fs, const char *name)
 
 bool fs_route_cacheable(struct fs *fs, const char *name)
 {
-	return fs_mode_get(fs) == FS_MODE_REDIS_ONLY && is_session(fs, name) &&
+	return fs_mode_may_track(fs_mode_get(fs)) && is_session(fs, name) &&
 	       !be_journal_get(fs->rt.journal, name) &&
 	       !fs_route_is_fenced(fs, name);
 }

@@ -47,49 +47,6 @@ char *fs_ctl_path(struct fs *fs)
 	return path;
 }
 
-void fs_mode_save(struct fs *fs)
-{
-	char *path = fs_state_path(fs, "mode"), *tmp = NULL;
-	FILE *f;
-
-	if (!path || asprintf(&tmp, "%s.tmp", path) < 0)
-		goto out;
-	f = fopen(tmp, "w");
-	if (!f)
-		goto out;
-	fprintf(f, "%s\n", fs_mode_name(fs_mode_get(fs)));
-	if (fclose(f) == 0 && rename(tmp, path) < 0)
-		unlink(tmp);
-out:
-	free(tmp);
-	free(path);
-}
-
-int fs_mode_load(struct fs *fs, enum fs_mode *mode)
-{
-	char *path = fs_state_path(fs, "mode"), line[64] = "";
-	FILE *f = path ? fopen(path, "r") : NULL;
-	int ret = -ENOENT;
-
-	if (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		ret = fs_mode_parse(line, mode);
-	}
-	if (f)
-		fclose(f);
-	free(path);
-	return ret;
-}
-
-void fs_mode_forget(struct fs *fs)
-{
-	char *path = fs_state_path(fs, "mode");
-
-	if (path)
-		unlink(path);
-	free(path);
-}
-
 void fs_layers(struct fs *fs, unsigned int *layers, unsigned int *dead)
 {
 	struct fs_mountpt_layers l;

@@ -34,7 +34,7 @@ static atomic_uint *stripe_count(struct fs *fs, const char *name)
 /* The epoch entries are made in now, or 0 when none may be. */
 static uint64_t epoch_now(struct fs *fs)
 {
-	if (!fs->tracker || fs_mode_get(fs) != FS_MODE_REDIS_ONLY)
+	if (!fs->tracker || !fs_mode_may_track(fs_mode_get(fs)))
 		return 0;
 	return be_tracker_epoch(fs->tracker);
 }

@@ -363,6 +363,11 @@ bool mig_status_is_problem(enum mig_status s);
 	"  --ctl-dir DIR          where its control socket is (the mount's\n" \
 	"                         -o ctl_dir; default /run/sessfs)\n"
 
+/* The line of --help of mode, status and rollback that names --fleet. */
+#define MIG_FLEET_OPTION_HELP                                                        \
+	"  --fleet URL            every mount of --prefix, on every host, through\n" \
+	"                         Redis instead (see '--fleet URL --help')\n"
+
 struct json_t;
 
 /** A connection to a mount's daemon; see mig_ctl_open(). */
@@ -426,6 +431,12 @@ int cmd_export(int argc, char **argv);
 int cmd_mode(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+/* fleet.c: mode, status and rollback with --fleet URL (mode.c etc. hand over) */
+/** Whether 'argv' holds --fleet: the fleet form of mode, status or rollback. */
+bool mig_fleet_wanted(int argc, char **argv);
+int cmd_fleet_mode(int argc, char **argv);
+int cmd_fleet_status(int argc, char **argv);
+int cmd_fleet_rollback(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);

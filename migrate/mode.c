@@ -50,7 +50,7 @@ static void usage(FILE *out)
 		"  dual-write -> redis-first        the repair journal must be empty and\n"
 		"                                   a copy + verify done since the last\n"
 		"                                   files period ('verify --mount')\n"
-		"\n" MIG_ONLINE_OPTIONS_HELP
+		"\n" MIG_ONLINE_OPTIONS_HELP MIG_FLEET_OPTION_HELP
 		"  --force                skip the checks above (the stores are still\n"
 		"                         probed); only when you know the data is current\n"
 		"  --json                 print the daemon's reply as JSON\n"
@@ -190,6 +190,8 @@ int cmd_mode(int argc, char **argv)
 	json_t *req, *reply = NULL;
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_mode(argc, argv);
 	ret = parse_args(&m, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;

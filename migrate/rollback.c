@@ -68,7 +68,7 @@ static void usage(FILE *out)
 		"               the app holds open are finished through the daemon)\n"
 		"Each step is printed with its duration.  A failed step stops the\n"
 		"rollback in a safe mode, named in the message; run it again to resume.\n"
-		"\n" MIG_ONLINE_OPTIONS_HELP
+		"\n" MIG_ONLINE_OPTIONS_HELP MIG_FLEET_OPTION_HELP
 		"  --no-unmount           stop in mode files, still mounted\n"
 		"  --sessfs PATH          the sessfs executable, whose -u unmounts every\n"
 		"                         layer (default: sessfs on PATH; without -u,\n"
@@ -558,6 +558,8 @@ int cmd_rollback(int argc, char **argv)
 	char mode[32] = "";
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_rollback(argc, argv);
 	ret = parse_args(&rb, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;

@@ -37,7 +37,7 @@ static void usage(FILE *out)
 		"current (a rollback to files needs them), the sessfs layers\n"
 		"stacked on the mountpoint, and whether sessions only in the files\n"
 		"underneath are still read (-o legacy_reads_until).\n"
-		"\n" MIG_ONLINE_OPTIONS_HELP
+		"\n" MIG_ONLINE_OPTIONS_HELP MIG_FLEET_OPTION_HELP
 		"  --json                 print the daemon's status as JSON, with\n"
 		"                         \"healthy\" and \"problems\" added\n"
 		"  --metrics              print the daemon's metrics in Prometheus's\n"
@@ -278,6 +278,28 @@ static void print_shadow(json_t *s)
 	       (long long)int_of(s, "errors"));
 }
 
+/* The fleet follower (--fleet); a daemon before it says nothing. */
+static void print_fleet(json_t *f)
+{
+	const char *desired, *blocked;
+
+	if (!f)
+		return;
+	desired = json_string_value(json_object_get(f, "desired"));
+	blocked = json_string_value(json_object_get(f, "blocked"));
+	if (!desired) {
+		printf("fleet:       no fleet mode set (heartbeat as '%s')\n",
+		       str_of(f, "host"));
+		return;
+	}
+	printf("fleet:       desired %s (request %lld)%s%s%s\n", desired,
+	       (long long)int_of(f, "request"),
+	       json_is_true(json_object_get(f, "override"))
+		       ? ", OVERRIDDEN here by 'mode --mount'"
+		       : "",
+	       blocked ? ", blocked: " : "", blocked ? blocked : "");
+}
+
 static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 {
 	json_t *recent = json_object_get(st, "recent");
@@ -318,6 +340,7 @@ static void print_human(const struct mig_ctl *ctl, json_t *st, json_t *problems)
 	print_legacy(json_object_get(st, "legacy"), mode);
 	print_backfill(json_object_get(st, "backfill"));
 	print_shadow(json_object_get(st, "shadow"));
+	print_fleet(json_object_get(st, "fleet"));
 	printf("host id:     %s\n", str_of(st, "host_id"));
 	printf("daemon:      sessfs %s, protocol %lld, socket %s\n",
 	       str_of(st, "version"), (long long)int_of(st, "protocol"),
@@ -331,6 +354,8 @@ int cmd_status(int argc, char **argv)
 	json_t *reply = NULL, *problems;
 	int ret, code;
 
+	if (mig_fleet_wanted(argc, argv))
+		return cmd_fleet_status(argc, argv);
 	ret = parse_args(&s, argc, argv);
 	if (ret)
 		return ret > 0 ? MIG_EXIT_OK : MIG_EXIT_USAGE;

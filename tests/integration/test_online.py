@@ -327,7 +327,8 @@ def test_refused_transitions_and_force(redis, redis_server, sessdir, checker,
                     "'sessfs-migrate mode dual-write --mount %s'" % m.mnt)
         assert on.status()["mode"] == "files"
         on.mode("dual-write")
-        refused("redis-first", "no copy + verify has completed since the "
+        refused("redis-first", "no copy + verify of this host's files has "
+                "completed since the "
                 "last files period")
         # A legacy file Redis does not have yet: verify says so (exit 1),
         # until a copy brings it (read underneath the live mount).

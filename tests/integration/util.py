@@ -547,10 +547,16 @@ def set_times(r, prefix, name, mtime_ns=None, ctime_ns=None):
     r.hset(meta_key(prefix, name), mapping=fields)
 
 
+# Every mount heartbeats into its prefix's fleet keys (DESIGN.md, "Fleet").
+FLEET_KEY = re.compile(r"\{sessfs\}:fleet:")
+
+
 def keys_of(r, prefix=""):
+    """The keys under 'prefix', but for the fleet's heartbeat keys."""
     return sorted(k.decode(errors="replace")
                   for k in r.scan_iter(match=prefix.encode() + b"*",
-                                       count=1000))
+                                       count=1000)
+                  if not FLEET_KEY.search(k.decode(errors="replace")))
 
 
 # --------------------------------------------------------------- sessfs
