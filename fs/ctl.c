@@ -506,7 +506,7 @@ static json_t *cmd_status(struct fs *fs)
 		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
 		"mountpoint", fs->cfg.mountpoint, "redis", fs->display_url,
 		"prefix", fs->sc.ks.prefix, "host_id", fs->host_id, "redis_up",
-		!fs->rt.redis_down, "journal",
+		!fs_route_redis_down(fs), "journal",
 		(json_int_t)be_journal_count(fs->rt.journal), "journal_corrupt",
 		fs->rt.journal_corrupt, "fenced",
 		(json_int_t)fs_nameset_count(&fs->rt.fenced), "recent", "ops",
