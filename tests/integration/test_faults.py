@@ -350,9 +350,28 @@ def lower_values(view, names):
     return out
 
 
-def run_fault(fault, mode, m, mm, server, r, view, load, proxy):
-    """Applies 'fault' and takes it away; returns what recovery needs to
-    wait for beyond the writers (a restarted daemon's process)."""
+def restart_daemon(m, checker, load):
+    """kill -9 of the daemon of 'm' under the load, then sessfs started
+    again on the same mountpoint (the restart path, DESIGN.md "Crash
+    restart"); returns its process.  m.killed makes util.mounted() end
+    with sessfs -u, which removes both layers."""
+    m.killed = True
+    m.proc.kill()
+    m.proc.wait(10)
+    wait_for(lambda: load.errors["ENOTCONN"] > 0, 10 * SLOW,
+             "clients seeing the dead mount")
+    time.sleep(FAULT_S / 2)
+    with open(checker.path, "ab") as log:
+        return subprocess.Popen(m.cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def run_fault(fault, m, checker, server, r, view, load, proxy):
+    """Applies 'fault' and takes it away; returns the restarted daemon's
+    process for daemon-kill9, else None."""
+    if fault == "daemon-kill9":
+        return restart_daemon(m, checker, load)
     if fault in ("redis-kill9-aof", "redis-kill9-nopersist"):
         server.kill9()
         time.sleep(FAULT_S)
@@ -388,6 +407,7 @@ def run_fault(fault, mode, m, mm, server, r, view, load, proxy):
         Burst(m.mnt, FAULT_S).join(load)
     else:
         raise AssertionError(fault)
+    return None
 
 
 @pytest.mark.parametrize("fault,mode", [
@@ -414,21 +434,8 @@ def test_fault(fault, mode, servers, tmp, checker):
                 load.start()
                 try:
                     load.progress()
-                    if fault == "daemon-kill9":
-                        m.killed = True
-                        m.proc.kill()
-                        m.proc.wait(10)
-                        wait_for(lambda: load.errors["ENOTCONN"] > 0,
-                                 10 * SLOW, "clients seeing the dead mount")
-                        time.sleep(FAULT_S / 2)
-                        log = open(checker.path, "ab")
-                        restarted = subprocess.Popen(
-                            m.cmd, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-                        log.close()
-                    else:
-                        run_fault(fault, mode, m, mm, server, r, view, load,
-                                  proxy)
+                    restarted = run_fault(fault, m, checker, server, r,
+                                          view, load, proxy)
                     load.fault_ended()
                     took = load.recovered()
                     if mode in WRITES_REDIS:  # files journals for good
