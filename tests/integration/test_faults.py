@@ -96,7 +96,10 @@ _OUTAGE = {"dual-write": set(), "redis-first": {"EIO"},
            "redis-only": {"EIO"}}
 EXPECTED_ERRORS = {
     "redis-kill9-aof": _OUTAGE,
-    "redis-kill9-nopersist": _OUTAGE,
+    # Redis restarted empty forgot the names: in redis-only an open or
+    # unlink of one the kernel had just looked up finds nothing (ENOENT;
+    # met under TSan, where the window is wider).
+    "redis-kill9-nopersist": {**_OUTAGE, "redis-only": {"EIO", "ENOENT"}},
     "redis-paused": _OUTAGE,
     "redis-maxmemory": {"dual-write": set(), "redis-first": {"ENOSPC"},
                         "redis-only": {"ENOSPC"}},
