@@ -317,9 +317,9 @@ run_asan_tests()
 # parallel requests, mode changes under load (test_online), Redis
 # outages (test_resilience, test_modes_outage in redis-only), the inode
 # trimmer, client tracking, kill -9 and restart under load, and the
-# fault matrix: 3 min 37 s on 2 cores beside five other sessions' builds
-# and tests (load average about 20), plus the clang build (about 4 min
-# there).  test_modes_outage (167 s), test_count (53 s), test_metrics
+# fault matrix: 3 min 43 s with the unit tests, on 2 cores beside five
+# other sessions' builds and tests (load average 10-20), plus the clang
+# build (45 s to 4 min there, with the load).  test_modes_outage (167 s), test_count (53 s), test_metrics
 # and test_sentinel (175 s) gave no TSan report either; left out for
 # time.
 TSAN_TESTS=(
