@@ -689,8 +689,10 @@ static void client_add(struct fs *fs, struct ctl_client *cl)
 	pthread_mutex_unlock(&fs->ctl_lock);
 }
 
-/* Unlinks and closes 'cl' under ctl_lock: fs_ctl_stop() never shuts
- * down an fd number a later open() reused. */
+/*
+ * Unlinks, closes and frees 'cl'.  The close is under ctl_lock, so
+ * fs_ctl_stop() never shuts down an fd number a later open() reused.
+ */
 static void client_end(struct ctl_client *cl)
 {
 	struct fs *fs = cl->fs;
@@ -850,11 +852,9 @@ int fs_ctl_start(struct fs *fs)
 
 /*
  * A client thread still answering (a `status` during the unmount) reads
- * fs, which main() frees after this returns: its connection is shut down
- * (recv() returns 0, a reply fails) and the thread waited for.  The
- * threads were detached and left running until ThreadSanitizer showed a
- * `status` thread reading the journal and the endpoint main() was
- * freeing (issue 18).
+ * fs, the journal and the endpoint, which main() frees after this
+ * returns: every connection is shut down (recv() returns 0, a reply
+ * fails) and every client thread waited for.
  */
 void fs_ctl_stop(struct fs *fs)
 {

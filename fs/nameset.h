@@ -41,8 +41,7 @@ size_t fs_nameset_count(struct fs_nameset *s);
  * of a caller that looks a name up only when the set is not empty.  A name
  * added before, under the same per-name lock the caller holds, is seen; a
  * change by another thread may be seen late, which only costs (or saves) a
- * locked look for a name that is not its own.  (A plain read of the count
- * was a data race: ThreadSanitizer, issue 18.)
+ * locked look for a name that is not its own.  Any thread.
  */
 bool fs_nameset_any(struct fs_nameset *s);
 

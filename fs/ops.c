@@ -214,9 +214,8 @@ static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
 /*
  * Replies with an entry for 'inode', counting the kernel's reference.
  * Caller holds no inode lock: the attributes are read under inode->lock,
- * since a WRITE or SETATTR on another thread changes them under it (a
- * LOOKUP read them unlocked, and could answer a size torn between the
- * committed and the draft attributes: ThreadSanitizer, issue 18).
+ * since a WRITE or SETATTR on another thread changes them under it (else
+ * a size torn between the committed and the draft attributes).
  */
 static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *inode)
 {
