@@ -153,7 +153,7 @@ static json_t *cmd_status(struct fs *fs)
 		PACKAGE_VERSION, "mode", fs_mode_name(fs_mode_get(fs)),
 		"mountpoint", fs->cfg.mountpoint, "redis", fs->display_url,
 		"prefix", fs->sc.ks.prefix, "host_id", fs->host_id, "redis_up",
-		!fs->rt.redis_down, "journal",
+		!fs_route_redis_down(fs), "journal",
 		(json_int_t)be_journal_count(fs->rt.journal), "journal_corrupt",
 		fs->rt.journal_corrupt, "fenced",
 		(json_int_t)fs_nameset_count(&fs->rt.fenced), "recent", "ops",
@@ -325,10 +325,44 @@ static json_t *handle(struct fs *fs, const char *line)
 
 /* ---- the socket ---- */
 
+/* A control connection, on fs->ctl_clients while its thread runs. */
 struct ctl_client {
 	struct fs *fs;
 	int fd;
+	struct ctl_client *next, *prev;
 };
+
+static void client_add(struct fs *fs, struct ctl_client *cl)
+{
+	pthread_mutex_lock(&fs->ctl_lock);
+	cl->prev = NULL;
+	cl->next = fs->ctl_clients;
+	if (cl->next)
+		cl->next->prev = cl;
+	fs->ctl_clients = cl;
+	pthread_mutex_unlock(&fs->ctl_lock);
+}
+
+/*
+ * Unlinks, closes and frees 'cl'.  The close is under ctl_lock, so
+ * fs_ctl_stop() never shuts down an fd number a later open() reused.
+ */
+static void client_end(struct ctl_client *cl)
+{
+	struct fs *fs = cl->fs;
+
+	pthread_mutex_lock(&fs->ctl_lock);
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		fs->ctl_clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	close(cl->fd);
+	pthread_cond_broadcast(&fs->ctl_cond);
+	pthread_mutex_unlock(&fs->ctl_lock);
+	free(cl);
+}
 
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -385,8 +419,7 @@ static void *client_thread(void *arg)
 	}
 out:
 	free(buf);
-	close(cl->fd);
-	free(cl);
+	client_end(cl);
 	return NULL;
 }
 
@@ -430,9 +463,9 @@ static void *accept_thread(void *arg)
 		}
 		cl->fs = fs;
 		cl->fd = fd;
+		client_add(fs, cl);
 		if (pthread_create(&t, NULL, client_thread, cl) != 0) {
-			close(fd);
-			free(cl);
+			client_end(cl);
 			continue;
 		}
 		pthread_detach(t);
@@ -447,6 +480,9 @@ int fs_ctl_start(struct fs *fs)
 
 	if (!path)
 		return -ENOMEM;
+	pthread_mutex_init(&fs->ctl_lock, NULL);
+	pthread_cond_init(&fs->ctl_cond, NULL);
+	fs->ctl_clients = NULL;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		free(path);
 		return -ENAMETOOLONG;
@@ -468,11 +504,26 @@ int fs_ctl_start(struct fs *fs)
 	return 0;
 }
 
+/*
+ * A client thread still answering (a `status` during the unmount) reads
+ * fs, the journal and the endpoint, which main() frees after this
+ * returns: every connection is shut down (recv() returns 0, a reply
+ * fails) and every client thread waited for.
+ */
 void fs_ctl_stop(struct fs *fs)
 {
+	struct ctl_client *cl;
+
 	atomic_store(&fs->ctl_stopping, true);
-	if (fs->ctl_started)
+	if (fs->ctl_started) {
 		pthread_join(fs->ctl_thread, NULL);
+		pthread_mutex_lock(&fs->ctl_lock);
+		for (cl = fs->ctl_clients; cl; cl = cl->next)
+			shutdown(cl->fd, SHUT_RDWR);
+		while (fs->ctl_clients)
+			pthread_cond_wait(&fs->ctl_cond, &fs->ctl_lock);
+		pthread_mutex_unlock(&fs->ctl_lock);
+	}
 	if (fs->ctl_fd > 0)
 		close(fs->ctl_fd);
 	if (fs->ctl_path)

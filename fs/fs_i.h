@@ -268,6 +268,14 @@ struct fs {
 	pthread_t ctl_thread;
 	bool ctl_started;
 	_Atomic bool ctl_stopping;
+	/*
+	 * The control clients' threads (detached): fs_ctl_stop() ends their
+	 * connections and waits for the last before fs is torn down.  Under
+	 * ctl_lock, with ctl_cond signalled as one ends.
+	 */
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	struct ctl_client *ctl_clients;
 	int lower_fd; /* the directory under the mount, opened before it */
 	/*
 	 * -o legacy_reads_until: from this CLOCK_REALTIME ns on, redis-first

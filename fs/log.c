@@ -29,7 +29,9 @@ static const char *level_name(int level)
 	}
 }
 
-static void log_va(int level, const char *fmt, va_list ap)
+/* printf-checked like fs_log() (clang's -Wformat-nonliteral wants it). */
+__attribute__((format(printf, 2, 0))) static void
+log_va(int level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	int n;
@@ -53,8 +55,8 @@ void fs_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void fuse_log_func(enum fuse_log_level level, const char *fmt,
-			  va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+fuse_log_func(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	/* libfuse's levels are syslog's, as ours. */
 	if ((int)level <= fs_log_level)

@@ -49,7 +49,8 @@ void fs_nameset_release(struct fs_nameset *s)
 	free(s->buckets);
 	pthread_mutex_destroy(&s->lock);
 	s->buckets = NULL;
-	s->nbuckets = s->count = 0;
+	s->nbuckets = 0;
+	s->count = 0;
 }
 
 static struct fs_name_node **find(struct fs_nameset *s, const char *name,
@@ -146,6 +147,11 @@ bool fs_nameset_has(struct fs_nameset *s, const char *name)
 	has = s->count && find(s, name, fs_name_hash(name)) != NULL;
 	pthread_mutex_unlock(&s->lock);
 	return has;
+}
+
+bool fs_nameset_any(struct fs_nameset *s)
+{
+	return atomic_load_explicit(&s->count, memory_order_relaxed) != 0;
 }
 
 size_t fs_nameset_count(struct fs_nameset *s)

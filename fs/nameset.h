@@ -8,6 +8,7 @@
 #define FS_NAMESET_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,7 +21,8 @@ struct fs_nameset {
 	pthread_mutex_t lock;
 	struct fs_name_node **buckets;
 	size_t nbuckets; /* a power of two, 0 until the first add */
-	size_t count;
+	/* Changed under lock; atomic for fs_nameset_any()'s unlocked look. */
+	_Atomic size_t count;
 	size_t max; /* 0: unbounded */
 };
 
@@ -34,5 +36,13 @@ int fs_nameset_add(struct fs_nameset *s, const char *name);
 bool fs_nameset_remove(struct fs_nameset *s, const char *name);
 bool fs_nameset_has(struct fs_nameset *s, const char *name);
 size_t fs_nameset_count(struct fs_nameset *s);
+/**
+ * Whether the set holds any name, without taking the lock: the fast path
+ * of a caller that looks a name up only when the set is not empty.  A name
+ * added before, under the same per-name lock the caller holds, is seen; a
+ * change by another thread may be seen late, which only costs (or saves) a
+ * locked look for a name that is not its own.  Any thread.
+ */
+bool fs_nameset_any(struct fs_nameset *s);
 
 #endif /* FS_NAMESET_H */

@@ -199,6 +199,7 @@ static int read_name(struct fs *fs, const char *name, bool want_data,
 	return read_name_as(fs, name, want_data, want_data, f);
 }
 
+/* The entry of 'inode'; caller holds inode->lock. */
 static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
 {
 	memset(e, 0, sizeof(*e));
@@ -210,12 +211,19 @@ static void fill_entry(struct fuse_entry_param *e, struct fs_inode *inode)
 	e->entry_timeout = 0;
 }
 
-/* Replies with an entry for 'inode', counting the kernel's reference. */
+/*
+ * Replies with an entry for 'inode', counting the kernel's reference.
+ * Caller holds no inode lock: the attributes are read under inode->lock,
+ * since a WRITE or SETATTR on another thread changes them under it (else
+ * a size torn between the committed and the draft attributes).
+ */
 static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *inode)
 {
 	struct fuse_entry_param e;
 
+	pthread_mutex_lock(&inode->lock);
 	fill_entry(&e, inode);
+	pthread_mutex_unlock(&inode->lock);
 	fs_inode_lookup_inc(fs, inode);
 	if (fuse_reply_entry(req, &e) != 0)
 		fs_inode_forget(fs, e.ino, 1); /* the request was interrupted */

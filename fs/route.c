@@ -216,13 +216,15 @@ void fs_route_fence(struct fs *fs, const char *name, int err)
 
 void fs_route_unfence(struct fs *fs, const char *name)
 {
-	if (fs->rt.fenced.count && fs_nameset_remove(&fs->rt.fenced, name))
+	if (fs_nameset_any(&fs->rt.fenced) &&
+	    fs_nameset_remove(&fs->rt.fenced, name))
 		LOG_INFO("'%s' read again: fence lifted", name);
 }
 
 bool fs_route_is_fenced(struct fs *fs, const char *name)
 {
-	return fs->rt.fenced.count && fs_nameset_has(&fs->rt.fenced, name);
+	return fs_nameset_any(&fs->rt.fenced) &&
+	       fs_nameset_has(&fs->rt.fenced, name);
 }
 
 /* Records who wrote 'name' last, as far as this host knows. */
@@ -230,7 +232,7 @@ static void note_writer(struct fs *fs, const char *name, const char *host)
 {
 	if (strcmp(host, fs->host_id) == 0)
 		fs_nameset_add(&fs->rt.mine, name);
-	else if (fs->rt.mine.count)
+	else if (fs_nameset_any(&fs->rt.mine))
 		fs_nameset_remove(&fs->rt.mine, name);
 }
 

@@ -38,10 +38,11 @@ def test_walk_then_idle_inodes_are_freed(mode, redis_server, tmp, sessdir,
             assert set(names) <= listed
             for n in names:
                 assert os.stat(m.path(n)).st_size == len(n)
-            # Far more than it keeps; the trimmer may already have freed
-            # the first ones walked if the walk took over a second (it
-            # did, once, under ASan).
-            assert mm.status()["inodes"] >= N - TRIM_KEEP
+            # More than it keeps, so there is something to free; the
+            # trimmer may already have freed the first ones walked if the
+            # walk took over a second (it did, once, under ASan; under
+            # ThreadSanitizer 1277 of 3000 were left).
+            assert mm.status()["inodes"] > TRIM_KEEP + 16
 
             wait_for(lambda: mm.status()["inodes"] <= TRIM_KEEP + 16, 30,
                      "the idle inodes to be freed", interval=0.2)

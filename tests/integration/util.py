@@ -547,6 +547,78 @@ def set_times(r, prefix, name, mtime_ns=None, ctime_ns=None):
     r.hset(meta_key(prefix, name), mapping=fields)
 
 
+class CutProxy:
+    """A TCP proxy to a redis-server on loopback that passes every byte
+    through until armed with arm(n): then, n times, a request chunk
+    holding one of 'triggers' (e.g. b"EVALSHA") is passed on to the
+    server and the client's connection dropped at once; the server's end
+    closes when its reply comes back, so the command ran and its reply
+    reaches nobody (a connection cut mid-pipeline).  test_faults.py's
+    cut-mid-pipeline fault; test_sentinel.py has a WAIT-only variant."""
+
+    def __init__(self, port, triggers):
+        self.port = free_port()
+        self.to = port
+        self.triggers = tuple(triggers)
+        self.lock = threading.Lock()
+        self.armed = 0
+        self.cuts = 0
+        self.lsock = socket.create_server(("127.0.0.1", self.port))
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, n):
+        with self.lock:
+            self.armed = n
+
+    def _take(self, data):
+        with self.lock:
+            if self.armed > 0 and any(t in data for t in self.triggers):
+                self.armed -= 1
+                self.cuts += 1
+                return True
+        return False
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.to))
+            except OSError:
+                c.close()
+                continue
+            self.socks += [c, s]
+            for a, b, up in ((c, s, True), (s, c, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up),
+                                 daemon=True).start()
+
+    def _pipe(self, a, b, upstream):
+        while True:
+            try:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+            except OSError:
+                break
+            if upstream and self._take(data):
+                with contextlib.suppress(OSError):
+                    a.shutdown(socket.SHUT_RDWR)
+                return
+        for x in (a, b):
+            with contextlib.suppress(OSError):
+                x.close()
+
+    def close(self):
+        self.lsock.close()
+        for x in self.socks:
+            with contextlib.suppress(OSError):
+                x.close()
+
+
 # Every mount heartbeats into its prefix's fleet keys (DESIGN.md, "Fleet").
 FLEET_KEY = re.compile(r"\{sessfs\}:fleet:")
 
