@@ -29,7 +29,9 @@ static const char *level_name(int level)
 	}
 }
 
-static void log_va(int level, const char *fmt, va_list ap)
+/* A printf-like: clang's -Wformat-nonliteral checks its callers instead. */
+static void __attribute__((format(printf, 2, 0)))
+log_va(int level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	int n;
@@ -53,8 +55,9 @@ void fs_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void fuse_log_func(enum fuse_log_level level, const char *fmt,
-			  va_list ap)
+/* libfuse's format strings are its own: checked where it calls us. */
+static void __attribute__((format(printf, 2, 0)))
+fuse_log_func(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	/* libfuse's levels are syslog's, as ours. */
 	if ((int)level <= fs_log_level)

@@ -39,7 +39,8 @@
 static pthread_mutex_t output_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mig_progress *shown_bar;
 
-static void vreport(const char *prefix, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vreport(const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[1024];
 
