@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "resp.h"
 #include "sentinel.h"
 #include "tls.h"
 #include "track.h"
@@ -144,7 +145,7 @@ void be_conn_close(struct be_conn *c)
 		close(c->fd);
 	c->fd = -1;
 	if (c->reader)
-		redisReaderFree(c->reader);
+		be_resp_reader_free(c->reader);
 	c->reader = NULL;
 }
 
@@ -299,6 +300,11 @@ static int connect_sentinel(struct be_conn *c, int64_t deadline)
 /* Maps a failed hiredis reader to -errno and a reason. */
 static int reader_error(struct be_conn *c)
 {
+	if (c->reader->err == REDIS_ERR_OOM && be_resp_refused(c->reader))
+		return set_error(
+			c, -EPROTO,
+			"protocol error: an array of more than %d or fewer than 0 elements",
+			BE_RESP_MAX_ELEMENTS);
 	if (c->reader->err == REDIS_ERR_OOM)
 		return set_error(c, -ENOMEM, "out of memory");
 	return set_error(c, -EPROTO, "protocol error: %s", c->reader->errstr);
@@ -779,7 +785,7 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 		return fd;
 	c->fd = fd;
 	c->marks = 0;
-	c->reader = redisReaderCreate();
+	c->reader = be_resp_reader_new();
 	if (!c->reader) {
 		be_conn_close(c);
 		return set_error(c, -ENOMEM, "out of memory");

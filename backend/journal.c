@@ -961,26 +961,18 @@ static int manifest_check(const char *buf, size_t len, int64_t *written_ns)
 	return (int64_t)count == n ? 0 : -EBADMSG;
 }
 
-int be_manifest_read(const char *path, int64_t *written_ns,
-		     int (*cb)(const struct be_manifest_entry *e, void *arg),
-		     void *arg)
+int be_manifest_parse(char *buf, size_t len, int64_t *written_ns,
+		      int (*cb)(const struct be_manifest_entry *e, void *arg),
+		      void *arg)
 {
 	struct be_manifest_entry e;
-	char *buf, *p, *nl, *sp;
+	char *p, *nl, *sp;
 	int64_t written;
-	size_t len;
-	int fd, ret;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	ret = read_file(fd, &buf, &len);
-	close(fd);
-	if (ret)
-		return ret;
 	ret = manifest_check(buf, len, &written);
 	if (ret)
-		goto out_free;
+		return ret;
 	if (written_ns)
 		*written_ns = written;
 	/* Checked: now every line but the header and the end is an entry. */
@@ -998,7 +990,25 @@ int be_manifest_read(const char *path, int64_t *written_ns,
 		if (ret)
 			break;
 	}
-out_free:
+	return ret;
+}
+
+int be_manifest_read(const char *path, int64_t *written_ns,
+		     int (*cb)(const struct be_manifest_entry *e, void *arg),
+		     void *arg)
+{
+	size_t len;
+	char *buf;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ret = read_file(fd, &buf, &len);
+	close(fd);
+	if (ret)
+		return ret;
+	ret = be_manifest_parse(buf, len, written_ns, cb, arg);
 	free(buf);
 	return ret;
 }

@@ -100,4 +100,15 @@ int be_manifest_read(const char *path, int64_t *written_ns,
 		     int (*cb)(const struct be_manifest_entry *e, void *arg),
 		     void *arg);
 
+/**
+ * Parses the manifest text 'buf' of 'len' bytes as be_manifest_read()
+ * does the file's (same results, no I/O).  'buf' must hold a NUL at
+ * 'buf[len]' (read_file()'s buffers do); the lines are cut in place, so
+ * the entries' names point into 'buf' during the callback.  Pure;
+ * thread-safe on distinct buffers.
+ */
+int be_manifest_parse(char *buf, size_t len, int64_t *written_ns,
+		      int (*cb)(const struct be_manifest_entry *e, void *arg),
+		      void *arg);
+
 #endif /* BACKEND_JOURNAL_H */

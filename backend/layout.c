@@ -125,6 +125,12 @@ enum be_name_kind be_name_classify(const struct be_keyspace *ks,
 	return BE_NAME_SESSION;
 }
 
+int be_name_invalid_errno(const char *name)
+{
+	return strnlen(name, BE_NAME_MAX + 1) > BE_NAME_MAX ? -ENAMETOOLONG
+							    : -EINVAL;
+}
+
 bool be_name_is_cachelib(const char *name)
 {
 	size_t i;

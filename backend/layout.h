@@ -76,6 +76,12 @@ int be_prefix_check(const char *prefix);
 enum be_name_kind be_name_classify(const struct be_keyspace *ks,
 				   const char *name);
 
+/**
+ * The error for a name be_name_classify() calls INVALID: -ENAMETOOLONG
+ * when it is longer than BE_NAME_MAX, -EINVAL for everything else.
+ */
+int be_name_invalid_errno(const char *name);
+
 /** True for a 32-lowercase-hex name (cachelib/Flask-Session). */
 bool be_name_is_cachelib(const char *name);
 

@@ -71,14 +71,23 @@ void be_endpoint_release(struct be_endpoint *ep)
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Writes the reason into 'err' and returns -EINVAL.  The reason quotes
+ * parts of the URL: control characters in them become '?', so that it
+ * stays the one line the header promises (fuzz_url found a newline).
+ */
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
+	char *p;
 
 	if (err && errlen) {
 		va_start(ap, fmt);
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
+		for (p = err; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 	}
 	return -EINVAL;
 }

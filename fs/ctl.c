@@ -35,6 +35,7 @@
 #include "follower.h"
 #include "acl.h"
 #include "backfill.h"
+#include "ctlreq.h"
 #include "journal.h"
 #include "kio.h"
 #include "log.h"
@@ -176,10 +177,10 @@ static json_t *cmd_status(struct fs *fs)
 	return st;
 }
 
-static json_t *cmd_mode(struct fs *fs, json_t *req)
+static json_t *cmd_mode(struct fs *fs, const struct fs_ctl_req *req)
 {
-	const char *name = json_string_value(json_object_get(req, "mode"));
-	bool force = json_is_true(json_object_get(req, "force"));
+	const char *name = req->mode;
+	bool force = req->force;
 	enum fs_mode to, from = fs_mode_get(fs);
 	char why[1024];
 	struct timespec t0, t1;
@@ -288,38 +289,43 @@ static json_t *cmd_metrics(struct fs *fs)
 
 static json_t *handle(struct fs *fs, const char *line)
 {
-	json_error_t jerr;
-	json_t *req = json_loads(line, 0, &jerr), *reply;
-	const char *cmd;
+	struct fs_ctl_req req;
+	char err[1024];
+	json_t *reply;
 
-	if (!req || !json_is_object(req)) {
-		json_decref(req);
-		return reply_error("bad request: %s",
-				   req ? "not a JSON object" : jerr.text);
-	}
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	if (!cmd)
-		reply = reply_error("bad request: no \"cmd\"");
-	else if (strcmp(cmd, "status") == 0)
+	if (fs_ctl_req_parse(line, &req, err, sizeof(err)) < 0)
+		return reply_error("%s", err);
+	switch (req.cmd) {
+	case FS_CTL_STATUS:
 		reply = cmd_status(fs);
-	else if (strcmp(cmd, "mode") == 0)
-		reply = cmd_mode(fs, req);
-	else if (strcmp(cmd, "export") == 0)
+		break;
+	case FS_CTL_MODE:
+		reply = cmd_mode(fs, &req);
+		break;
+	case FS_CTL_EXPORT:
 		reply = cmd_export(fs);
-	else if (strcmp(cmd, "verify") == 0)
+		break;
+	case FS_CTL_VERIFY:
 		reply = cmd_verify(fs);
-	else if (strcmp(cmd, "prepare-unmount") == 0)
+		break;
+	case FS_CTL_PREPARE_UNMOUNT:
 		reply = cmd_prepare_unmount(fs);
-	else if (strcmp(cmd, "metrics") == 0)
+		break;
+	case FS_CTL_METRICS:
 		reply = cmd_metrics(fs);
-	else if (strcmp(cmd, "backfill") == 0)
-		reply = fs_backfill_command(fs, req);
-	else if (strcmp(cmd, "repair") == 0)
+		break;
+	case FS_CTL_BACKFILL:
+		reply = fs_backfill_command(fs, req.json);
+		break;
+	case FS_CTL_REPAIR:
 		reply = json_pack("{s:b, s:I}", "ok", 1, "journal",
 				  (json_int_t)fs_route_repair_pass(fs));
-	else
-		reply = reply_error("unknown command '%s'", cmd);
-	json_decref(req);
+		break;
+	default:
+		reply = reply_error("unknown command");
+		break;
+	}
+	fs_ctl_req_release(&req);
 	return reply;
 }
 

@@ -398,7 +398,7 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	int ret;
 
 	if (kind == BE_NAME_INVALID) {
-		*err = -EINVAL;
+		*err = be_name_invalid_errno(name);
 		return NULL;
 	}
 	inode = fs_inode_get_name(fs, name, false, false);
@@ -1088,7 +1088,7 @@ static struct fs_inode *create_name(fuse_req_t req, const char *name,
 	int ret = 0;
 
 	if (be_name_classify(&fs->sc.ks, name) == BE_NAME_INVALID) {
-		*err = -EINVAL;
+		*err = be_name_invalid_errno(name);
 		return NULL;
 	}
 	inode = fs_inode_get_name(fs, name, false, false);
@@ -1459,7 +1459,9 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret = 0;
 
 	if (parent != FUSE_ROOT_ID || kind == BE_NAME_INVALID) {
-		fuse_reply_err(req, parent != FUSE_ROOT_ID ? ENOENT : EINVAL);
+		fuse_reply_err(req, parent != FUSE_ROOT_ID
+					    ? ENOENT
+					    : -be_name_invalid_errno(name));
 		return;
 	}
 	pthread_mutex_lock(nl);
@@ -1567,9 +1569,14 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (flags & ~RENAME_NOREPLACE || from == BE_NAME_INVALID ||
-	    to == BE_NAME_INVALID) {
+	if (flags & ~RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (from == BE_NAME_INVALID || to == BE_NAME_INVALID) {
+		fuse_reply_err(req, -be_name_invalid_errno(
+					    from == BE_NAME_INVALID ? name
+								    : newname));
 		return;
 	}
 	/* Between session names: mv falls back to copy + unlink. */

@@ -18,8 +18,10 @@
 #                              ASan/UBSan (with -o cache=tracking), the
 #                              concurrency tests under ThreadSanitizer
 #                              (clang), the unit tests under valgrind,
-#                              a smoke run of
-#                              bench/run, clang-format, shellcheck,
+#                              a smoke run of bench/run, the libFuzzer
+#                              targets (each corpus replayed, then
+#                              FUZZ_SECONDS of fuzzing each),
+#                              clang-format, shellcheck,
 #                              systemd-analyze
 #
 # .ci/run runs `test`.  Nothing here starts a service of the distribution:
@@ -369,6 +371,82 @@ run_tsan_tests()
 	return "$rc"
 }
 
+# The libFuzzer targets of tests/fuzz/ in build-fuzz (clang, ASan and
+# UBSan): `meson test --suite fuzz` replays every seed corpus, the inputs
+# that once crashed included; then each target fuzzes for FUZZ_SECONDS
+# (default 12: 10 targets, two at a time on 2 cores, about a minute) into
+# a scratch corpus, so the repository's stays as it is.  A crash fails
+# the run and leaves its input in the scratch dir, named in the log: add
+# it to tests/fuzz/corpus/<name>/ with the fix.  The scratch dir is on
+# /dev/shm when there is one: fuzz_journal writes (and fsyncs) a file per
+# input.  Only the fuzz targets are built, not sessfs.
+run_fuzz()
+{
+	local secs=${FUZZ_SECONDS:-12} scratch t f rc=0 pids=() logs=()
+	local names=()
+	for f in tests/fuzz/fuzz_*.c; do
+		f=${f##*/fuzz_}
+		names+=("${f%.c}")
+	done
+	local -x UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+	configure build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false \
+		-Dmigrate=false -Dman=disabled \
+		-Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-fuzz "${names[@]/#/tests/fuzz/fuzz_}"
+	run_meson_tests build-fuzz --suite fuzz --no-rebuild || rc=1
+	if [[ -d /dev/shm && -w /dev/shm ]]; then
+		scratch=$(mktemp -d /dev/shm/sessfs-fuzz.XXXXXX)
+	else
+		scratch=$(mktemp -d /tmp/sessfs-fuzz.XXXXXX)
+	fi
+	for t in "${names[@]}"; do
+		mkdir -p "$scratch/$t/corpus" "$scratch/$t/crash"
+		(cd "$scratch/$t/crash" &&
+			TMPDIR=$scratch "$ROOT/build-fuzz/tests/fuzz/fuzz_$t" \
+				-max_total_time="$secs" -timeout=10 \
+				-rss_limit_mb=1024 -malloc_limit_mb=512 \
+				"$scratch/$t/corpus" "$ROOT/tests/fuzz/corpus/$t" \
+				>"$scratch/$t/log" 2>&1) &
+		pids+=($!)
+		logs+=("$t")
+		if [[ ${#pids[@]} -eq 2 ]]; then
+			fuzz_wait "$scratch" pids logs || rc=1
+		fi
+	done
+	fuzz_wait "$scratch" pids logs || rc=1
+	if [[ $rc -eq 0 ]]; then
+		rm -rf "$scratch"
+		n_passed=$((n_passed + 1))
+	else
+		printf 'setup.sh: a fuzzer failed; inputs and logs in %s\n' "$scratch" >&2
+		n_failed=$((n_failed + 1))
+	fi
+	return "$rc"
+}
+
+# fuzz_wait SCRATCH PIDS LOGS: waits for the fuzzers of the arrays named
+# PIDS and LOGS (emptied), printing each one's last line and, for one that
+# failed, its report.
+fuzz_wait()
+{
+	local scratch=$1 i rc=0
+	local -n fw_pids=$2 fw_logs=$3
+	for i in "${!fw_pids[@]}"; do
+		if wait "${fw_pids[$i]}"; then
+			printf 'fuzz_%s: %s\n' "${fw_logs[$i]}" \
+				"$(grep -a 'DONE' "$scratch/${fw_logs[$i]}/log" | tail -n 1)"
+		else
+			rc=1
+			printf 'fuzz_%s FAILED:\n' "${fw_logs[$i]}"
+			grep -a -A 30 -m 1 -E 'ERROR|check failed|runtime error' \
+				"$scratch/${fw_logs[$i]}/log" || tail -n 30 "$scratch/${fw_logs[$i]}/log"
+		fi
+	done
+	fw_pids=()
+	fw_logs=()
+	return "$rc"
+}
+
 cmd_test()
 {
 	cmd_deps
@@ -424,6 +502,10 @@ cmd_test()
 		failed_checks+=(bench-smoke)
 	rm -f "$smoke_json"
 
+	# Every parser fuzzed for a bounded time (tests/fuzz/README.md).
+	say "test: libFuzzer targets in build-fuzz [$(elapsed)]"
+	CC=clang run_fuzz || true
+
 	say "test: done [$(elapsed)]"
 	# Each static check (and the bench smoke run) counts as one test.
 	n_passed=$((n_passed + 4 - ${#failed_checks[@]}))
@@ -455,6 +537,7 @@ usage: $0 deps|build|demo|test
   test   deps + build (-Dwerror=true) + unit and integration tests, again
          under ASan/UBSan, the concurrency tests under ThreadSanitizer,
          unit tests under valgrind, bench/run --smoke,
+         the libFuzzer targets (FUZZ_SECONDS each, default 12),
          clang-format, shellcheck, systemd-analyze verify
 EOF
 }

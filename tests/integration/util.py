@@ -520,6 +520,104 @@ class RedisServer:
         print("\n".join(lines[-limit:]))
 
 
+class HostileProxy:
+    """A TCP proxy on loopback in front of a redis-server that passes
+    every byte through until 'garbage' is set: then the next request on
+    each connection is answered with those bytes instead (the server never
+    sees it) and later ones with nothing, so the client waits on what the
+    garbage began; with 'close' set the connection is dropped after the
+    garbage.  A broken or hostile server whose replies the test controls.
+    stop() closes everything."""
+
+    def __init__(self, port):
+        self.port = free_port()
+        self.to = port
+        self.garbage = None
+        self.close = False
+        self.answered = 0
+        self._lock = threading.Lock()
+        self._socks = []
+        self._lsock = socket.create_server(("127.0.0.1", self.port))
+        LIVE.add(self)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, db=0):
+        return "redis://127.0.0.1:%d/%d" % (self.port, db)
+
+    def set(self, garbage, close=False):
+        """Answers every request from now on with 'garbage' (bytes; None:
+        pass through again)."""
+        with self._lock:
+            self.garbage = garbage
+            self.close = close
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self._lsock.accept()
+                s = socket.create_connection(("127.0.0.1", self.to))
+            except OSError:
+                return
+            with self._lock:
+                self._socks += [c, s]
+            threading.Thread(target=self._up, args=(c, s),
+                             daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c),
+                             daemon=True).start()
+
+    def _up(self, c, s):
+        """Client -> server, or the garbage back to the client."""
+        sent = False
+        with contextlib.suppress(OSError):
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                with self._lock:
+                    garbage, close = self.garbage, self.close
+                if garbage is None:
+                    s.sendall(data)
+                    sent = False
+                    continue
+                if sent:
+                    continue
+                c.sendall(garbage)
+                sent = True
+                with self._lock:
+                    self.answered += 1
+                if close:
+                    break
+        self._close(c, s)
+
+    def _down(self, s, c):
+        with contextlib.suppress(OSError):
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        self._close(c, s)
+
+    @staticmethod
+    def _close(*socks):
+        for x in socks:
+            with contextlib.suppress(OSError):
+                x.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                x.close()
+
+    def stop(self):
+        with contextlib.suppress(OSError):
+            self._lsock.close()
+        with self._lock:
+            socks, self._socks = self._socks, []
+        self._close(*socks)
+        LIVE.remove(self)
+
+    def abort(self, why):
+        self.stop()
+
+
 def value_key(prefix, name):
     """Layout v1, plain: the value key of file 'name'."""
     return (prefix + name).encode()

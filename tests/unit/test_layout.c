@@ -49,6 +49,10 @@ static void test_classify_invalid(void)
 	longname[BE_NAME_MAX] = 'a';
 	longname[BE_NAME_MAX + 1] = '\0';
 	CHECK(be_name_classify(&plain, longname) == BE_NAME_INVALID);
+	/* The client is told which: too long, or not a name we take. */
+	CHECK(be_name_invalid_errno(longname) == -ENAMETOOLONG);
+	CHECK(be_name_invalid_errno("sess_{x") == -EINVAL);
+	CHECK(be_name_invalid_errno("") == -EINVAL);
 }
 
 static void test_classify_local(void)

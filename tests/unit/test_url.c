@@ -138,6 +138,9 @@ static void test_errors(void)
 	check_bad("rediss://h:0", "out of range", NULL);
 	check_bad("rediss://:topsecret@h:x", "invalid port 'x'", "topsecret");
 	check_bad("REDIS://h", "bad scheme", NULL);
+	/* fuzz_url: a newline quoted from the URL broke the one-line reason. */
+	check_bad("un\377\nix:///x", "bad scheme 'un\377?ix'", NULL);
+	check_bad("redis://h:6\r9", "invalid port '6?9'", NULL);
 	check_bad("redis://", "empty host", NULL);
 	check_bad("redis:///0", "empty host", NULL);
 	check_bad("redis://:6379", "empty host", NULL);
