@@ -445,8 +445,9 @@ static int configure(struct fs *fs)
 		if (parse_seconds("lock_lease", cfg->lock_lease, &v, false) < 0)
 			return -1;
 		if (v < 0.3)
-			return bad("invalid lock_lease '%s': at least 0.3 seconds",
-				   cfg->lock_lease);
+			return bad(
+				"invalid lock_lease '%s': at least 0.3 seconds",
+				cfg->lock_lease);
 		fs->lock_lease_ms = (int64_t)(v * 1000);
 	}
 	if (!cfg->state_dir)
