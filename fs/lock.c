@@ -35,8 +35,14 @@
  */
 #define LK_CHECK_MS	20
 #define LK_YIELD_GAP_MS (2 * LK_POLL_MAX_MS)
-#define LK_BATCH	64
-#define LK_TOKEN_MAX	128
+/*
+ * A host keeps the Redis lock of a name this long after its last local
+ * holder left, so that a process of this host that locks again soon pays
+ * no round trip; at once if the want key says another host waits.
+ */
+#define LK_LINGER_MS 5
+#define LK_BATCH     64
+#define LK_TOKEN_MAX 128
 
 /*
  * KEYS[1] lock, KEYS[2] want; ARGV[1] token, ARGV[2] lease ms.  Taking
@@ -96,6 +102,8 @@ struct lk_name {
 	int poll_ms;
 	/* Redis locks taken, and the last one a grant re-read the bytes of. */
 	uint64_t acq_gen, fresh_gen;
+	int64_t idle_since; /* held with no holder or waiter since; 0: not */
+	bool idle_checked; /* the want key was read since 'idle_since' */
 	struct lk_name *next;
 };
 
@@ -147,6 +155,9 @@ static struct lk_name *name_get(struct fs *fs, const char *name, bool redis)
 	n->name = strdup(name);
 	n->tail = &n->head;
 	n->held = true;
+	/* Redis is down (route.c's breaker): no call would be answered. */
+	if (redis && fs_route_redis_down(fs))
+		redis = false;
 	if (redis) {
 		vkey = be_key_value(&fs->sc.ks, name);
 		n->key = vkey ? be_key_lock(&fs->sc.ks, vkey) : NULL;
@@ -253,6 +264,8 @@ static void grant(struct lk_name *n, struct lk_waiter **out)
 		h->next = n->holders;
 		n->holders = h;
 		waiter_unlink(n, w);
+		n->idle_since = 0;
+		n->idle_checked = false;
 		w->refresh = n->key && n->fresh_gen != n->acq_gen;
 		n->fresh_gen = n->acq_gen;
 		while (*out)
@@ -442,8 +455,14 @@ static enum lk_call call_due(const struct lk_name *n, int64_t now)
 		return LK_NONE;
 	if (!n->held)
 		return n->head && now >= n->next_try ? LK_ACQUIRE : LK_NONE;
-	if (!n->holders && (!n->head || n->yield))
+	if (!n->holders && n->yield)
 		return LK_RELEASE;
+	if (!n->holders && !n->head && n->idle_since) {
+		if (now >= n->idle_since + ms_ns(LK_LINGER_MS))
+			return LK_RELEASE;
+		if (!n->idle_checked)
+			return LK_CHECK;
+	}
 	if (now >= n->renew_at)
 		return LK_RENEW;
 	if (n->head && !n->yield && now >= n->check_at)
@@ -463,6 +482,9 @@ static int64_t call_when(const struct lk_name *n)
 	t = n->renew_at;
 	if (n->head && !n->yield && n->check_at < t)
 		t = n->check_at;
+	if (!n->holders && !n->head && n->idle_since &&
+	    n->idle_since + ms_ns(LK_LINGER_MS) < t)
+		t = n->idle_since + ms_ns(LK_LINGER_MS);
 	return t;
 }
 
@@ -584,9 +606,13 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		if (n->yield)
 			n->next_try = now + ms_ns(LK_YIELD_GAP_MS);
 		n->yield = false;
+		n->idle_since = 0;
+		n->idle_checked = false;
 		break;
 	case LK_CHECK:
 		n->check_at = now + ms_ns(LK_CHECK_MS);
+		if (!n->holders && !n->head)
+			n->idle_checked = true;
 		if (yes)
 			n->yield = true;
 		break;
@@ -618,7 +644,12 @@ static void *lock_thread(void *arg)
 		nslots = 0;
 		next = INT64_MAX;
 		for (n = lk->names; n && nslots < LK_BATCH; n = n->next) {
-			enum lk_call call = call_due(n, now);
+			enum lk_call call;
+
+			if (n->key && n->held && !n->holders && !n->head &&
+			    !n->idle_since)
+				n->idle_since = now;
+			call = call_due(n, now);
 
 			if (call == LK_NONE) {
 				if (call_when(n) < next)
