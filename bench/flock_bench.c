@@ -80,7 +80,8 @@ int main(int argc, char **argv)
 	int procs, i, fd;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: flock_bench FILE lock|section|php PROCS SECONDS\n");
+		fprintf(stderr,
+			"usage: flock_bench FILE lock|section|php PROCS SECONDS\n");
 		return 2;
 	}
 	procs = atoi(argv[3]);
