@@ -370,15 +370,19 @@ void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		fuse_req_interrupt_func(req, on_interrupt, lk);
 	}
 	pthread_mutex_lock(&lk->lock);
-	n = cmd == LOCK_UN ? name_find(lk, name) : name_get(fs, name, redis);
 	if (cmd == LOCK_UN) {
-		if (n && holder_drop(n, owner)) {
-			grant(n, &granted);
-			pthread_cond_signal(&lk->cond);
-		}
+		/*
+		 * By owner, under whatever name: the file may have been renamed
+		 * since it was locked.
+		 */
+		for (n = lk->names; n; n = n->next)
+			if (holder_drop(n, owner))
+				grant(n, &granted);
+		pthread_cond_signal(&lk->cond);
 		fuse_reply_err(req, 0);
 		goto out;
 	}
+	n = name_get(fs, name, redis);
 	if (n)
 		w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -580,7 +584,6 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 			n->renew_at = now + ms_ns(lk->lease_ms / 3);
 			n->check_at = now + ms_ns(LK_CHECK_MS);
 		} else {
-			refuse_nb(n, EWOULDBLOCK);
 			n->poll_ms = n->poll_ms ? 2 * n->poll_ms
 						: LK_POLL_MIN_MS;
 			if (n->poll_ms > LK_POLL_MAX_MS)
@@ -588,6 +591,8 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 			n->next_try = now + ms_ns(n->poll_ms);
 		}
 		grant(n, granted);
+		/* LOCK_NB had its one try: what was not granted is refused. */
+		refuse_nb(n, EWOULDBLOCK);
 		break;
 	case LK_RENEW:
 		if (r && !yes) {

@@ -202,6 +202,77 @@ def test_waiter_interrupted_by_a_signal(where, redis_server, tmp, checker):
                      "the lock after the holder left")
 
 
+# argv: path, stop file: flock(LOCK_EX), 1 ms, unlock, again, until the
+# stop file exists; prints the cycles done.
+CHURNER = r"""
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+print("open", flush=True)
+n = 0
+while not os.path.exists(sys.argv[2]):
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    time.sleep(0.001)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    n += 1
+print(n, flush=True)
+"""
+
+
+def test_busy_host_lets_the_other_in(redis_server, tmp, checker):
+    """Three processes on host a keep the lock busy, always one of them
+    waiting (handed on locally, without Redis); a waiter on host b still
+    gets the lock (the want key makes a yield), and a's processes go on
+    afterwards."""
+    stop = tmp / "stop"
+    with two_hosts(tmp, redis_server, checker) as (a, b):
+        churn = []
+        try:
+            for _ in range(3):
+                p = subprocess.Popen([PYTHON, "-c", CHURNER,
+                                      str(a.path("sess_busy")), str(stop)],
+                                     stdout=subprocess.PIPE, text=True)
+                churn.append(p)
+                assert p.stdout.readline().strip() == "open"
+            waits = []
+            for _ in range(3):
+                w = locker(b.path("sess_busy"), "ex")
+                with ended(w):
+                    res = outcome(w, 10)
+                assert res[0] == "ok", res
+                waits.append(res[1])
+            print("waits on b beside a busy host a: %s s"
+                  % ", ".join("%.3f" % x for x in waits))
+            assert max(waits) < 2, waits
+        finally:
+            stop.touch()
+            cycles = [int(p.communicate(timeout=10 * SLOW)[0])
+                      for p in churn]
+        assert min(cycles) > 0, cycles
+
+
+def test_shared_locks(redis_server, tmp, checker):
+    """LOCK_SH: shared between processes of a host, exclusive against the
+    other host (DESIGN.md: one Redis lock per host)."""
+    with two_hosts(tmp, redis_server, checker) as (a, b):
+        fd1 = os.open(a.path("sess_s"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd2 = os.open(a.path("sess_s"), os.O_RDWR)
+        try:
+            fcntl.flock(fd1, fcntl.LOCK_SH)
+            fcntl.flock(fd2, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            assert not try_ex(a.path("sess_s"))
+            assert not try_ex(b.path("sess_s"))
+            fcntl.flock(fd1, fcntl.LOCK_UN)
+            assert not try_ex(b.path("sess_s"))
+            # A conversion to LOCK_EX: fd1 holds nothing now, fd2 shares.
+            fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd1, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd1)
+            os.close(fd2)
+        wait_for(lambda: try_ex(b.path("sess_s")), 5, "b to take the lock")
+
+
 def test_files_mode_locks_stay_on_the_host(redis, redis_server, tmp,
                                            checker):
     """In files mode the lower file is the truth and each host's lock is
