@@ -30,11 +30,9 @@
 #define LK_WANT_MS (4 * LK_POLL_MAX_MS)
 /*
  * While its processes hand the flock on among themselves, a host checks
- * the want key this often, and after yielding it waits this long before
- * taking the lock again: longer than a waiting host's longest poll.
+ * the want key this often.
  */
-#define LK_CHECK_MS	20
-#define LK_YIELD_GAP_MS (2 * LK_POLL_MAX_MS)
+#define LK_CHECK_MS 20
 /*
  * A host keeps the Redis lock of a name this long after its last local
  * holder left, so that a process of this host that locks again soon pays
@@ -45,13 +43,20 @@
 #define LK_TOKEN_MAX 128
 
 /*
- * KEYS[1] lock, KEYS[2] want; ARGV[1] token, ARGV[2] lease ms.  Taking
- * the lock again with our own token only extends it, so that a pipeline
- * resent after a cut connection cannot lock us out.
+ * KEYS[1] lock, KEYS[2] want; ARGV[1] token, ARGV[2] lease ms, ARGV[3]
+ * want ms, ARGV[4] "1" when this host gave the lock up for another.
+ * Taking the lock again with our own token only extends it, so that a
+ * pipeline resent after a cut connection cannot lock us out.  A host that
+ * yielded does not take a free lock while the want key is set: the host
+ * that asked takes it (deleting the want key), however slow its polls;
+ * if that host is gone, the want key expires.  Nor does it set the want
+ * key then: its own would hold the lock free for ever.
  */
 static const char ACQUIRE_LUA[] =
 	"local v = redis.call('get', KEYS[1]) "
 	"if v == ARGV[1] or not v then "
+	"if v ~= ARGV[1] and ARGV[4] == '1' and "
+	"redis.call('exists', KEYS[2]) == 1 then return 0 end "
 	"redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) "
 	"redis.call('del', KEYS[2]) return 1 end "
 	"redis.call('set', KEYS[2], '1', 'px', ARGV[3]) return 0";
@@ -96,6 +101,7 @@ struct lk_name {
 	struct lk_waiter *head, **tail;
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
 	bool yield; /* another host wants it: no new local grant */
+	bool yielded; /* released for another host, not retaken since */
 	enum lk_call busy; /* a call the lock thread has in flight */
 	char token[LK_TOKEN_MAX];
 	int64_t renew_at, check_at, next_try; /* CLOCK_MONOTONIC ns */
@@ -495,8 +501,8 @@ static int64_t call_when(const struct lk_name *n)
 struct lk_slot {
 	struct lk_name *n;
 	enum lk_call call;
-	const char *argv[8];
-	size_t lens[8];
+	const char *argv[9];
+	size_t lens[9];
 	char lease[24], want[24];
 };
 
@@ -532,8 +538,10 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 		s->argv[argc++] = s->n->want;
 		break;
 	}
-	if (s->call == LK_ACQUIRE)
+	if (s->call == LK_ACQUIRE) {
 		s->argv[argc++] = s->want;
+		s->argv[argc++] = s->n->yielded ? "1" : "0";
+	}
 	for (int i = 0; i < argc; i++)
 		s->lens[i] = strlen(s->argv[i]);
 	c->argc = argc;
@@ -579,6 +587,7 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 			degrade(lk, n, err);
 		} else if (yes) {
 			n->held = true;
+			n->yielded = false;
 			n->acq_gen++;
 			n->poll_ms = 0;
 			n->renew_at = now + ms_ns(lk->lease_ms / 3);
@@ -609,7 +618,7 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 			LOG_DEBUG("lock of '%s' had expired before its release",
 				  n->name);
 		if (n->yield)
-			n->next_try = now + ms_ns(LK_YIELD_GAP_MS);
+			n->yielded = true;
 		n->yield = false;
 		n->idle_since = 0;
 		n->idle_checked = false;
