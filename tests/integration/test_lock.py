@@ -273,6 +273,35 @@ def test_shared_locks(redis_server, tmp, checker):
         wait_for(lambda: try_ex(b.path("sess_s")), 5, "b to take the lock")
 
 
+def test_redis_down_locks_stay_on_the_host(redis_server, tmp, checker):
+    """redis-first with Redis down (the breaker open): a flock does not
+    wait for Redis, and still excludes the processes of the host."""
+    from modeutil import OUTAGE_LOG, ModeMount
+    checker.register_output(OUTAGE_LOG)
+    mm = ModeMount(tmp, redis_server, checker)
+    sessdir = util.make_sessdir(tmp, "down")
+    with mm.mounted(sessdir, "redis-first", ["redis_timeout=2"]):
+        path = os.path.join(sessdir, "sess_down")
+        util.write_file(path, b"x")
+        redis_server.sigstop()
+        try:
+            # This host wrote it last: read from underneath, and the
+            # failed Redis call opens the breaker.
+            os.stat(path)
+            mm.wait_redis_down()
+            fd = os.open(path, os.O_RDWR)
+            t = time.monotonic()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            took = time.monotonic() - t
+            assert not try_ex(path)
+            os.close(fd)
+            assert try_ex(path)
+        finally:
+            redis_server.sigcont()
+        util.wait_for(lambda: mm.status()["redis_up"], 15, "redis up")
+    assert took < 1.0, "a flock waited %.1f s for Redis" % took
+
+
 def test_files_mode_locks_stay_on_the_host(redis, redis_server, tmp,
                                            checker):
     """In files mode the lower file is the truth and each host's lock is
