@@ -26,6 +26,10 @@
  * kernel unlocks at close), this daemon (kill -9: the lease runs out) or
  * its host (the same).
  *
+ * Locks: the table's mutex is taken after none of fs_i.h's locks and
+ * only route.c's breaker lock is taken under it; grants are answered
+ * after it is dropped (a re-read takes the name stripe and inode->lock).
+ *
  * Which names: in dual-write, redis-first and redis-only, session names
  * (decided when the name's entry is made, that is when no process of this
  * host holds or waits for it).  In files mode, host-local names and
