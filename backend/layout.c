@@ -18,6 +18,8 @@
 #define PHPREDIS_NAME_PREFIX "sess_"
 #define PHPREDIS_LOCK_SUFFIX "_LOCK"
 #define META_SUFFIX	     "}:m"
+#define LOCK_SUFFIX	     "}:lk"
+#define WANT_SUFFIX	     "}:lw"
 #define CACHELIB_TMP_PREFIX  "tmp"
 #define CACHELIB_TMP_SUFFIX  ".__wz_cache"
 #define CACHELIB_TMP_RANDOM  8
@@ -197,6 +199,34 @@ char *be_key_meta(const struct be_keyspace *ks, const char *vkey)
 	memcpy(s + plen + 1, vkey, vlen);
 	strcpy(s + plen + 1 + vlen, META_SUFFIX);
 	return s;
+}
+
+/* prefix + '{' + 'vkey' + 'suffix': a key in the slot of 'vkey'. */
+static char *key_tagged(const struct be_keyspace *ks, const char *vkey,
+			const char *suffix)
+{
+	const char *prefix = ks->prefix ? ks->prefix : "";
+	size_t plen = strlen(prefix);
+	size_t vlen = strlen(vkey);
+	char *s = malloc(plen + 1 + vlen + strlen(suffix) + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, prefix, plen);
+	s[plen] = '{';
+	memcpy(s + plen + 1, vkey, vlen);
+	strcpy(s + plen + 1 + vlen, suffix);
+	return s;
+}
+
+char *be_key_lock(const struct be_keyspace *ks, const char *vkey)
+{
+	return key_tagged(ks, vkey, LOCK_SUFFIX);
+}
+
+char *be_key_lock_want(const struct be_keyspace *ks, const char *vkey)
+{
+	return key_tagged(ks, vkey, WANT_SUFFIX);
 }
 
 /*

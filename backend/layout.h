@@ -9,6 +9,9 @@
  * Keys (prefix "app1:", name "sess_x"):
  *   value key  K = "app1:sess_x"            exact file bytes (a string)
  *   meta key   M = "app1:{app1:sess_x}:m"   a hash, fields below
+ *   lock key   L = "app1:{app1:sess_x}:lk"  the cross-host flock (fs/lock.h):
+ *                                           owner token, with a lease
+ *   want key   W = "app1:{app1:sess_x}:lw"  another host waits for L
  * In the phpredis layout K = prefix + sid for "sess_<sid>" (sid matching
  * [A-Za-z0-9,-]+), prefix "PHPREDIS_SESSION:" unless set.
  *
@@ -103,6 +106,18 @@ char *be_key_value(const struct be_keyspace *ks, const char *name);
 
 /** Meta key of the value key 'vkey'. New string; NULL on ENOMEM. */
 char *be_key_meta(const struct be_keyspace *ks, const char *vkey);
+
+/**
+ * Lock key of the value key 'vkey' (fs/lock.h), in its slot.  New string;
+ * NULL on ENOMEM.
+ */
+char *be_key_lock(const struct be_keyspace *ks, const char *vkey);
+
+/**
+ * Want key of the value key 'vkey': set, with a short expiry, by a host
+ * that found the lock key held.  New string; NULL on ENOMEM.
+ */
+char *be_key_lock_want(const struct be_keyspace *ks, const char *vkey);
 
 /**
  * Maps a key found by SCAN back to a session name.  Returns a new string,

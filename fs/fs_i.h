@@ -99,6 +99,7 @@ struct fs_config {
 	char *metrics_addr; /* HOST:PORT of GET /metrics (metrics.h) */
 	char *legacy_reads_until; /* as given; parsed into fs.legacy_until_ns */
 	char *shadow; /* PERCENT of dual-write reads compared (shadow.h) */
+	char *lock_lease; /* seconds; parsed into fs.lock_lease_ms */
 	int allow_evicting;
 	int foreground;
 	int debug;
@@ -318,6 +319,8 @@ struct fs {
 	_Atomic uint64_t shadow_reads;
 	_Atomic uint64_t shadow_counts[6];
 	struct fs_fleet *fleet; /* follower.h; NULL when not started */
+	struct fs_locks *locks; /* flock across hosts (lock.h) */
+	int64_t lock_lease_ms;
 };
 
 /* inode.c */
@@ -391,6 +394,15 @@ pthread_mutex_t *fs_name_lock(struct fs *fs, const char *name);
 /** Locks the stripes of two names in a fixed order (one if shared). */
 void fs_name_lock2(struct fs *fs, const char *a, const char *b);
 void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
+
+/**
+ * A process of this host was granted the flock of the session inode
+ * 'nodeid' (lock.c) just after this host took its Redis lock: another host
+ * may have changed the session since this host read it, so its bytes, if
+ * loaded, are read again (unless a change of this host is pending).  0 or
+ * -errno.  Any thread; takes the name stripe and inode->lock (ops.c).
+ */
+int fs_flock_refresh(struct fs *fs, uint64_t nodeid);
 
 /* lower.c: legacy reads from the lower dir */
 /**

@@ -31,6 +31,7 @@
 #include "fs_i.h"
 #include "follower.h"
 #include "kio.h"
+#include "lock.h"
 #include "log.h"
 #include "lowerstore.h"
 #include "metrics.h"
@@ -73,6 +74,7 @@ static const struct fuse_opt fs_opts[] = {
 	FS_OPT("metrics_addr=%s", metrics_addr, 0),
 	FS_OPT("legacy_reads_until=%s", legacy_reads_until, 0),
 	FS_OPT("shadow=%s", shadow, 0),
+	FS_OPT("lock_lease=%s", lock_lease, 0),
 	FS_OPT("allow_evicting_redis", allow_evicting, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -185,6 +187,10 @@ static void usage(const char *prog)
 	       "    -o shadow=PERCENT      in dual-write, also read Redis on\n"
 	       "                           PERCENT (0-100) of the reads and\n"
 	       "                           compare; default 0\n"
+	       "    -o lock_lease=SEC      a flock() on a session holds a Redis\n"
+	       "                           lock with this lease, renewed while\n"
+	       "                           held: how long the lock of a dead\n"
+	       "                           host lasts (default 10)\n"
 	       "    -o allow_evicting_redis  mount even if Redis may evict keys\n"
 	       "                           (or the Redis user may not read\n"
 	       "                           the policy: INFO, CONFIG GET)\n"
@@ -447,6 +453,16 @@ static int configure(struct fs *fs)
 			return -1;
 		fs->redis_timeout = v;
 	}
+	fs->lock_lease_ms = FS_LOCK_LEASE_DEFAULT_MS;
+	if (cfg->lock_lease) {
+		if (parse_seconds("lock_lease", cfg->lock_lease, &v, false) < 0)
+			return -1;
+		if (v < 0.3)
+			return bad(
+				"invalid lock_lease '%s': at least 0.3 seconds",
+				cfg->lock_lease);
+		fs->lock_lease_ms = (int64_t)(v * 1000);
+	}
 	if (!cfg->state_dir)
 		cfg->state_dir = strdup("/var/lib/sessfs");
 	if (!cfg->ctl_dir)
@@ -673,6 +689,7 @@ static void config_release(struct fs_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->tls_server_name);
 	free(cfg->host_id);
+	free(cfg->lock_lease);
 	free(cfg->ctl_dir);
 	free(cfg->cache);
 	free(cfg->metrics_addr);
@@ -755,6 +772,8 @@ static int run(struct fs *fs, struct fuse_args *args)
 	fuse_loop_cfg_set_max_threads(lc, FS_MAX_THREADS);
 	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
 	fs_notify_stopping();
+	/* Before the unmount: no process here holds a flock any more. */
+	fs_lock_stop(fs);
 	fuse_loop_cfg_destroy(lc);
 	fs_trim_stop();
 	fs_backfill_stop(fs);
@@ -906,7 +925,8 @@ int main(int argc, char *argv[])
 	if (fs_metrics_listen(fs) < 0)
 		goto out_mountpt;
 	fs->pool = be_pool_new(&fs->ep, fs->redis_timeout, FS_MAX_THREADS + 4);
-	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args)) {
+	if (!fs->pool || fs_table_init(fs) < 0 || add_mount_opts(fs, &args) ||
+	    fs_lock_init(fs, fs->lock_lease_ms) < 0) {
 		fprintf(stderr, "sessfs: out of memory\n");
 		goto out_mountpt;
 	}
@@ -914,6 +934,7 @@ int main(int argc, char *argv[])
 		ret = run(fs, &args);
 	else
 		fs_mountpt_rollback(&fs->mp, err, sizeof(err));
+	fs_lock_stop(fs); /* when run() ended before the loop */
 	fs_route_stop(fs);
 	fs_track_stop(fs);
 	fs_table_destroy(fs);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "lock.h"
 #include "log.h"
 #include "lowerstore.h"
 #include "metrics.h"
@@ -241,6 +242,10 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (ret < 0)
 		LOG_ERR("cannot start the tracker: every lookup asks redis (%s)",
 			strerror(-ret));
+	ret = fs_lock_start(fs);
+	if (ret < 0)
+		LOG_ERR("cannot start the lock thread: flock fails with ENOLCK (%s)",
+			strerror(-ret));
 	ret = fs_ctl_start(fs);
 	if (ret < 0)
 		LOG_ERR("cannot open the control socket in '%s': %s",
@@ -254,6 +259,10 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Write errors must reach write(2), and times are ours: DESIGN.md. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->time_gran = 1;
+	/* flock() reaches us (lock.h); fcntl locks stay the kernel's. */
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
+	conn->want &= ~FUSE_CAP_POSIX_LOCKS;
 }
 
 static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size);
@@ -1444,8 +1453,52 @@ static void handle_close(struct fs *fs, fuse_ino_t ino,
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	/* The last close of a file that was flock()ed drops its lock. */
+	if (fi->flock_release)
+		fs_lock_release_owner(fs_of(req), fi->lock_owner);
 	handle_close(fs_of(req), ino, fi);
 	fuse_reply_err(req, 0);
+}
+
+int fs_flock_refresh(struct fs *fs, uint64_t nodeid)
+{
+	struct fs_inode *inode = fs_inode_get(fs, nodeid);
+	pthread_mutex_t *nl;
+	char *name = lock_inode_name(fs, inode, &nl);
+	int ret = 0;
+
+	/* Unloaded bytes are read at the next OPEN anyway. */
+	if (inode->loaded) {
+		inode->stale = true;
+		ret = inode_reload(fs, inode, name);
+	}
+	unlock_inode_name(inode, name, nl);
+	fs_inode_put(fs, inode);
+	return ret;
+}
+
+/*
+ * flock(2) on a file: lock.c decides, and replies now or, for a lock that
+ * waits, later.  The inode's name is the lock's name across hosts.
+ */
+static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     int op)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode;
+	char *name;
+	bool local;
+
+	if (ino == FUSE_ROOT_ID) {
+		fs_lock_flock(fs, req, NULL, ino, true, fi->lock_owner, op);
+		return;
+	}
+	inode = fs_inode_get(fs, ino);
+	name = inode_name_dup(fs, inode);
+	local = inode->local;
+	fs_inode_put(fs, inode);
+	fs_lock_flock(fs, req, name, ino, local, fi->lock_owner, op);
+	free(name);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1735,6 +1788,7 @@ const struct fuse_lowlevel_ops fs_oper = {
 	.flush = fs_flush,
 	.release = fs_release,
 	.fsync = fs_fsync,
+	.flock = fs_flock,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.releasedir = fs_releasedir,

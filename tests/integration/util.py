@@ -1305,7 +1305,10 @@ class FpmApp(WebApp):
 
     def __init__(self, sessdir, root, env=None, workers=8):
         super().__init__("php-fpm", sessdir, root, env, workers)
-        self.run_dir = self.root / "fpm-run"
+        # One run dir per stack (the log's number): two hosts in one test
+        # each run their own php-fpm and nginx.
+        n = self.checker.path.stem.rsplit("-", 1)[1]
+        self.run_dir = self.root / ("fpm-run" if n == "0" else "fpm-run-" + n)
         self.checker.bad = self.BAD
         self.checker.what = "php-fpm/nginx"
         self.ini = self.run_dir / "php.ini"

@@ -180,6 +180,37 @@ static void check_to_name(const struct be_keyspace *ks, const char *key,
 	free(got);
 }
 
+/*
+ * The lock and want keys of a session are in its value key's slot (one
+ * Cluster node runs the lock scripts) and are never taken for a session
+ * or a meta key by a SCAN.
+ */
+static void test_keys_lock(void)
+{
+	char *k = be_key_value(&plain, "sess_x");
+	char *l = k ? be_key_lock(&plain, k) : NULL;
+	char *w = k ? be_key_lock_want(&plain, k) : NULL;
+	bool is_meta = true;
+
+	CHECK(l && strcmp(l, "app1:{app1:sess_x}:lk") == 0);
+	CHECK(w && strcmp(w, "app1:{app1:sess_x}:lw") == 0);
+	if (k && l && w) {
+		CHECK(be_key_slot(k, strlen(k)) == be_key_slot(l, strlen(l)));
+		CHECK(be_key_slot(k, strlen(k)) == be_key_slot(w, strlen(w)));
+		CHECK(be_key_to_name(&plain, l, strlen(l), &is_meta) == NULL);
+		CHECK(be_key_to_name(&plain, w, strlen(w), &is_meta) == NULL);
+	}
+	free(k);
+	free(l);
+	free(w);
+	k = be_key_value(&php, "sess_abc");
+	l = k ? be_key_lock(&php, k) : NULL;
+	CHECK(l &&
+	      strcmp(l, "PHPREDIS_SESSION:{PHPREDIS_SESSION:abc}:lk") == 0);
+	free(k);
+	free(l);
+}
+
 static void test_keys_plain(void)
 {
 	char *k = be_key_value(&plain, "sess_x");
@@ -470,6 +501,7 @@ int main(void)
 	test_is_cachelib_entry();
 	test_keys_plain();
 	test_keys_phpredis();
+	test_keys_lock();
 	test_meta_parse();
 	test_hseq();
 	test_cachelib_header();

@@ -1,0 +1,825 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The cross-host flock of session files: the host's table of names with
+ * holders and waiters, and the lock thread that holds, renews and releases
+ * one Redis lock per name for the host.  lock.h states the design.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "fs_i.h"
+#include "layout.h"
+#include "lock.h"
+#include "log.h"
+
+/* A host that lost the race polls again after 2 ms, then up to 20 ms. */
+#define LK_POLL_MIN_MS 2
+#define LK_POLL_MAX_MS 20
+/*
+ * A waiting host refreshes the want key at each poll; it outlives a few
+ * polls so that the holder sees it between them.
+ */
+#define LK_WANT_MS (4 * LK_POLL_MAX_MS)
+/*
+ * While its processes hand the flock on among themselves, a host checks
+ * the want key this often.
+ */
+#define LK_CHECK_MS 20
+/*
+ * A host keeps the Redis lock of a name this long after its last local
+ * holder left, so that a process of this host that locks again soon pays
+ * no round trip; at once if the want key says another host waits.
+ */
+#define LK_LINGER_MS 5
+#define LK_BATCH     64
+#define LK_TOKEN_MAX 128
+
+/*
+ * KEYS[1] lock, KEYS[2] want; ARGV[1] token, ARGV[2] lease ms, ARGV[3]
+ * want ms, ARGV[4] "1" when this host gave the lock up for another.
+ * Taking the lock again with our own token only extends it, so that a
+ * pipeline resent after a cut connection cannot lock us out.  A host that
+ * yielded does not take a free lock while the want key is set: the host
+ * that asked takes it (deleting the want key), however slow its polls;
+ * if that host is gone, the want key expires.  Nor does it set the want
+ * key then: its own would hold the lock free for ever.
+ */
+static const char ACQUIRE_LUA[] =
+	"local v = redis.call('get', KEYS[1]) "
+	"if v == ARGV[1] or not v then "
+	"if v ~= ARGV[1] and ARGV[4] == '1' and "
+	"redis.call('exists', KEYS[2]) == 1 then return 0 end "
+	"redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) "
+	"redis.call('del', KEYS[2]) return 1 end "
+	"redis.call('set', KEYS[2], '1', 'px', ARGV[3]) return 0";
+/* KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms: 1 renewed, 0 lost. */
+static const char RENEW_LUA[] =
+	"if redis.call('get', KEYS[1]) == ARGV[1] then "
+	"return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
+/* KEYS[1] lock; ARGV[1] token: compare-and-delete. */
+static const char RELEASE_LUA[] =
+	"if redis.call('get', KEYS[1]) == ARGV[1] then "
+	"return redis.call('del', KEYS[1]) end return 0";
+
+struct lk_holder {
+	uint64_t owner;
+	bool ex;
+	struct lk_holder *next;
+};
+
+struct lk_waiter {
+	fuse_req_t req;
+	uint64_t nodeid;
+	uint64_t owner;
+	bool ex;
+	bool nb; /* LOCK_NB: refused, not queued, when Redis says taken */
+	bool refresh; /* granted first after the Redis lock was taken */
+	struct lk_waiter *next;
+};
+
+enum lk_call {
+	LK_NONE = 0,
+	LK_ACQUIRE,
+	LK_RENEW,
+	LK_RELEASE,
+	LK_CHECK,
+};
+
+struct lk_name {
+	char *name; /* the table's key: a session name or "#<ino>" */
+	char *key; /* Redis lock key; NULL: this host alone decides */
+	char *want; /* want key, with 'key' */
+	struct lk_holder *holders;
+	struct lk_waiter *head, **tail;
+	bool held; /* the Redis lock is ours (or 'key' is NULL) */
+	bool yield; /* another host wants it: no new local grant */
+	bool yielded; /* released for another host, not retaken since */
+	enum lk_call busy; /* a call the lock thread has in flight */
+	char token[LK_TOKEN_MAX];
+	int64_t renew_at, check_at, next_try; /* CLOCK_MONOTONIC ns */
+	int poll_ms;
+	/* Redis locks taken, and the last one a grant re-read the bytes of. */
+	uint64_t acq_gen, fresh_gen;
+	int64_t idle_since; /* held with no holder or waiter since; 0: not */
+	bool idle_checked; /* the want key was read since 'idle_since' */
+	struct lk_name *next;
+};
+
+struct fs_locks {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct lk_name *names;
+	int64_t lease_ms;
+	uint64_t seq;
+	uint32_t boot; /* random: tokens differ across restarts */
+	struct be_conn *conn; /* the lock thread's own */
+	pthread_t thread;
+	bool started;
+	bool stopping;
+	bool degraded_logged;
+};
+
+static int64_t ms_ns(int64_t ms)
+{
+	return ms * 1000000LL;
+}
+
+static struct lk_name *name_find(struct fs_locks *lk, const char *name)
+{
+	struct lk_name *n;
+
+	for (n = lk->names; n; n = n->next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+/*
+ * The entry of 'name', made on first use: with a Redis key when 'redis'
+ * (a session name in a mode that stores sessions in Redis).  NULL on
+ * ENOMEM.  Caller holds lk->lock.
+ */
+static struct lk_name *name_get(struct fs *fs, const char *name, bool redis)
+{
+	struct fs_locks *lk = fs->locks;
+	struct lk_name *n = name_find(lk, name);
+	char *vkey;
+
+	if (n)
+		return n;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->name = strdup(name);
+	n->tail = &n->head;
+	n->held = true;
+	/* Redis is down (route.c's breaker): no call would be answered. */
+	if (redis && fs_route_redis_down(fs))
+		redis = false;
+	if (redis) {
+		vkey = be_key_value(&fs->sc.ks, name);
+		n->key = vkey ? be_key_lock(&fs->sc.ks, vkey) : NULL;
+		n->want = vkey ? be_key_lock_want(&fs->sc.ks, vkey) : NULL;
+		free(vkey);
+		n->held = false;
+		if (!n->key || !n->want)
+			goto out_free;
+	}
+	if (!n->name)
+		goto out_free;
+	n->next = lk->names;
+	lk->names = n;
+	return n;
+out_free:
+	free(n->key);
+	free(n->want);
+	free(n->name);
+	free(n);
+	return NULL;
+}
+
+static bool name_idle(const struct lk_name *n)
+{
+	return !n->holders && !n->head && !n->busy && (!n->key || !n->held);
+}
+
+/* Frees the entries nothing uses.  Caller holds lk->lock. */
+static void names_sweep(struct fs_locks *lk)
+{
+	struct lk_name **pp = &lk->names, *n;
+
+	while ((n = *pp)) {
+		if (!name_idle(n)) {
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		free(n->key);
+		free(n->want);
+		free(n->name);
+		free(n);
+	}
+}
+
+/* Removes the holder 'owner' of 'n'; whether there was one. */
+static bool holder_drop(struct lk_name *n, uint64_t owner)
+{
+	struct lk_holder **pp, *h;
+
+	for (pp = &n->holders; (h = *pp); pp = &h->next)
+		if (h->owner == owner) {
+			*pp = h->next;
+			free(h);
+			return true;
+		}
+	return false;
+}
+
+/* Whether 'owner' may take the flock ('ex') next to the holders of 'n'. */
+static bool compatible(const struct lk_name *n, uint64_t owner, bool ex)
+{
+	const struct lk_holder *h;
+
+	for (h = n->holders; h; h = h->next)
+		if (h->owner != owner && (h->ex || ex))
+			return false;
+	return true;
+}
+
+static void waiter_unlink(struct lk_name *n, struct lk_waiter *w)
+{
+	struct lk_waiter **pp;
+
+	for (pp = &n->head; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	n->tail = &n->head;
+	while (*n->tail)
+		n->tail = &(*n->tail)->next;
+}
+
+/*
+ * Grants the waiters at the head of 'n' while they fit with the holders
+ * and the host may grant (it holds the Redis lock and no other host asked
+ * for it): FIFO, so a stream of shared locks cannot starve an exclusive
+ * one.  Each waiter granted moves to the list '*out' (linked by 'next'),
+ * for deliver() once lk->lock is dropped.  Caller holds lk->lock.
+ */
+static void grant(struct lk_name *n, struct lk_waiter **out)
+{
+	struct lk_waiter *w;
+	struct lk_holder *h;
+
+	while ((w = n->head) && n->held && !n->yield &&
+	       compatible(n, w->owner, w->ex)) {
+		h = malloc(sizeof(*h));
+		if (!h)
+			break;
+		h->owner = w->owner;
+		h->ex = w->ex;
+		h->next = n->holders;
+		n->holders = h;
+		waiter_unlink(n, w);
+		n->idle_since = 0;
+		n->idle_checked = false;
+		w->refresh = n->key && n->fresh_gen != n->acq_gen;
+		n->fresh_gen = n->acq_gen;
+		while (*out)
+			out = &(*out)->next;
+		w->next = NULL;
+		*out = w;
+	}
+}
+
+/*
+ * Replies to the requests granted in 'list' and frees them; the first
+ * grant after the host took the Redis lock first reads the session again
+ * (fs_flock_refresh()): it was opened, and its bytes read, before the
+ * lock was ours.  Called without lk->lock.
+ */
+static void deliver(struct fs *fs, struct lk_waiter *list)
+{
+	struct lk_waiter *w;
+	int ret;
+
+	while ((w = list)) {
+		list = w->next;
+		if (w->refresh) {
+			ret = fs_flock_refresh(fs, w->nodeid);
+			if (ret < 0 && ret != -ENOENT)
+				LOG_WARN(
+					"cannot read a session again after its lock was taken: %s",
+					strerror(-ret));
+		}
+		fuse_reply_err(w->req, 0);
+		free(w);
+	}
+}
+
+/* Replies 'err' to every LOCK_NB waiter of 'n'.  Caller holds lk->lock. */
+static void refuse_nb(struct lk_name *n, int err)
+{
+	struct lk_waiter **pp = &n->head, *w;
+
+	while ((w = *pp)) {
+		if (!w->nb) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		fuse_reply_err(w->req, err);
+		free(w);
+	}
+	n->tail = &n->head;
+	while (*n->tail)
+		n->tail = &(*n->tail)->next;
+}
+
+/*
+ * The FUSE INTERRUPT of a queued request: replies EINTR if it still
+ * waits.  'data' is the table; the request is found by address, as a
+ * request already granted is no longer queued.  libfuse holds the
+ * request's own lock here, and keeps it alive.
+ */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct fs_locks *lk = data;
+	struct lk_name *n;
+	struct lk_waiter *w;
+
+	pthread_mutex_lock(&lk->lock);
+	for (n = lk->names; n; n = n->next)
+		for (w = n->head; w; w = w->next)
+			if (w->req == req) {
+				waiter_unlink(n, w);
+				fuse_reply_err(req, EINTR);
+				free(w);
+				names_sweep(lk);
+				pthread_cond_signal(&lk->cond);
+				goto out;
+			}
+out:
+	pthread_mutex_unlock(&lk->lock);
+}
+
+void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner, int op)
+{
+	struct fs_locks *lk = fs->locks;
+	char tmp[32];
+	struct lk_name *n;
+	struct lk_waiter *w = NULL, *granted = NULL;
+	bool redis, nb = (op & LOCK_NB) != 0;
+	int cmd = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+
+	if (!lk) {
+		fuse_reply_err(req, ENOLCK);
+		return;
+	}
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "#%" PRIu64, ino);
+		name = tmp;
+	}
+	redis = name != tmp && !local && fs_mode_get(fs) != FS_MODE_FILES;
+	if (cmd != LOCK_UN && !nb) {
+		/* Registered first: an interrupt that came already runs now. */
+		fuse_req_interrupt_func(req, on_interrupt, lk);
+	}
+	pthread_mutex_lock(&lk->lock);
+	if (cmd == LOCK_UN) {
+		/*
+		 * By owner, under whatever name: the file may have been renamed
+		 * since it was locked.
+		 */
+		for (n = lk->names; n; n = n->next)
+			if (holder_drop(n, owner))
+				grant(n, &granted);
+		pthread_cond_signal(&lk->cond);
+		fuse_reply_err(req, 0);
+		goto out;
+	}
+	n = name_get(fs, name, redis);
+	if (n)
+		w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOLCK);
+		goto out;
+	}
+	/* flock(2): a conversion drops the old lock, then takes the new. */
+	holder_drop(n, owner);
+	w->req = req;
+	w->nodeid = ino;
+	w->owner = owner;
+	w->ex = cmd == LOCK_EX;
+	w->nb = nb;
+	*n->tail = w;
+	n->tail = &w->next;
+	grant(n, &granted);
+	for (w = n->head; w && w->req != req; w = w->next)
+		;
+	if (!w)
+		goto out; /* granted */
+	if (nb && (!compatible(n, owner, w->ex) || !n->key || n->yield ||
+		   n->head != w)) {
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EWOULDBLOCK);
+		free(w);
+	} else if (!nb && fuse_req_interrupted(req)) {
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EINTR);
+		free(w);
+	}
+	pthread_cond_signal(&lk->cond);
+out:
+	names_sweep(lk);
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+void fs_lock_release_owner(struct fs *fs, uint64_t owner)
+{
+	struct fs_locks *lk = fs->locks;
+	struct lk_name *n;
+	struct lk_waiter *granted = NULL;
+	bool any = false;
+
+	if (!lk)
+		return;
+	pthread_mutex_lock(&lk->lock);
+	for (n = lk->names; n; n = n->next)
+		if (holder_drop(n, owner)) {
+			grant(n, &granted);
+			any = true;
+		}
+	if (any) {
+		names_sweep(lk);
+		pthread_cond_signal(&lk->cond);
+	}
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+/* A fresh token for 'n': host id, pid, boot nonce and a sequence. */
+static void token_new(struct fs *fs, struct lk_name *n)
+{
+	struct fs_locks *lk = fs->locks;
+
+	snprintf(n->token, sizeof(n->token), "%.64s:%ld:%08" PRIx32 ":%" PRIu64,
+		 fs->host_id, (long)getpid(), lk->boot, ++lk->seq);
+}
+
+/* The Redis call 'n' needs now, if any.  Caller holds lk->lock. */
+static enum lk_call call_due(const struct lk_name *n, int64_t now)
+{
+	if (!n->key || n->busy)
+		return LK_NONE;
+	if (!n->held)
+		return n->head && now >= n->next_try ? LK_ACQUIRE : LK_NONE;
+	if (!n->holders && n->yield)
+		return LK_RELEASE;
+	if (!n->holders && !n->head && n->idle_since) {
+		if (now >= n->idle_since + ms_ns(LK_LINGER_MS))
+			return LK_RELEASE;
+		if (!n->idle_checked)
+			return LK_CHECK;
+	}
+	if (now >= n->renew_at)
+		return LK_RENEW;
+	if (n->head && !n->yield && now >= n->check_at)
+		return LK_CHECK;
+	return LK_NONE;
+}
+
+/* When the lock thread has work for 'n' next (INT64_MAX: none). */
+static int64_t call_when(const struct lk_name *n)
+{
+	int64_t t = INT64_MAX;
+
+	if (!n->key || n->busy)
+		return t;
+	if (!n->held)
+		return n->head ? n->next_try : t;
+	t = n->renew_at;
+	if (n->head && !n->yield && n->check_at < t)
+		t = n->check_at;
+	if (!n->holders && !n->head && n->idle_since &&
+	    n->idle_since + ms_ns(LK_LINGER_MS) < t)
+		t = n->idle_since + ms_ns(LK_LINGER_MS);
+	return t;
+}
+
+struct lk_slot {
+	struct lk_name *n;
+	enum lk_call call;
+	const char *argv[9];
+	size_t lens[9];
+	char lease[24], want[24];
+};
+
+/* Fills 's' with the command of its call.  The strings stay in 'n'. */
+static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
+{
+	int argc = 0;
+
+	snprintf(s->lease, sizeof(s->lease), "%" PRId64, lk->lease_ms);
+	snprintf(s->want, sizeof(s->want), "%d", LK_WANT_MS);
+	switch (s->call) {
+	case LK_ACQUIRE:
+		s->argv[argc++] = "EVAL";
+		s->argv[argc++] = ACQUIRE_LUA;
+		s->argv[argc++] = "2";
+		s->argv[argc++] = s->n->key;
+		s->argv[argc++] = s->n->want;
+		s->argv[argc++] = s->n->token;
+		s->argv[argc++] = s->lease;
+		break;
+	case LK_RENEW:
+	case LK_RELEASE:
+		s->argv[argc++] = "EVAL";
+		s->argv[argc++] = s->call == LK_RENEW ? RENEW_LUA : RELEASE_LUA;
+		s->argv[argc++] = "1";
+		s->argv[argc++] = s->n->key;
+		s->argv[argc++] = s->n->token;
+		s->argv[argc++] = s->lease;
+		break;
+	case LK_CHECK:
+	case LK_NONE:
+		s->argv[argc++] = "EXISTS";
+		s->argv[argc++] = s->n->want;
+		break;
+	}
+	if (s->call == LK_ACQUIRE) {
+		s->argv[argc++] = s->want;
+		s->argv[argc++] = s->n->yielded ? "1" : "0";
+	}
+	for (int i = 0; i < argc; i++)
+		s->lens[i] = strlen(s->argv[i]);
+	c->argc = argc;
+	c->argv = s->argv;
+	c->argvlen = s->lens;
+}
+
+/*
+ * Redis could not be asked within redis_timeout: the name falls back to
+ * this host's table alone (as the kernel's local flock did), so a Redis
+ * outage never blocks a request on its lock.  Caller holds lk->lock.
+ */
+static void degrade(struct fs_locks *lk, struct lk_name *n, int err)
+{
+	if (!lk->degraded_logged)
+		LOG_WARN(
+			"cannot take the lock of '%s' in redis: %s; it excludes this host's processes only",
+			n->name, strerror(-err));
+	lk->degraded_logged = true;
+	free(n->key);
+	free(n->want);
+	n->key = n->want = NULL;
+	n->held = true;
+	n->yield = false;
+}
+
+/* Applies the reply 'r' (NULL: transport error 'err') of slot 's'. */
+static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
+		      int err, int64_t now, struct lk_waiter **granted)
+{
+	struct lk_name *n = s->n;
+	bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+	n->busy = LK_NONE;
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		LOG_ERR("cannot lock '%s' in redis: %s", n->name, r->str);
+		err = -EIO;
+		r = NULL;
+	}
+	switch (s->call) {
+	case LK_ACQUIRE:
+		if (!r) {
+			degrade(lk, n, err);
+		} else if (yes) {
+			n->held = true;
+			n->yielded = false;
+			n->acq_gen++;
+			n->poll_ms = 0;
+			n->renew_at = now + ms_ns(lk->lease_ms / 3);
+			n->check_at = now + ms_ns(LK_CHECK_MS);
+		} else {
+			n->poll_ms = n->poll_ms ? 2 * n->poll_ms
+						: LK_POLL_MIN_MS;
+			if (n->poll_ms > LK_POLL_MAX_MS)
+				n->poll_ms = LK_POLL_MAX_MS;
+			n->next_try = now + ms_ns(n->poll_ms);
+		}
+		grant(n, granted);
+		/* LOCK_NB had its one try: what was not granted is refused. */
+		refuse_nb(n, EWOULDBLOCK);
+		break;
+	case LK_RENEW:
+		if (r && !yes) {
+			LOG_ERR("lost the lock of '%s' in redis (its lease ran out): another host may hold it",
+				n->name);
+			n->held = false;
+			n->next_try = now;
+		}
+		/* A transport error: try again soon, within the lease. */
+		n->renew_at = now + ms_ns(r ? lk->lease_ms / 3 : 500);
+		break;
+	case LK_RELEASE:
+		if (r && !yes)
+			LOG_DEBUG("lock of '%s' had expired before its release",
+				  n->name);
+		if (n->yield)
+			n->yielded = true;
+		n->yield = false;
+		n->idle_since = 0;
+		n->idle_checked = false;
+		break;
+	case LK_CHECK:
+		n->check_at = now + ms_ns(LK_CHECK_MS);
+		if (!n->holders && !n->head)
+			n->idle_checked = true;
+		if (yes)
+			n->yield = true;
+		break;
+	case LK_NONE:
+		break;
+	}
+}
+
+static void *lock_thread(void *arg)
+{
+	struct fs *fs = arg;
+	struct fs_locks *lk = fs->locks;
+	struct lk_slot *slots = calloc(LK_BATCH, sizeof(*slots));
+	struct be_cmd cmds[LK_BATCH];
+	redisReply *replies[LK_BATCH];
+	struct lk_name *n;
+	struct lk_waiter *granted;
+	size_t k, nslots;
+	int64_t now, next;
+	int ret;
+
+	if (!slots) {
+		LOG_ERR("cannot run the lock thread: out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&lk->lock);
+	while (!lk->stopping) {
+		now = fs_mono_ns();
+		nslots = 0;
+		next = INT64_MAX;
+		for (n = lk->names; n && nslots < LK_BATCH; n = n->next) {
+			enum lk_call call;
+
+			if (n->key && n->held && !n->holders && !n->head &&
+			    !n->idle_since)
+				n->idle_since = now;
+			call = call_due(n, now);
+
+			if (call == LK_NONE) {
+				if (call_when(n) < next)
+					next = call_when(n);
+				continue;
+			}
+			if (call == LK_ACQUIRE)
+				token_new(fs, n);
+			if (call == LK_RELEASE)
+				n->held = false; /* no grant until retaken */
+			n->busy = call;
+			slots[nslots].n = n;
+			slots[nslots].call = call;
+			slot_fill(lk, &slots[nslots], &cmds[nslots]);
+			nslots++;
+		}
+		if (!nslots) {
+			struct timespec ts;
+
+			if (next == INT64_MAX) {
+				pthread_cond_wait(&lk->cond, &lk->lock);
+				continue;
+			}
+			/* The condition variable runs on CLOCK_MONOTONIC. */
+			ts.tv_sec = next / 1000000000LL;
+			ts.tv_nsec = next % 1000000000LL;
+			pthread_cond_timedwait(&lk->cond, &lk->lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&lk->lock);
+		ret = be_conn_pipeline(lk->conn, cmds, nslots, replies, 0);
+		pthread_mutex_lock(&lk->lock);
+		now = fs_mono_ns();
+		granted = NULL;
+		for (k = 0; k < nslots; k++) {
+			slot_done(lk, &slots[k], ret < 0 ? NULL : replies[k],
+				  ret, now, &granted);
+			if (ret == 0)
+				freeReplyObject(replies[k]);
+		}
+		names_sweep(lk);
+		if (granted) {
+			pthread_mutex_unlock(&lk->lock);
+			deliver(fs, granted);
+			pthread_mutex_lock(&lk->lock);
+		}
+	}
+	pthread_mutex_unlock(&lk->lock);
+	free(slots);
+	return NULL;
+}
+
+int fs_lock_init(struct fs *fs, int64_t lease_ms)
+{
+	struct fs_locks *lk = calloc(1, sizeof(*lk));
+	pthread_condattr_t ca;
+
+	if (!lk)
+		return -ENOMEM;
+	lk->lease_ms = lease_ms;
+	if (getrandom(&lk->boot, sizeof(lk->boot), 0) != sizeof(lk->boot))
+		lk->boot = (uint32_t)fs_now_ns();
+	lk->conn = be_conn_new(&fs->ep, fs->redis_timeout);
+	if (!lk->conn) {
+		free(lk);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&lk->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&lk->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	fs->locks = lk;
+	return 0;
+}
+
+int fs_lock_start(struct fs *fs)
+{
+	struct fs_locks *lk = fs->locks;
+	int ret;
+
+	if (!lk)
+		return -ENOMEM;
+	ret = pthread_create(&lk->thread, NULL, lock_thread, fs);
+	if (ret)
+		return -ret;
+	lk->started = true;
+	return 0;
+}
+
+/* Releases the Redis locks still held, one pipeline; at exit. */
+static void release_all(struct fs_locks *lk)
+{
+	struct lk_slot *slots = calloc(LK_BATCH, sizeof(*slots));
+	struct be_cmd cmds[LK_BATCH];
+	redisReply *replies[LK_BATCH];
+	struct lk_name *n = lk->names;
+	size_t k, nslots;
+
+	while (slots && n) {
+		for (nslots = 0; n && nslots < LK_BATCH; n = n->next) {
+			if (!n->key || (!n->held && n->busy != LK_RELEASE &&
+					n->busy != LK_RENEW))
+				continue;
+			slots[nslots].n = n;
+			slots[nslots].call = LK_RELEASE;
+			slot_fill(lk, &slots[nslots], &cmds[nslots]);
+			nslots++;
+		}
+		if (nslots &&
+		    be_conn_pipeline(lk->conn, cmds, nslots, replies, 0) == 0)
+			for (k = 0; k < nslots; k++)
+				freeReplyObject(replies[k]);
+	}
+	free(slots);
+}
+
+void fs_lock_stop(struct fs *fs)
+{
+	struct fs_locks *lk = fs->locks;
+	struct lk_name *n;
+	struct lk_holder *h;
+	struct lk_waiter *w;
+
+	if (!lk)
+		return;
+	if (lk->started) {
+		pthread_mutex_lock(&lk->lock);
+		lk->stopping = true;
+		pthread_cond_signal(&lk->cond);
+		pthread_mutex_unlock(&lk->lock);
+		pthread_join(lk->thread, NULL);
+	}
+	release_all(lk);
+	/*
+	 * The session is over: a request still queued gets no reply (the
+	 * kernel dropped it with the connection).
+	 */
+	while ((n = lk->names)) {
+		lk->names = n->next;
+		while ((h = n->holders)) {
+			n->holders = h->next;
+			free(h);
+		}
+		while ((w = n->head)) {
+			n->head = w->next;
+			free(w);
+		}
+		free(n->key);
+		free(n->want);
+		free(n->name);
+		free(n);
+	}
+	be_conn_free(lk->conn);
+	pthread_cond_destroy(&lk->cond);
+	pthread_mutex_destroy(&lk->lock);
+	free(lk);
+	fs->locks = NULL;
+}
