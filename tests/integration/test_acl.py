@@ -111,14 +111,7 @@ def user_client(server):
                           password=PASSWORD, socket_timeout=10)
 
 
-def migrate(*args, rc=0, timeout=60):
-    p = subprocess.run([str(MIGRATE)] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=timeout * util.SLOW)
-    if rc is not None:
-        assert p.returncode == rc, "exit %d, not %d\nstdout: %s\nstderr: %s" % (
-            p.returncode, rc, p.stdout, p.stderr)
-    return p
+migrate = util.migrate
 
 
 def daemon_lines(checker):

@@ -32,7 +32,7 @@ import pytest
 
 import util
 from modeutil import ModeMount
-from util import BUILD_DIR, SLOW, php_read, php_write, wait_for
+from util import BUILD_DIR, php_read, php_write, wait_for
 
 MIGRATE = BUILD_DIR / "migrate" / "sessfs-migrate"
 PREFIX = "sessfs:"
@@ -44,15 +44,7 @@ pytestmark = [
 ]
 
 
-def migrate(*args, rc=0, timeout=60):
-    p = util.run([str(MIGRATE)] + [str(a) for a in args],
-                 timeout=timeout * SLOW)
-    if rc is not None:
-        assert p.returncode == rc, (
-            "sessfs-migrate %s: exit %d, not %d\nstdout: %s\nstderr: %s"
-            % (" ".join(map(str, args)), p.returncode, rc, p.stdout,
-               p.stderr))
-    return p
+migrate = util.migrate
 
 
 class Host:

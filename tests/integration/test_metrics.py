@@ -103,12 +103,7 @@ def check_promtool(text):
     assert p.returncode == 0 and not p.stdout.strip(), p.stdout
 
 
-def migrate(*args, rc=0):
-    p = subprocess.run([str(MIGRATE)] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=60 * SLOW)
-    assert p.returncode == rc, (p.returncode, p.stdout, p.stderr)
-    return p
+migrate = util.migrate
 
 
 def test_scrape(redis, redis_server, tmp, sessdir, checker):

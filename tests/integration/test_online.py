@@ -34,16 +34,9 @@ pytestmark = [
 
 # ----------------------------------------------------------------- helpers
 
+# The online commands wait for the daemon: twice the default deadline.
 def migrate(*args, rc=0, timeout=120):
-    """Runs sessfs-migrate; checks its exit status unless 'rc' is None."""
-    p = util.run([str(MIGRATE)] + [str(a) for a in args],
-                 timeout=timeout * SLOW)
-    if rc is not None:
-        assert p.returncode == rc, (
-            "sessfs-migrate %s: exit %d, not %d\nstdout: %s\nstderr: %s"
-            % (" ".join(map(str, args)), p.returncode, rc, p.stdout,
-               p.stderr))
-    return p
+    return util.migrate(*args, rc=rc, timeout=timeout)
 
 
 class Online:

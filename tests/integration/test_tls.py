@@ -254,12 +254,7 @@ def test_tracking_over_tls(certs, tls_server, tls_redis, pwfile, tmp,
 
 # ------------------------------------------------------------ sessfs-migrate
 
-def migrate(*args, rc=0):
-    p = subprocess.run([str(MIGRATE)] + [str(a) for a in args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=60 * util.SLOW)
-    assert p.returncode == rc, (p.returncode, p.stdout, p.stderr)
-    return p
+migrate = util.migrate
 
 
 @pytest.mark.skipif(not MIGRATE.exists(), reason="sessfs-migrate not built")

@@ -36,6 +36,7 @@ import pytest
 SRC_DIR = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("SESSFS_BUILD_DIR", SRC_DIR / "build"))
 SESSFS = BUILD_DIR / "fs" / "sessfs"
+MIGRATE = BUILD_DIR / "migrate" / "sessfs-migrate"
 EXAMPLES = SRC_DIR / "examples"
 PYTHON = "/usr/bin/python3"  # Debian's: it has flask, flask_session, redis
 
@@ -1549,6 +1550,18 @@ def run(cmd, **kw):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, **kw)
+
+
+def migrate(*args, rc=0, timeout=60):
+    """Runs sessfs-migrate with 'args' (str() of each); checks its exit
+    status against 'rc' unless that is None."""
+    p = run([str(MIGRATE)] + [str(a) for a in args], timeout=timeout * SLOW)
+    if rc is not None:
+        assert p.returncode == rc, (
+            "sessfs-migrate %s: exit %d, not %d\nstdout: %s\nstderr: %s"
+            % (" ".join(map(str, args)), p.returncode, rc, p.stdout,
+               p.stderr))
+    return p
 
 
 @contextlib.contextmanager
