@@ -5,6 +5,7 @@
  * one Redis lock per name for the host.  lock.h states the design.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,21 @@ struct lk_holder {
 	struct lk_holder *next;
 };
 
+/*
+ * A POSIX (fcntl) lock of this host: bytes 'start' to 'end' (inclusive;
+ * INT64_MAX: to the end, however far) of the inode 'ino', held by the
+ * kernel's lock owner of a process (its file table) with the pid the
+ * kernel gave.  An owner's pieces on one inode never overlap.
+ */
+struct lk_plock {
+	uint64_t owner;
+	uint64_t ino;
+	int64_t start, end;
+	uint32_t pid;
+	bool ex;
+	struct lk_plock *next;
+};
+
 struct lk_waiter {
 	fuse_req_t req;
 	uint64_t nodeid;
@@ -82,7 +98,19 @@ struct lk_waiter {
 	bool ex;
 	bool nb; /* LOCK_NB: refused, not queued, when Redis says taken */
 	bool refresh; /* granted first after the Redis lock was taken */
+	bool posix; /* a SETLK(W) for the range below, not a FLOCK */
+	int64_t start, end;
+	uint32_t pid;
+	int err; /* the reply of a grant: 0, or ENOLCK */
 	struct lk_waiter *next;
+};
+
+/* A GETLK that asks Redis whether another host holds the name. */
+struct lk_peek {
+	fuse_req_t req;
+	uint64_t owner;
+	struct flock fl;
+	struct lk_peek *next;
 };
 
 enum lk_call {
@@ -91,14 +119,17 @@ enum lk_call {
 	LK_RENEW,
 	LK_RELEASE,
 	LK_CHECK,
+	LK_PEEK,
 };
 
 struct lk_name {
 	char *name; /* the table's key: a session name or "#<ino>" */
 	char *key; /* Redis lock key; NULL: this host alone decides */
 	char *want; /* want key, with 'key' */
-	struct lk_holder *holders;
+	struct lk_holder *holders; /* flock */
+	struct lk_plock *plocks; /* fcntl */
 	struct lk_waiter *head, **tail;
+	struct lk_peek *peeks;
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
 	bool yield; /* another host wants it: no new local grant */
 	bool yielded; /* released for another host, not retaken since */
@@ -119,6 +150,7 @@ struct fs_locks {
 	struct lk_name *names;
 	int64_t lease_ms;
 	uint64_t seq;
+	uint64_t nplocks; /* fcntl locks in the table: FLUSH skips at 0 */
 	uint32_t boot; /* random: tokens differ across restarts */
 	struct be_conn *conn; /* the lock thread's own */
 	pthread_t thread;
@@ -186,9 +218,16 @@ out_free:
 	return NULL;
 }
 
+/* Whether a process of this host holds a lock on 'n', flock or fcntl. */
+static bool has_holders(const struct lk_name *n)
+{
+	return n->holders || n->plocks;
+}
+
 static bool name_idle(const struct lk_name *n)
 {
-	return !n->holders && !n->head && !n->busy && (!n->key || !n->held);
+	return !has_holders(n) && !n->head && !n->peeks && !n->busy &&
+	       (!n->key || !n->held);
 }
 
 /* Frees the entries nothing uses.  Caller holds lk->lock. */
@@ -234,6 +273,115 @@ static bool compatible(const struct lk_name *n, uint64_t owner, bool ex)
 	return true;
 }
 
+/*
+ * The first fcntl lock of 'n' that keeps 'owner' from locking bytes
+ * 'start' to 'end' ('ex': for writing): another owner's, overlapping,
+ * one of the two exclusive.  NULL: none.
+ */
+static const struct lk_plock *plock_conflict(const struct lk_name *n,
+					     uint64_t owner, bool ex,
+					     int64_t start, int64_t end)
+{
+	const struct lk_plock *p;
+
+	for (p = n->plocks; p; p = p->next)
+		if (p->owner != owner && (p->ex || ex) && p->start <= end &&
+		    p->end >= start)
+			return p;
+	return NULL;
+}
+
+/* Whether 'owner' holds an fcntl lock on 'n'. */
+static bool plock_holds(const struct lk_name *n, uint64_t owner)
+{
+	const struct lk_plock *p;
+
+	for (p = n->plocks; p; p = p->next)
+		if (p->owner == owner)
+			return true;
+	return false;
+}
+
+/*
+ * Sets bytes 'start' to 'end' of 'ino' for 'owner' on 'n' to 'type'
+ * (F_UNLCK, F_RDLCK, F_WRLCK), as fcntl(2) does: the owner's pieces in the
+ * range are cut away (split when the range lies inside one), then the new
+ * piece added.  0, or -ENOMEM with 'n' unchanged.  Caller holds lk->lock.
+ */
+static int plock_set(struct fs_locks *lk, struct lk_name *n, uint64_t owner,
+		     uint64_t ino, uint32_t pid, int type, int64_t start,
+		     int64_t end)
+{
+	struct lk_plock **pp, *p, *split = malloc(sizeof(*split));
+	struct lk_plock *add = type == F_UNLCK ? NULL : malloc(sizeof(*add));
+
+	if (!split || (type != F_UNLCK && !add)) {
+		free(split);
+		free(add);
+		return -ENOMEM;
+	}
+	for (pp = &n->plocks; (p = *pp);) {
+		if (p->owner != owner || p->ino != ino || p->end < start ||
+		    p->start > end) {
+			pp = &p->next;
+			continue;
+		}
+		if (p->start < start && p->end > end) {
+			/* One piece around the range: its two ends stay. */
+			*split = *p;
+			split->start = end + 1;
+			p->end = start - 1;
+			p->next = split;
+			pp = &split->next;
+			split = NULL;
+			lk->nplocks++;
+		} else if (p->start < start) {
+			p->end = start - 1;
+			pp = &p->next;
+		} else if (p->end > end) {
+			p->start = end + 1;
+			pp = &p->next;
+		} else {
+			*pp = p->next;
+			free(p);
+			lk->nplocks--;
+		}
+	}
+	free(split);
+	if (add) {
+		add->owner = owner;
+		add->ino = ino;
+		add->pid = pid;
+		add->ex = type == F_WRLCK;
+		add->start = start;
+		add->end = end;
+		add->next = n->plocks;
+		n->plocks = add;
+		lk->nplocks++;
+	}
+	return 0;
+}
+
+/* Drops every fcntl lock of 'owner' on 'ino' in 'n'; whether one went. */
+static bool plock_drop(struct fs_locks *lk, struct lk_name *n, uint64_t owner,
+		       uint64_t ino)
+{
+	struct lk_plock **pp = &n->plocks, *p;
+	bool any = false;
+
+	while ((p = *pp)) {
+		if (p->owner != owner || p->ino != ino) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		free(p);
+		lk->nplocks--;
+		any = true;
+	}
+	return any;
+}
+
 static void waiter_unlink(struct lk_name *n, struct lk_waiter *w)
 {
 	struct lk_waiter **pp;
@@ -249,26 +397,62 @@ static void waiter_unlink(struct lk_name *n, struct lk_waiter *w)
 }
 
 /*
- * Grants the waiters at the head of 'n' while they fit with the holders
- * and the host may grant (it holds the Redis lock and no other host asked
- * for it): FIFO, so a stream of shared locks cannot starve an exclusive
- * one.  Each waiter granted moves to the list '*out' (linked by 'next'),
- * for deliver() once lk->lock is dropped.  Caller holds lk->lock.
+ * Whether the waiter 'w' of 'n' may be granted now, with flock waiters
+ * before it blocked or not ('fblocked').  The host must hold the Redis
+ * lock; once another host asked for it, only a process that holds an
+ * fcntl lock here may still change its locks (it could not let go while
+ * its own change waits).
  */
-static void grant(struct lk_name *n, struct lk_waiter **out)
+static bool grantable(const struct lk_name *n, const struct lk_waiter *w,
+		      bool fblocked)
 {
-	struct lk_waiter *w;
-	struct lk_holder *h;
+	if (!n->held)
+		return false;
+	if (!w->posix)
+		return !fblocked && !n->yield && compatible(n, w->owner, w->ex);
+	if (n->yield && !plock_holds(n, w->owner))
+		return false;
+	return !plock_conflict(n, w->owner, w->ex, w->start, w->end);
+}
 
-	while ((w = n->head) && n->held && !n->yield &&
-	       compatible(n, w->owner, w->ex)) {
-		h = malloc(sizeof(*h));
-		if (!h)
-			break;
-		h->owner = w->owner;
-		h->ex = w->ex;
-		h->next = n->holders;
-		n->holders = h;
+/*
+ * Grants the waiters of 'n' that fit with the holders while the host may
+ * grant (grantable()).  flock waiters go FIFO, so a stream of shared locks
+ * cannot starve an exclusive one; fcntl waiters whenever their range is
+ * free, as the kernel has it (flock and fcntl locks do not exclude each
+ * other on a host).  Each waiter granted moves to the list '*out' (linked
+ * by 'next'), for deliver() once lk->lock is dropped.  Caller holds
+ * lk->lock.
+ */
+static void grant(struct fs_locks *lk, struct lk_name *n,
+		  struct lk_waiter **out)
+{
+	struct lk_waiter *w, *next;
+	struct lk_holder *h;
+	bool fblocked = false;
+
+	for (w = n->head; w; w = next) {
+		next = w->next;
+		if (!grantable(n, w, fblocked)) {
+			fblocked |= !w->posix;
+			continue;
+		}
+		if (w->posix) {
+			if (plock_set(lk, n, w->owner, w->nodeid, w->pid,
+				      w->ex ? F_WRLCK : F_RDLCK, w->start,
+				      w->end) < 0)
+				w->err = ENOLCK;
+		} else {
+			h = malloc(sizeof(*h));
+			if (!h) {
+				fblocked = true;
+				continue;
+			}
+			h->owner = w->owner;
+			h->ex = w->ex;
+			h->next = n->holders;
+			n->holders = h;
+		}
 		waiter_unlink(n, w);
 		n->idle_since = 0;
 		n->idle_checked = false;
@@ -301,7 +485,7 @@ static void deliver(struct fs *fs, struct lk_waiter *list)
 					"cannot read a session again after its lock was taken: %s",
 					strerror(-ret));
 		}
-		fuse_reply_err(w->req, 0);
+		fuse_reply_err(w->req, w->err);
 		free(w);
 	}
 }
@@ -352,6 +536,16 @@ out:
 	pthread_mutex_unlock(&lk->lock);
 }
 
+/* The first flock waiter of 'n' (fcntl ones do not queue before it). */
+static struct lk_waiter *first_flock(const struct lk_name *n)
+{
+	struct lk_waiter *w;
+
+	for (w = n->head; w && w->posix; w = w->next)
+		;
+	return w;
+}
+
 void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		   uint64_t ino, bool local, uint64_t owner, int op)
 {
@@ -383,7 +577,7 @@ void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		 */
 		for (n = lk->names; n; n = n->next)
 			if (holder_drop(n, owner))
-				grant(n, &granted);
+				grant(lk, n, &granted);
 		pthread_cond_signal(&lk->cond);
 		fuse_reply_err(req, 0);
 		goto out;
@@ -404,13 +598,13 @@ void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 	w->nb = nb;
 	*n->tail = w;
 	n->tail = &w->next;
-	grant(n, &granted);
+	grant(lk, n, &granted);
 	for (w = n->head; w && w->req != req; w = w->next)
 		;
 	if (!w)
 		goto out; /* granted */
 	if (nb && (!compatible(n, owner, w->ex) || !n->key || n->yield ||
-		   n->head != w)) {
+		   first_flock(n) != w)) {
 		waiter_unlink(n, w);
 		fuse_reply_err(req, EWOULDBLOCK);
 		free(w);
@@ -438,7 +632,213 @@ void fs_lock_release_owner(struct fs *fs, uint64_t owner)
 	pthread_mutex_lock(&lk->lock);
 	for (n = lk->names; n; n = n->next)
 		if (holder_drop(n, owner)) {
-			grant(n, &granted);
+			grant(lk, n, &granted);
+			any = true;
+		}
+	if (any) {
+		names_sweep(lk);
+		pthread_cond_signal(&lk->cond);
+	}
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+/*
+ * The byte range of 'fl' (libfuse gives SEEK_SET and a length >= 0; 0: to
+ * the end) as inclusive ends.  -EINVAL for a range fcntl(2) refuses.
+ */
+static int fl_range(const struct flock *fl, int64_t *start, int64_t *end)
+{
+	if (fl->l_start < 0 || fl->l_len < 0)
+		return -EINVAL;
+	*start = fl->l_start;
+	if (fl->l_len == 0 || fl->l_len - 1 > INT64_MAX - fl->l_start)
+		*end = INT64_MAX;
+	else
+		*end = fl->l_start + fl->l_len - 1;
+	return 0;
+}
+
+void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl, bool sleep)
+{
+	struct fs_locks *lk = fs->locks;
+	char tmp[32];
+	struct lk_name *n;
+	struct lk_waiter *w = NULL, *granted = NULL;
+	int64_t start, end;
+	bool redis;
+	int err = 0;
+
+	if (!lk || fl_range(fl, &start, &end) < 0) {
+		fuse_reply_err(req, lk ? EINVAL : ENOLCK);
+		return;
+	}
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "#%" PRIu64, ino);
+		name = tmp;
+	}
+	redis = name != tmp && !local && fs_mode_get(fs) != FS_MODE_FILES;
+	if (fl->l_type != F_UNLCK && sleep)
+		fuse_req_interrupt_func(req, on_interrupt, lk);
+	pthread_mutex_lock(&lk->lock);
+	if (fl->l_type == F_UNLCK) {
+		/* By inode, under whatever name (a rename since the lock). */
+		for (n = lk->names; n; n = n->next) {
+			if (plock_set(lk, n, owner, ino, 0, F_UNLCK, start,
+				      end) < 0)
+				err = ENOLCK;
+			grant(lk, n, &granted);
+		}
+		pthread_cond_signal(&lk->cond);
+		fuse_reply_err(req, err);
+		goto out;
+	}
+	n = name_get(fs, name, redis);
+	if (n)
+		w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOLCK);
+		goto out;
+	}
+	w->req = req;
+	w->nodeid = ino;
+	w->owner = owner;
+	w->ex = fl->l_type == F_WRLCK;
+	w->nb = !sleep;
+	w->posix = true;
+	w->start = start;
+	w->end = end;
+	w->pid = (uint32_t)fl->l_pid;
+	*n->tail = w;
+	n->tail = &w->next;
+	grant(lk, n, &granted);
+	for (w = n->head; w && w->req != req; w = w->next)
+		;
+	if (!w)
+		goto out; /* granted */
+	if (!sleep && (plock_conflict(n, owner, w->ex, start, end) || !n->key ||
+		       n->held || n->yield)) {
+		/* Only a Redis lock not yet tried makes F_SETLK wait: once. */
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EAGAIN);
+		free(w);
+	} else if (sleep && fuse_req_interrupted(req)) {
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EINTR);
+		free(w);
+	}
+	pthread_cond_signal(&lk->cond);
+out:
+	names_sweep(lk);
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+/*
+ * Answers the GETLK 'q' on 'n': the first local fcntl lock in its way, or
+ * when 'remote' (another host holds the name) a write lock on the whole
+ * file with no pid (0: not a process of this host); F_UNLCK when free.
+ * Frees 'q'.  Caller holds lk->lock.
+ */
+static void peek_answer(const struct lk_name *n, struct lk_peek *q, bool remote)
+{
+	const struct lk_plock *p = NULL;
+	int64_t start, end;
+
+	if (fl_range(&q->fl, &start, &end) == 0 && n)
+		p = plock_conflict(n, q->owner, q->fl.l_type == F_WRLCK, start,
+				   end);
+	if (p) {
+		q->fl.l_type = p->ex ? F_WRLCK : F_RDLCK;
+		q->fl.l_start = p->start;
+		q->fl.l_len = p->end == INT64_MAX ? 0 : p->end - p->start + 1;
+		q->fl.l_pid = (pid_t)p->pid;
+	} else if (remote) {
+		q->fl.l_type = F_WRLCK;
+		q->fl.l_start = 0;
+		q->fl.l_len = 0;
+		q->fl.l_pid = 0;
+	} else {
+		q->fl.l_type = F_UNLCK;
+	}
+	q->fl.l_whence = SEEK_SET;
+	fuse_reply_lock(q->req, &q->fl);
+	free(q);
+}
+
+/* Answers every queued GETLK of 'n'.  Caller holds lk->lock. */
+static void peeks_answer(struct lk_name *n, bool remote)
+{
+	struct lk_peek *q;
+
+	while ((q = n->peeks)) {
+		n->peeks = q->next;
+		peek_answer(n, q, remote);
+	}
+}
+
+void fs_lock_getlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl)
+{
+	struct fs_locks *lk = fs->locks;
+	char tmp[32];
+	struct lk_name *n;
+	struct lk_peek *q = calloc(1, sizeof(*q));
+	int64_t start, end;
+	bool redis;
+
+	if (!lk || !q || fl_range(fl, &start, &end) < 0) {
+		free(q);
+		fuse_reply_err(req, !lk || !q ? ENOLCK : EINVAL);
+		return;
+	}
+	q->req = req;
+	q->owner = owner;
+	q->fl = *fl;
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "#%" PRIu64, ino);
+		name = tmp;
+	}
+	redis = name != tmp && !local && fs_mode_get(fs) != FS_MODE_FILES;
+	pthread_mutex_lock(&lk->lock);
+	n = name_find(lk, name);
+	if ((n && n->held) || !redis ||
+	    (n &&
+	     plock_conflict(n, owner, fl->l_type == F_WRLCK, start, end))) {
+		/* This host decides: it holds the name, or nobody else can. */
+		peek_answer(n, q, false);
+		goto out;
+	}
+	n = name_get(fs, name, true);
+	if (!n || !n->key) {
+		peek_answer(n, q, false);
+		goto out;
+	}
+	/* The lock thread asks Redis (LK_PEEK) and answers. */
+	q->next = n->peeks;
+	n->peeks = q;
+	pthread_cond_signal(&lk->cond);
+out:
+	names_sweep(lk);
+	pthread_mutex_unlock(&lk->lock);
+}
+
+void fs_lock_flush_owner(struct fs *fs, uint64_t ino, uint64_t owner)
+{
+	struct fs_locks *lk = fs->locks;
+	struct lk_name *n;
+	struct lk_waiter *granted = NULL;
+	bool any = false;
+
+	if (!lk)
+		return;
+	pthread_mutex_lock(&lk->lock);
+	for (n = lk->nplocks ? lk->names : NULL; n; n = n->next)
+		if (plock_drop(lk, n, owner, ino)) {
+			grant(lk, n, &granted);
 			any = true;
 		}
 	if (any) {
@@ -463,11 +863,13 @@ static enum lk_call call_due(const struct lk_name *n, int64_t now)
 {
 	if (!n->key || n->busy)
 		return LK_NONE;
+	if (!n->held && n->peeks)
+		return LK_PEEK;
 	if (!n->held)
 		return n->head && now >= n->next_try ? LK_ACQUIRE : LK_NONE;
-	if (!n->holders && n->yield)
+	if (!has_holders(n) && n->yield)
 		return LK_RELEASE;
-	if (!n->holders && !n->head && n->idle_since) {
+	if (!has_holders(n) && !n->head && n->idle_since) {
 		if (now >= n->idle_since + ms_ns(LK_LINGER_MS))
 			return LK_RELEASE;
 		if (!n->idle_checked)
@@ -487,12 +889,14 @@ static int64_t call_when(const struct lk_name *n)
 
 	if (!n->key || n->busy)
 		return t;
+	if (!n->held && n->peeks)
+		return 0;
 	if (!n->held)
 		return n->head ? n->next_try : t;
 	t = n->renew_at;
 	if (n->head && !n->yield && n->check_at < t)
 		t = n->check_at;
-	if (!n->holders && !n->head && n->idle_since &&
+	if (!has_holders(n) && !n->head && n->idle_since &&
 	    n->idle_since + ms_ns(LK_LINGER_MS) < t)
 		t = n->idle_since + ms_ns(LK_LINGER_MS);
 	return t;
@@ -531,6 +935,10 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 		s->argv[argc++] = s->n->key;
 		s->argv[argc++] = s->n->token;
 		s->argv[argc++] = s->lease;
+		break;
+	case LK_PEEK:
+		s->argv[argc++] = "EXISTS";
+		s->argv[argc++] = s->n->key;
 		break;
 	case LK_CHECK:
 	case LK_NONE:
@@ -599,7 +1007,7 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 				n->poll_ms = LK_POLL_MAX_MS;
 			n->next_try = now + ms_ns(n->poll_ms);
 		}
-		grant(n, granted);
+		grant(lk, n, granted);
 		/* LOCK_NB had its one try: what was not granted is refused. */
 		refuse_nb(n, EWOULDBLOCK);
 		break;
@@ -625,14 +1033,21 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		break;
 	case LK_CHECK:
 		n->check_at = now + ms_ns(LK_CHECK_MS);
-		if (!n->holders && !n->head)
+		if (!has_holders(n) && !n->head)
 			n->idle_checked = true;
 		if (yes)
 			n->yield = true;
 		break;
+	case LK_PEEK:
+		/* Not held here (no acquire was in flight): another host's. */
+		peeks_answer(n, yes);
+		break;
 	case LK_NONE:
 		break;
 	}
+	/* GETLKs that came while this host took the lock: it decides. */
+	if (n->peeks && (n->held || !n->key))
+		peeks_answer(n, false);
 }
 
 static void *lock_thread(void *arg)
@@ -660,7 +1075,7 @@ static void *lock_thread(void *arg)
 		for (n = lk->names; n && nslots < LK_BATCH; n = n->next) {
 			enum lk_call call;
 
-			if (n->key && n->held && !n->holders && !n->head &&
+			if (n->key && n->held && !has_holders(n) && !n->head &&
 			    !n->idle_since)
 				n->idle_since = now;
 			call = call_due(n, now);
@@ -787,6 +1202,8 @@ void fs_lock_stop(struct fs *fs)
 	struct lk_name *n;
 	struct lk_holder *h;
 	struct lk_waiter *w;
+	struct lk_plock *p;
+	struct lk_peek *q;
 
 	if (!lk)
 		return;
@@ -811,6 +1228,14 @@ void fs_lock_stop(struct fs *fs)
 		while ((w = n->head)) {
 			n->head = w->next;
 			free(w);
+		}
+		while ((p = n->plocks)) {
+			n->plocks = p->next;
+			free(p);
+		}
+		while ((q = n->peeks)) {
+			n->peeks = q->next;
+			free(q);
 		}
 		free(n->key);
 		free(n->want);
