@@ -20,6 +20,7 @@
 #include "layout.h"
 #include "lock.h"
 #include "log.h"
+#include "plock.h"
 
 /* A host that lost the race polls again after 2 ms, then up to 20 ms. */
 #define LK_POLL_MIN_MS 2
@@ -76,21 +77,6 @@ struct lk_holder {
 	struct lk_holder *next;
 };
 
-/*
- * A POSIX (fcntl) lock of this host: bytes 'start' to 'end' (inclusive;
- * INT64_MAX: to the end, however far) of the inode 'ino', held by the
- * kernel's lock owner of a process (its file table) with the pid the
- * kernel gave.  An owner's pieces on one inode never overlap.
- */
-struct lk_plock {
-	uint64_t owner;
-	uint64_t ino;
-	int64_t start, end;
-	uint32_t pid;
-	bool ex;
-	struct lk_plock *next;
-};
-
 struct lk_waiter {
 	fuse_req_t req;
 	uint64_t nodeid;
@@ -127,7 +113,7 @@ struct lk_name {
 	char *key; /* Redis lock key; NULL: this host alone decides */
 	char *want; /* want key, with 'key' */
 	struct lk_holder *holders; /* flock */
-	struct lk_plock *plocks; /* fcntl */
+	struct fs_plock *plocks; /* fcntl */
 	struct lk_waiter *head, **tail;
 	struct lk_peek *peeks;
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
@@ -273,115 +259,6 @@ static bool compatible(const struct lk_name *n, uint64_t owner, bool ex)
 	return true;
 }
 
-/*
- * The first fcntl lock of 'n' that keeps 'owner' from locking bytes
- * 'start' to 'end' ('ex': for writing): another owner's, overlapping,
- * one of the two exclusive.  NULL: none.
- */
-static const struct lk_plock *plock_conflict(const struct lk_name *n,
-					     uint64_t owner, bool ex,
-					     int64_t start, int64_t end)
-{
-	const struct lk_plock *p;
-
-	for (p = n->plocks; p; p = p->next)
-		if (p->owner != owner && (p->ex || ex) && p->start <= end &&
-		    p->end >= start)
-			return p;
-	return NULL;
-}
-
-/* Whether 'owner' holds an fcntl lock on 'n'. */
-static bool plock_holds(const struct lk_name *n, uint64_t owner)
-{
-	const struct lk_plock *p;
-
-	for (p = n->plocks; p; p = p->next)
-		if (p->owner == owner)
-			return true;
-	return false;
-}
-
-/*
- * Sets bytes 'start' to 'end' of 'ino' for 'owner' on 'n' to 'type'
- * (F_UNLCK, F_RDLCK, F_WRLCK), as fcntl(2) does: the owner's pieces in the
- * range are cut away (split when the range lies inside one), then the new
- * piece added.  0, or -ENOMEM with 'n' unchanged.  Caller holds lk->lock.
- */
-static int plock_set(struct fs_locks *lk, struct lk_name *n, uint64_t owner,
-		     uint64_t ino, uint32_t pid, int type, int64_t start,
-		     int64_t end)
-{
-	struct lk_plock **pp, *p, *split = malloc(sizeof(*split));
-	struct lk_plock *add = type == F_UNLCK ? NULL : malloc(sizeof(*add));
-
-	if (!split || (type != F_UNLCK && !add)) {
-		free(split);
-		free(add);
-		return -ENOMEM;
-	}
-	for (pp = &n->plocks; (p = *pp);) {
-		if (p->owner != owner || p->ino != ino || p->end < start ||
-		    p->start > end) {
-			pp = &p->next;
-			continue;
-		}
-		if (p->start < start && p->end > end) {
-			/* One piece around the range: its two ends stay. */
-			*split = *p;
-			split->start = end + 1;
-			p->end = start - 1;
-			p->next = split;
-			pp = &split->next;
-			split = NULL;
-			lk->nplocks++;
-		} else if (p->start < start) {
-			p->end = start - 1;
-			pp = &p->next;
-		} else if (p->end > end) {
-			p->start = end + 1;
-			pp = &p->next;
-		} else {
-			*pp = p->next;
-			free(p);
-			lk->nplocks--;
-		}
-	}
-	free(split);
-	if (add) {
-		add->owner = owner;
-		add->ino = ino;
-		add->pid = pid;
-		add->ex = type == F_WRLCK;
-		add->start = start;
-		add->end = end;
-		add->next = n->plocks;
-		n->plocks = add;
-		lk->nplocks++;
-	}
-	return 0;
-}
-
-/* Drops every fcntl lock of 'owner' on 'ino' in 'n'; whether one went. */
-static bool plock_drop(struct fs_locks *lk, struct lk_name *n, uint64_t owner,
-		       uint64_t ino)
-{
-	struct lk_plock **pp = &n->plocks, *p;
-	bool any = false;
-
-	while ((p = *pp)) {
-		if (p->owner != owner || p->ino != ino) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		free(p);
-		lk->nplocks--;
-		any = true;
-	}
-	return any;
-}
-
 static void waiter_unlink(struct lk_name *n, struct lk_waiter *w)
 {
 	struct lk_waiter **pp;
@@ -410,9 +287,9 @@ static bool grantable(const struct lk_name *n, const struct lk_waiter *w,
 		return false;
 	if (!w->posix)
 		return !fblocked && !n->yield && compatible(n, w->owner, w->ex);
-	if (n->yield && !plock_holds(n, w->owner))
+	if (n->yield && !fs_plock_holds(n->plocks, w->owner))
 		return false;
-	return !plock_conflict(n, w->owner, w->ex, w->start, w->end);
+	return !fs_plock_conflict(n->plocks, w->owner, w->ex, w->start, w->end);
 }
 
 /*
@@ -438,9 +315,10 @@ static void grant(struct fs_locks *lk, struct lk_name *n,
 			continue;
 		}
 		if (w->posix) {
-			if (plock_set(lk, n, w->owner, w->nodeid, w->pid,
-				      w->ex ? F_WRLCK : F_RDLCK, w->start,
-				      w->end) < 0)
+			if (fs_plock_set(&n->plocks, &lk->nplocks, w->owner,
+					 w->nodeid, w->pid,
+					 w->ex ? F_WRLCK : F_RDLCK, w->start,
+					 w->end) < 0)
 				w->err = ENOLCK;
 		} else {
 			h = malloc(sizeof(*h));
@@ -643,22 +521,6 @@ void fs_lock_release_owner(struct fs *fs, uint64_t owner)
 	deliver(fs, granted);
 }
 
-/*
- * The byte range of 'fl' (libfuse gives SEEK_SET and a length >= 0; 0: to
- * the end) as inclusive ends.  -EINVAL for a range fcntl(2) refuses.
- */
-static int fl_range(const struct flock *fl, int64_t *start, int64_t *end)
-{
-	if (fl->l_start < 0 || fl->l_len < 0)
-		return -EINVAL;
-	*start = fl->l_start;
-	if (fl->l_len == 0 || fl->l_len - 1 > INT64_MAX - fl->l_start)
-		*end = INT64_MAX;
-	else
-		*end = fl->l_start + fl->l_len - 1;
-	return 0;
-}
-
 void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
 		   uint64_t ino, bool local, uint64_t owner,
 		   const struct flock *fl, bool sleep)
@@ -671,7 +533,7 @@ void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
 	bool redis;
 	int err = 0;
 
-	if (!lk || fl_range(fl, &start, &end) < 0) {
+	if (!lk || fs_plock_range(fl, &start, &end) < 0) {
 		fuse_reply_err(req, lk ? EINVAL : ENOLCK);
 		return;
 	}
@@ -686,8 +548,8 @@ void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
 	if (fl->l_type == F_UNLCK) {
 		/* By inode, under whatever name (a rename since the lock). */
 		for (n = lk->names; n; n = n->next) {
-			if (plock_set(lk, n, owner, ino, 0, F_UNLCK, start,
-				      end) < 0)
+			if (fs_plock_set(&n->plocks, &lk->nplocks, owner, ino,
+					 0, F_UNLCK, start, end) < 0)
 				err = ENOLCK;
 			grant(lk, n, &granted);
 		}
@@ -718,8 +580,8 @@ void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
 		;
 	if (!w)
 		goto out; /* granted */
-	if (!sleep && (plock_conflict(n, owner, w->ex, start, end) || !n->key ||
-		       n->held || n->yield)) {
+	if (!sleep && (fs_plock_conflict(n->plocks, owner, w->ex, start, end) ||
+		       !n->key || n->held || n->yield)) {
 		/* Only a Redis lock not yet tried makes F_SETLK wait: once. */
 		waiter_unlink(n, w);
 		fuse_reply_err(req, EAGAIN);
@@ -744,12 +606,12 @@ out:
  */
 static void peek_answer(const struct lk_name *n, struct lk_peek *q, bool remote)
 {
-	const struct lk_plock *p = NULL;
+	const struct fs_plock *p = NULL;
 	int64_t start, end;
 
-	if (fl_range(&q->fl, &start, &end) == 0 && n)
-		p = plock_conflict(n, q->owner, q->fl.l_type == F_WRLCK, start,
-				   end);
+	if (fs_plock_range(&q->fl, &start, &end) == 0 && n)
+		p = fs_plock_conflict(n->plocks, q->owner,
+				      q->fl.l_type == F_WRLCK, start, end);
 	if (p) {
 		q->fl.l_type = p->ex ? F_WRLCK : F_RDLCK;
 		q->fl.l_start = p->start;
@@ -790,7 +652,7 @@ void fs_lock_getlk(struct fs *fs, fuse_req_t req, const char *name,
 	int64_t start, end;
 	bool redis;
 
-	if (!lk || !q || fl_range(fl, &start, &end) < 0) {
+	if (!lk || !q || fs_plock_range(fl, &start, &end) < 0) {
 		free(q);
 		fuse_reply_err(req, !lk || !q ? ENOLCK : EINVAL);
 		return;
@@ -806,8 +668,8 @@ void fs_lock_getlk(struct fs *fs, fuse_req_t req, const char *name,
 	pthread_mutex_lock(&lk->lock);
 	n = name_find(lk, name);
 	if ((n && n->held) || !redis ||
-	    (n &&
-	     plock_conflict(n, owner, fl->l_type == F_WRLCK, start, end))) {
+	    (n && fs_plock_conflict(n->plocks, owner, fl->l_type == F_WRLCK,
+				    start, end))) {
 		/* This host decides: it holds the name, or nobody else can. */
 		peek_answer(n, q, false);
 		goto out;
@@ -837,7 +699,7 @@ void fs_lock_flush_owner(struct fs *fs, uint64_t ino, uint64_t owner)
 		return;
 	pthread_mutex_lock(&lk->lock);
 	for (n = lk->nplocks ? lk->names : NULL; n; n = n->next)
-		if (plock_drop(lk, n, owner, ino)) {
+		if (fs_plock_drop(&n->plocks, &lk->nplocks, owner, ino)) {
 			grant(lk, n, &granted);
 			any = true;
 		}
@@ -1202,7 +1064,6 @@ void fs_lock_stop(struct fs *fs)
 	struct lk_name *n;
 	struct lk_holder *h;
 	struct lk_waiter *w;
-	struct lk_plock *p;
 	struct lk_peek *q;
 
 	if (!lk)
@@ -1229,10 +1090,7 @@ void fs_lock_stop(struct fs *fs)
 			n->head = w->next;
 			free(w);
 		}
-		while ((p = n->plocks)) {
-			n->plocks = p->next;
-			free(p);
-		}
+		fs_plock_free(n->plocks);
 		while ((q = n->peeks)) {
 			n->peeks = q->next;
 			free(q);
