@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -387,6 +388,21 @@ def lk(fd, kind, start=0, length=0, nb=True):
     return True
 
 
+@contextlib.contextmanager
+def alarm(seconds):
+    """A blocking call inside fails with TimeoutError after 'seconds'
+    (scaled by SLOW) instead of hanging the test."""
+    def ring(*_):
+        raise TimeoutError("still blocked after %g s" % seconds)
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds * SLOW)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def getlk(fd, kind, start=0, length=0):
     """F_GETLK on 'fd': (type, start, len, pid) of the lock in the way."""
     buf = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0)
@@ -436,7 +452,8 @@ def test_fcntl_ranges_on_one_host(redis_server, tmp, checker):
             assert not lk(fd, fcntl.LOCK_SH, 0, 1)
             c.p.stdin.close()
             c.p.wait(10)
-            assert lk(fd, fcntl.LOCK_EX)  # the child's exit freed it all
+            with alarm(10):  # F_SETLKW: the child's exit freed it all
+                assert lk(fd, fcntl.LOCK_EX, nb=False)
         os.close(fd)
 
 
@@ -467,10 +484,16 @@ def test_fcntl_excludes_the_other_host(redis, redis_server, tmp, checker):
             assert redis.get(key).startswith(b"h2:")
             assert not try_ex(a.path("sess_p"))  # b's fcntl keeps a out
             assert ca.run("nb r 0 0") == EAGAIN
-            cb.p.stdin.close()
-            cb.p.wait(10)
-            wait_for(lambda: ca.run("nb r 0 0") == "ok", 5,
-                     "a to take the lock")
+            # lockf(F_SETLKW) on a waits for b's holder to exit.
+            fd = os.open(a.path("sess_p"), os.O_RDWR)
+            try:
+                t = time.monotonic()
+                threading.Timer(0.3, cb.p.stdin.close).start()
+                with alarm(10):
+                    assert lk(fd, fcntl.LOCK_EX, 0, 1, nb=False)
+                assert time.monotonic() - t >= 0.3
+            finally:
+                os.close(fd)
 
 
 def test_fcntl_holder_killed_and_waiter_interrupted(redis_server, tmp,
