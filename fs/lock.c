@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The cross-host flock of session files: the host's table of names with
- * holders and waiters, and the lock thread that holds, renews and releases
- * one Redis lock per name for the host.  lock.h states the design.
+ * The cross-host flock and fcntl locks of session files: the host's table
+ * of names with holders (flock owners, fcntl byte ranges: plock.h) and
+ * waiters, and the lock thread that holds, renews and releases one Redis
+ * lock per name for the host.  lock.h states the design.
  */
 #include <errno.h>
 #include <fcntl.h>
