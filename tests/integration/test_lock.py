@@ -498,14 +498,21 @@ def test_fcntl_excludes_the_other_host(redis, redis_server, tmp, checker):
 
 def test_fcntl_holder_killed_and_waiter_interrupted(redis_server, tmp,
                                                      checker):
-    """A waiter in F_SETLKW on host b gets EINTR from a signal; kill -9
-    of the holder on a (its exit closes the file: FLUSH drops its locks)
-    lets the next waiter on b in well within the lease."""
+    """A waiter in F_SETLKW on host b, and one on host a, get EINTR from
+    a signal; kill -9 of the holder on a (its exit closes the file: FLUSH
+    drops its locks) lets the next waiter on b in well within the
+    lease."""
     with two_hosts(tmp, redis_server, checker) as (a, b):
         ca = Fcntler(a.path("sess_q"))
+        ca2 = Fcntler(a.path("sess_q"))
         cb = Fcntler(b.path("sess_q"))
-        with ended(ca.p, cb.p):
+        with ended(ca.p, ca2.p, cb.p):
             assert ca.run("nb w 0 0") == "ok"
+            ca2.send("wait r 10 1")
+            assert ca2.answer(0.3) is None
+            ca2.p.send_signal(signal.SIGUSR1)
+            assert ca2.answer() == "err %d" % errno.EINTR
+            ca2.p.stdin.close()
             cb.send("wait w 0 0")
             assert cb.answer(0.3) is None
             cb.p.send_signal(signal.SIGUSR1)
