@@ -3,12 +3,15 @@
  * flock_bench: what flock() costs processes of one host on one session
  * file (bench/lock_bench.sh runs it on a plain directory and on sessfs).
  * PROCS processes, each with its own open file description, run for
- * SECONDS in one of three loops:
+ * SECONDS in one of five loops:
  *
  *   lock      flock(LOCK_EX), flock(LOCK_UN) on a file kept open
  *   section   the same around a pread and a pwrite of the file (64 bytes)
  *   php       PHP's session cycle: open, flock(LOCK_EX), pread, pwrite,
  *             close (the close unlocks)
+ *   fcntl     the lock loop with fcntl(F_SETLKW, F_WRLCK, whole file) and
+ *             F_UNLCK: a process's POSIX lock
+ *   fcntl-php the php loop with that fcntl lock (the close unlocks)
  *
  *   flock_bench FILE MODE PROCS SECONDS
  *
@@ -41,13 +44,22 @@ static int die(const char *what)
 	_exit(1);
 }
 
+/* Locks ('type' F_WRLCK) or unlocks (F_UNLCK) the whole of 'fd'. */
+static int posix_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, type == F_UNLCK ? F_SETLK : F_SETLKW, &fl);
+}
+
 /* One process's loop until 'end'; returns the cycles done. */
 static long run(const char *path, const char *mode, double end)
 {
 	char buf[64];
 	long n = 0;
 	int fd = -1;
-	bool php = strcmp(mode, "php") == 0;
+	bool posix = strncmp(mode, "fcntl", 5) == 0;
+	bool php = strcmp(mode, "php") == 0 || strcmp(mode, "fcntl-php") == 0;
 	bool section = strcmp(mode, "section") == 0;
 
 	memset(buf, 'x', sizeof(buf));
@@ -56,8 +68,8 @@ static long run(const char *path, const char *mode, double end)
 	while (now_s() < end) {
 		if (php && (fd = open(path, O_RDWR)) < 0)
 			die("open");
-		if (flock(fd, LOCK_EX) < 0)
-			die("flock");
+		if ((posix ? posix_lock(fd, F_WRLCK) : flock(fd, LOCK_EX)) < 0)
+			die("lock");
 		if ((php || section) &&
 		    (pread(fd, buf, sizeof(buf), 0) < 0 ||
 		     pwrite(fd, buf, sizeof(buf), 0) != sizeof(buf)))
@@ -65,7 +77,8 @@ static long run(const char *path, const char *mode, double end)
 		if (php) {
 			if (close(fd) < 0)
 				die("close");
-		} else if (flock(fd, LOCK_UN) < 0) {
+		} else if ((posix ? posix_lock(fd, F_UNLCK)
+				  : flock(fd, LOCK_UN)) < 0) {
 			die("unlock");
 		}
 		n++;
@@ -81,7 +94,7 @@ int main(int argc, char **argv)
 
 	if (argc != 5) {
 		fprintf(stderr,
-			"usage: flock_bench FILE lock|section|php PROCS SECONDS\n");
+			"usage: flock_bench FILE lock|section|php|fcntl|fcntl-php PROCS SECONDS\n");
 		return 2;
 	}
 	procs = atoi(argv[3]);

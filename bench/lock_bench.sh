@@ -8,8 +8,9 @@
 #     forwarding: the kernel's host-local flock on a FUSE file);
 #   - through this build's sessfs in redis-only (FLOCK reaches the
 #     daemon, which holds the Redis lock of the name for the host);
-# for each loop (lock, section, php) and process count (1, 4), SECS
-# seconds each, and prints cycles/s and the mean time of a cycle.  A
+# for each loop (lock, section, php; fcntl, fcntl-php with a fcntl lock)
+# and process count (1, 4), SECS seconds each, and prints cycles/s and
+# the mean time of a cycle.  A
 # throwaway redis-server on a free loopback port; the mounts and the
 # server are stopped by pid at the end.  Run as root (mounts).
 #
@@ -70,7 +71,7 @@ mount_sessfs new "$build/fs/sessfs"
 targets+=(new)
 
 printf '%-8s %-8s %5s %10s %10s\n' where loop procs cycles/s mean_us
-for loop in lock section php; do
+for loop in lock section php fcntl fcntl-php; do
 	for procs in 1 4; do
 		for t in "${targets[@]}"; do
 			read -r _ _ rate mean < <("$work/flock_bench" "$work/$t/sess_bench" "$loop" "$procs" "$SECS")

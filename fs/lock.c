@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The cross-host flock of session files: the host's table of names with
- * holders and waiters, and the lock thread that holds, renews and releases
- * one Redis lock per name for the host.  lock.h states the design.
+ * The cross-host flock and fcntl locks of session files: the host's table
+ * of names with holders (flock owners, fcntl byte ranges: plock.h) and
+ * waiters, and the lock thread that holds, renews and releases one Redis
+ * lock per name for the host.  lock.h states the design.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "layout.h"
 #include "lock.h"
 #include "log.h"
+#include "plock.h"
 
 /* A host that lost the race polls again after 2 ms, then up to 20 ms. */
 #define LK_POLL_MIN_MS 2
@@ -82,7 +85,19 @@ struct lk_waiter {
 	bool ex;
 	bool nb; /* LOCK_NB: refused, not queued, when Redis says taken */
 	bool refresh; /* granted first after the Redis lock was taken */
+	bool posix; /* a SETLK(W) for the range below, not a FLOCK */
+	int64_t start, end;
+	uint32_t pid;
+	int err; /* the reply of a grant: 0, or ENOLCK */
 	struct lk_waiter *next;
+};
+
+/* A GETLK that asks Redis whether another host holds the name. */
+struct lk_peek {
+	fuse_req_t req;
+	uint64_t owner;
+	struct flock fl;
+	struct lk_peek *next;
 };
 
 enum lk_call {
@@ -91,14 +106,17 @@ enum lk_call {
 	LK_RENEW,
 	LK_RELEASE,
 	LK_CHECK,
+	LK_PEEK,
 };
 
 struct lk_name {
 	char *name; /* the table's key: a session name or "#<ino>" */
 	char *key; /* Redis lock key; NULL: this host alone decides */
 	char *want; /* want key, with 'key' */
-	struct lk_holder *holders;
+	struct lk_holder *holders; /* flock */
+	struct fs_plock *plocks; /* fcntl */
 	struct lk_waiter *head, **tail;
+	struct lk_peek *peeks;
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
 	bool yield; /* another host wants it: no new local grant */
 	bool yielded; /* released for another host, not retaken since */
@@ -119,6 +137,7 @@ struct fs_locks {
 	struct lk_name *names;
 	int64_t lease_ms;
 	uint64_t seq;
+	uint64_t nplocks; /* fcntl locks in the table: FLUSH skips at 0 */
 	uint32_t boot; /* random: tokens differ across restarts */
 	struct be_conn *conn; /* the lock thread's own */
 	pthread_t thread;
@@ -186,9 +205,16 @@ out_free:
 	return NULL;
 }
 
+/* Whether a process of this host holds a lock on 'n', flock or fcntl. */
+static bool has_holders(const struct lk_name *n)
+{
+	return n->holders || n->plocks;
+}
+
 static bool name_idle(const struct lk_name *n)
 {
-	return !n->holders && !n->head && !n->busy && (!n->key || !n->held);
+	return !has_holders(n) && !n->head && !n->peeks && !n->busy &&
+	       (!n->key || !n->held);
 }
 
 /* Frees the entries nothing uses.  Caller holds lk->lock. */
@@ -249,26 +275,63 @@ static void waiter_unlink(struct lk_name *n, struct lk_waiter *w)
 }
 
 /*
- * Grants the waiters at the head of 'n' while they fit with the holders
- * and the host may grant (it holds the Redis lock and no other host asked
- * for it): FIFO, so a stream of shared locks cannot starve an exclusive
- * one.  Each waiter granted moves to the list '*out' (linked by 'next'),
- * for deliver() once lk->lock is dropped.  Caller holds lk->lock.
+ * Whether the waiter 'w' of 'n' may be granted now, with flock waiters
+ * before it blocked or not ('fblocked').  The host must hold the Redis
+ * lock; once another host asked for it, only a process that holds an
+ * fcntl lock here may still change its locks (it could not let go while
+ * its own change waits).
  */
-static void grant(struct lk_name *n, struct lk_waiter **out)
+static bool grantable(const struct lk_name *n, const struct lk_waiter *w,
+		      bool fblocked)
 {
-	struct lk_waiter *w;
-	struct lk_holder *h;
+	if (!n->held)
+		return false;
+	if (!w->posix)
+		return !fblocked && !n->yield && compatible(n, w->owner, w->ex);
+	if (n->yield && !fs_plock_holds(n->plocks, w->owner))
+		return false;
+	return !fs_plock_conflict(n->plocks, w->owner, w->ex, w->start, w->end);
+}
 
-	while ((w = n->head) && n->held && !n->yield &&
-	       compatible(n, w->owner, w->ex)) {
-		h = malloc(sizeof(*h));
-		if (!h)
-			break;
-		h->owner = w->owner;
-		h->ex = w->ex;
-		h->next = n->holders;
-		n->holders = h;
+/*
+ * Grants the waiters of 'n' that fit with the holders while the host may
+ * grant (grantable()).  flock waiters go FIFO, so a stream of shared locks
+ * cannot starve an exclusive one; fcntl waiters whenever their range is
+ * free, as the kernel has it (flock and fcntl locks do not exclude each
+ * other on a host).  Each waiter granted moves to the list '*out' (linked
+ * by 'next'), for deliver() once lk->lock is dropped.  Caller holds
+ * lk->lock.
+ */
+static void grant(struct fs_locks *lk, struct lk_name *n,
+		  struct lk_waiter **out)
+{
+	struct lk_waiter *w, *next;
+	struct lk_holder *h;
+	bool fblocked = false;
+
+	for (w = n->head; w; w = next) {
+		next = w->next;
+		if (!grantable(n, w, fblocked)) {
+			fblocked |= !w->posix;
+			continue;
+		}
+		if (w->posix) {
+			if (fs_plock_set(&n->plocks, &lk->nplocks, w->owner,
+					 w->nodeid, w->pid,
+					 w->ex ? F_WRLCK : F_RDLCK, w->start,
+					 w->end) < 0)
+				w->err = ENOLCK;
+		} else {
+			h = malloc(sizeof(*h));
+			if (!h) {
+				fblocked = true;
+				continue;
+			}
+			h->owner = w->owner;
+			h->ex = w->ex;
+			h->next = n->holders;
+			n->holders = h;
+		}
 		waiter_unlink(n, w);
 		n->idle_since = 0;
 		n->idle_checked = false;
@@ -301,7 +364,7 @@ static void deliver(struct fs *fs, struct lk_waiter *list)
 					"cannot read a session again after its lock was taken: %s",
 					strerror(-ret));
 		}
-		fuse_reply_err(w->req, 0);
+		fuse_reply_err(w->req, w->err);
 		free(w);
 	}
 }
@@ -352,6 +415,16 @@ out:
 	pthread_mutex_unlock(&lk->lock);
 }
 
+/* The first flock waiter of 'n' (fcntl ones do not queue before it). */
+static struct lk_waiter *first_flock(const struct lk_name *n)
+{
+	struct lk_waiter *w;
+
+	for (w = n->head; w && w->posix; w = w->next)
+		;
+	return w;
+}
+
 void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		   uint64_t ino, bool local, uint64_t owner, int op)
 {
@@ -383,7 +456,7 @@ void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		 */
 		for (n = lk->names; n; n = n->next)
 			if (holder_drop(n, owner))
-				grant(n, &granted);
+				grant(lk, n, &granted);
 		pthread_cond_signal(&lk->cond);
 		fuse_reply_err(req, 0);
 		goto out;
@@ -404,13 +477,13 @@ void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 	w->nb = nb;
 	*n->tail = w;
 	n->tail = &w->next;
-	grant(n, &granted);
+	grant(lk, n, &granted);
 	for (w = n->head; w && w->req != req; w = w->next)
 		;
 	if (!w)
 		goto out; /* granted */
 	if (nb && (!compatible(n, owner, w->ex) || !n->key || n->yield ||
-		   n->head != w)) {
+		   first_flock(n) != w)) {
 		waiter_unlink(n, w);
 		fuse_reply_err(req, EWOULDBLOCK);
 		free(w);
@@ -438,7 +511,197 @@ void fs_lock_release_owner(struct fs *fs, uint64_t owner)
 	pthread_mutex_lock(&lk->lock);
 	for (n = lk->names; n; n = n->next)
 		if (holder_drop(n, owner)) {
-			grant(n, &granted);
+			grant(lk, n, &granted);
+			any = true;
+		}
+	if (any) {
+		names_sweep(lk);
+		pthread_cond_signal(&lk->cond);
+	}
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl, bool sleep)
+{
+	struct fs_locks *lk = fs->locks;
+	char tmp[32];
+	struct lk_name *n;
+	struct lk_waiter *w = NULL, *granted = NULL;
+	int64_t start, end;
+	bool redis;
+	int err = 0;
+
+	if (!lk || fs_plock_range(fl, &start, &end) < 0) {
+		fuse_reply_err(req, lk ? EINVAL : ENOLCK);
+		return;
+	}
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "#%" PRIu64, ino);
+		name = tmp;
+	}
+	redis = name != tmp && !local && fs_mode_get(fs) != FS_MODE_FILES;
+	if (fl->l_type != F_UNLCK && sleep)
+		fuse_req_interrupt_func(req, on_interrupt, lk);
+	pthread_mutex_lock(&lk->lock);
+	if (fl->l_type == F_UNLCK) {
+		/* By inode, under whatever name (a rename since the lock). */
+		for (n = lk->names; n; n = n->next) {
+			if (fs_plock_set(&n->plocks, &lk->nplocks, owner, ino,
+					 0, F_UNLCK, start, end) < 0)
+				err = ENOLCK;
+			grant(lk, n, &granted);
+		}
+		pthread_cond_signal(&lk->cond);
+		fuse_reply_err(req, err);
+		goto out;
+	}
+	n = name_get(fs, name, redis);
+	if (n)
+		w = calloc(1, sizeof(*w));
+	if (!w) {
+		fuse_reply_err(req, ENOLCK);
+		goto out;
+	}
+	w->req = req;
+	w->nodeid = ino;
+	w->owner = owner;
+	w->ex = fl->l_type == F_WRLCK;
+	w->nb = !sleep;
+	w->posix = true;
+	w->start = start;
+	w->end = end;
+	w->pid = (uint32_t)fl->l_pid;
+	*n->tail = w;
+	n->tail = &w->next;
+	grant(lk, n, &granted);
+	for (w = n->head; w && w->req != req; w = w->next)
+		;
+	if (!w)
+		goto out; /* granted */
+	if (!sleep && (fs_plock_conflict(n->plocks, owner, w->ex, start, end) ||
+		       !n->key || n->held || n->yield)) {
+		/* Only a Redis lock not yet tried makes F_SETLK wait: once. */
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EAGAIN);
+		free(w);
+	} else if (sleep && fuse_req_interrupted(req)) {
+		waiter_unlink(n, w);
+		fuse_reply_err(req, EINTR);
+		free(w);
+	}
+	pthread_cond_signal(&lk->cond);
+out:
+	names_sweep(lk);
+	pthread_mutex_unlock(&lk->lock);
+	deliver(fs, granted);
+}
+
+/*
+ * Answers the GETLK 'q' on 'n': the first local fcntl lock in its way, or
+ * when 'remote' (another host holds the name) a write lock on the whole
+ * file with no pid (0: not a process of this host); F_UNLCK when free.
+ * Frees 'q'.  Caller holds lk->lock.
+ */
+static void peek_answer(const struct lk_name *n, struct lk_peek *q, bool remote)
+{
+	const struct fs_plock *p = NULL;
+	int64_t start, end;
+
+	if (fs_plock_range(&q->fl, &start, &end) == 0 && n)
+		p = fs_plock_conflict(n->plocks, q->owner,
+				      q->fl.l_type == F_WRLCK, start, end);
+	if (p) {
+		q->fl.l_type = p->ex ? F_WRLCK : F_RDLCK;
+		q->fl.l_start = p->start;
+		q->fl.l_len = p->end == INT64_MAX ? 0 : p->end - p->start + 1;
+		q->fl.l_pid = (pid_t)p->pid;
+	} else if (remote) {
+		q->fl.l_type = F_WRLCK;
+		q->fl.l_start = 0;
+		q->fl.l_len = 0;
+		q->fl.l_pid = 0;
+	} else {
+		q->fl.l_type = F_UNLCK;
+	}
+	q->fl.l_whence = SEEK_SET;
+	fuse_reply_lock(q->req, &q->fl);
+	free(q);
+}
+
+/* Answers every queued GETLK of 'n'.  Caller holds lk->lock. */
+static void peeks_answer(struct lk_name *n, bool remote)
+{
+	struct lk_peek *q;
+
+	while ((q = n->peeks)) {
+		n->peeks = q->next;
+		peek_answer(n, q, remote);
+	}
+}
+
+void fs_lock_getlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl)
+{
+	struct fs_locks *lk = fs->locks;
+	char tmp[32];
+	struct lk_name *n;
+	struct lk_peek *q = calloc(1, sizeof(*q));
+	int64_t start, end;
+	bool redis;
+
+	if (!lk || !q || fs_plock_range(fl, &start, &end) < 0) {
+		free(q);
+		fuse_reply_err(req, !lk || !q ? ENOLCK : EINVAL);
+		return;
+	}
+	q->req = req;
+	q->owner = owner;
+	q->fl = *fl;
+	if (!name) {
+		snprintf(tmp, sizeof(tmp), "#%" PRIu64, ino);
+		name = tmp;
+	}
+	redis = name != tmp && !local && fs_mode_get(fs) != FS_MODE_FILES;
+	pthread_mutex_lock(&lk->lock);
+	n = name_find(lk, name);
+	if ((n && n->held) || !redis ||
+	    (n && fs_plock_conflict(n->plocks, owner, fl->l_type == F_WRLCK,
+				    start, end))) {
+		/* This host decides: it holds the name, or nobody else can. */
+		peek_answer(n, q, false);
+		goto out;
+	}
+	n = name_get(fs, name, true);
+	if (!n || !n->key) {
+		peek_answer(n, q, false);
+		goto out;
+	}
+	/* The lock thread asks Redis (LK_PEEK) and answers. */
+	q->next = n->peeks;
+	n->peeks = q;
+	pthread_cond_signal(&lk->cond);
+out:
+	names_sweep(lk);
+	pthread_mutex_unlock(&lk->lock);
+}
+
+void fs_lock_flush_owner(struct fs *fs, uint64_t ino, uint64_t owner)
+{
+	struct fs_locks *lk = fs->locks;
+	struct lk_name *n;
+	struct lk_waiter *granted = NULL;
+	bool any = false;
+
+	if (!lk)
+		return;
+	pthread_mutex_lock(&lk->lock);
+	for (n = lk->nplocks ? lk->names : NULL; n; n = n->next)
+		if (fs_plock_drop(&n->plocks, &lk->nplocks, owner, ino)) {
+			grant(lk, n, &granted);
 			any = true;
 		}
 	if (any) {
@@ -463,11 +726,13 @@ static enum lk_call call_due(const struct lk_name *n, int64_t now)
 {
 	if (!n->key || n->busy)
 		return LK_NONE;
+	if (!n->held && n->peeks)
+		return LK_PEEK;
 	if (!n->held)
 		return n->head && now >= n->next_try ? LK_ACQUIRE : LK_NONE;
-	if (!n->holders && n->yield)
+	if (!has_holders(n) && n->yield)
 		return LK_RELEASE;
-	if (!n->holders && !n->head && n->idle_since) {
+	if (!has_holders(n) && !n->head && n->idle_since) {
 		if (now >= n->idle_since + ms_ns(LK_LINGER_MS))
 			return LK_RELEASE;
 		if (!n->idle_checked)
@@ -487,12 +752,14 @@ static int64_t call_when(const struct lk_name *n)
 
 	if (!n->key || n->busy)
 		return t;
+	if (!n->held && n->peeks)
+		return 0;
 	if (!n->held)
 		return n->head ? n->next_try : t;
 	t = n->renew_at;
 	if (n->head && !n->yield && n->check_at < t)
 		t = n->check_at;
-	if (!n->holders && !n->head && n->idle_since &&
+	if (!has_holders(n) && !n->head && n->idle_since &&
 	    n->idle_since + ms_ns(LK_LINGER_MS) < t)
 		t = n->idle_since + ms_ns(LK_LINGER_MS);
 	return t;
@@ -531,6 +798,10 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 		s->argv[argc++] = s->n->key;
 		s->argv[argc++] = s->n->token;
 		s->argv[argc++] = s->lease;
+		break;
+	case LK_PEEK:
+		s->argv[argc++] = "EXISTS";
+		s->argv[argc++] = s->n->key;
 		break;
 	case LK_CHECK:
 	case LK_NONE:
@@ -599,7 +870,7 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 				n->poll_ms = LK_POLL_MAX_MS;
 			n->next_try = now + ms_ns(n->poll_ms);
 		}
-		grant(n, granted);
+		grant(lk, n, granted);
 		/* LOCK_NB had its one try: what was not granted is refused. */
 		refuse_nb(n, EWOULDBLOCK);
 		break;
@@ -625,14 +896,21 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		break;
 	case LK_CHECK:
 		n->check_at = now + ms_ns(LK_CHECK_MS);
-		if (!n->holders && !n->head)
+		if (!has_holders(n) && !n->head)
 			n->idle_checked = true;
 		if (yes)
 			n->yield = true;
 		break;
+	case LK_PEEK:
+		/* Not held here (no acquire was in flight): another host's. */
+		peeks_answer(n, yes);
+		break;
 	case LK_NONE:
 		break;
 	}
+	/* GETLKs that came while this host took the lock: it decides. */
+	if (n->peeks && (n->held || !n->key))
+		peeks_answer(n, false);
 }
 
 static void *lock_thread(void *arg)
@@ -660,7 +938,7 @@ static void *lock_thread(void *arg)
 		for (n = lk->names; n && nslots < LK_BATCH; n = n->next) {
 			enum lk_call call;
 
-			if (n->key && n->held && !n->holders && !n->head &&
+			if (n->key && n->held && !has_holders(n) && !n->head &&
 			    !n->idle_since)
 				n->idle_since = now;
 			call = call_due(n, now);
@@ -787,6 +1065,7 @@ void fs_lock_stop(struct fs *fs)
 	struct lk_name *n;
 	struct lk_holder *h;
 	struct lk_waiter *w;
+	struct lk_peek *q;
 
 	if (!lk)
 		return;
@@ -811,6 +1090,11 @@ void fs_lock_stop(struct fs *fs)
 		while ((w = n->head)) {
 			n->head = w->next;
 			free(w);
+		}
+		fs_plock_free(n->plocks);
+		while ((q = n->peeks)) {
+			n->peeks = q->next;
+			free(q);
 		}
 		free(n->key);
 		free(n->want);

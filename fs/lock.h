@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * flock() on a session file across hosts (docs/DESIGN.md, "Session
- * locks").  PHP's files handler holds flock(LOCK_EX) on the session file
+ * flock() and fcntl() locks on a session file across hosts (docs/DESIGN.md,
+ * "Session locks").  PHP's files handler holds flock(LOCK_EX) on the session file
  * for the whole request; with two hosts on one prefix that lock must
  * exclude the other host's requests too.
  *
@@ -17,6 +17,16 @@
  * lock: no round trip.  A host that finds the Redis lock taken sets the
  * want key; the holding host then stops handing the lock on locally once
  * its current holders are done, and releases it.
+ *
+ * fcntl (POSIX) locks share the table and the Redis lock: a host holding
+ * any lock on a name, flock or fcntl, or waiting for one, holds the Redis
+ * lock.  On a host their byte ranges and owners (the kernel's id of a
+ * process's file table) decide as fcntl(2) does, beside flock locks as
+ * the kernel has them (the two kinds do not exclude each other); across
+ * hosts the whole file is the unit.  GETLK answers a local lock with its
+ * pid, another host's as a write lock on the whole file with pid 0.  A
+ * close of the file by a process drops its fcntl locks on it (FLUSH
+ * carries the owner).
  *
  * Threads.  A blocking LOCK_EX that must wait is queued and its FUSE
  * worker returns at once; one lock thread talks to Redis for every name
@@ -38,6 +48,7 @@
 #ifndef FS_LOCK_H
 #define FS_LOCK_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -73,6 +84,34 @@ void fs_lock_stop(struct fs *fs);
  */
 void fs_lock_flock(struct fs *fs, fuse_req_t req, const char *name,
 		   uint64_t ino, bool local, uint64_t owner, int op);
+
+/**
+ * SETLK ('sleep' false) or SETLKW of lock owner 'owner' (a process) with
+ * the lock 'fl' (SEEK_SET, as libfuse gives it) on the inode 'ino', named
+ * as for fs_lock_flock().  Replies as fs_lock_flock() does: EAGAIN for a
+ * SETLK that conflicts here or with another host (after one Redis try),
+ * EINTR for an interrupted SETLKW.  Any FUSE thread.
+ */
+void fs_lock_setlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl, bool sleep);
+
+/**
+ * GETLK: replies to 'req' with the lock that keeps 'owner' from taking
+ * 'fl' (a local one with its pid; another host's: F_WRLCK on the whole
+ * file, pid 0) or F_UNLCK; asks Redis from the lock thread when this host
+ * does not hold the name.  Any FUSE thread.
+ */
+void fs_lock_getlk(struct fs *fs, fuse_req_t req, const char *name,
+		   uint64_t ino, bool local, uint64_t owner,
+		   const struct flock *fl);
+
+/**
+ * Drops every fcntl lock of 'owner' on 'ino' (a FLUSH: any close of the
+ * file by that process).  Cheap when no fcntl lock is held.  Any FUSE
+ * thread.
+ */
+void fs_lock_flush_owner(struct fs *fs, uint64_t ino, uint64_t owner);
 
 /**
  * Drops every flock of 'owner' (a RELEASE with the flock-release flag: the

@@ -259,10 +259,11 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Write errors must reach write(2), and times are ours: DESIGN.md. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->time_gran = 1;
-	/* flock() reaches us (lock.h); fcntl locks stay the kernel's. */
+	/* flock() and fcntl locks reach us (lock.h). */
 	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
 		conn->want |= FUSE_CAP_FLOCK_LOCKS;
-	conn->want &= ~FUSE_CAP_POSIX_LOCKS;
+	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
 }
 
 static int inode_reserve(struct fs *fs, struct fs_inode *inode, size_t size);
@@ -1384,9 +1385,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, size);
 }
 
-/* FLUSH (a close() of the handle's file) and FSYNC: both commit. */
-static void commit_handle(fuse_req_t req, struct fuse_file_info *fi,
-			  bool closing)
+/*
+ * FLUSH (a close() of the handle's file) and FSYNC: both commit, and
+ * return 0 or -errno.
+ */
+static int commit_handle(fuse_req_t req, struct fuse_file_info *fi,
+			 bool closing)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_handle *h = handle_of(fi);
@@ -1403,18 +1407,22 @@ static void commit_handle(fuse_req_t req, struct fuse_file_info *fi,
 			inode->flushed_at = fs_mono_ns();
 	}
 	unlock_inode_name(inode, name, nl);
-	fuse_reply_err(req, -ret);
+	return ret;
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	commit_handle(req, fi, true);
+	int ret = commit_handle(req, fi, true);
+
+	/* Any close drops the process's fcntl locks: after the commit. */
+	fs_lock_flush_owner(fs_of(req), ino, fi->lock_owner);
+	fuse_reply_err(req, -ret);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	commit_handle(req, fi, false);
+	fuse_reply_err(req, -commit_handle(req, fi, false));
 }
 
 /*
@@ -1478,26 +1486,58 @@ int fs_flock_refresh(struct fs *fs, uint64_t nodeid)
 }
 
 /*
- * flock(2) on a file: lock.c decides, and replies now or, for a lock that
- * waits, later.  The inode's name is the lock's name across hosts.
+ * The name of 'ino' for its lock across hosts (NULL: the root, or
+ * detached), and whether it is host-local.  The caller frees it.
+ */
+static char *lock_name(struct fs *fs, fuse_ino_t ino, bool *local)
+{
+	struct fs_inode *inode;
+	char *name;
+
+	*local = true;
+	if (ino == FUSE_ROOT_ID)
+		return NULL;
+	inode = fs_inode_get(fs, ino);
+	name = inode_name_dup(fs, inode);
+	*local = inode->local;
+	fs_inode_put(fs, inode);
+	return name;
+}
+
+/*
+ * flock(2) and fcntl(2) locks on a file: lock.c decides, and replies now
+ * or, for a lock that waits, later.
  */
 static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		     int op)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *inode;
-	char *name;
 	bool local;
+	char *name = lock_name(fs, ino, &local);
 
-	if (ino == FUSE_ROOT_ID) {
-		fs_lock_flock(fs, req, NULL, ino, true, fi->lock_owner, op);
-		return;
-	}
-	inode = fs_inode_get(fs, ino);
-	name = inode_name_dup(fs, inode);
-	local = inode->local;
-	fs_inode_put(fs, inode);
 	fs_lock_flock(fs, req, name, ino, local, fi->lock_owner, op);
+	free(name);
+}
+
+static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	struct fs *fs = fs_of(req);
+	bool local;
+	char *name = lock_name(fs, ino, &local);
+
+	fs_lock_getlk(fs, req, name, ino, local, fi->lock_owner, lock);
+	free(name);
+}
+
+static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	struct fs *fs = fs_of(req);
+	bool local;
+	char *name = lock_name(fs, ino, &local);
+
+	fs_lock_setlk(fs, req, name, ino, local, fi->lock_owner, lock, sleep);
 	free(name);
 }
 
@@ -1789,6 +1829,8 @@ const struct fuse_lowlevel_ops fs_oper = {
 	.release = fs_release,
 	.fsync = fs_fsync,
 	.flock = fs_flock,
+	.getlk = fs_getlk,
+	.setlk = fs_setlk,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.releasedir = fs_releasedir,

@@ -9,9 +9,12 @@ import contextlib
 import errno
 import fcntl
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -315,6 +318,214 @@ def test_files_mode_locks_stay_on_the_host(redis, redis_server, tmp,
         assert try_ex(b.path("sess_f"))
         assert redis.keys("*:lk") == []
         os.close(fd)
+
+
+# fcntl (POSIX) locks.  argv: path.  A process that holds its file open
+# and runs one command a line from stdin: "nb|wait|get r|w|u START LEN"
+# (F_SETLK, F_SETLKW, F_GETLK through ctypes: no EINTR retry); prints "ok",
+# "err ERRNO" or, for get, "lk TYPE START LEN PID" (TYPE r, w or u).
+FCNTLER = r"""
+import ctypes, fcntl, os, signal, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+signal.signal(signal.SIGUSR1, lambda *a: None)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+print("open %d" % os.getpid(), flush=True)
+T = {"r": fcntl.F_RDLCK, "w": fcntl.F_WRLCK, "u": fcntl.F_UNLCK}
+N = {v: k for k, v in T.items()}
+CMD = {"nb": fcntl.F_SETLK, "wait": fcntl.F_SETLKW, "get": fcntl.F_GETLK}
+for line in sys.stdin:
+    op, t, start, length = line.split()
+    buf = ctypes.create_string_buffer(
+        struct.pack("hhqqi4x", T[t], os.SEEK_SET, int(start), int(length), 0))
+    if libc.fcntl(fd, CMD[op], buf) != 0:
+        print("err %d" % ctypes.get_errno(), flush=True)
+    elif op == "get":
+        lt, _, st, ln, pid = struct.unpack("hhqqi4x", buf.raw[:32])
+        print("lk %s %d %d %d" % (N[lt], st, ln, pid), flush=True)
+    else:
+        print("ok", flush=True)
+"""
+
+
+class Fcntler:
+    """A FCNTLER child on 'path' (its pid in .pid)."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen([PYTHON, "-c", FCNTLER, str(path)],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        words = self.p.stdout.readline().split()
+        assert words[0] == "open", words
+        self.pid = int(words[1])
+
+    def send(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def answer(self, timeout=10):
+        """The next reply line, or None when none came within 'timeout'
+        (for a wait that must go on)."""
+        ready, _, _ = select.select([self.p.stdout], [], [], timeout * SLOW)
+        return self.p.stdout.readline().strip() if ready else None
+
+    def run(self, line):
+        self.send(line)
+        got = self.answer()
+        assert got is not None, "no answer to %r" % line
+        return got
+
+
+def lk(fd, kind, start=0, length=0, nb=True):
+    """fcntl.lockf on 'fd' (F_SETLK with 'nb', else F_SETLKW): 'kind' is
+    LOCK_EX, LOCK_SH or LOCK_UN; True if done, False on EAGAIN/EACCES."""
+    try:
+        nb = fcntl.LOCK_NB if nb and kind != fcntl.LOCK_UN else 0
+        fcntl.lockf(fd, kind | nb, length, start)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def alarm(seconds):
+    """A blocking call inside fails with TimeoutError after 'seconds'
+    (scaled by SLOW) instead of hanging the test."""
+    def ring(*_):
+        raise TimeoutError("still blocked after %g s" % seconds)
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds * SLOW)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def getlk(fd, kind, start=0, length=0):
+    """F_GETLK on 'fd': (type, start, len, pid) of the lock in the way."""
+    buf = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0)
+    lt, _, st, ln, pid = struct.unpack(
+        "hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, buf))
+    return lt, st, ln, pid
+
+
+EAGAIN = "err %d" % errno.EAGAIN
+
+
+def test_fcntl_ranges_on_one_host(redis_server, tmp, checker):
+    """fcntl locks between two processes of a host: byte ranges, per
+    process, F_GETLK with the holder's pid, a split by a partial unlock,
+    any close of the file drops the process's locks, F_SETLKW waits for
+    the range only."""
+    sessdir = util.make_sessdir(tmp, "one")
+    with mounted(redis_server.url(), sessdir, checker,
+                 opts=["lock_lease=%g" % LEASE, "mode=redis-only"]) as m:
+        path = m.path("sess_r")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        c = Fcntler(path)
+        with ended(c.p):
+            assert lk(fd, fcntl.LOCK_EX, 0, 10)
+            assert lk(fd, fcntl.LOCK_SH, 5, 3)  # own lock: a conversion
+            assert c.run("nb w 10 10") == "ok"
+            assert c.run("nb w 9 2") == EAGAIN
+            assert c.run("nb r 5 1") == "ok"  # 5 is shared now
+            assert c.run("get w 0 1") == "lk w 0 5 %d" % os.getpid()
+            assert c.run("get w 30 0") == "lk u 30 0 0"
+            assert getlk(fd, fcntl.F_WRLCK, 12, 1) == (
+                fcntl.F_WRLCK, 10, 10, c.pid)
+            # Unlocking 2..3 splits 0..4: 2 is free, 1 and 4 are not.
+            assert lk(fd, fcntl.LOCK_UN, 2, 2)
+            assert c.run("nb w 2 2") == "ok"
+            assert c.run("nb w 1 1") == EAGAIN
+            assert c.run("nb w 4 1") == EAGAIN
+            # F_SETLKW on 40..59 waits for 50, not for the others.
+            assert lk(fd, fcntl.LOCK_EX, 50, 1)
+            c.send("wait w 40 20")
+            assert c.answer(0.5) is None
+            assert lk(fd, fcntl.LOCK_UN, 50, 1)
+            assert c.answer() == "ok"
+            # A close of another descriptor of the file drops them all.
+            os.close(os.open(path, os.O_RDONLY))
+            assert c.run("nb w 0 10") == "ok"
+            assert not lk(fd, fcntl.LOCK_SH, 0, 1)
+            c.p.stdin.close()
+            c.p.wait(10)
+            with alarm(10):  # F_SETLKW: the child's exit freed it all
+                assert lk(fd, fcntl.LOCK_EX, nb=False)
+        os.close(fd)
+
+
+def test_fcntl_excludes_the_other_host(redis, redis_server, tmp, checker):
+    """An fcntl lock on host a keeps host b out of the whole file (any
+    range); F_GETLK on b answers a write lock of another host (pid 0); a
+    waiter on b gets the lock when a unlocks; flock and fcntl locks share
+    one Redis lock per host."""
+    with two_hosts(tmp, redis_server, checker) as (a, b):
+        ca = Fcntler(a.path("sess_p"))
+        cb = Fcntler(b.path("sess_p"))
+        with ended(ca.p, cb.p):
+            assert ca.run("nb w 0 1") == "ok"
+            key = "sessfs:{sessfs:sess_p}:lk"
+            assert redis.get(key).startswith(b"h1:")
+            fd = os.open(b.path("sess_p"), os.O_RDWR)
+            try:
+                assert not lk(fd, fcntl.LOCK_SH, 100, 1)
+                assert getlk(fd, fcntl.F_RDLCK, 100, 1) == (
+                    fcntl.F_WRLCK, 0, 0, 0)
+                assert not try_ex(b.path("sess_p"))  # a flock too
+            finally:
+                os.close(fd)
+            cb.send("wait w 500 1")
+            assert cb.answer(0.5) is None
+            assert ca.run("nb u 0 0") == "ok"
+            assert cb.answer() == "ok"
+            assert redis.get(key).startswith(b"h2:")
+            assert not try_ex(a.path("sess_p"))  # b's fcntl keeps a out
+            assert ca.run("nb r 0 0") == EAGAIN
+            # lockf(F_SETLKW) on a waits for b's holder to exit.
+            fd = os.open(a.path("sess_p"), os.O_RDWR)
+            try:
+                t = time.monotonic()
+                threading.Timer(0.3, cb.p.stdin.close).start()
+                with alarm(10):
+                    assert lk(fd, fcntl.LOCK_EX, 0, 1, nb=False)
+                assert time.monotonic() - t >= 0.3
+            finally:
+                os.close(fd)
+
+
+def test_fcntl_holder_killed_and_waiter_interrupted(redis_server, tmp,
+                                                     checker):
+    """A waiter in F_SETLKW on host b, and one on host a, get EINTR from
+    a signal; kill -9 of the holder on a (its exit closes the file: FLUSH
+    drops its locks) lets the next waiter on b in well within the
+    lease."""
+    with two_hosts(tmp, redis_server, checker) as (a, b):
+        ca = Fcntler(a.path("sess_q"))
+        ca2 = Fcntler(a.path("sess_q"))
+        cb = Fcntler(b.path("sess_q"))
+        with ended(ca.p, ca2.p, cb.p):
+            assert ca.run("nb w 0 0") == "ok"
+            ca2.send("wait r 10 1")
+            assert ca2.answer(0.3) is None
+            ca2.p.send_signal(signal.SIGUSR1)
+            assert ca2.answer() == "err %d" % errno.EINTR
+            ca2.p.stdin.close()
+            cb.send("wait w 0 0")
+            assert cb.answer(0.3) is None
+            cb.p.send_signal(signal.SIGUSR1)
+            assert cb.answer() == "err %d" % errno.EINTR
+            cb.send("wait w 0 0")
+            assert cb.answer(0.3) is None
+            t = time.monotonic()
+            ca.p.kill()
+            assert cb.answer() == "ok"
+            waited = time.monotonic() - t
+            print("fcntl: process kill -9 -> lock on the other host after "
+                  "%.3f s" % waited)
+            assert waited < LEASE, waited
 
 
 @pytest.mark.parametrize("kind", ["php", "php-fpm"])
