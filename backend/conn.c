@@ -458,6 +458,15 @@ static int next_reply(struct be_conn *c, redisReply **reply, int64_t deadline)
 			*reply = r;
 			return 0;
 		}
+		/*
+		 * A hostile "$<len>" would have us buffer up to 2^63 bytes
+		 * until the deadline: refused at its header.
+		 */
+		if (be_resp_check_pending(c->reader))
+			return set_error(
+				c, -EPROTO,
+				"protocol error: a reply item of more than %d bytes",
+				BE_RESP_MAX_BULK);
 		ret = read_some(c, deadline, true);
 		if (ret < 0)
 			return ret;

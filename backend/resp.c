@@ -15,7 +15,14 @@
 /* What a reader keeps beside hiredis's state (its privdata). */
 struct resp_state {
 	bool refused; /* an array over BE_RESP_MAX_ELEMENTS was refused */
+	size_t max_bulk; /* longest bulk string taken */
 };
+
+/*
+ * What a bulk string's header and CRLFs add to its length: '$', 20
+ * digits at most (a sign and 19 for 2^63), CRLF, the data's CRLF.
+ */
+#define BULK_FRAMING 32
 
 /*
  * A new reply of 'type' for 'task', linked into its parent array.  NULL
@@ -118,6 +125,7 @@ redisReader *be_resp_reader_new(void)
 		free(st);
 		return NULL;
 	}
+	st->max_bulk = BE_RESP_MAX_BULK;
 	r->privdata = st;
 	return r;
 }
@@ -135,4 +143,42 @@ bool be_resp_refused(const redisReader *r)
 	const struct resp_state *st = r->privdata;
 
 	return st->refused;
+}
+
+void be_resp_set_max_bulk(redisReader *r, size_t max_bulk)
+{
+	struct resp_state *st = r->privdata;
+
+	st->max_bulk = max_bulk;
+}
+
+/*
+ * hiredis 0.14's reader, between two calls of redisReaderGetReply() that
+ * gave nothing: r->rstack[r->ridx] is the item it waits for; for a bulk
+ * string its type is REDIS_REPLY_STRING and r->buf + r->pos is just past
+ * the '$', at the length (hiredis parses it again on every call, so
+ * nothing of it is consumed until the whole string is there).
+ */
+bool be_resp_check_pending(const redisReader *r)
+{
+	const struct resp_state *st = r->privdata;
+	size_t avail = r->len - r->pos, i;
+	const char *p = r->buf + r->pos;
+	unsigned long long len = 0;
+
+	/* Whatever the item, no more buffered than the longest one takes. */
+	if (avail > st->max_bulk + BULK_FRAMING)
+		return true;
+	if (r->ridx < 0 || r->rstack[r->ridx].type != REDIS_REPLY_STRING)
+		return false;
+	/* "-1" is nil, other negatives hiredis refuses itself. */
+	if (avail && p[0] == '-')
+		return false;
+	/* The digits so far, the CRLF maybe not yet there. */
+	for (i = 0; i < avail && p[i] >= '0' && p[i] <= '9'; i++) {
+		len = len * 10 + (unsigned long long)(p[i] - '0');
+		if (len > st->max_bulk)
+			return true;
+	}
+	return false;
 }

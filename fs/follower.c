@@ -217,7 +217,11 @@ static json_t *problems(struct fs *fs)
 	json_t *p = json_array();
 	uint64_t ops, errors;
 
-	if (fs->rt.redis_down)
+	/*
+	 * Through the accessor, under rt's lock: the probe thread flips
+	 * redis_down while this (the fleet thread's heartbeat) reads it.
+	 */
+	if (fs_route_redis_down(fs))
 		json_array_append_new(p, json_string("redis unreachable"));
 	if (fs->rt.journal_corrupt)
 		json_array_append_new(p, json_string("journal corrupt"));
@@ -346,11 +350,17 @@ int fs_fleet_start(struct fs *fs)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&fl->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	/*
+	 * Published before the thread starts: its first tick reads
+	 * fs->fleet (fs_fleet_status()), and pthread_create() orders this
+	 * write before that read; set after, the two raced (TSan).
+	 */
+	fs->fleet = fl;
 	if (pthread_create(&fl->thread, NULL, fleet_thread, fl) != 0)
 		goto out_destroy;
-	fs->fleet = fl;
 	return 0;
 out_destroy:
+	fs->fleet = NULL;
 	pthread_cond_destroy(&fl->cond);
 	pthread_mutex_destroy(&fl->lock);
 	be_conn_free(fl->c);

@@ -423,13 +423,6 @@ int fs_lower_sweep(struct fs *fs, const char *name, struct be_file *f);
 /** lstat of the lower dir itself, for the root's attributes. */
 int fs_lower_root_stat(struct fs *fs, struct stat *st);
 /**
- * Parses the -o legacy_reads_until value 's': YYYY-MM-DD (00:00 UTC) or
- * YYYY-MM-DDTHH:MM[:SS] (a space for the 'T' too), UTC unless it ends in
- * 'Z' or an offset (+HH:MM, -HHMM).  0 with CLOCK_REALTIME ns in '*ns', or
- * -EINVAL.
- */
-int fs_legacy_parse_until(const char *s, int64_t *ns);
-/**
  * Whether the legacy reads are over: the cutoff has passed, whatever the
  * mode (status shows it).  Any thread.
  */

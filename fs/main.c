@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "mountpt.h"
 #include "notify.h"
+#include "opts.h"
 #include "sentinel.h"
 #include "shadow.h"
 #include "tls.h"
@@ -265,23 +266,15 @@ static int __attribute__((format(printf, 1, 2))) bad(const char *fmt, ...)
 	return -1;
 }
 
-static int parse_seconds(const char *name, const char *s, double *out,
-			 bool integer)
+/*
+ * An option error from opts.c, as bad() prints it but uncut: the line
+ * quotes the value, which may be long.  Returns -1.
+ */
+#define OPT_ERR_MAX 4096
+static int bad_opt(const char *err)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || !isfinite(v) ||
-	    (integer && v != (long long)v) || v > 1e12) {
-		fprintf(stderr,
-			"sessfs: invalid %s '%s': expected a positive %s; see 'sessfs -h' for usage\n",
-			name, s, integer ? "whole number" : "number");
-		return -1;
-	}
-	*out = v;
-	return 0;
+	fprintf(stderr, "sessfs: %s; see 'sessfs -h' for usage\n", err);
+	return -1;
 }
 
 /*
@@ -342,34 +335,18 @@ static int configure_sentinel(struct fs *fs)
 }
 
 /*
- * durability=none or replica[:N]: every write then WAITs for N replicas,
- * up to half of redis_timeout (the other half is the write's).  -1 after
- * an error line.
+ * durability=none or replica[:N] (opts.c): every write then WAITs for N
+ * replicas, up to half of redis_timeout (the other half is the write's).
+ * -1 after an error line.
  */
 static int configure_durability(struct fs *fs)
 {
-	const char *d = fs->cfg.durability;
-	long n = 1;
-	char *end;
+	char err[OPT_ERR_MAX];
 
-	if (!d || strcmp(d, "none") == 0)
-		return 0;
-	if (strncmp(d, "replica", 7) != 0 || (d[7] && d[7] != ':'))
-		return bad(
-			"invalid durability '%s' (none, replica or replica:N)",
-			d);
-	if (d[7] == ':') {
-		errno = 0;
-		n = strtol(d + 8, &end, 10);
-		if (errno || end == d + 8 || *end || n < 1 || n > 100)
-			return bad(
-				"invalid durability '%s': N is a number of replicas, 1 to 100",
-				d);
-	}
-	fs->sc.wait_replicas = (int)n;
-	fs->sc.wait_ms = (int)(fs->redis_timeout * 1000 / 2);
-	if (fs->sc.wait_ms < 1)
-		fs->sc.wait_ms = 1;
+	if (fs_opts_durability(fs->cfg.durability, fs->redis_timeout,
+			       &fs->sc.wait_replicas, &fs->sc.wait_ms, err,
+			       sizeof(err)) < 0)
+		return bad_opt(err);
 	return 0;
 }
 
@@ -377,102 +354,48 @@ static int configure_durability(struct fs *fs)
 static int configure(struct fs *fs)
 {
 	struct fs_config *cfg = &fs->cfg;
-	enum fs_mode mode;
-	char err[256];
-	double v;
+	struct fs_opts in = {
+		.mode = cfg->mode,
+		.legacy_reads_until = cfg->legacy_reads_until,
+		.shadow = cfg->shadow,
+		.cache = cfg->cache,
+		.layout = cfg->layout,
+		.prefix = cfg->prefix,
+		.ttl = cfg->ttl,
+		.ttl_from = cfg->ttl_from,
+		.max_size = cfg->max_size,
+		.redis_timeout = cfg->redis_timeout,
+		.lock_lease = cfg->lock_lease,
+		.ctl_dir = cfg->ctl_dir,
+		.state_dir = cfg->state_dir,
+	};
+	struct fs_opt_values o;
+	char err[OPT_ERR_MAX];
 
-	if (fs_mode_parse(cfg->mode, &mode) < 0)
-		return bad(
-			"invalid mode '%s' (files, dual-write, redis-first or redis-only)",
-			cfg->mode);
-	atomic_store(&fs->mode, mode);
-
-	if (cfg->legacy_reads_until &&
-	    fs_legacy_parse_until(cfg->legacy_reads_until,
-				  &fs->legacy_until_ns) < 0)
-		return bad(
-			"invalid legacy_reads_until '%s' (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC unless Z or +HH:MM follows)",
-			cfg->legacy_reads_until);
-
-	if (cfg->shadow &&
-	    fs_shadow_parse(cfg->shadow, &fs->shadow_percent) < 0)
-		return bad(
-			"invalid shadow '%s' (a percent of the reads, 0 to 100)",
-			cfg->shadow);
-
-	if (cfg->cache && strcmp(cfg->cache, "tracking") != 0 &&
-	    strcmp(cfg->cache, "off") != 0)
-		return bad("invalid cache '%s' (tracking or off)", cfg->cache);
-
-	if (strcmp(cfg->layout, "plain") == 0) {
-		fs->sc.ks.layout = BE_LAYOUT_PLAIN;
-	} else if (strcmp(cfg->layout, "phpredis") == 0) {
-		fs->sc.ks.layout = BE_LAYOUT_PHPREDIS;
-		if (!cfg->prefix)
-			cfg->prefix = strdup(BE_PHPREDIS_PREFIX);
-	} else {
-		return bad("invalid layout '%s' (plain or phpredis)",
-			   cfg->layout);
-	}
+	if (fs_opts_parse(&in, &o, err, sizeof(err)) < 0)
+		return bad_opt(err);
+	atomic_store(&fs->mode, o.mode);
+	fs->legacy_until_ns = o.legacy_until_ns;
+	fs->shadow_percent = o.shadow_percent;
+	fs->sc.ks.layout = o.layout;
+	/* The strings o points to are cfg's or static: cfg owns copies. */
 	if (!cfg->prefix)
-		cfg->prefix = strdup("sessfs:");
-	if (be_prefix_check(cfg->prefix) < 0)
-		return bad(
-			"invalid prefix '%s': it must not contain '{', '}' or a newline",
-			cfg->prefix);
+		cfg->prefix = strdup(o.prefix);
 	fs->sc.ks.prefix = cfg->prefix;
-
-	fs->sc.ttl.ttl_s = BE_DEFAULT_TTL;
-	if (cfg->ttl) {
-		if (parse_seconds("ttl", cfg->ttl, &v, true) < 0)
-			return -1;
-		fs->sc.ttl.ttl_s = (int64_t)v;
-	}
-	if (cfg->ttl_from) {
-		if (strcmp(cfg->ttl_from, "none") == 0)
-			fs->sc.ttl.ignore_cachelib = true;
-		else if (strcmp(cfg->ttl_from, "cachelib") != 0)
-			return bad("invalid ttl_from '%s' (none or cachelib)",
-				   cfg->ttl_from);
-	}
-	fs->max_size = BE_DEFAULT_MAX_SIZE;
-	if (cfg->max_size) {
-		if (parse_seconds("max_size", cfg->max_size, &v, true) < 0)
-			return -1;
-		if (v > 64.0 * 1024 * 1024)
-			return bad(
-				"invalid max_size '%s': at most 67108864 bytes",
-				cfg->max_size);
-		fs->max_size = (size_t)v;
-	}
-	fs->redis_timeout = 5.0;
-	if (cfg->redis_timeout) {
-		if (parse_seconds("redis_timeout", cfg->redis_timeout, &v,
-				  false) < 0)
-			return -1;
-		fs->redis_timeout = v;
-	}
-	fs->lock_lease_ms = FS_LOCK_LEASE_DEFAULT_MS;
-	if (cfg->lock_lease) {
-		if (parse_seconds("lock_lease", cfg->lock_lease, &v, false) < 0)
-			return -1;
-		if (v < 0.3)
-			return bad(
-				"invalid lock_lease '%s': at least 0.3 seconds",
-				cfg->lock_lease);
-		fs->lock_lease_ms = (int64_t)(v * 1000);
-	}
+	fs->sc.ttl.ttl_s = o.ttl_s;
+	fs->sc.ttl.ignore_cachelib = o.ignore_cachelib;
+	fs->max_size = o.max_size;
+	fs->redis_timeout = o.redis_timeout;
+	fs->lock_lease_ms = o.lock_lease_ms ? o.lock_lease_ms
+					    : FS_LOCK_LEASE_DEFAULT_MS;
 	if (!cfg->state_dir)
-		cfg->state_dir = strdup("/var/lib/sessfs");
+		cfg->state_dir = strdup(o.state_dir);
 	if (!cfg->ctl_dir)
-		cfg->ctl_dir = strdup("/run/sessfs");
-	if (cfg->ctl_dir[0] != '/')
-		return bad("invalid ctl_dir '%s': it must be an absolute path",
-			   cfg->ctl_dir);
-	if (cfg->state_dir[0] != '/')
-		return bad(
-			"invalid state_dir '%s': it must be an absolute path",
-			cfg->state_dir);
+		cfg->ctl_dir = strdup(o.ctl_dir);
+	if (!cfg->state_dir || !cfg->ctl_dir) {
+		fprintf(stderr, "sessfs: out of memory\n");
+		return -1;
+	}
 
 	if (be_url_parse(cfg->url, &fs->ep, err, sizeof(err)) < 0) {
 		fprintf(stderr,

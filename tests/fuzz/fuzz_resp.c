@@ -4,7 +4,8 @@
  * reader of be_resp_reader_new(), fed what recv() returned): the bytes a
  * hostile or broken server sends, once in one piece and once split at
  * every byte.  Both must give the same replies and the same verdict (a
- * protocol error or not), and nothing may crash or leak.
+ * protocol error, a bulk string refused at its header, or neither), and
+ * nothing may crash or leak.
  */
 #include <hiredis/hiredis.h>
 
@@ -30,8 +31,14 @@ static bool drain(redisReader *r, struct run *run)
 			run->error = true;
 			return false;
 		}
-		if (!reply)
+		if (!reply) {
+			/* conn.c's next_reply(): a refused header ends it. */
+			if (be_resp_check_pending(r)) {
+				run->error = true;
+				return false;
+			}
 			break;
+		}
 		run->replies[run->n++] = reply;
 	}
 	return true;

@@ -61,8 +61,12 @@ def locker(path, op):
 def outcome(p, timeout):
     """The LOCKER's result line ('ok', seconds) or ('err', errno,
     seconds)."""
-    out, _ = p.communicate(timeout=timeout * SLOW)
-    words = out.split()
+    # Not communicate(): it reads the pipe's fd, past what locker()'s
+    # readline() already buffered, and a lock granted at once sends
+    # "ok" in the same read as "open" (seen as an empty result).
+    p.stdin.close()
+    p.wait(timeout=timeout * SLOW)
+    words = p.stdout.read().split()
     if words[0] == "ok":
         return "ok", float(words[1])
     return "err", int(words[1]), float(words[2])

@@ -91,9 +91,65 @@ static void test_hostile(void)
 	CHECK(failed && !refused);
 }
 
+/*
+ * Feeds 'len' bytes of 'resp' to a reader taking bulk strings up to
+ * 'max_bulk': whether it gave no reply, no error and then
+ * be_resp_check_pending() refused what it waits for.
+ */
+static bool pending_refused(const char *resp, size_t len, size_t max_bulk)
+{
+	redisReader *r = be_resp_reader_new();
+	void *reply = NULL;
+	bool refused = false;
+
+	CHECK(r);
+	if (!r)
+		return false;
+	be_resp_set_max_bulk(r, max_bulk);
+	CHECK(redisReaderFeed(r, resp, len) == REDIS_OK);
+	CHECK(redisReaderGetReply(r, &reply) == REDIS_OK);
+	if (reply)
+		freeReplyObject(reply);
+	else
+		refused = be_resp_check_pending(r);
+	be_resp_reader_free(r);
+	return refused;
+}
+
+static void test_bulk_limit(void)
+{
+	char big[200];
+
+	/* The default: a header over BE_RESP_MAX_BULK, refused at once. */
+	CHECK(pending_refused("$134217729\r\n", 12, BE_RESP_MAX_BULK));
+	CHECK(pending_refused("$9223372036854775807\r\nab", 24,
+			      BE_RESP_MAX_BULK));
+	/* Even before the header's CRLF is there. */
+	CHECK(pending_refused("$99999999999", 12, BE_RESP_MAX_BULK));
+	/* At the limit it waits for the rest. */
+	CHECK(!pending_refused("$134217728\r\nabc", 15, BE_RESP_MAX_BULK));
+	CHECK(!pending_refused("$1342", 5, BE_RESP_MAX_BULK));
+	/* Nested in an array, after a whole element. */
+	CHECK(pending_refused("*2\r\n$1\r\na\r\n$17\r\n", 16, 16));
+	CHECK(!pending_refused("*2\r\n$1\r\na\r\n$16\r\n", 16, 16));
+	/* A whole string at the limit is a reply. */
+	CHECK(!pending_refused("$16\r\n0123456789abcdef\r\n", 23, 16));
+	/* Nil, and nothing yet. */
+	CHECK(!pending_refused("$-1\r\n", 5, 16));
+	CHECK(!pending_refused("$", 1, 16));
+	/* A line item that never ends: refused once past the limit. */
+	memset(big, 'x', sizeof(big));
+	big[0] = '+';
+	CHECK(!pending_refused(big, 16 + 32, 16));
+	CHECK(pending_refused(big, sizeof(big), 16));
+	/* A bulk string trickling in below its announced length. */
+	CHECK(!pending_refused("$17\r\n0123", 9, 100));
+}
+
 int main(void)
 {
 	test_replies();
 	test_hostile();
+	test_bulk_limit();
 	return test_exit();
 }
