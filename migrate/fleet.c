@@ -109,7 +109,7 @@ static void usage(enum fleet_what w, FILE *out)
 			"\n"
 			"Moves every mount of PREFIX back to plain files (mode files): each\n"
 			"host in redis-only steps to redis-first, exports what its files\n"
-			"underneath lack, then goes to files.  Progress is shown per host.\n"
+			"underneath lack, then goes to files.\n"
 			"Then each host writes its unmount manifest and unmounts every sessfs\n"
 			"layer of its mountpoint, lazily (as 'sessfs -u'), and its daemon exits\n"
 			"with status 0 once the files opened before are closed: the app goes on\n"
