@@ -356,6 +356,7 @@ def test_fleet_rollback_unmounts_under_load(redis, redis_server, tmp, checker,
             load.stop()
             checked, lost = load.check_sessions()
             assert checked and not lost, lost
+            load.phase("plain files, checked")
             load.start()
 
             st, by = fleet_status(url)
