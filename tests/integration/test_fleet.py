@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -433,3 +434,43 @@ def test_down_host_unmounts_when_it_returns(redis, redis_server, tmp,
         finally:
             if stopped:
                 os.kill(web2.m.proc.pid, signal.SIGCONT)
+
+
+def test_killed_host_unmounts_after_its_restart(redis, redis_server, tmp,
+                                                checker):
+    """Two hosts in redis-only, web2 killed (-9: its dead layer stays)
+    when the fleet rollback runs: web1 exports and unmounts; web2's daemon
+    started again mounts over the dead layer in redis-only, sees the
+    request, exports, goes to files, removes both layers and exits 0,
+    leaving every session in its plain files."""
+    url = redis_server.url()
+    with fleet_of(redis_server, tmp, checker, 2, "redis-only") as hosts:
+        web1, web2 = hosts
+        for h in hosts:
+            util.write_file(h.m.path("sess_" + h.name), b"n|i:1;")
+        web1.m.self_unmount = True
+        web2.m.kill9()
+        wait_for(lambda: not fleet_status(url)[1]["web2"]["live"], 20,
+                 "web2's heartbeat to expire", interval=0.2)
+        p = fleet(url, "rollback", "--allow-down")
+        assert "web1: files, unmounted after" in p.stdout, p.stdout
+        assert web1.m.proc.wait(30 * util.SLOW) == 0
+        # Not through util.mounted: the daemon may be gone before any
+        # wait for its mount could see it.
+        log = open(checker.path, "ab")
+        restart = subprocess.Popen(web2.m.cmd, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            assert restart.wait(30 * util.SLOW) == 0
+        finally:
+            if restart.poll() is None:
+                restart.kill()
+                restart.wait(10)
+            log.close()
+        assert not util.is_mounted(web2.sessdir)
+        for h in hosts:
+            for name in ("sess_web1", "sess_web2"):
+                assert util.read_file(h.sessdir / name) == b"n|i:1;"
+        st, by = fleet_status(url)
+        assert st["ok"] and by["web2"]["note"] == "unmounted", by
