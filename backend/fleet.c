@@ -130,11 +130,13 @@ int be_fleet_req_parse(const char *text, struct be_fleet_req *req)
 	if (sscanf(text, "%lld %15s %15s", &version, mode, flags) != 3 ||
 	    version <= 0)
 		return -EINVAL;
-	if (strcmp(flags, "export") != 0 && strcmp(flags, "-") != 0)
+	if (strcmp(flags, "export") != 0 && strcmp(flags, "unmount") != 0 &&
+	    strcmp(flags, "-") != 0)
 		return -EINVAL;
 	req->version = version;
 	memcpy(req->mode, mode, sizeof(mode));
-	req->exporting = strcmp(flags, "export") == 0;
+	req->unmount = strcmp(flags, "unmount") == 0;
+	req->exporting = req->unmount || strcmp(flags, "export") == 0;
 	return 0;
 }
 
@@ -186,7 +188,7 @@ static int req_version(struct be_conn *c, const char *prefix,
 }
 
 int be_fleet_req_set(struct be_conn *c, const char *prefix, const char *what,
-		     const char *mode, bool exporting, long long *version)
+		     const char *mode, const char *flags, long long *version)
 {
 	char *key = be_fleet_key(prefix, "fleet", what);
 	const char *set[3] = { "SET", key, NULL };
@@ -200,8 +202,7 @@ int be_fleet_req_set(struct be_conn *c, const char *prefix, const char *what,
 	if (ret < 0)
 		goto out;
 	++*version;
-	snprintf(val, sizeof(val), "%lld %s %s", *version, mode,
-		 exporting ? "export" : "-");
+	snprintf(val, sizeof(val), "%lld %s %s", *version, mode, flags);
 	set[2] = val;
 	ret = fleet_cmd(c, &r, 3, set, "SET (the fleet's desired mode)");
 	if (ret == 0)

@@ -15,8 +15,11 @@
  *   app1:{sessfs}:fleet:hosts       a hash: host id -> its last heartbeat
  *   app1:{sessfs}:fleet:hb:<host>   the host's heartbeat (JSON), with a TTL
  *
- * FLAGS is "-" or "export" (a rollback: a host exports what its files lack
- * on the way down).  Only commands the README's ACL grants are used (GET,
+ * FLAGS is "-", "export" (a rollback: a host exports what its files lack
+ * on the way down) or "unmount" (a rollback that, once in files, also
+ * writes the host's unmount manifest and unmounts every sessfs layer of
+ * its mountpoint, lazily; the daemon then exits).  A daemon older than
+ * "unmount" reads such a request as no request.  Only commands the README's ACL grants are used (GET,
  * SET, DEL, PTTL, HSET, HDEL, HGETALL).  The functions send plain
  * commands on a connection the
  * caller owns; any thread that owns its connection may call them.
@@ -36,7 +39,8 @@ struct be_conn;
 struct be_fleet_req {
 	long long version; /* 0: no request */
 	char mode[BE_FLEET_MODE_MAX];
-	bool exporting; /* FLAGS "export" */
+	bool exporting; /* FLAGS "export" or "unmount" */
+	bool unmount; /* FLAGS "unmount" */
 };
 
 /**
@@ -72,11 +76,12 @@ int be_fleet_req_get(struct be_conn *c, const char *prefix, const char *what,
 		     struct be_fleet_req *req);
 
 /**
- * Sets the request 'what' of 'prefix' to 'mode' with a new version, one
- * more than any request's so far, returned in '*version'.  0 or -errno.
+ * Sets the request 'what' of 'prefix' to 'mode' with FLAGS 'flags' ("-",
+ * "export" or "unmount") and a new version, one more than any request's
+ * so far, returned in '*version'.  0 or -errno.
  */
 int be_fleet_req_set(struct be_conn *c, const char *prefix, const char *what,
-		     const char *mode, bool exporting, long long *version);
+		     const char *mode, const char *flags, long long *version);
 
 /**
  * Writes the heartbeat 'json' of 'host' with a TTL of 'ttl_ms', and keeps

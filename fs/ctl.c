@@ -267,8 +267,7 @@ static json_t *cmd_verify(struct fs *fs)
  */
 static json_t *cmd_prepare_unmount(struct fs *fs)
 {
-	fs_manifest_save(fs);
-	fs->manifest_saved = true;
+	fs_prepare_unmount(fs);
 	return json_pack("{s:b, s:s}", "ok", 1, "mode",
 			 fs_mode_name(fs_mode_get(fs)));
 }

@@ -19,6 +19,7 @@
 #include "follower.h"
 #include "journal.h"
 #include "log.h"
+#include "mountpt.h"
 
 #define FLEET_WHY_MAX 1024
 /* Budget of one Redis call of the follower, in seconds (at most). */
@@ -36,6 +37,16 @@ struct fs_fleet {
 	char blocked[FLEET_WHY_MAX]; /* why the desired mode is not reached */
 	char progress[64]; /* what the follower does now ("" when idle) */
 	bool redis_ok; /* the last tick reached Redis */
+	/*
+	 * The unmount a fleet rollback asks for happens once per request:
+	 * 'unmounted_req' is the last request this host unmounted for, from
+	 * its own last heartbeat in Redis once 'known' (so a mount made again
+	 * after the rollback stays); 'gone' once this daemon unmounted itself
+	 * (it follows nothing more, and its last heartbeat stays as its word).
+	 */
+	bool known;
+	long long unmounted_req;
+	bool gone;
 	struct {
 		long long version;
 		char mode[BE_FLEET_MODE_MAX];
@@ -108,6 +119,53 @@ static int export_first(struct fs_fleet *fl)
 	return 0;
 }
 
+static bool unmount_done(struct fs_fleet *fl, const struct be_fleet_req *want)
+{
+	bool ret;
+
+	pthread_mutex_lock(&fl->lock);
+	ret = want->unmount && want->version <= fl->unmounted_req;
+	pthread_mutex_unlock(&fl->lock);
+	return ret;
+}
+
+static void heartbeat(struct fs_fleet *fl);
+
+/*
+ * The end of a fleet rollback in files: the manifest, then every sessfs
+ * layer of the mountpoint removed lazily, as `sessfs -u` does (files the
+ * application holds open are finished through this daemon; it exits when
+ * the last is closed, with status 0, which a unit with Restart=on-failure
+ * does not restart).  The last heartbeat says "unmounted".
+ */
+static void unmount_self(struct fs_fleet *fl, const struct be_fleet_req *want)
+{
+	struct fs *fs = fl->fs;
+	char err[512], msg[600];
+	unsigned int n = 0;
+
+	set_text(fl, fl->progress, sizeof(fl->progress), "unmounting");
+	heartbeat(fl);
+	fs_prepare_unmount(fs);
+	if (fs_mountpt_unmount_all(fs->cfg.mountpoint, &n, err, sizeof(err)) <
+	    0) {
+		set_text(fl, fl->progress, sizeof(fl->progress), "");
+		snprintf(msg, sizeof(msg), "in files, but cannot unmount: %s",
+			 err);
+		block(fl, msg);
+		return;
+	}
+	pthread_mutex_lock(&fl->lock);
+	fl->unmounted_req = want->version;
+	fl->gone = true;
+	fl->progress[0] = '\0';
+	pthread_mutex_unlock(&fl->lock);
+	LOG_INFO(
+		"fleet: unmounted %u sessfs layer%s from '%s' (fleet request %lld: rollback); exiting once the files opened before are closed",
+		n, n == 1 ? "" : "s", fs->cfg.mountpoint, want->version);
+	heartbeat(fl);
+}
+
 /* Walks the mode toward 'want', one guarded step at a time. */
 static void follow(struct fs_fleet *fl, const struct be_fleet_req *want)
 {
@@ -115,7 +173,7 @@ static void follow(struct fs_fleet *fl, const struct be_fleet_req *want)
 	enum fs_mode target, cur, next;
 	char why[FLEET_WHY_MAX], msg[FLEET_WHY_MAX + 64];
 
-	if (!want->version || overridden(fl, want))
+	if (!want->version || overridden(fl, want) || unmount_done(fl, want))
 		return;
 	if (fs_mode_parse(want->mode, &target) < 0) {
 		snprintf(msg, sizeof(msg), "unknown mode '%s' requested",
@@ -143,6 +201,8 @@ static void follow(struct fs_fleet *fl, const struct be_fleet_req *want)
 			 want->mode);
 	}
 	set_text(fl, fl->blocked, sizeof(fl->blocked), "");
+	if (want->unmount && cur == FS_MODE_FILES && !overridden(fl, want))
+		unmount_self(fl, want);
 }
 
 /*
@@ -258,6 +318,9 @@ json_t *fs_fleet_status(struct fs *fs)
 		fl->check.mode, "ok", fl->check.ok, "why",
 		fl->check.why[0] ? fl->check.why : NULL, "version",
 		PACKAGE_VERSION, "at_ms", (json_int_t)(fs_now_ns() / 1000000));
+	json_object_set_new(st, "unmounted", json_boolean(fl->gone));
+	json_object_set_new(st, "unmounted_request",
+			    json_integer(fl->unmounted_req));
 	pthread_mutex_unlock(&fl->lock);
 	return st;
 }
@@ -274,6 +337,44 @@ static void heartbeat(struct fs_fleet *fl)
 	json_decref(st);
 }
 
+/*
+ * Reads this host's own last heartbeat (0 or -errno): the last rollback it
+ * unmounted for.  A host with none was not in the fleet when the request
+ * in force was made: a rollback's unmount is not for this mount.
+ */
+static int load_own(struct fs_fleet *fl, const struct be_fleet_req *want)
+{
+	struct fs *fs = fl->fs;
+	struct be_fleet_host *hosts;
+	long long done = want->unmount ? want->version : 0;
+	size_t n, i;
+	json_t *hb;
+	int ret;
+
+	ret = be_fleet_hosts(fl->c, fs->sc.ks.prefix, &hosts, &n);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		if (strcmp(hosts[i].host, fs->host_id) != 0)
+			continue;
+		hb = json_loads(hosts[i].json, 0, NULL);
+		done = json_integer_value(
+			json_object_get(hb, "unmounted_request"));
+		json_decref(hb);
+		break;
+	}
+	be_fleet_hosts_free(hosts, n);
+	pthread_mutex_lock(&fl->lock);
+	fl->unmounted_req = done;
+	fl->known = true;
+	pthread_mutex_unlock(&fl->lock);
+	if (want->unmount && want->version <= done)
+		LOG_INFO(
+			"fleet: the rollback of fleet request %lld is done here (unmounted before this mount, or it predates it): this mount stays until the next fleet request",
+			want->version);
+	return 0;
+}
+
 static void tick(struct fs_fleet *fl)
 {
 	const char *prefix = fl->fs->sc.ks.prefix;
@@ -281,9 +382,13 @@ static void tick(struct fs_fleet *fl)
 	bool ok, answer;
 	int ret;
 
+	if (fl->gone)
+		return;
 	ret = be_fleet_req_get(fl->c, prefix, "desired", &want);
 	if (ret == 0)
 		ret = be_fleet_req_get(fl->c, prefix, "check", &check);
+	if (ret == 0 && !fl->known)
+		ret = load_own(fl, &want);
 	ok = ret == 0;
 	pthread_mutex_lock(&fl->lock);
 	if (ok != fl->redis_ok)
@@ -384,7 +489,7 @@ void fs_fleet_stop(struct fs *fs)
 	 * A clean unmount takes the host out of the fleet: a host that is
 	 * down without one stays listed, silent, and blocks fleet steps.
 	 */
-	if (fl->redis_ok)
+	if (fl->redis_ok && !fl->gone)
 		be_fleet_forget(fl->c, fs->sc.ks.prefix, fs->host_id);
 	fs->fleet = NULL;
 	pthread_cond_destroy(&fl->cond);

@@ -11,7 +11,10 @@
  * a Redis connection of its own (a Redis outage costs it, never a FUSE
  * worker).  A local `mode --mount` while a fleet request is in force is an
  * override: the mount keeps its mode until the next fleet request, and the
- * heartbeat says so.
+ * heartbeat says so.  A fleet rollback with the flag "unmount" ends in
+ * files with the manifest written and every sessfs layer of the
+ * mountpoint removed lazily (as `sessfs -u`): the loop then ends when the
+ * last open file is closed, and the daemon exits 0.
  */
 #ifndef FS_FOLLOWER_H
 #define FS_FOLLOWER_H

@@ -545,6 +545,13 @@ char *fs_state_path(struct fs *fs, const char *suffix);
 int fs_manifest_apply(struct fs *fs);
 /** Writes the unmount manifest when the lower dir is current. */
 void fs_manifest_save(struct fs *fs);
+/**
+ * Before a lazy unmount with the application running (ctl's
+ * prepare-unmount, the fleet's rollback): writes the manifest now, and not
+ * again at the end, so that what the application writes to the plain
+ * files after the unmount counts as changed underneath at the next mount.
+ */
+void fs_prepare_unmount(struct fs *fs);
 /** After a corrupt journal: journals every lower name for a re-check. */
 int fs_journal_reverify(struct fs *fs);
 /** <ctl_dir>/<mount id>.sock; new string. */

@@ -161,6 +161,12 @@ void fs_manifest_save(struct fs *fs)
 	free(path);
 }
 
+void fs_prepare_unmount(struct fs *fs)
+{
+	fs_manifest_save(fs);
+	fs->manifest_saved = true;
+}
+
 static int reverify_cb(const char *name, enum be_state state, void *arg)
 {
 	struct fs *fs = arg;

@@ -10,13 +10,17 @@
  *                              set the fleet's desired mode and wait until
  *                              every live host reports it
  *   rollback --fleet URL       the same to files, each host exporting what
- *                              its files underneath lack on the way down
+ *                              its files underneath lack on the way down,
+ *                              then unmounting itself (its daemon exits);
+ *                              --no-unmount: the mounts stay, in files
  *   status --fleet URL         one line per host from the heartbeats
  *
  * A host that joined the fleet (it heartbeats) and went silent is down: a
  * step refuses while one is, unless --allow-down; that host follows the
- * desired mode when it returns.  mode.c, status.c and rollback.c hand
- * over here when they see --fleet.
+ * desired mode when it returns.  A host whose last heartbeat says it
+ * unmounted itself in a rollback is neither live nor down: it is out of
+ * the fleet until it is mounted again.  mode.c, status.c and rollback.c
+ * hand over here when they see --fleet.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,6 +50,7 @@ struct fleet_cmd {
 	const char *mode;
 	double timeout_s;
 	bool allow_down;
+	bool no_unmount;
 	bool json;
 	struct be_conn *c;
 };
@@ -55,6 +60,7 @@ struct host {
 	const char *id; /* borrowed from the be_fleet_host */
 	json_t *hb; /* its last heartbeat (new reference; NULL: unreadable) */
 	bool live;
+	bool unmounted; /* its last word: it unmounted itself */
 	double age_s; /* since its last heartbeat */
 };
 
@@ -103,12 +109,16 @@ static void usage(enum fleet_what w, FILE *out)
 			"\n"
 			"Moves every mount of PREFIX back to plain files (mode files): each\n"
 			"host in redis-only steps to redis-first, exports what its files\n"
-			"underneath lack, then goes to files.  Progress is shown per host.\n"
-			"Resumable: the request stays in Redis, a host that restarts goes on,\n"
-			"and running this again waits for the rest.  The mounts stay (in\n"
-			"files they pass through to the plain files); unmount each with\n"
-			"'" MIG_PROGNAME
-			" rollback --mount MOUNTPOINT' when you like.\n");
+			"underneath lack, then goes to files.\n"
+			"Then each host writes its unmount manifest and unmounts every sessfs\n"
+			"layer of its mountpoint, lazily (as 'sessfs -u'), and its daemon exits\n"
+			"with status 0 once the files opened before are closed: the app goes on\n"
+			"with the plain, current files.  Progress is shown per host.\n"
+			"Resumable: the request stays in Redis, a host that was down rolls back\n"
+			"and unmounts when it returns (or run '" MIG_PROGNAME
+			" rollback --mount\n"
+			"MOUNTPOINT' there), and running this again waits for the rest.  A\n"
+			"host mounted again afterwards stays mounted until the next fleet request.\n");
 	else
 		fprintf(out,
 			"usage: " MIG_PROGNAME
@@ -127,6 +137,9 @@ static void usage(enum fleet_what w, FILE *out)
 			"  --timeout SECONDS      how long to wait for the hosts (default %d)\n"
 			"  --allow-down           go on without the hosts that are down\n",
 			DEFAULT_TIMEOUT_S);
+	if (w == FLEET_ROLLBACK)
+		fprintf(out,
+			"  --no-unmount           stop in mode files, every host still mounted\n");
 	fprintf(out,
 		"  --json                 print the outcome as JSON\n"
 		"  -h, --help             this text\n"
@@ -146,12 +159,14 @@ static int parse_args(struct fleet_cmd *f, int argc, char **argv)
 		OPT_FLEET = MIG_OPT_FIRST_FREE,
 		OPT_TIMEOUT,
 		OPT_ALLOW_DOWN,
+		OPT_NO_UNMOUNT,
 		OPT_JSON,
 	};
 	static const struct option longopts[] = {
 		{ "fleet", required_argument, NULL, OPT_FLEET },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "allow-down", no_argument, NULL, OPT_ALLOW_DOWN },
+		{ "no-unmount", no_argument, NULL, OPT_NO_UNMOUNT },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		MIG_KEY_LONG_OPTIONS,
@@ -175,6 +190,11 @@ static int parse_args(struct fleet_cmd *f, int argc, char **argv)
 			break;
 		case OPT_ALLOW_DOWN:
 			f->allow_down = true;
+			break;
+		case OPT_NO_UNMOUNT:
+			if (f->what != FLEET_ROLLBACK)
+				return mig_bad_option(c, argv, cmd);
+			f->no_unmount = true;
 			break;
 		case OPT_JSON:
 			f->json = true;
@@ -252,7 +272,10 @@ static int read_hosts(struct fleet_cmd *f, struct be_fleet_host **raw,
 
 		h[i].id = (*raw)[i].host;
 		h[i].hb = json_loads((*raw)[i].json, 0, NULL);
-		h[i].live = (*raw)[i].ttl_ms >= 0 && h[i].hb;
+		/* Its last heartbeat lives on a little: it is not live. */
+		h[i].unmounted =
+			json_is_true(json_object_get(h[i].hb, "unmounted"));
+		h[i].live = (*raw)[i].ttl_ms >= 0 && h[i].hb && !h[i].unmounted;
 		at = json_integer_value(json_object_get(h[i].hb, "at_ms"));
 		h[i].age_s = at ? (now - at) / 1000.0 : -1;
 	}
@@ -272,6 +295,19 @@ static json_int_t hb_int(const struct host *h, const char *key)
 
 /* ---- mode and rollback ---- */
 
+/* FLAGS of the request (backend/fleet.h). */
+static const char *flags_of(const struct fleet_cmd *f)
+{
+	if (f->what != FLEET_ROLLBACK)
+		return "-";
+	return f->no_unmount ? "export" : "unmount";
+}
+
+static bool unmounting(const struct fleet_cmd *f)
+{
+	return f->what == FLEET_ROLLBACK && !f->no_unmount;
+}
+
 /*
  * Asks every live host whether it can take the mode, again every
  * RECHECK_S while some cannot, until all can or the time is up.  0 when
@@ -290,8 +326,7 @@ static int check_all(struct fleet_cmd *f, double deadline)
 	for (;;) {
 		if (mig_monotonic() - asked >= RECHECK_S) {
 			ret = be_fleet_req_set(f->c, prefix, "check", f->mode,
-					       f->what == FLEET_ROLLBACK,
-					       &version);
+					       flags_of(f), &version);
 			if (ret < 0)
 				return error("cannot ask the fleet: %s",
 					     strerror(-ret));
@@ -345,7 +380,7 @@ static int check_all(struct fleet_cmd *f, double deadline)
  * Refuses when a host of the fleet is down, unless --allow-down; 0 with
  * '*live' counted, or -1 (printed).
  */
-static int check_down(struct fleet_cmd *f, size_t *live)
+static int check_down(struct fleet_cmd *f, size_t *live, size_t *gone)
 {
 	struct be_fleet_host *raw = NULL;
 	struct host *h = NULL;
@@ -353,14 +388,29 @@ static int check_down(struct fleet_cmd *f, size_t *live)
 
 	if (read_hosts(f, &raw, &h, &n))
 		return -1;
-	*live = 0;
+	*live = *gone = 0;
 	for (i = 0; i < n; i++) {
 		if (h[i].live) {
 			++*live;
 			continue;
 		}
+		if (h[i].unmounted) {
+			++*gone;
+			if (!f->json)
+				printf("%s: unmounted (rollback request %lld); not part of this step until mounted again\n",
+				       h[i].id,
+				       (long long)hb_int(&h[i],
+							 "unmounted_request"));
+			continue;
+		}
 		down++;
-		if (f->allow_down)
+		if (f->allow_down && unmounting(f))
+			printf("%s: down (silent for %.0f s); it rolls back and unmounts when it returns, or run '" MIG_PROGNAME
+			       " rollback --mount %s' there\n",
+			       h[i].id, h[i].age_s,
+			       hb_str(&h[i], "mount") ? hb_str(&h[i], "mount")
+						      : "MOUNTPOINT");
+		else if (f->allow_down)
 			printf("%s: down (silent for %.0f s); it follows when it returns\n",
 			       h[i].id, h[i].age_s);
 		else
@@ -377,18 +427,24 @@ static int check_down(struct fleet_cmd *f, size_t *live)
 			f->opt.sc.ks.prefix);
 	if (down && !f->allow_down)
 		return -1;
+	if (*live == 0 && *gone && unmounting(f))
+		return 1;
 	if (*live == 0)
-		return error("every host of the fleet is down");
+		return error(*gone ? "no host of the fleet is mounted"
+				   : "every host of the fleet is down");
 	return 0;
 }
 
 /* Whether 'h' has taken the fleet request 'version' of mode 'mode'. */
-static bool arrived(const struct host *h, const char *mode, long long version)
+static bool arrived(const struct fleet_cmd *f, const struct host *h,
+		    long long version)
 {
 	const char *m = hb_str(h, "mode");
 
+	if (unmounting(f))
+		return hb_int(h, "unmounted_request") >= version;
 	return h->live && hb_int(h, "request") >= version && m &&
-	       strcmp(m, mode) == 0;
+	       strcmp(m, f->mode) == 0;
 }
 
 /*
@@ -433,9 +489,10 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 		if (read_hosts(f, &raw, &h, &n))
 			return -1;
 		for (i = behind = 0; i < n; i++) {
-			if (!h[i].live)
-				continue;
-			if (!arrived(&h[i], f->mode, version)) {
+			/* An unmounted host is done, and no longer live. */
+			if (!arrived(f, &h[i], version)) {
+				if (!h[i].live)
+					continue;
 				behind++;
 				progress(f, seen, &h[i], t0);
 				continue;
@@ -445,8 +502,10 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 			json_object_set_new(done, h[i].id,
 					    json_real(mig_monotonic() - t0));
 			if (!f->json)
-				printf("%s: %s after %.1f s\n", h[i].id,
-				       f->mode, mig_monotonic() - t0);
+				printf("%s: %s%s after %.1f s\n", h[i].id,
+				       f->mode,
+				       unmounting(f) ? ", unmounted" : "",
+				       mig_monotonic() - t0);
 		}
 		if (!behind || mig_monotonic() >= deadline)
 			break;
@@ -455,7 +514,7 @@ static int wait_all(struct fleet_cmd *f, long long version, double deadline,
 	for (i = 0; i < n && behind; i++) {
 		const char *why = hb_str(&h[i], "blocked");
 
-		if (!h[i].live || arrived(&h[i], f->mode, version))
+		if (!h[i].live || arrived(f, &h[i], version))
 			continue;
 		error("host '%s' is still in %s: %s (the request stays: it goes on trying)",
 		      h[i].id,
@@ -478,15 +537,22 @@ static int run_step(struct fleet_cmd *f)
 	double deadline = mig_monotonic() + f->timeout_s;
 	json_t *done = json_object(), *out;
 	long long version = 0;
-	size_t live = 0;
+	size_t live = 0, gone = 0;
 	int ret;
 
-	ret = check_down(f, &live);
+	ret = check_down(f, &live, &gone);
+	if (ret > 0) {
+		if (!f->json)
+			printf("fleet of '%s': every host (%zu) is unmounted already\n",
+			       prefix, gone);
+		ret = 0;
+		goto out;
+	}
 	if (ret == 0)
 		ret = check_all(f, deadline);
 	if (ret == 0) {
 		ret = be_fleet_req_set(f->c, prefix, "desired", f->mode,
-				       f->what == FLEET_ROLLBACK, &version);
+				       flags_of(f), &version);
 		if (ret < 0)
 			ret = error("cannot set the fleet's mode: %s",
 				    strerror(-ret));
@@ -496,6 +562,7 @@ static int run_step(struct fleet_cmd *f)
 	}
 	if (ret == 0)
 		ret = wait_all(f, version, deadline, done);
+out:
 	if (f->json) {
 		out = json_pack("{s:b, s:s, s:s, s:I, s:O}", "ok", ret == 0,
 				"prefix", prefix, "mode", f->mode, "request",
@@ -519,7 +586,9 @@ static void note_of(const struct host *h, const struct be_fleet_req *want,
 	bool override = json_is_true(json_object_get(h->hb, "override"));
 
 	note[0] = '\0';
-	if (!h->live)
+	if (h->unmounted)
+		snprintf(note, len, "unmounted");
+	else if (!h->live)
 		snprintf(note, len, "silent");
 	else if (override)
 		snprintf(note, len, "override");
@@ -556,7 +625,9 @@ static int run_status(struct fleet_cmd *f)
 		       want.version ? want.mode : "(none set)");
 		if (want.version)
 			printf(" (request %lld%s)", want.version,
-			       want.exporting ? ", rollback" : "");
+			       want.unmount	? ", rollback + unmount"
+			       : want.exporting ? ", rollback"
+						: "");
 		printf(", %zu hosts\n", n);
 		printf("%-24s %-12s %-12s %-9s %8s %9s  %s\n", "HOST", "MODE",
 		       "DESIRED", "HEALTH", "JOURNAL", "HEARTBEAT", "NOTE");
@@ -566,10 +637,14 @@ static int run_status(struct fleet_cmd *f)
 		json_t *o;
 
 		note_of(&h[i], &want, note, sizeof(note));
-		if (note[0] ||
-		    strcmp(hb_str(&h[i], "health") ? hb_str(&h[i], "health")
+		/* Unmounted by the rollback in force: as it should be. */
+		if (h[i].unmounted && want.unmount &&
+		    hb_int(&h[i], "unmounted_request") >= want.version)
+			;
+		else if (note[0] || strcmp(hb_str(&h[i], "health")
+						   ? hb_str(&h[i], "health")
 						   : "?",
-			   "ok") != 0)
+					   "ok") != 0)
 			good = false;
 		if (f->json) {
 			o = h[i].hb ? json_deep_copy(h[i].hb) : json_object();
@@ -589,11 +664,12 @@ static int run_status(struct fleet_cmd *f)
 	if (n == 0)
 		good = false;
 	if (f->json) {
-		out = json_pack("{s:b, s:s, s:s?, s:I, s:b, s:O}", "ok", good,
-				"prefix", prefix, "desired",
+		out = json_pack("{s:b, s:s, s:s?, s:I, s:b, s:b, s:O}", "ok",
+				good, "prefix", prefix, "desired",
 				want.version ? want.mode : NULL, "request",
 				(json_int_t)want.version, "rollback",
-				want.exporting, "hosts", arr);
+				want.exporting, "unmount", want.unmount,
+				"hosts", arr);
 		json_dumpf(out, stdout, JSON_PRESERVE_ORDER);
 		printf("\n");
 		json_decref(out);

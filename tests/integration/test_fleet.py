@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -54,23 +55,34 @@ def fleet_status(url):
     return st, {h["host"]: h for h in st["hosts"]}
 
 
+def mount_host(stack, url, tmp, checker, name, mode="files"):
+    """Mounts host 'name' (its session dir made once, its state dir
+    util.mounted's, by dir name, and its control dir), in 'stack'."""
+    d = tmp / name
+    if not d.exists():
+        d = util.make_sessdir(tmp, name)
+    ctl = tmp / ("ctl-" + name)
+    m = stack.enter_context(util.mounted(
+        url, d, checker, opts=["allow_other", "mode=" + mode,
+                               "ctl_dir=%s" % ctl, "host_id=" + name]))
+    return Host(name, d, ctl, m)
+
+
+def live_heartbeats(url, hosts):
+    return all(h.name in by and by[h.name]["live"] and
+               not by[h.name]["unmounted"]
+               for by in [fleet_status(url)[1]] for h in hosts)
+
+
 @contextlib.contextmanager
 def fleet_of(redis_server, tmp, checker, n, mode="files"):
     """'n' mounts of the default prefix in 'mode', hosts web1..webN, each
-    with its own lower dir, state dir (util.mounted's, by dir name) and
-    control dir; yields the Hosts once every one heartbeats."""
+    with its own lower dir, state dir and control dir; yields the Hosts
+    once every one heartbeats."""
     url = redis_server.url()
     with contextlib.ExitStack() as stack:
-        hosts = []
-        for i in range(n):
-            name = "web%d" % (i + 1)
-            d = util.make_sessdir(tmp, name)
-            ctl = tmp / ("ctl-" + name)
-            m = stack.enter_context(util.mounted(
-                url, d, checker, opts=["allow_other", "mode=" + mode,
-                                       "ctl_dir=%s" % ctl,
-                                       "host_id=" + name]))
-            hosts.append(Host(name, d, ctl, m))
+        hosts = [mount_host(stack, url, tmp, checker, "web%d" % (i + 1),
+                            mode) for i in range(n)]
         wait_for(lambda: sorted(fleet_status(url)[1]) ==
                  [h.name for h in hosts], 20, "every host's heartbeat",
                  interval=0.2)
@@ -111,7 +123,7 @@ def copy_and_verify(url, hosts, load):
 def test_fleet_drill_under_load(redis, redis_server, tmp, checker, make_app,
                                 n):
     """files -> dual-write -> redis-first -> redis-only, a fleet rollback
-    to files, and forward again to redis-only, every switch a fleet
+    to files that keeps the mounts (--no-unmount), and forward again to redis-only, every switch a fleet
     command, PHP and Flask users counting on every host throughout: no
     failed request, no session lost."""
     url = redis_server.url()
@@ -137,7 +149,7 @@ def test_fleet_drill_under_load(redis, redis_server, tmp, checker, make_app,
             step(url, hosts, load, "redis-first")
             step(url, hosts, load, "redis-only")
 
-            p = fleet(url, "rollback")
+            p = fleet(url, "rollback", "--no-unmount")
             print(p.stdout)
             for h in hosts:
                 assert "%s: files after" % h.name in p.stdout, p.stdout
@@ -251,9 +263,9 @@ def test_fleet_rollback_resumes(redis, redis_server, tmp, checker):
             stopped = True
             wait_for(lambda: not fleet_status(url)[1]["web2"]["live"], 20,
                      "web2's heartbeat to expire", interval=0.2)
-            p = fleet(url, "rollback", rc=1)
+            p = fleet(url, "rollback", "--no-unmount", rc=1)
             assert "host 'web2' is down" in p.stderr, p.stderr
-            p = fleet(url, "rollback", "--allow-down")
+            p = fleet(url, "rollback", "--no-unmount", "--allow-down")
             assert "web1: files after" in p.stdout, p.stdout
             assert web1.on.status()["mode"] == "files"
             assert [n for n in web1.m.lower_names()
@@ -266,7 +278,7 @@ def test_fleet_rollback_resumes(redis, redis_server, tmp, checker):
             stopped = False
             wait_for(lambda: all_in(url, hosts, "files"), 30,
                      "web2 to follow the rollback", interval=0.2)
-            p = fleet(url, "rollback")
+            p = fleet(url, "rollback", "--no-unmount")
             for h in hosts:
                 assert "%s: files after" % h.name in p.stdout, p.stdout
                 assert [n for n in h.m.lower_names()
@@ -305,3 +317,160 @@ def test_verify_leaves_other_hosts_sessions(redis, redis_server, tmp,
         os.utime("sess_c", ns=(t, t), dir_fd=web1.m.lower_fd)
         p = web1.on("verify", rc=1)
         assert "'sess_c': mtime differs" in p.stdout, p.stdout
+
+
+def test_fleet_rollback_unmounts_under_load(redis, redis_server, tmp, checker,
+                                            make_app):
+    """Two hosts in redis-only under PHP and Flask load: the fleet rollback
+    takes each to files, exports, and each daemon unmounts itself and exits
+    0; every mountpoint is then a plain directory the apps go on with, no
+    failed request, no session lost; the status keeps each host's last word
+    "unmounted"; the rollback run again has nothing to do.  Mounted again,
+    the hosts stay mounted (that rollback is done) and go forward."""
+    url = redis_server.url()
+    with fleet_of(redis_server, tmp, checker, 2) as hosts:
+        apps = [make_app("php", hosts[0].sessdir),
+                make_app("flask", hosts[1].sessdir)]
+        load = Load(apps, users_per_app=4)
+        try:
+            load.phase("files")
+            load.start()
+            load.wait_requests(PHASE_REQUESTS)
+            step(url, hosts, load, "dual-write")
+            copy_and_verify(url, hosts, load)
+            step(url, hosts, load, "redis-first")
+            step(url, hosts, load, "redis-only")
+
+            for h in hosts:
+                h.m.self_unmount = True
+            load.phase("fleet: rollback + unmount")
+            p = fleet(url, "rollback")
+            print(p.stdout)
+            for h in hosts:
+                assert "%s: files, unmounted after" % h.name in p.stdout, \
+                    p.stdout
+                assert h.m.proc.wait(30 * util.SLOW) == 0
+                assert not util.is_mounted(h.sessdir)
+            load.phase("plain files after the fleet rollback")
+            load.wait_requests(PHASE_REQUESTS)
+            # Every session is current in the plain files alone.
+            load.stop()
+            checked, lost = load.check_sessions()
+            assert checked and not lost, lost
+            load.phase("plain files, checked")
+            load.start()
+
+            st, by = fleet_status(url)
+            assert st["ok"] and st["unmount"] and st["desired"] == "files"
+            for h in hosts:
+                assert by[h.name]["note"] == "unmounted", by
+                assert by[h.name]["unmounted_request"] == st["request"]
+            out = fleet(url, "status").stdout
+            assert out.count("unmounted") >= 2, out
+            p = fleet(url, "rollback")
+            assert "every host (2) is unmounted already" in p.stdout, \
+                p.stdout
+
+            with contextlib.ExitStack() as stack:
+                again = [mount_host(stack, url, tmp, checker, h.name)
+                         for h in hosts]
+                wait_for(lambda: live_heartbeats(url, again), 20,
+                         "the hosts mounted again to heartbeat",
+                         interval=0.2)
+                # A heartbeat comes after the follower's first look at
+                # the rollback request: it stays mounted.
+                for h in again:
+                    assert util.is_mounted(h.sessdir)
+                    assert h.on.status()["mode"] == "files"
+                load.phase("mounted again")
+                load.wait_requests(PHASE_REQUESTS)
+                step(url, again, load, "dual-write")
+                load.stop()
+            check_load(load)
+            for app in apps:
+                app.stop()
+        finally:
+            load.stopping.set()
+
+
+def test_down_host_unmounts_when_it_returns(redis, redis_server, tmp,
+                                            checker):
+    """web2 stopped during the fleet rollback: with --allow-down web1 rolls
+    back and unmounts, and the command says what to run on web2; web2, let
+    go, follows the request that stayed, exports and unmounts itself too."""
+    url = redis_server.url()
+    with fleet_of(redis_server, tmp, checker, 2, "dual-write") as hosts:
+        web1, web2 = hosts
+        for h in hosts:
+            util.write_file(h.m.path("sess_" + h.name), b"n|i:1;")
+            h.m.self_unmount = True
+        stopped = False
+        try:
+            os.kill(web2.m.proc.pid, signal.SIGSTOP)
+            stopped = True
+            wait_for(lambda: not fleet_status(url)[1]["web2"]["live"], 20,
+                     "web2's heartbeat to expire", interval=0.2)
+            p = fleet(url, "rollback", "--allow-down")
+            assert "web1: files, unmounted after" in p.stdout, p.stdout
+            assert ("web2: down (silent for" in p.stdout and
+                    "rollback --mount %s' there" % web2.sessdir
+                    in p.stdout), p.stdout
+            assert web1.m.proc.wait(30 * util.SLOW) == 0
+            assert not util.is_mounted(web1.sessdir)
+            assert util.read_file(web1.sessdir / "sess_web1") == b"n|i:1;"
+            # (Nothing here may look up web2's path while it is stopped.)
+
+            os.kill(web2.m.proc.pid, signal.SIGCONT)
+            stopped = False
+            assert web2.m.proc.wait(30 * util.SLOW) == 0
+            assert not util.is_mounted(web2.sessdir)
+            assert util.read_file(web2.sessdir / "sess_web2") == b"n|i:1;"
+            st, by = fleet_status(url)
+            assert st["ok"], st
+            assert [by[h.name]["note"] for h in hosts] == ["unmounted"] * 2
+            p = fleet(url, "rollback")
+            assert "every host (2) is unmounted already" in p.stdout, \
+                p.stdout
+        finally:
+            if stopped:
+                os.kill(web2.m.proc.pid, signal.SIGCONT)
+
+
+def test_killed_host_unmounts_after_its_restart(redis, redis_server, tmp,
+                                                checker):
+    """Two hosts in redis-only, web2 killed (-9: its dead layer stays)
+    when the fleet rollback runs: web1 exports and unmounts; web2's daemon
+    started again mounts over the dead layer in redis-only, sees the
+    request, exports, goes to files, removes both layers and exits 0,
+    leaving every session in its plain files."""
+    url = redis_server.url()
+    with fleet_of(redis_server, tmp, checker, 2, "redis-only") as hosts:
+        web1, web2 = hosts
+        for h in hosts:
+            util.write_file(h.m.path("sess_" + h.name), b"n|i:1;")
+        web1.m.self_unmount = True
+        web2.m.kill9()
+        wait_for(lambda: not fleet_status(url)[1]["web2"]["live"], 20,
+                 "web2's heartbeat to expire", interval=0.2)
+        p = fleet(url, "rollback", "--allow-down")
+        assert "web1: files, unmounted after" in p.stdout, p.stdout
+        assert web1.m.proc.wait(30 * util.SLOW) == 0
+        # Not through util.mounted: the daemon may be gone before any
+        # wait for its mount could see it.
+        log = open(checker.path, "ab")
+        restart = subprocess.Popen(web2.m.cmd, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            assert restart.wait(30 * util.SLOW) == 0
+        finally:
+            if restart.poll() is None:
+                restart.kill()
+                restart.wait(10)
+            log.close()
+        assert not util.is_mounted(web2.sessdir)
+        for h in hosts:
+            for name in ("sess_web1", "sess_web2"):
+                assert util.read_file(h.sessdir / name) == b"n|i:1;"
+        st, by = fleet_status(url)
+        assert st["ok"] and by["web2"]["note"] == "unmounted", by

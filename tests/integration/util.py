@@ -774,6 +774,9 @@ class Mount:
         self.cmd = cmd
         self.checker = checker
         self.killed = False
+        # Set by a test whose daemon unmounts itself (a fleet rollback):
+        # mounted() then only waits for it to exit 0, with nothing mounted.
+        self.self_unmount = False
 
     def __repr__(self):
         return "<Mount %s pid=%d>" % (self.mnt, self.proc.pid)
@@ -923,6 +926,18 @@ def mounted(url, mnt, checker, opts=(), state_dir=None, lower_fd=None):
             r = sessfs_u(mnt)
             assert r.returncode == 0, r.stdout
             assert not is_mounted(mnt), "still mounted after sessfs -u"
+            return
+        if m.self_unmount:
+            try:
+                rc = proc.wait(30 * SLOW)
+            except subprocess.TimeoutExpired:
+                diagnose_hang(m)
+                _cleanup_failed(m)
+                raise AssertionError("sessfs did not exit after unmounting "
+                                     "itself")
+            assert rc == 0, "sessfs exited with %d after unmounting " \
+                "itself" % rc
+            assert not is_mounted(mnt), "still mounted: %s" % mnt
             return
         r = fusermount_u(mnt)
         if r.returncode != 0:

@@ -161,7 +161,10 @@ static void test_fleet_req(void)
 	CHECK(r.version == 12 && !r.exporting);
 	CHECK(strcmp(r.mode, "redis-first") == 0);
 	CHECK(be_fleet_req_parse("3 files export", &r) == 0);
-	CHECK(r.version == 3 && r.exporting);
+	CHECK(r.version == 3 && r.exporting && !r.unmount);
+	CHECK(be_fleet_req_parse("5 files unmount", &r) == 0);
+	CHECK(r.version == 5 && r.exporting && r.unmount);
+	CHECK(be_fleet_req_parse("6 files unmount,x", &r) == -EINVAL);
 	CHECK(be_fleet_req_parse("3 files", &r) == -EINVAL);
 	CHECK(r.version == 0);
 	CHECK(be_fleet_req_parse("0 files -", &r) == -EINVAL);
