@@ -191,12 +191,23 @@ static bool lower_expired(struct fs *fs, const char *name,
  * that is no reason to keep this host from redis-first; a file here newer
  * than Redis (written here in a files period) still is, and so is one of
  * the same mtime (a copy made under another host id) whose bytes differ.
+ * The same for a session another host deleted last.
  */
 static bool other_hosts(struct fs *fs, const struct be_file *rf,
 			const struct be_file *lf)
 {
-	if (rf->state == BE_ABSENT || !rf->has_meta || !rf->meta.host[0] ||
+	if (rf->state == BE_ABSENT || !rf->meta.host[0] ||
 	    strcmp(rf->meta.host, fs->host_id) == 0)
+		return false;
+	/*
+	 * Another host's delete: a tombstone (its meta without has_meta, see
+	 * store.h) keeps the session's last mtime, so a file here no newer
+	 * than that is the version it deleted.
+	 */
+	if (rf->state == BE_TOMBSTONE)
+		return lf->state != BE_PRESENT ||
+		       lf->meta.mtime_ns <= rf->meta.mtime_ns;
+	if (!rf->has_meta)
 		return false;
 	return lf->state != BE_PRESENT || lf->meta.mtime_ns < rf->meta.mtime_ns;
 }
