@@ -380,8 +380,21 @@ def ext4_lower(tmp, size_mb=16):
 def remount_tmpfs(view, ro):
     """Makes the tmpfs behind 'view' (from tmpfs_lower()) read-only or
     writable: a remount of its superblock, which every mount of it shares,
-    the daemon's own bind of the lower dir included."""
-    _mount("-o", "remount,%s" % ("ro" if ro else "rw"), Path(view).parent)
+    the daemon's own bind of the lower dir included.  The kernel refuses
+    a read-only remount (EBUSY) while any file of it is open for writing:
+    the daemon's write of a lower file (a temp, then renameat) lasts
+    microseconds, so the remount is tried again until it lands."""
+    args = ("-o", "remount,%s" % ("ro" if ro else "rw"), Path(view).parent)
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = util.run(["mount"] + [str(a) for a in args])
+        if r.returncode == 0:
+            return
+        if "busy" not in r.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    assert r.returncode == 0, "mount %s: %s" % (" ".join(map(str, args)),
+                                                 r.stderr)
 
 
 class WrongErrno(AssertionError):
