@@ -43,8 +43,9 @@ static int parse_positive(const char *name, const char *s, double *out,
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || !isfinite(v) ||
-	    (integer && v != (long long)v) || v > 1e12)
+	/* The bound before the cast: a double past long long's range is UB. */
+	if (errno || end == s || *end || !(v > 0) || !isfinite(v) || v > 1e12 ||
+	    (integer && v != (long long)v))
 		return fail(err, errlen,
 			    "invalid %s '%s': expected a positive %s", name, s,
 			    integer ? "whole number" : "number");
