@@ -33,6 +33,7 @@
 #include "resp.h"
 #include "sentinel.h"
 #include "tls.h"
+#include "util.h"
 #include "track.h"
 
 #define NSEC_PER_SEC	 1000000000LL
@@ -69,14 +70,6 @@ struct be_conn {
 	unsigned int marks; /* be_conn_mark(), since the last connect */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
 static int set_error(struct be_conn *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -108,7 +101,7 @@ static int set_errno_error(struct be_conn *c, int err)
  */
 static int poll_ms(int64_t deadline)
 {
-	int64_t left = deadline - now_ns();
+	int64_t left = deadline - be_mono_ns();
 
 	if (left <= 0)
 		return 0;
@@ -715,7 +708,7 @@ static int handshake(struct be_conn *c, int64_t deadline)
  */
 static int settle_tls(struct be_conn *c, int64_t deadline)
 {
-	int64_t until = now_ns() + TLS_SETTLE_NS;
+	int64_t until = be_mono_ns() + TLS_SETTLE_NS;
 	short want;
 	int ret;
 
@@ -820,7 +813,7 @@ int be_conn_connect(struct be_conn *c)
 {
 	const char *ping[1] = { "PING" };
 	struct be_cmd cmd = { 1, ping, NULL };
-	int64_t deadline = now_ns() + c->timeout_ns;
+	int64_t deadline = be_mono_ns() + c->timeout_ns;
 	redisReply *reply;
 	size_t len;
 	char *buf;
@@ -914,7 +907,7 @@ static int attempt(struct be_conn *c, const char *buf, size_t len, size_t n,
 /* Sleeps 'ns' nanoseconds, but not past 'deadline'. */
 static void backoff_sleep(int64_t ns, int64_t deadline)
 {
-	int64_t left = deadline - now_ns();
+	int64_t left = deadline - be_mono_ns();
 	struct timespec ts;
 
 	if (ns > left)
@@ -935,7 +928,7 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 	       redisReply **replies, unsigned int flags)
 {
 	bool retry = !(flags & BE_CMD_NORETRY);
-	int64_t deadline = now_ns() + c->timeout_ns;
+	int64_t deadline = be_mono_ns() + c->timeout_ns;
 	int64_t backoff = BACKOFF_FIRST_NS;
 	char last[ERRSTR_MAX] = "";
 	int ret;
@@ -958,7 +951,7 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 		/* The attempt cut short by the deadline says less. */
 		if (ret != -ETIMEDOUT || !last[0])
 			snprintf(last, sizeof(last), "%s", c->errstr);
-		if (now_ns() >= deadline)
+		if (be_mono_ns() >= deadline)
 			break;
 		backoff_sleep(backoff, deadline);
 		backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS
@@ -1002,7 +995,7 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
 		 const size_t *argvlen)
 {
 	struct be_cmd cmd = { argc, argv, argvlen };
-	int64_t deadline = now_ns() + c->timeout_ns;
+	int64_t deadline = be_mono_ns() + c->timeout_ns;
 	size_t len;
 	char *buf;
 	int ret;
@@ -1022,7 +1015,7 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
 
 int be_conn_recv(struct be_conn *c, struct redisReply **reply, int wait_ms)
 {
-	int64_t deadline = now_ns() + (int64_t)wait_ms * NSEC_PER_MSEC;
+	int64_t deadline = be_mono_ns() + (int64_t)wait_ms * NSEC_PER_MSEC;
 	int ret;
 
 	*reply = NULL;

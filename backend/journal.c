@@ -35,6 +35,7 @@
 #include "journal.h"
 #include "layout.h"
 #include "lowerstore.h"
+#include "util.h"
 
 #define STORES_ALL     (BE_J_REDIS | BE_J_LOWER)
 #define COMPACT_MIN    512 /* records: below this the log is never rewritten */
@@ -75,24 +76,6 @@ static uint32_t crc32_of(const void *buf, size_t len)
 }
 
 /* Small helpers -------------------------------------------------------- */
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /*
  * Reads the whole file 'fd' into a new NUL-terminated buffer ('*len' bytes
@@ -216,7 +199,7 @@ static int replace_file(const char *path, const char *buf, size_t len,
 		ret = -errno;
 		goto out_free;
 	}
-	ret = write_all(fd, buf, len);
+	ret = be_write_all(fd, buf, len);
 	if (!ret && !keep_fd && fsync(fd) < 0)
 		ret = -errno;
 	if (!ret && rename(tmp, path) < 0)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lowerstore.h"
+#include "util.h"
 
 #define TEMP_SUFFIX_LEN 16 /* hex digits */
 #define TEMP_TRIES	100
@@ -225,24 +226,6 @@ static int temp_create(int dirfd, char *tmp, size_t size)
 	return -EEXIST;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Gives the open file 'fd' the owner, mode and times of 'meta'.  chmod
  * comes after chown, which clears the setuid and setgid bits.
@@ -274,7 +257,7 @@ int be_lower_put(int dirfd, const char *name, const void *data, size_t len,
 	fd = temp_create(dirfd, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
-	ret = write_all(fd, data, len);
+	ret = be_write_all(fd, data, len);
 	if (!ret)
 		ret = set_meta_fd(fd, meta);
 	/* close() reports delayed write errors on some filesystems (NFS). */

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "sentinel.h"
 #include "tls.h"
+#include "util.h"
 
 #define HOST_MAX 256
 /* The watcher asks a sentinel that failed again after this long. */
@@ -310,14 +311,6 @@ uint64_t be_sentinel_failovers(struct be_sentinel *s)
 	return n;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A new, unconnected connection to sentinel 'i' with 'ms' per call. */
 static struct be_conn *sentinel_conn(struct be_sentinel *s, size_t i, int ms)
 {
@@ -386,7 +379,7 @@ static void append_why(char *buf, size_t len, const char *text)
 static int ask_all(struct be_sentinel *s, int budget_ms, char *host,
 		   size_t hostlen, int *port, char *err, size_t errlen)
 {
-	int64_t deadline = mono_ms() + budget_ms;
+	int64_t deadline = be_mono_ms() + budget_ms;
 	size_t first = atomic_load(&s->first), k, i;
 	char why[256];
 	int ret, ms, unknown = 0;
@@ -396,7 +389,7 @@ static int ask_all(struct be_sentinel *s, int budget_ms, char *host,
 		struct be_conn *c;
 
 		i = (first + k) % s->n;
-		ms = (int)(deadline - mono_ms());
+		ms = (int)(deadline - be_mono_ms());
 		if (ms <= 0) {
 			append_why(err, errlen, "out of time");
 			break;
@@ -537,7 +530,7 @@ static void watch_once(struct be_sentinel *s, struct be_conn **conns,
 {
 	struct sighting one, best = { .epoch = -1 };
 	bool failing = false;
-	int64_t now = mono_ms();
+	int64_t now = be_mono_ms();
 	size_t i;
 
 	for (i = 0; i < s->n; i++) {
@@ -545,7 +538,7 @@ static void watch_once(struct be_sentinel *s, struct be_conn **conns,
 		if (now < retry_at[i])
 			continue;
 		if (look(s, &conns[i], i, &one) < 0) {
-			retry_at[i] = mono_ms() + WATCH_RETRY_MS;
+			retry_at[i] = be_mono_ms() + WATCH_RETRY_MS;
 			continue;
 		}
 		/*

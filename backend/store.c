@@ -7,8 +7,8 @@
  * (be_store_get()).  The scripts keep K and M consistent,
  * bump the write version and apply the stale-retry rule of store.h; the C
  * side computes TTLs with layout.c's policy, builds arguments and parses
- * replies.  Also here: listing a prefix with SCAN, the server check before
- * mounting, the host id, and the pipelined bulk put for sessfs-migrate.
+ * replies.  Also here: the pipelined bulk put for sessfs-migrate.  Listing is
+ * in store_list.c, the server check and the host id in store_check.c.
  */
 #include <assert.h>
 #include <errno.h>
@@ -28,14 +28,14 @@
 #include "acl.h"
 #include "conn.h"
 #include "store.h"
+#include "store_i.h"
+#include "util.h"
 
-#define MIN_TTL_MS	 1000
-#define NS_PER_MS	 1000000LL
-#define SCAN_COUNT	 "1000"
-#define MAX_ARGS	 24
-#define MAX_NUM_ARGS	 12
-#define NUM_ARG_SIZE	 24
-#define MACHINE_ID_CHARS 8
+#define MIN_TTL_MS   1000
+#define NS_PER_MS    1000000LL
+#define MAX_ARGS     24
+#define MAX_NUM_ARGS 12
+#define NUM_ARG_SIZE 24
 
 /*
  * Helpers every script starts with.  numcmp() compares decimal integer
@@ -292,14 +292,6 @@ static struct script *script_get(enum script_id id)
 	return &scripts[id];
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t ns_to_ms(int64_t ns)
 {
 	return ns / NS_PER_MS - (ns % NS_PER_MS < 0);
@@ -314,7 +306,7 @@ static _Atomic uint64_t last_hseq;
 
 uint64_t be_store_next_hseq(void)
 {
-	uint64_t now = (uint64_t)now_ns();
+	uint64_t now = (uint64_t)be_real_ns();
 	uint64_t old = atomic_load(&last_hseq);
 	uint64_t next;
 
@@ -454,11 +446,7 @@ static bool reply_is_error(const redisReply *r, const char *code)
 	       ((size_t)r->len == len || r->str[len] == ' ');
 }
 
-/*
- * Maps an error reply to -errno.  Errors raised inside a script start with
- * the failing command's error code, as the command's own would.
- */
-static int reply_errno(const redisReply *r)
+int be_store_reply_errno(const redisReply *r)
 {
 	if (reply_is_error(r, "OOM"))
 		return -ENOSPC;
@@ -521,7 +509,7 @@ static int wait_again(struct be_conn *c, const struct script_args *a,
 	if (r[0]->type == REDIS_REPLY_ERROR) {
 		ret = be_acl_is_denial(r[0])
 			      ? be_acl_denied("SET of the WAIT marker", r[0])
-			      : reply_errno(r[0]);
+			      : be_store_reply_errno(r[0]);
 		freeReplyObject(r[0]);
 		freeReplyObject(r[1]);
 		return ret;
@@ -605,7 +593,7 @@ out_wait:
 	if (r[1]->type == REDIS_REPLY_INTEGER) {
 		*waited = r[1]->integer;
 	} else {
-		ret = reply_errno(r[1]);
+		ret = be_store_reply_errno(r[1]);
 		freeReplyObject(r[0]);
 		*reply = NULL;
 	}
@@ -656,7 +644,7 @@ static int script_run(struct be_conn *c, struct script_args *a,
 	}
 	if ((*reply)->type == REDIS_REPLY_ERROR) {
 		ret = be_acl_is_denial(*reply) ? be_acl_denied(s->what, *reply)
-					       : reply_errno(*reply);
+					       : be_store_reply_errno(*reply);
 		freeReplyObject(*reply);
 		*reply = NULL;
 	}
@@ -744,7 +732,7 @@ out_free:
 static void meta_default(const struct be_store_config *sc, int64_t pttl,
 			 struct be_meta *m)
 {
-	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t now_ms = ns_to_ms(be_real_ns());
 	int64_t mtime_ms = pttl >= 0 ? now_ms - (ttl_ms(sc) - pttl) : now_ms;
 
 	memset(m, 0, sizeof(*m));
@@ -840,13 +828,13 @@ static int exec_file(const struct be_store_config *sc, redisReply **r,
 		if (i > 0 && be_acl_is_denial(r[i]))
 			return be_acl_denied(cmds[i], r[i]);
 		if (r[i]->type == REDIS_REPLY_ERROR)
-			return reply_errno(r[i]);
+			return be_store_reply_errno(r[i]);
 	}
 	if (x->type != REDIS_REPLY_ARRAY || x->elements != 3)
 		return -EPROTO;
 	for (i = 0; i < 3; i++)
 		if (x->element[i]->type == REDIS_REPLY_ERROR)
-			return reply_errno(x->element[i]);
+			return be_store_reply_errno(x->element[i]);
 	if (reply_int(x->element[0], &pttl))
 		return -EPROTO;
 	if (!want_data && reply_int(x->element[2], &size))
@@ -968,7 +956,7 @@ static int put_args(struct script_args *a, const struct be_store_config *sc,
 		    const void *data, size_t len, const struct be_meta *meta,
 		    enum be_put_mode mode)
 {
-	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t now_ms = ns_to_ms(be_real_ns());
 	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
 		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
 
@@ -1063,7 +1051,7 @@ out_free_keys:
 int be_store_delete(struct be_conn *c, const struct be_store_config *sc,
 		    const char *name, int64_t last_mtime_ns)
 {
-	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t now_ms = ns_to_ms(be_real_ns());
 	struct script_args a;
 	redisReply *reply;
 	char *vkey, *mkey;
@@ -1178,8 +1166,9 @@ static int integer_reply(redisReply *reply, long long *out, const char *what)
 	else if (be_acl_is_denial(reply))
 		ret = be_acl_denied(what, reply);
 	else
-		ret = reply->type == REDIS_REPLY_ERROR ? reply_errno(reply)
-						       : -EPROTO;
+		ret = reply->type == REDIS_REPLY_ERROR
+			      ? be_store_reply_errno(reply)
+			      : -EPROTO;
 	freeReplyObject(reply);
 	return ret;
 }
@@ -1261,7 +1250,7 @@ int be_store_setmeta(struct be_conn *c, const struct be_store_config *sc,
 		     const char *name, const struct be_meta *meta,
 		     uint64_t *wver)
 {
-	int64_t now_ms = ns_to_ms(now_ns());
+	int64_t now_ms = ns_to_ms(be_real_ns());
 	bool header = !sc->ttl.ignore_cachelib && be_name_is_cachelib(name);
 	struct script_args a;
 	redisReply *reply;
@@ -1303,431 +1292,6 @@ out_free_keys:
 	return ret;
 }
 
-/*
- * The names seen by one listing: an open-addressing hash table of pointers
- * into an arena of records "<flags><name>\0", so that a million names cost
- * about two pointers and their own bytes each.
- */
-#define SEEN_VALUE	   (1 << 0)
-#define SEEN_META	   (1 << 1)
-#define ARENA_CHUNK_SIZE   (256 * 1024)
-#define NAME_SET_MIN_SLOTS 1024
-
-struct arena_chunk {
-	struct arena_chunk *next;
-	size_t used;
-	size_t size;
-	char data[];
-};
-
-struct name_set {
-	char **slots; /* NULL, or a name in the arena; its flags precede it */
-	size_t nslots; /* a power of two */
-	size_t count;
-	struct arena_chunk *chunks;
-};
-
-static uint64_t name_hash(const char *name)
-{
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-
-	for (; *name; name++) {
-		h ^= (unsigned char)*name;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static void name_set_release(struct name_set *set)
-{
-	struct arena_chunk *ch, *next;
-
-	for (ch = set->chunks; ch; ch = next) {
-		next = ch->next;
-		free(ch);
-	}
-	free(set->slots);
-	memset(set, 0, sizeof(*set));
-}
-
-static char *arena_alloc(struct name_set *set, size_t size)
-{
-	struct arena_chunk *ch = set->chunks;
-	size_t chunk_size;
-
-	if (!ch || ch->size - ch->used < size) {
-		chunk_size = size > ARENA_CHUNK_SIZE ? size : ARENA_CHUNK_SIZE;
-		ch = malloc(sizeof(*ch) + chunk_size);
-		if (!ch)
-			return NULL;
-		ch->next = set->chunks;
-		ch->used = 0;
-		ch->size = chunk_size;
-		set->chunks = ch;
-	}
-	ch->used += size;
-	return ch->data + ch->used - size;
-}
-
-static size_t name_set_find(char **slots, size_t nslots, const char *name)
-{
-	size_t i = (size_t)name_hash(name) & (nslots - 1);
-
-	while (slots[i] && strcmp(slots[i], name) != 0)
-		i = (i + 1) & (nslots - 1);
-	return i;
-}
-
-static int name_set_grow(struct name_set *set)
-{
-	size_t nslots = set->nslots ? set->nslots * 2 : NAME_SET_MIN_SLOTS;
-	char **slots = calloc(nslots, sizeof(*slots));
-	size_t i;
-
-	if (!slots)
-		return -ENOMEM;
-	for (i = 0; i < set->nslots; i++)
-		if (set->slots[i])
-			slots[name_set_find(slots, nslots, set->slots[i])] =
-				set->slots[i];
-	free(set->slots);
-	set->slots = slots;
-	set->nslots = nslots;
-	return 0;
-}
-
-/*
- * Returns the flags of 'name' in 'set', adding it with no flags when it is
- * new.  NULL on ENOMEM.
- */
-static char *name_set_add(struct name_set *set, const char *name)
-{
-	size_t len = strlen(name);
-	size_t i;
-	char *rec;
-
-	if ((set->count + 1) * 4 > set->nslots * 3 && name_set_grow(set))
-		return NULL;
-	i = name_set_find(set->slots, set->nslots, name);
-	if (set->slots[i])
-		return set->slots[i] - 1;
-	rec = arena_alloc(set, len + 2);
-	if (!rec)
-		return NULL;
-	rec[0] = 0;
-	memcpy(rec + 1, name, len + 1);
-	set->slots[i] = rec + 1;
-	set->count++;
-	return rec;
-}
-
-/* Returns a new SCAN pattern matching every key under 'prefix'. */
-static char *scan_pattern_new(const char *prefix)
-{
-	char *pat = malloc(2 * strlen(prefix) + 2);
-	char *p = pat;
-
-	if (!pat)
-		return NULL;
-	for (; *prefix; prefix++) {
-		if (strchr("*?[]\\", *prefix))
-			*p++ = '\\';
-		*p++ = *prefix;
-	}
-	*p++ = '*';
-	*p = '\0';
-	return pat;
-}
-
-/*
- * Handles one SCAN batch 'keys': reports new value keys as PRESENT and
- * marks meta keys.  0, the callback's result or -ENOMEM.
- */
-static int list_batch(const struct be_store_config *sc, const redisReply *keys,
-		      struct name_set *set, be_list_cb cb, void *arg)
-{
-	const redisReply *k;
-	bool is_meta;
-	char *name;
-	char *flags;
-	size_t i;
-	int ret = 0;
-
-	for (i = 0; i < keys->elements && !ret; i++) {
-		k = keys->element[i];
-		if (k->type != REDIS_REPLY_STRING)
-			return -EPROTO;
-		name = be_key_to_name(&sc->ks, k->str, (size_t)k->len,
-				      &is_meta);
-		if (!name)
-			continue;
-		flags = name_set_add(set, name);
-		if (!flags) {
-			ret = -ENOMEM;
-		} else if (is_meta) {
-			*flags |= SEEN_META;
-		} else if (!(*flags & SEEN_VALUE)) {
-			*flags |= SEEN_VALUE;
-			ret = cb(name, BE_PRESENT, arg);
-		}
-		free(name);
-	}
-	return ret;
-}
-
-/* One SCAN call: updates 'cursor' and handles the batch. */
-static int list_scan(struct be_conn *c, const struct be_store_config *sc,
-		     char *cursor, size_t cursor_size, const char *pattern,
-		     struct name_set *set, be_list_cb cb, void *arg)
-{
-	const char *argv[] = { "SCAN",	cursor,	 "MATCH",
-			       pattern, "COUNT", SCAN_COUNT };
-	size_t lens[6];
-	redisReply *r;
-	size_t i;
-	int ret;
-
-	for (i = 0; i < 6; i++)
-		lens[i] = strlen(argv[i]);
-	ret = be_conn_command(c, &r, 6, argv, lens, 0);
-	if (ret)
-		return ret;
-	if (be_acl_is_denial(r)) {
-		ret = be_acl_denied("SCAN", r);
-	} else if (r->type == REDIS_REPLY_ERROR) {
-		ret = reply_errno(r);
-	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		   r->element[0]->type != REDIS_REPLY_STRING ||
-		   (size_t)r->element[0]->len >= cursor_size ||
-		   r->element[1]->type != REDIS_REPLY_ARRAY) {
-		ret = -EPROTO;
-	} else {
-		memcpy(cursor, r->element[0]->str,
-		       (size_t)r->element[0]->len + 1);
-		ret = list_batch(sc, r->element[1], set, cb, arg);
-	}
-	freeReplyObject(r);
-	return ret;
-}
-
-int be_store_list(struct be_conn *c, const struct be_store_config *sc,
-		  be_list_cb cb, void *arg)
-{
-	struct name_set set = { 0 };
-	char cursor[32] = "0";
-	char *pattern;
-	size_t i;
-	int ret;
-
-	pattern = scan_pattern_new(sc->ks.prefix ? sc->ks.prefix : "");
-	if (!pattern)
-		return -ENOMEM;
-	do {
-		ret = list_scan(c, sc, cursor, sizeof(cursor), pattern, &set,
-				cb, arg);
-	} while (!ret && strcmp(cursor, "0") != 0);
-
-	/* SCAN may return a key twice: only now is a tombstone certain. */
-	for (i = 0; !ret && i < set.nslots; i++)
-		if (set.slots[i] && set.slots[i][-1] == SEEN_META)
-			ret = cb(set.slots[i], BE_TOMBSTONE, arg);
-	name_set_release(&set);
-	free(pattern);
-	return ret;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* Sends a command of NUL-terminated words; 'argv' ends with NULL. */
-static int command_words(struct be_conn *c, redisReply **reply,
-			 const char **argv)
-{
-	size_t lens[8];
-	int argc;
-
-	for (argc = 0; argv[argc]; argc++) {
-		assert(argc < 8);
-		lens[argc] = strlen(argv[argc]);
-	}
-	return be_conn_command(c, reply, argc, argv, lens, 0);
-}
-
-/* Copies the value of 'field:' from an INFO reply 'info' into 'out'. */
-static bool info_field(const char *info, const char *field, char *out,
-		       size_t size)
-{
-	size_t flen = strlen(field);
-	const char *p = info;
-	size_t len;
-
-	while (p && *p) {
-		if (strncmp(p, field, flen) == 0 && p[flen] == ':') {
-			p += flen + 1;
-			len = strcspn(p, "\r\n");
-			if (len >= size)
-				return false;
-			memcpy(out, p, len);
-			out[len] = '\0';
-			return true;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return false;
-}
-
-/*
- * Reads the maxmemory-policy into 'policy': 1 when found, 0 when neither
- * CONFIG GET nor INFO tells it ('*denied' then says whether the ACL
- * refused INFO), or -errno of the transport.
- */
-static int read_policy(struct be_conn *c, char *policy, size_t size,
-		       bool *denied)
-{
-	const char *config[] = { "CONFIG", "GET", "maxmemory-policy", NULL };
-	const char *info[] = { "INFO", "memory", NULL };
-	const redisReply *v;
-	redisReply *r;
-	int ret;
-
-	ret = command_words(c, &r, config);
-	if (ret)
-		return ret;
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-		v = r->element[1];
-		if (v->type == REDIS_REPLY_STRING && (size_t)v->len < size) {
-			memcpy(policy, v->str, (size_t)v->len + 1);
-			freeReplyObject(r);
-			return 1;
-		}
-	}
-	freeReplyObject(r);
-
-	/*
-	 * CONFIG may be renamed or denied (CONFIG GET also reads the
-	 * passwords: docs/RUNBOOK.md grants INFO only); INFO still tells.
-	 */
-	ret = command_words(c, &r, info);
-	if (ret)
-		return ret;
-	*denied = be_acl_is_denial(r);
-	ret = r->type == REDIS_REPLY_STRING &&
-	      info_field(r->str, "maxmemory_policy", policy, size);
-	freeReplyObject(r);
-	return ret;
-}
-
-int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
-			  size_t errlen)
-{
-	const char *ping[] = { "PING", NULL };
-	bool denied = false;
-	char policy[64];
-	redisReply *r;
-	int ret;
-
-	set_err(err, errlen, "%s", "");
-	ret = command_words(c, &r, ping);
-	if (ret) {
-		set_err(err, errlen, "cannot reach redis: %s",
-			*be_conn_errstr(c) ? be_conn_errstr(c)
-					   : strerror(-ret));
-		return ret;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "redis refused PING: %s", r->str);
-		ret = reply_errno(r);
-		freeReplyObject(r);
-		return ret;
-	}
-	freeReplyObject(r);
-
-	ret = read_policy(c, policy, sizeof(policy), &denied);
-	if (ret < 0) {
-		set_err(err, errlen, "cannot read redis maxmemory-policy: %s",
-			*be_conn_errstr(c) ? be_conn_errstr(c)
-					   : strerror(-ret));
-		return ret;
-	}
-	if (ret == 0 && denied && allow_evicting) {
-		set_err(err, errlen,
-			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); going on as -o allow_evicting_redis says: make sure it is noeviction");
-		return 0;
-	}
-	if (allow_evicting)
-		return 0;
-	if (ret == 0 && denied) {
-		set_err(err, errlen,
-			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); grant it +info (docs/RUNBOOK.md), or make sure the policy is noeviction and pass -o allow_evicting_redis");
-		return -EPERM;
-	}
-	if (ret == 0) {
-		set_err(err, errlen,
-			"cannot read redis maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction and pass -o allow_evicting_redis");
-		return -EPERM;
-	}
-	if (strncmp(policy, "allkeys-", 8) == 0 ||
-	    strncmp(policy, "volatile-", 9) == 0) {
-		set_err(err, errlen,
-			"redis maxmemory-policy is '%s': it would evict sessions; set noeviction or pass -o allow_evicting_redis",
-			policy);
-		return -EPERM;
-	}
-	return 0;
-}
-
-/* Reads the first MACHINE_ID_CHARS hex digits of /etc/machine-id into 'id'. */
-static bool machine_id(char id[MACHINE_ID_CHARS + 1])
-{
-	char line[64];
-	FILE *f;
-	size_t i;
-	bool ok;
-
-	f = fopen("/etc/machine-id", "re");
-	if (!f)
-		return false;
-	ok = fgets(line, sizeof(line), f) != NULL;
-	fclose(f);
-	for (i = 0; ok && i < MACHINE_ID_CHARS; i++)
-		ok = strchr("0123456789abcdef", line[i]) && line[i];
-	if (ok) {
-		memcpy(id, line, MACHINE_ID_CHARS);
-		id[MACHINE_ID_CHARS] = '\0';
-	}
-	return ok;
-}
-
-char *be_host_id_default(void)
-{
-	/* The id must fit be_meta.host with the machine-id part. */
-	char host[sizeof(((struct be_meta *)0)->host) - MACHINE_ID_CHARS - 1];
-	char mid[MACHINE_ID_CHARS + 1];
-	char *id;
-
-	if (gethostname(host, sizeof(host)) != 0)
-		strcpy(host, "localhost");
-	host[sizeof(host) - 1] = '\0';
-	if (!machine_id(mid))
-		return strdup(host);
-	if (asprintf(&id, "%s-%s", host, mid) < 0)
-		return NULL;
-	return id;
-}
-
 int be_store_load_scripts(struct be_conn *c)
 {
 	const char *argv[3] = { "SCRIPT", "LOAD" };
@@ -1746,7 +1310,7 @@ int be_store_load_scripts(struct be_conn *c)
 		if (be_acl_is_denial(r))
 			ret = be_acl_denied("SCRIPT LOAD", r);
 		else if (r->type == REDIS_REPLY_ERROR)
-			ret = reply_errno(r);
+			ret = be_store_reply_errno(r);
 		else if (r->type != REDIS_REPLY_STRING ||
 			 strcmp(r->str, s->sha) != 0)
 			ret = -EPROTO;
@@ -1775,7 +1339,7 @@ static int put_many_result(struct be_conn *c, const struct be_store_config *sc,
 	if (be_acl_is_denial(r))
 		return be_acl_denied(script_get(SCRIPT_PUT)->what, r);
 	if (r->type == REDIS_REPLY_ERROR)
-		return reply_errno(r);
+		return be_store_reply_errno(r);
 	return reply_put(sc, r, NULL, NULL);
 }
 

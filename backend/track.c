@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "track.h"
+#include "util.h"
 
 #define EPOCH_DOWN     (1ULL << 63)
 #define TICK_MS	       50
@@ -52,14 +53,6 @@ struct be_tracker {
 	_Atomic bool busy;
 	_Atomic int64_t heard_ms; /* when the socket last had data */
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -248,7 +241,7 @@ bool be_tracker_quiet(struct be_tracker *t)
 	 * A connection that has been silent past its PING (a partition) is
 	 * not believed; then unread bytes, then bytes read but not applied.
 	 */
-	if (mono_ms() - atomic_load(&t->heard_ms) > HEARD_MAX_MS)
+	if (be_mono_ms() - atomic_load(&t->heard_ms) > HEARD_MAX_MS)
 		return false;
 	if (pfd.fd < 0 || poll(&pfd, 1, 0) != 0)
 		return false;
@@ -284,7 +277,7 @@ static int drain(struct be_tracker *t, struct be_conn *c)
 static void listen_loop(struct be_tracker *t, struct be_conn *c)
 {
 	const char *ping[1] = { "PING" };
-	int64_t heard = mono_ms(), pinged = 0, now;
+	int64_t heard = be_mono_ms(), pinged = 0, now;
 	struct pollfd pfd = { .fd = be_conn_fd(c), .events = POLLIN };
 	int n;
 
@@ -293,7 +286,7 @@ static void listen_loop(struct be_tracker *t, struct be_conn *c)
 	atomic_store(&t->fd, pfd.fd);
 	while (!atomic_load(&t->stopping)) {
 		n = poll(&pfd, 1, TICK_MS);
-		now = mono_ms();
+		now = be_mono_ms();
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n > 0) {

@@ -372,7 +372,7 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		st.st_mode = i < 2 ? S_IFDIR : S_IFREG;
 		/* d_ino only needs to be non-zero; stat gives the real one. */
 		st.st_ino = i < 2 ? FUSE_ROOT_ID
-				  : fs_name_hash(name) | (1ULL << 63);
+				  : be_fnv1a64(name) | (1ULL << 63);
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st,
 					i + 1);
 		if (len > size - used)

@@ -112,7 +112,7 @@ static void all_list_push(struct fs *fs, struct fs_inode *inode)
 
 static struct fs_inode **name_slot(struct fs *fs, const char *name)
 {
-	return &fs->name_map[fs_name_hash(name) & (fs->name_map_size - 1)];
+	return &fs->name_map[be_fnv1a64(name) & (fs->name_map_size - 1)];
 }
 
 static void name_map_remove(struct fs *fs, struct fs_inode *inode)
@@ -138,7 +138,7 @@ static void name_map_grow(struct fs *fs)
 		struct fs_inode *inode = fs->name_map[i], *next;
 
 		for (; inode; inode = next) {
-			size_t b = fs_name_hash(inode->name) & (nsize - 1);
+			size_t b = be_fnv1a64(inode->name) & (nsize - 1);
 
 			next = inode->name_next;
 			inode->name_next = nmap[b];
@@ -494,7 +494,7 @@ int fs_local_charge(struct fs *fs, long long delta)
 
 pthread_mutex_t *fs_name_lock(struct fs *fs, const char *name)
 {
-	return &fs->name_stripes[fs_name_hash(name) % FS_NAME_STRIPES];
+	return &fs->name_stripes[be_fnv1a64(name) % FS_NAME_STRIPES];
 }
 
 void fs_name_lock2(struct fs *fs, const char *a, const char *b)

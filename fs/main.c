@@ -750,7 +750,7 @@ static int unmount_all(const char *mountpoint)
 
 	abs = realpath(mountpoint, NULL);
 	if (abs && asprintf(&sock, "%s/%016llx.sock", FS_MOUNTPT_RUN_DIR,
-			    (unsigned long long)fs_name_hash(abs)) < 0)
+			    (unsigned long long)be_fnv1a64(abs)) < 0)
 		sock = NULL;
 	if (sock)
 		prepare_unmount(sock);

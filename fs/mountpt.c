@@ -21,14 +21,12 @@
 #include <unistd.h>
 
 #include "mountpt.h"
+#include "util.h"
 
 /*
  * The kernel ignores source and type of MS_BIND (type only) and
  * MS_PRIVATE; we pass "none" rather than NULL, which valgrind reports.
  */
-
-#define FNV64_OFFSET 0xcbf29ce484222325ULL
-#define FNV64_PRIME  0x100000001b3ULL
 
 /* Bounds the loops that peel layers off one path. */
 #define MAX_LAYERS 64
@@ -87,17 +85,6 @@ note(char *err, size_t errlen, int *first, const char *fmt, ...)
 		}
 	}
 	return ret;
-}
-
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = FNV64_OFFSET;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= FNV64_PRIME;
-	}
-	return h;
 }
 
 /* Decodes the \ooo escapes the kernel writes for ' ', '\t', '\n', '\\'. */
@@ -428,7 +415,7 @@ static int set_paths(struct fs_mountpt *m, char *abs)
 {
 	m->mountpoint = abs;
 	if (asprintf(&m->run_dir, "%s/%016llx", FS_MOUNTPT_RUN_DIR,
-		     (unsigned long long)fnv1a64(abs)) < 0) {
+		     (unsigned long long)be_fnv1a64(abs)) < 0) {
 		m->run_dir = NULL;
 		return -ENOMEM;
 	}

@@ -16,17 +16,6 @@ struct fs_name_node {
 	char name[];
 };
 
-uint64_t fs_name_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a offset basis */
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 void fs_nameset_init(struct fs_nameset *s, size_t max)
 {
 	memset(s, 0, sizeof(*s));
@@ -90,7 +79,7 @@ static int grow(struct fs_nameset *s)
 
 int fs_nameset_add(struct fs_nameset *s, const char *name)
 {
-	uint64_t h = fs_name_hash(name);
+	uint64_t h = be_fnv1a64(name);
 	struct fs_name_node *node;
 	size_t len = strlen(name);
 	int ret = 1;
@@ -128,7 +117,7 @@ bool fs_nameset_remove(struct fs_nameset *s, const char *name)
 	struct fs_name_node **p, *node;
 
 	pthread_mutex_lock(&s->lock);
-	p = find(s, name, fs_name_hash(name));
+	p = find(s, name, be_fnv1a64(name));
 	node = p ? *p : NULL;
 	if (node) {
 		*p = node->next;
@@ -144,7 +133,7 @@ bool fs_nameset_has(struct fs_nameset *s, const char *name)
 	bool has;
 
 	pthread_mutex_lock(&s->lock);
-	has = s->count && find(s, name, fs_name_hash(name)) != NULL;
+	has = s->count && find(s, name, be_fnv1a64(name)) != NULL;
 	pthread_mutex_unlock(&s->lock);
 	return has;
 }

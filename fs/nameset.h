@@ -11,11 +11,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-
 #include <stdint.h>
 
-/** FNV-1a of the string 's': the daemon's one name hash. */
-uint64_t fs_name_hash(const char *s);
+#include "util.h"
 
 struct fs_nameset {
 	pthread_mutex_t lock;

@@ -251,7 +251,7 @@ static int journal_add(struct fs *fs, const char *name, unsigned int stores)
 
 unsigned int fs_route_slot(const char *name)
 {
-	return (unsigned int)fs_name_hash(name);
+	return (unsigned int)be_fnv1a64(name);
 }
 
 /*

@@ -24,7 +24,7 @@
 /* A stable id of the mountpoint: FNV-1a of its absolute path. */
 static unsigned long long mount_id(struct fs *fs)
 {
-	return (unsigned long long)fs_name_hash(fs->cfg.mountpoint);
+	return (unsigned long long)be_fnv1a64(fs->cfg.mountpoint);
 }
 
 char *fs_state_path(struct fs *fs, const char *suffix)

@@ -28,7 +28,7 @@
 
 static atomic_uint *stripe_count(struct fs *fs, const char *name)
 {
-	return &fs->track_inval[fs_name_hash(name) % FS_NAME_STRIPES];
+	return &fs->track_inval[be_fnv1a64(name) % FS_NAME_STRIPES];
 }
 
 /* The epoch entries are made in now, or 0 when none may be. */

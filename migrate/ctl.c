@@ -24,22 +24,11 @@
 #define SPINNER_INTERVAL 100 /* ms between redraws */
 #define CLEAR_LINE	 "\r\033[K"
 
-uint64_t mig_mount_id(const char *mount)
-{
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a's offset basis */
-
-	for (; *mount; mount++) {
-		h ^= (unsigned char)*mount;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* Sets c->path from 'ctl_dir'; -1 when it does not fit. */
 static int socket_path(struct mig_ctl *c, const char *ctl_dir)
 {
 	int n = snprintf(c->path, sizeof(c->path), "%s/%016llx.sock", ctl_dir,
-			 (unsigned long long)mig_mount_id(c->mount));
+			 (unsigned long long)be_fnv1a64(c->mount));
 
 	return n < 0 || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)
 		       ? -1

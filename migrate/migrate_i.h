@@ -27,6 +27,7 @@
 #include "layout.h"
 #include "store.h"
 #include "tls.h"
+#include "util.h"
 
 struct be_conn;
 
@@ -378,9 +379,6 @@ struct mig_ctl {
 	int pid; /* the daemon's, from SO_PEERCRED; 0 if unknown */
 	bool spinner; /* draw "label ... 3.2 s" on stderr while waiting */
 };
-
-/** The mount id of 'mount' (an absolute path): its 64-bit FNV-1a hash. */
-uint64_t mig_mount_id(const char *mount);
 
 /**
  * Resolves 'mount', checks that a fuse.sessfs mount is there and connects
