@@ -259,7 +259,11 @@ struct fs {
 	size_t piece_min;
 	_Atomic enum fs_mode mode; /* changed at run time (ctl.c) */
 	pthread_mutex_t mode_lock; /* serialises mode changes */
-	bool lower_current; /* the lower dir holds every current session */
+	/*
+	 * The lower dir holds every current session.  Written under the mode
+	 * lock, read without it (status, metrics, the fleet's heartbeat).
+	 */
+	_Atomic bool lower_current;
 	bool manifest_saved; /* by prepare-unmount: not again at the end */
 	struct fs_route rt;
 	struct fs_count count;
