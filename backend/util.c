@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,15 @@ uint64_t be_fnv1a64(const char *s)
 		h *= 0x100000001b3ULL; /* FNV prime */
 	}
 	return h;
+}
+
+int be_ctl_socket_path(char *buf, size_t size, const char *ctl_dir,
+		       const char *mount)
+{
+	int n = snprintf(buf, size, "%s/%016llx.sock", ctl_dir,
+			 (unsigned long long)be_fnv1a64(mount));
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 static int64_t clock_ns(clockid_t id)

@@ -17,6 +17,17 @@
  */
 uint64_t be_fnv1a64(const char *s);
 
+/**
+ * The control socket of the mount at 'mount' (its absolute path) in the
+ * directory 'ctl_dir', "<ctl_dir>/<be_fnv1a64(mount) as 16 hex>.sock",
+ * into 'buf' of 'size' bytes: the daemon listens there and
+ * sessfs-migrate connects there, so both name it here.  0, or
+ * -ENAMETOOLONG when it does not fit (a unix socket path must fit
+ * sun_path: pass its size).
+ */
+int be_ctl_socket_path(char *buf, size_t size, const char *ctl_dir,
+		       const char *mount);
+
 /** CLOCK_MONOTONIC in ns and in ms. */
 int64_t be_mono_ns(void);
 int64_t be_mono_ms(void);

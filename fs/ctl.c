@@ -481,27 +481,26 @@ static void *accept_thread(void *arg)
 int fs_ctl_start(struct fs *fs)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *path = fs_ctl_path(fs);
+	int ret;
 
-	if (!path)
-		return -ENOMEM;
 	pthread_mutex_init(&fs->ctl_lock, NULL);
 	pthread_cond_init(&fs->ctl_cond, NULL);
 	fs->ctl_clients = NULL;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		free(path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	fs->ctl_path = path;
+	ret = be_ctl_socket_path(sa.sun_path, sizeof(sa.sun_path),
+				 fs->cfg.ctl_dir, fs->cfg.mountpoint);
+	if (ret)
+		return ret;
+	fs->ctl_path = strdup(sa.sun_path);
+	if (!fs->ctl_path)
+		return -ENOMEM;
 	if (mkdir(fs->cfg.ctl_dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	fs->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fs->ctl_fd < 0)
 		return -errno;
-	unlink(path);
+	unlink(sa.sun_path);
 	if (bind(fs->ctl_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fs->ctl_fd, 16) < 0)
+	    chmod(sa.sun_path, 0600) < 0 || listen(fs->ctl_fd, 16) < 0)
 		return -errno;
 	if (pthread_create(&fs->ctl_thread, NULL, accept_thread, fs) != 0)
 		return -EAGAIN;

@@ -558,8 +558,6 @@ void fs_manifest_save(struct fs *fs);
 void fs_prepare_unmount(struct fs *fs);
 /** After a corrupt journal: journals every lower name for a re-check. */
 int fs_journal_reverify(struct fs *fs);
-/** <ctl_dir>/<mount id>.sock; new string. */
-char *fs_ctl_path(struct fs *fs);
 /** sessfs layers on the mountpoint: all, and dead ones. */
 void fs_layers(struct fs *fs, unsigned int *layers, unsigned int *dead);
 

@@ -37,16 +37,6 @@ char *fs_state_path(struct fs *fs, const char *suffix)
 	return path;
 }
 
-char *fs_ctl_path(struct fs *fs)
-{
-	char *path;
-
-	if (asprintf(&path, "%s/%016llx.sock", fs->cfg.ctl_dir, mount_id(fs)) <
-	    0)
-		return NULL;
-	return path;
-}
-
 void fs_layers(struct fs *fs, unsigned int *layers, unsigned int *dead)
 {
 	struct fs_mountpt_layers l;

@@ -24,17 +24,6 @@
 #define SPINNER_INTERVAL 100 /* ms between redraws */
 #define CLEAR_LINE	 "\r\033[K"
 
-/* Sets c->path from 'ctl_dir'; -1 when it does not fit. */
-static int socket_path(struct mig_ctl *c, const char *ctl_dir)
-{
-	int n = snprintf(c->path, sizeof(c->path), "%s/%016llx.sock", ctl_dir,
-			 (unsigned long long)be_fnv1a64(c->mount));
-
-	return n < 0 || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)
-		       ? -1
-		       : 0;
-}
-
 /* Prints why connecting to c->path failed with 'err', and what to do. */
 static int connect_error(const struct mig_ctl *c, const char *ctl_dir, int err)
 {
@@ -81,7 +70,7 @@ int mig_ctl_open(struct mig_ctl *c, const char *mount, const char *ctl_dir)
 		return error(
 			"'%s' is not a sessfs mount (no fuse.sessfs mount there); 'findmnt -t fuse.sessfs' lists them",
 			c->mount);
-	if (socket_path(c, ctl_dir))
+	if (be_ctl_socket_path(c->path, sizeof(sa.sun_path), ctl_dir, c->mount))
 		return error(
 			"invalid --ctl-dir '%s': the socket path is too long",
 			ctl_dir);
