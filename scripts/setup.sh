@@ -43,7 +43,7 @@ PACKAGES=(
 	meson ninja-build pkg-config gcc clang
 	# tests: servers, clients, checkers
 	redis-server redis-sentinel redis-tools openssl
-	python3 python3-pytest python3-redis python3-flask
+	python3 python3-pytest python3-pytest-xdist python3-redis python3-flask
 	python3-flask-session gunicorn php-cli php-redis
 	# the drill's load (examples/translate/locustfile.py, headless)
 	python3-locust
@@ -282,6 +282,19 @@ n_skipped=0
 # run_meson_tests DIR [ARGS...]: `meson test`, then its results (one per
 # test executable, pytest's whole suite counting as one) added to the
 # totals from the JSON log meson writes.
+# The integration suite runs in TEST_JOBS pytest workers (pytest-xdist),
+# a module per worker (--dist loadfile: a module's fixtures and order stay
+# as written).  Its tests wait on daemons, servers and apps more than they
+# compute, so two workers on two cores take about 60 % of the serial
+# time.  Every test makes its own servers on free ports, mounts in its own
+# temp dir and its own control sockets, so none sees another's.
+# TEST_JOBS=0 runs them in one process.
+TEST_JOBS=${TEST_JOBS:-2}
+PYTEST_JOBS=(--durations=15)
+if [[ $TEST_JOBS -gt 0 ]]; then
+	PYTEST_JOBS+=(-n "$TEST_JOBS" --dist loadfile)
+fi
+
 run_meson_tests()
 {
 	local dir=$1 rc=0 counts p f k
@@ -323,7 +336,7 @@ run_asan_tests()
 	# under TSan): the drill (about 90 s; the same daemon paths as the
 	# mode and online tests, through locust) and the fault matrix (about
 	# 70 s), so that CI stays within its budget.
-	local -x PYTEST_ADDOPTS="--ignore=$ROOT/tests/integration/test_drill.py --ignore=$ROOT/tests/integration/test_faults.py"
+	local -x PYTEST_ADDOPTS="${PYTEST_JOBS[*]} --ignore=$ROOT/tests/integration/test_drill.py --ignore=$ROOT/tests/integration/test_faults.py"
 	run_meson_tests build-asan
 }
 
@@ -379,7 +392,7 @@ run_tsan_tests()
 	done
 	SESSFS_BUILD_DIR=$ROOT/build-tsan SESSFS_SOURCE_DIR=$ROOT \
 		/usr/bin/python3 -m pytest -v -ra -p no:cacheprovider \
-		"${files[@]}" || rc=$?
+		"${PYTEST_JOBS[@]}" "${files[@]}" || rc=$?
 	# The pytest run counts as one result, as in run_meson_tests.
 	if [[ $rc -eq 0 ]]; then
 		n_passed=$((n_passed + 1))
@@ -482,7 +495,7 @@ cmd_test()
 	# and systemd-analyze verify checks that it exists.
 	check_units || failed_checks+=(systemd-analyze)
 	say "test: meson test -C build (unit + integration) [$(elapsed)]"
-	run_meson_tests build
+	PYTEST_ADDOPTS="${PYTEST_JOBS[*]}" run_meson_tests build
 
 	# The same tests against an ASan/UBSan build: the integration tests
 	# start the daemon from SESSFS_BUILD_DIR, which meson sets to
