@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "mountpt.h"
+#include "mountinfo.h"
 #include "util.h"
 
 /*
@@ -33,26 +34,9 @@
 /* How long sessfs -u tries a plain unmount before the lazy one. */
 #define UNMOUNT_PATIENCE_MS 2000
 
-/* One line of /proc/self/mountinfo; the strings point into mi_table.buf. */
-struct mi_entry {
-	int id;
-	int parent;
-	unsigned int major, minor;
-	char *root; /* path of the mount's root inside its filesystem */
-	char *mnt; /* where it is mounted, unescaped */
-	char *opts; /* per-mount options: rw,nosuid,nodev,relatime */
-	char *fstype;
-};
-
-struct mi_table {
-	struct mi_entry *e;
-	size_t n;
-	char *buf;
-};
-
 /* The mounts stacked on one path, bottom first. */
 struct mi_stack {
-	struct mi_entry **v;
+	struct be_mi_entry **v;
 	size_t n;
 };
 
@@ -87,152 +71,7 @@ note(char *err, size_t errlen, int *first, const char *fmt, ...)
 	return ret;
 }
 
-/* Decodes the \ooo escapes the kernel writes for ' ', '\t', '\n', '\\'. */
-static void unescape(char *s)
-{
-	char *w = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
-				      (s[3] - '0'));
-			s += 4;
-		} else {
-			*w++ = *s++;
-		}
-	}
-	*w = '\0';
-}
-
-static char *next_field(char **p)
-{
-	char *s = *p, *end;
-
-	if (!s || !*s)
-		return NULL;
-	end = strchr(s, ' ');
-	if (end) {
-		*end = '\0';
-		*p = end + 1;
-	} else {
-		*p = NULL;
-	}
-	return s;
-}
-
-/* Parses one mountinfo line in place; false if it is malformed. */
-static bool parse_line(char *line, struct mi_entry *e)
-{
-	char *p = line, *f[6], *sep;
-	int i;
-
-	for (i = 0; i < 6; i++) {
-		f[i] = next_field(&p);
-		if (!f[i])
-			return false;
-	}
-	/* Optional fields (shared:N, master:N) end with a lone "-". */
-	do {
-		sep = next_field(&p);
-	} while (sep && strcmp(sep, "-") != 0);
-	e->fstype = next_field(&p);
-	if (!sep || !e->fstype)
-		return false;
-	if (sscanf(f[0], "%d", &e->id) != 1 ||
-	    sscanf(f[1], "%d", &e->parent) != 1 ||
-	    sscanf(f[2], "%u:%u", &e->major, &e->minor) != 2)
-		return false;
-	e->root = f[3];
-	e->mnt = f[4];
-	e->opts = f[5];
-	unescape(e->root);
-	unescape(e->mnt);
-	unescape(e->fstype);
-	return true;
-}
-
-static void mi_free(struct mi_table *t)
-{
-	free(t->e);
-	free(t->buf);
-	t->e = NULL;
-	t->buf = NULL;
-	t->n = 0;
-}
-
-static int read_all(const char *path, char **out)
-{
-	size_t len = 0, cap = 16384;
-	char *buf = malloc(cap), *nbuf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t r;
-
-	if (fd < 0 || !buf) {
-		r = fd < 0 ? -errno : -ENOMEM;
-		goto out_free;
-	}
-	for (;;) {
-		if (cap - len < 4096) {
-			nbuf = realloc(buf, cap * 2);
-			if (!nbuf) {
-				r = -ENOMEM;
-				goto out_free;
-			}
-			buf = nbuf;
-			cap *= 2;
-		}
-		r = read(fd, buf + len, cap - len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			r = -errno;
-			goto out_free;
-		}
-		if (r == 0)
-			break;
-		len += r;
-	}
-	buf[len] = '\0';
-	close(fd);
-	*out = buf;
-	return 0;
-
-out_free:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return (int)r;
-}
-
-/* Reads our mount namespace's table; 0 or -errno. */
-static int mi_read(struct mi_table *t)
-{
-	size_t lines = 1;
-	char *p, *line;
-	int ret;
-
-	t->e = NULL;
-	t->n = 0;
-	ret = read_all("/proc/self/mountinfo", &t->buf);
-	if (ret < 0)
-		return ret;
-	for (p = t->buf; *p; p++)
-		lines += *p == '\n';
-	t->e = calloc(lines, sizeof(*t->e));
-	if (!t->e) {
-		mi_free(t);
-		return -ENOMEM;
-	}
-	for (line = strtok_r(t->buf, "\n", &p); line;
-	     line = strtok_r(NULL, "\n", &p)) {
-		if (parse_line(line, &t->e[t->n]))
-			t->n++;
-	}
-	return 0;
-}
-
-static struct mi_entry *mi_by_id(struct mi_table *t, int id)
+static struct be_mi_entry *mi_by_id(struct be_mi_table *t, int id)
 {
 	size_t i;
 
@@ -249,7 +88,7 @@ static int fd_mnt_id(int fd)
 	int id = -ENOENT, ret;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	ret = read_all(path, &buf);
+	ret = be_read_file(path, &buf);
 	if (ret < 0)
 		return ret;
 	p = strstr(buf, "mnt_id:");
@@ -267,9 +106,9 @@ static int fd_mnt_id(int fd)
  * same path hidden under a later mount on a parent directory.  Each one
  * below is the parent of the one above.  0 (s->n may be 0) or -errno.
  */
-static int mi_stack(struct mi_table *t, const char *path, struct mi_stack *s)
+static int mi_stack(struct be_mi_table *t, const char *path, struct mi_stack *s)
 {
-	struct mi_entry *top, *cur, *tmp;
+	struct be_mi_entry *top, *cur, *tmp;
 	size_t i, n = 0;
 	int fd, id;
 
@@ -302,7 +141,7 @@ static int mi_stack(struct mi_table *t, const char *path, struct mi_stack *s)
 	return 0;
 }
 
-static struct mi_entry *mi_stack_top(struct mi_stack *s)
+static struct be_mi_entry *mi_stack_top(struct mi_stack *s)
 {
 	return s->n ? s->v[s->n - 1] : NULL;
 }
@@ -310,11 +149,11 @@ static struct mi_entry *mi_stack_top(struct mi_stack *s)
 /* The device of the mount 'id' into '*major', '*minor'; false if gone. */
 static bool mnt_dev(int id, unsigned int *major, unsigned int *minor)
 {
-	struct mi_table t;
-	struct mi_entry *e;
+	struct be_mi_table t;
+	struct be_mi_entry *e;
 	bool found = false;
 
-	if (mi_read(&t) < 0)
+	if (be_mi_read(&t) < 0)
 		return false;
 	e = mi_by_id(&t, id);
 	if (e) {
@@ -322,11 +161,11 @@ static bool mnt_dev(int id, unsigned int *major, unsigned int *minor)
 		*minor = e->minor;
 		found = true;
 	}
-	mi_free(&t);
+	be_mi_free(&t);
 	return found;
 }
 
-static bool is_sessfs(const struct mi_entry *e)
+static bool is_sessfs(const struct be_mi_entry *e)
 {
 	return e && strcmp(e->fstype, FS_MOUNTPT_FSTYPE) == 0;
 }
@@ -344,12 +183,12 @@ static unsigned int count_sessfs(struct mi_stack *s)
 /* The mount id of the top mount on 'path' (-1: none), or -errno. */
 static int top_mnt_id(const char *path, bool *sessfs)
 {
-	struct mi_table t;
+	struct be_mi_table t;
 	struct mi_stack s;
-	struct mi_entry *top;
+	struct be_mi_entry *top;
 	int ret;
 
-	ret = mi_read(&t);
+	ret = be_mi_read(&t);
 	if (ret < 0)
 		return ret;
 	ret = mi_stack(&t, path, &s);
@@ -360,7 +199,7 @@ static int top_mnt_id(const char *path, bool *sessfs)
 			*sessfs = is_sessfs(top);
 	}
 	free(s.v);
-	mi_free(&t);
+	be_mi_free(&t);
 	return ret;
 }
 
@@ -565,10 +404,10 @@ out_undo:
  * bottom sessfs layer was mounted on (same device, same root inside it), so
  * a stale bind from elsewhere is never taken for the lower dir.
  */
-static int check_bind(struct fs_mountpt *m, struct mi_table *t,
+static int check_bind(struct fs_mountpt *m, struct be_mi_table *t,
 		      struct mi_stack *mp, char *err, size_t errlen)
 {
-	struct mi_entry *bottom = NULL, *under, *b;
+	struct be_mi_entry *bottom = NULL, *under, *b;
 	struct mi_stack bs;
 	const char *rel;
 	char *want;
@@ -643,7 +482,7 @@ void fs_mountpt_init(struct fs_mountpt *m)
 static int classify(struct fs_mountpt *m, struct mi_stack *s, char *err,
 		    size_t errlen)
 {
-	struct mi_entry *top = mi_stack_top(s);
+	struct be_mi_entry *top = mi_stack_top(s);
 	struct stat st;
 
 	if (count_sessfs(s) == 0) {
@@ -678,7 +517,7 @@ static int classify(struct fs_mountpt *m, struct mi_stack *s, char *err,
 int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
 		       size_t errlen)
 {
-	struct mi_table t = { 0 };
+	struct be_mi_table t = { 0 };
 	struct mi_stack s = { 0 };
 	char *abs;
 	int ret;
@@ -700,7 +539,7 @@ int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
 	if (ret < 0)
 		return ret;
 
-	ret = mi_read(&t);
+	ret = be_mi_read(&t);
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0) {
@@ -721,7 +560,7 @@ out:
 	if (ret < 0 && !m->restart)
 		unmake_bind(m);
 	free(s.v);
-	mi_free(&t);
+	be_mi_free(&t);
 	return ret;
 }
 
@@ -758,13 +597,13 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 		      bool allow_other, char *err, size_t errlen)
 {
 	unsigned long flags = MS_NOSUID | MS_NODEV;
-	struct mi_table t;
+	struct be_mi_table t;
 	struct mi_stack s;
 	char opts[256];
 	bool sessfs = false;
 	int ret, id;
 
-	ret = mi_read(&t);
+	ret = be_mi_read(&t);
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0)
@@ -773,7 +612,7 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 	if (is_sessfs(mi_stack_top(&s)))
 		flags = mount_flags(mi_stack_top(&s)->opts);
 	free(s.v);
-	mi_free(&t);
+	be_mi_free(&t);
 
 	m->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (m->fuse_fd < 0)
@@ -847,16 +686,16 @@ static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
 		return fail(err, errlen, id, "cannot read mountinfo: %s",
 			    strerror(-id));
 	if (id != m->fuse_mnt_id) {
-		struct mi_table t;
+		struct be_mi_table t;
 		bool still = false;
 
-		if (mi_read(&t) == 0) {
-			struct mi_entry *e = mi_by_id(&t, m->fuse_mnt_id);
+		if (be_mi_read(&t) == 0) {
+			struct be_mi_entry *e = mi_by_id(&t, m->fuse_mnt_id);
 
 			/* The id alone may be a new mount's by now. */
 			still = e && e->major == m->fuse_major &&
 				e->minor == m->fuse_minor;
-			mi_free(&t);
+			be_mi_free(&t);
 		}
 		if (!still) {
 			m->fuse_mnt_id = -1;
@@ -900,7 +739,7 @@ static int remove_bind(const char *bind, const char *run_dir, int only_id,
 
 int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
 {
-	struct mi_table t;
+	struct be_mi_table t;
 	struct mi_stack s;
 	unsigned int left;
 	int ret;
@@ -911,7 +750,7 @@ int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
 		return detach_own(m, err, errlen);
 	if (!m->made_bind)
 		return 0;
-	ret = mi_read(&t);
+	ret = be_mi_read(&t);
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0)
@@ -919,7 +758,7 @@ int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
 			    strerror(-ret));
 	left = count_sessfs(&s);
 	free(s.v);
-	mi_free(&t);
+	be_mi_free(&t);
 	if (left)
 		return fail(
 			err, errlen, -EBUSY,
@@ -961,15 +800,15 @@ static int detach_layer(const char *mp, bool patient)
 static int peel(const char *mp, bool dead_only, unsigned int *removed,
 		char *err, size_t errlen, int *first)
 {
-	struct mi_table t;
+	struct be_mi_table t;
 	struct mi_stack s;
-	struct mi_entry *top;
+	struct be_mi_entry *top;
 	struct stat st;
 	unsigned int left;
 	int i, ret;
 
 	for (i = 0; i <= MAX_LAYERS; i++) {
-		ret = mi_read(&t);
+		ret = be_mi_read(&t);
 		if (ret == 0)
 			ret = mi_stack(&t, mp, &s);
 		if (ret < 0) {
@@ -988,7 +827,7 @@ static int peel(const char *mp, bool dead_only, unsigned int *removed,
 			     mp, top->fstype);
 		}
 		free(s.v);
-		mi_free(&t);
+		be_mi_free(&t);
 		if (!ret)
 			return (int)left;
 		if (dead_only && (stat(mp, &st) == 0 || errno != ENOTCONN))
@@ -1075,7 +914,7 @@ static bool lock_held(const struct fs_mountpt *m)
 
 int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out)
 {
-	struct mi_table t;
+	struct be_mi_table t;
 	struct mi_stack s, bs;
 	struct fs_mountpt m;
 	struct stat st;
@@ -1089,7 +928,7 @@ int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out)
 		return ret;
 	ret = set_paths(&m, abs);
 	if (ret == 0)
-		ret = mi_read(&t);
+		ret = be_mi_read(&t);
 	if (ret < 0)
 		goto out;
 	ret = mi_stack(&t, m.mountpoint, &s);
@@ -1102,7 +941,7 @@ int fs_mountpt_layers(const char *mountpoint, struct fs_mountpt_layers *out)
 		out->bind = bs.n > 0;
 		free(bs.v);
 	}
-	mi_free(&t);
+	be_mi_free(&t);
 	if (ret == 0 && out->top_sessfs && !lock_held(&m))
 		out->top_dead = stat(m.mountpoint, &st) < 0 &&
 				errno == ENOTCONN;

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "lowerstore.h"
+#include "mountinfo.h"
 #include "migrate_i.h"
 
-#define MOUNTS_FILE   "/proc/self/mounts"
 #define MAX_LAYERS    64 /* sessfs mounts stacked on one mountpoint */
 #define READ_ATTEMPTS 5 /* a file still changing after this is skipped */
 
@@ -49,24 +49,6 @@ const char *const mig_status_names[MIG_STATUS_COUNT] = {
 	[MIG_READ_ERROR] = "read_error",
 };
 
-/* Undoes the octal escapes of /proc/self/mounts (\040 for a space) in 's'. */
-static void unescape_mount_field(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-				      (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 static bool path_is_under(const char *path, const char *top)
 {
 	size_t len = strlen(top);
@@ -79,60 +61,40 @@ static bool path_is_under(const char *path, const char *top)
 
 int mig_find_sessfs_mount(const char *real, char *mnt, size_t len)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	int found = 0;
-	FILE *f;
+	struct be_mi_table t;
+	int found = 0, ret;
+	size_t i;
 
-	f = fopen(MOUNTS_FILE, "re");
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		char *save, *point, *type;
-
-		if (!strtok_r(line, " ", &save))
-			continue;
-		point = strtok_r(NULL, " ", &save);
-		type = strtok_r(NULL, " ", &save);
-		if (!point || !type || strcmp(type, MIG_SESSFS_FSTYPE) != 0)
-			continue;
-		unescape_mount_field(point);
-		/* Later lines are mounted later, so on top: keep the last. */
-		if (path_is_under(real, point) && strlen(point) < len) {
-			strcpy(mnt, point);
+	ret = be_mi_read(&t);
+	if (ret)
+		return ret;
+	/* Later lines are mounted later, so on top: keep the last. */
+	for (i = 0; i < t.n; i++) {
+		if (strcmp(t.e[i].fstype, MIG_SESSFS_FSTYPE) == 0 &&
+		    path_is_under(real, t.e[i].mnt) &&
+		    strlen(t.e[i].mnt) < len) {
+			strcpy(mnt, t.e[i].mnt);
 			found = 1;
 		}
 	}
-	free(line);
-	fclose(f);
+	be_mi_free(&t);
 	return found;
 }
 
 int mig_sessfs_layers(const char *mount)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	int layers = 0;
-	FILE *f;
+	struct be_mi_table t;
+	int layers = 0, ret;
+	size_t i;
 
-	f = fopen(MOUNTS_FILE, "re");
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		char *save, *point, *type;
-
-		if (!strtok_r(line, " ", &save))
-			continue;
-		point = strtok_r(NULL, " ", &save);
-		type = strtok_r(NULL, " ", &save);
-		if (!point || !type || strcmp(type, MIG_SESSFS_FSTYPE) != 0)
-			continue;
-		unescape_mount_field(point);
-		if (strcmp(point, mount) == 0)
+	ret = be_mi_read(&t);
+	if (ret)
+		return ret;
+	for (i = 0; i < t.n; i++)
+		if (strcmp(t.e[i].fstype, MIG_SESSFS_FSTYPE) == 0 &&
+		    strcmp(t.e[i].mnt, mount) == 0)
 			layers++;
-	}
-	free(line);
-	fclose(f);
+	be_mi_free(&t);
 	return layers;
 }
 
@@ -201,7 +163,8 @@ int mig_dir_open(struct mig_dir *d, const char *path)
 		return error("cannot open '%s': %s", path, strerror(-ret));
 	ret = mig_find_sessfs_mount(real, mnt, sizeof(mnt));
 	if (ret < 0)
-		return error("cannot read %s: %s", MOUNTS_FILE, strerror(-ret));
+		return error("cannot read /proc/self/mountinfo: %s",
+			     strerror(-ret));
 	if (ret > 0) {
 		ret = detach_privately(real);
 		if (ret)
