@@ -328,6 +328,9 @@ run_asan_tests()
 	local -x UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	local -x ASAN_OPTIONS=detect_leaks=1
 	local -x SESSFS_TEST_CACHE=tracking
+	# The rollback of 100 000 sessions is the plain run's figure; here
+	# 20 000 take the same paths in a fifth of the time.
+	local -x SESSFS_ROLLBACK_SESSIONS=20000
 	# Known leaks of libraries we do not own, if any, go in scripts/lsan.supp.
 	if [[ -s $ROOT/scripts/lsan.supp ]]; then
 		local -x LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0
