@@ -9,7 +9,7 @@
  * Call order: be_conn_new() -> be_conn_command()/be_conn_pipeline() (they
  * connect on first use and reconnect after a transport error) ->
  * be_conn_free().  A struct be_conn is not thread-safe: one thread uses it
- * at a time.  struct be_pool hands connections to threads.
+ * at a time.  struct be_pool (pool.h) hands connections to threads.
  *
  * Retries: a transport error (connect refused, reset, timeout, EOF) and the
  * transient error replies LOADING, BUSY, TRYAGAIN, MASTERDOWN are retried,
@@ -172,42 +172,5 @@ bool be_conn_tls_resumed(const struct be_conn *c);
  * again).  False for a fixed address.
  */
 bool be_conn_stale(const struct be_conn *c);
-
-/**
- * A pool of connections to one endpoint, shared by threads: a thread
- * borrows one for one request and gives it back.  At most 'max' exist, one
- * per slot; both getters wait only when all are borrowed.  All functions
- * are thread-safe.
- */
-struct be_pool;
-
-struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
-			    unsigned int max);
-void be_pool_free(struct be_pool *p);
-/** The number of slots ('max'). */
-unsigned int be_pool_size(const struct be_pool *p);
-/** Borrows any connection (never NULL unless ENOMEM). */
-struct be_conn *be_pool_get(struct be_pool *p);
-/**
- * Borrows the connection of slot 'i' % size, or any other when that one is
- * lent: the keys of a name go through its slot's connection whenever they
- * can, so that its own writes do not invalidate what it tracks (track.h).
- */
-struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i);
-/** Gives 'c' back to 'p'. */
-void be_pool_put(struct be_pool *p, struct be_conn *c);
-struct be_tracker;
-/**
- * Every connection, made and to be made, sends CLIENT TRACKING ...
- * REDIRECT to 't' at each connect and tells 't' when it reconnects
- * (track.h); NULL for none.
- */
-void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t);
-/**
- * Closes the idle connections the server has closed (or that have
- * anything to read), and those to a master the sentinels no longer name;
- * returns how many.
- */
-unsigned int be_pool_sweep(struct be_pool *p);
 
 #endif /* BACKEND_CONN_H */
