@@ -29,6 +29,15 @@
  * under an open connection) is retried like MASTERDOWN, on a new
  * connection, so resolved again; a connection made before the master's
  * address last changed is closed before its next use.
+ *
+ * Cluster (cluster.h): a connection to an endpoint with 'cluster' holds
+ * one link per node and routes every command by its key; MOVED, ASK,
+ * TRYAGAIN, CLUSTERDOWN and a node that dies are handled inside the call,
+ * within the same budget.  The marks start again when any link
+ * reconnects.  be_conn_send(), be_conn_recv() (tracking) are refused
+ * there (-EOPNOTSUPP) and be_conn_fd() is -1.  Commands every master
+ * must answer (SCAN, INFO, CONFIG GET, SCRIPT LOAD) go through
+ * be_conn_pipeline_at() for each of be_conn_masters().
  */
 #ifndef BACKEND_CONN_H
 #define BACKEND_CONN_H
@@ -39,6 +48,7 @@
 struct redisReply;
 struct be_tls;
 struct be_sentinel;
+struct be_cluster;
 
 /** Where and how to connect; parsed from a URL by be_url_parse(). */
 struct be_endpoint {
@@ -60,6 +70,12 @@ struct be_endpoint {
 	 * NULL.  The TLS context serves the sentinels and the master.
 	 */
 	struct be_sentinel *sentinel;
+	/*
+	 * redis-cluster:// and rediss-cluster://: the cluster's shared slot
+	 * map with the seed nodes of the URL (cluster.h; one reference owned
+	 * here; 'host' is NULL then), else NULL.  'db' is 0 there.
+	 */
+	struct be_cluster *cluster;
 };
 
 /**
@@ -172,5 +188,28 @@ bool be_conn_tls_resumed(const struct be_conn *c);
  * again).  False for a fixed address.
  */
 bool be_conn_stale(const struct be_conn *c);
+
+/** Whether 'c' is over a redis-cluster:// endpoint.  Any thread. */
+bool be_conn_is_cluster(const struct be_conn *c);
+/**
+ * Sets '*n' to the number of masters: the cluster's now (its map loaded
+ * first if needed), 1 for any other endpoint.  0 or -errno.
+ */
+int be_conn_masters(struct be_conn *c, unsigned int *n);
+/**
+ * Runs the pipeline 'cmds' on master 'i' (0 .. be_conn_masters() - 1) as
+ * be_conn_pipeline() does, without cluster redirects: for the commands
+ * each master must answer.  'where' (when not NULL, 'wherelen' bytes)
+ * gets the master's "host:port" (the host alone for a single server).
+ * -ESTALE when there is no master 'i' any more (a failover since).
+ */
+int be_conn_pipeline_at(struct be_conn *c, unsigned int i,
+			const struct be_cmd *cmds, size_t n,
+			struct redisReply **replies, unsigned int flags,
+			char *where, size_t wherelen);
+/** One command on master 'i', as be_conn_pipeline_at(). */
+int be_conn_command_at(struct be_conn *c, unsigned int i,
+		       struct redisReply **reply, int argc, const char **argv,
+		       const size_t *argvlen, unsigned int flags);
 
 #endif /* BACKEND_CONN_H */
