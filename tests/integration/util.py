@@ -521,6 +521,292 @@ class RedisServer:
         print("\n".join(lines[-limit:]))
 
 
+def crc16_xmodem(data):
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    """The cluster slot of 'key' (str or bytes), hash tags included."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16_xmodem(key) % 16384
+
+
+class RedisCluster:
+    """A Redis Cluster of 'masters' masters with 'replicas' replicas each,
+    every node a RedisServer (its own port, unix socket, dir and log),
+    made by `redis-cli --cluster create`.  The node timeout is short
+    (NODE_TIMEOUT_MS) so that a killed master's replica is promoted in
+    about a second; replicas may always take over (validity factor 0).
+    No persistence, as RedisServer, unless 'aof'.  Every process is ours
+    and stopped by its pid (stop(), also when a test fails)."""
+
+    NODE_TIMEOUT_MS = 500
+
+    def __init__(self, root, masters=3, replicas=1, aof=False, extra=()):
+        self.root = Path(root)
+        self.n_masters = masters
+        self.n_replicas = replicas
+        conf = ["cluster-enabled yes",
+                "cluster-config-file nodes.conf",
+                "cluster-node-timeout %d" % self.NODE_TIMEOUT_MS,
+                "cluster-replica-validity-factor 0",
+                "cluster-require-full-coverage yes",
+                "repl-diskless-sync-delay 0"] + list(extra)
+        self.servers = [RedisServer(self.root / ("n%d" % i), aof=aof,
+                                    extra=conf)
+                        for i in range(masters * (1 + replicas))]
+        self.dead = []
+
+    def __repr__(self):
+        return "<RedisCluster %s>" % ",".join(str(s.port)
+                                              for s in self.servers)
+
+    def create(self, timeout=60):
+        """Starts every node and joins them (the first 'masters' nodes
+        become the masters); returns once every node says cluster_state:ok
+        with all 16384 slots covered and every replica is in sync."""
+        for s in self.servers:
+            s.start()
+        p = run(["redis-cli", "--cluster", "create"]
+                + ["127.0.0.1:%d" % s.port for s in self.servers]
+                + ["--cluster-replicas", str(self.n_replicas),
+                   "--cluster-yes"], timeout=timeout * SLOW)
+        assert p.returncode == 0, ("redis-cli --cluster create: exit %d\n%s%s"
+                                   % (p.returncode, p.stdout, p.stderr))
+        self.wait_ok(timeout)
+        return self
+
+    def live(self):
+        return [s for s in self.servers if s not in self.dead]
+
+    def url(self, scheme="redis-cluster", nodes=None):
+        """"redis-cluster://127.0.0.1:P1,127.0.0.1:P2,..." of 'nodes'
+        (default: every live node)."""
+        nodes = self.live() if nodes is None else nodes
+        return "%s://%s" % (scheme, ",".join("127.0.0.1:%d" % s.port
+                                             for s in nodes))
+
+    @staticmethod
+    def role(server):
+        return server.client(socket_timeout=2).execute_command(
+            "ROLE")[0].decode()
+
+    @staticmethod
+    def node_id(server):
+        return server.client().execute_command("CLUSTER", "MYID").decode()
+
+    def masters(self):
+        """The live nodes that say they are masters, in creation order."""
+        out = []
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                if self.role(s) == "master":
+                    out.append(s)
+        return out
+
+    def replicas_of(self, master):
+        """The live nodes replicating 'master'."""
+        out = []
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                info = s.client(socket_timeout=2).info("replication")
+                if (info.get("role") == "slave"
+                        and info.get("master_port") == master.port):
+                    out.append(s)
+        return out
+
+    def slot_owner(self, slot):
+        """The live master serving 'slot' (CLUSTER SLOTS of a live node)."""
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                for lo, hi, m, *_ in s.client(socket_timeout=2).\
+                        execute_command("CLUSTER", "SLOTS"):
+                    if lo <= slot <= hi:
+                        return self.by_port(int(m[1]))
+        raise AssertionError("no node serves slot %d" % slot)
+
+    def by_port(self, port):
+        return next(s for s in self.servers if s.port == port)
+
+    def client_for(self, key, **kw):
+        """A plain redis client of the master that serves 'key' now (its
+        unix socket): for looking at one key without cluster routing."""
+        return self.slot_owner(key_slot(key)).client(**kw)
+
+    def cluster_client(self, **kw):
+        """redis.cluster.RedisCluster (python3-redis >= 4.1) on the live
+        nodes: follows MOVED/ASK for tests that write through it."""
+        import redis.cluster
+        kw.setdefault("socket_timeout", 10)
+        nodes = [redis.cluster.ClusterNode("127.0.0.1", s.port)
+                 for s in self.live()]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, **kw)
+
+    def keys(self, pattern="*"):
+        """Every key of every master (SCAN on each), as a set of bytes."""
+        out = set()
+        for m in self.masters():
+            out.update(m.client().scan_iter(match=pattern, count=1000))
+        return out
+
+    def flushall(self):
+        for m in self.masters():
+            m.client().flushall()
+
+    def _node_ok(self, s):
+        info = s.client(socket_timeout=2).execute_command("CLUSTER", "INFO")
+        info = dict(line.split(":", 1) for line in
+                    info.decode().split("\r\n") if ":" in line)
+        return (info.get("cluster_state") == "ok"
+                and info.get("cluster_slots_assigned") == "16384"
+                and info.get("cluster_slots_ok") == "16384"
+                and int(info.get("cluster_known_nodes", 0))
+                == len(self.servers))
+
+    def healthy(self):
+        """Every live node: state ok, all slots assigned and ok; the
+        masters as many as made, each with its replicas linked; no slot
+        migrating or importing."""
+        try:
+            if not all(self._node_ok(s) for s in self.live()):
+                return False
+            masters = self.masters()
+            if len(masters) != self.n_masters:
+                return False
+            want = self.n_replicas if not self.dead else 0
+            for m in masters:
+                info = m.client(socket_timeout=2).info("replication")
+                if info.get("connected_slaves", 0) < want:
+                    return False
+            for s in self.live():
+                if s in masters:
+                    continue
+                info = s.client(socket_timeout=2).info("replication")
+                if info.get("master_link_status") != "up":
+                    return False
+            for m in masters:
+                nodes = m.client(socket_timeout=2).execute_command(
+                    "CLUSTER", "NODES").decode()
+                if "->-" in nodes or "-<-" in nodes:
+                    return False
+            return True
+        except Exception:
+            return False
+
+    def wait_ok(self, timeout=60):
+        wait_for(self.healthy, timeout, "%r to settle" % self, interval=0.1)
+
+    def reshard(self, n_slots, src, dst, timeout=120, wait=True):
+        """Moves 'n_slots' slots from master 'src' to master 'dst' (either
+        RedisServer or index into masters()) with `redis-cli --cluster
+        reshard` (MIGRATE in batches; the keys move with their slot).
+        With wait=False returns the running Popen (the caller waits for
+        it and calls wait_ok()); else waits and checks its exit status."""
+        masters = self.masters()
+        src = masters[src] if isinstance(src, int) else src
+        dst = masters[dst] if isinstance(dst, int) else dst
+        cmd = ["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src.port,
+               "--cluster-from", self.node_id(src),
+               "--cluster-to", self.node_id(dst),
+               "--cluster-slots", str(n_slots), "--cluster-yes",
+               "--cluster-pipeline", "100"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        if not wait:
+            return proc
+        return self.finish_reshard(proc, timeout)
+
+    def finish_reshard(self, proc, timeout=120):
+        try:
+            out, _ = proc.communicate(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            stop_process(proc)
+            raise
+        assert proc.returncode == 0, ("redis-cli --cluster reshard: exit "
+                                      "%d\n%s" % (proc.returncode,
+                                                  out[-3000:]))
+        self.wait_ok()
+        return out
+
+    def kill_master(self, i, timeout=30):
+        """kill -9 of masters()[i] (by its pid); waits until one of its
+        replicas says it is master and every live node serves all slots
+        again.  Returns (killed, promoted, t_kill, t_promoted): the
+        monotonic times of the kill and of the first ROLE master seen."""
+        old = self.masters()[i]
+        reps = self.replicas_of(old)
+        assert reps, "%r has no replica to promote" % old
+        t_kill = time.monotonic()
+        old.kill9()
+        self.dead.append(old)
+
+        def promoted():
+            for s in reps:
+                with contextlib.suppress(Exception):
+                    if self.role(s) == "master":
+                        return s, time.monotonic()
+            return None
+        new, t_promoted = wait_for(promoted, timeout,
+                                   "a replica of %r to be promoted" % old,
+                                   interval=0.005)
+        wait_for(lambda: all(self._ok_quiet(s) for s in self.live()),
+                 timeout, "the cluster to serve every slot after the kill",
+                 interval=0.05)
+        return old, new, t_kill, t_promoted
+
+    def _ok_quiet(self, s):
+        try:
+            info = s.client(socket_timeout=2).execute_command(
+                "CLUSTER", "INFO").decode()
+            return ("cluster_state:ok" in info
+                    and "cluster_slots_ok:16384" in info)
+        except Exception:
+            return False
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def dump_logs(self, limit=20):
+        for s in self.servers:
+            s.dump_log(limit)
+
+
+@contextlib.contextmanager
+def own_redis_cluster(request=None, **kw):
+    """A created RedisCluster (RedisCluster's keywords) in a short temp dir
+    of its own; every node stopped by its pid and the dir removed
+    afterwards, also when the test (or the creation) fails; the node logs
+    printed when 'request''s test failed."""
+    root = short_tmpdir("rc")
+    cluster = RedisCluster(root, **kw)
+    created = False
+    try:
+        cluster.create()
+        created = True
+        yield cluster
+    finally:
+        if not created or (request is not None and test_failed(request)):
+            cluster.dump_logs()
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class HostileProxy:
     """A TCP proxy on loopback in front of a redis-server that passes
     every byte through until 'garbage' is set: then the next request on
