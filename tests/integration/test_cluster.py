@@ -21,10 +21,11 @@ real mounts, real PHP (php -S, the files handler) and Flask-Session
 - A redis-cluster:// URL to a server without cluster mode, or to a
   cluster with uncovered slots: a one-line error at mount.
 
-Until sessfs takes redis-cluster:// URLs (issue 14's transport, built on
-the `cluster` branch), every test here is an expected failure, strict:
-each fails the run as soon as it passes, so the marker goes with the
-transport (see CLUSTER_MISSING)."""
+test_harness checks util.RedisCluster itself, with redis-py's cluster
+client.  Until sessfs takes redis-cluster:// URLs (issue 14's transport,
+built on the `cluster` branch), every other test is an expected failure,
+strict: each fails the run as soon as it passes, so the marker goes with
+the transport (see CLUSTER_MISSING)."""
 
 import hashlib
 import json
@@ -65,7 +66,7 @@ pending = pytest.mark.xfail(
     reason="the redis-cluster:// transport is not built yet (issue 14, "
     "the cluster branch): %s" % CLUSTER_MISSING)
 
-pytestmark = [util.fuse_test_marker(), pending]
+pytestmark = util.fuse_test_marker()
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +97,29 @@ def cluster_opts(ctl=None, durability=None):
     return opts
 
 
-def where(c, key):
+def where(c, key, clients=None):
     """(slot, port of the master holding 'key'): the master found by
-    asking each one, not by the slot map."""
-    holders = [m.port for m in c.masters() if m.client().exists(key)]
+    asking each one what it holds in that slot (GETKEYSINSLOT answers
+    from the node's own keys, never MOVED), not by the slot map.
+    'clients': {port: client} of the masters, made once by the caller."""
+    if clients is None:
+        clients = {m.port: m.client() for m in c.masters()}
+    slot = key_slot(key)
+    holders = [port for port, r in clients.items()
+               if key in r.execute_command("CLUSTER", "GETKEYSINSLOT",
+                                           slot, 100000)]
     assert len(holders) == 1, "%r on masters %s" % (key, holders)
-    return key_slot(key), holders[0]
+    return slot, holders[0]
 
 
 def check_placement(c, names):
     """Every name's value and meta key are on one master, in one slot;
     returns the set of masters (ports) holding them."""
+    clients = {m.port: m.client() for m in c.masters()}
     ports = set()
     for name in names:
-        vslot, vport = where(c, value_key(PREFIX, name))
-        mslot, mport = where(c, meta_key(PREFIX, name))
+        vslot, vport = where(c, value_key(PREFIX, name), clients)
+        mslot, mport = where(c, meta_key(PREFIX, name), clients)
         assert (vslot, vport) == (mslot, mport), name
         ports.add(vport)
     return ports
@@ -126,8 +135,60 @@ def session_names(c):
     return out
 
 
+# -------------------------------------------------------------- harness
+
+def test_harness(redis_cluster):
+    """util.RedisCluster as the other tests use it: three masters with a
+    replica each; key_slot() is Redis's; client_for() and slot_owner()
+    name the master that holds a key, before and after a reshard moves
+    its slot; kill_master() promotes that master's replica, which has
+    every key the master acknowledged to it."""
+    c = redis_cluster
+    masters = c.masters()
+    assert len(masters) == 3 and len(c.url().split(",")) == 6
+    assert all(len(c.replicas_of(m)) == 1 for m in masters)
+    cc = c.cluster_client()
+    names = ["sess_k%03d" % i for i in range(300)]
+    for n in names:
+        cc.set(value_key(PREFIX, n), n)
+        cc.hset(meta_key(PREFIX, n), "mt", 1)
+    for n in names[:20]:
+        k = value_key(PREFIX, n)
+        assert masters[0].client().execute_command(
+            "CLUSTER", "KEYSLOT", k) == key_slot(k)
+        assert c.client_for(k).get(k) == n.encode()
+    assert len(check_placement(c, names)) == 3
+
+    def slots(m):
+        return sum(hi - lo + 1 for lo, hi, node, *_ in
+                   m.client().execute_command("CLUSTER", "SLOTS")
+                   if int(node[1]) == m.port)
+    before = slots(masters[1])
+    moving = shard_names(c, masters[0], names)
+    c.reshard(300, masters[0], masters[1])
+    assert slots(masters[1]) == before + 300
+    moved = moving & shard_names(c, masters[1], names)
+    assert moved and len(check_placement(c, names)) == 3
+    for n in moved:
+        assert where(c, value_key(PREFIX, n))[1] == masters[1].port
+
+    for m in c.masters():
+        assert m.client().execute_command("WAIT", 1, 5000) == 1
+    victim = c.masters()[2]
+    replica = c.replicas_of(victim)[0]
+    killed, new, t_kill, t_prom = c.kill_master(2)
+    assert (killed, new) == (victim, replica) and t_prom > t_kill
+    print("\nharness: kill -9 -> promotion %.2f s" % (t_prom - t_kill))
+    assert victim.proc.poll() is not None and victim not in c.masters()
+    c.wait_ok()
+    assert len(check_placement(c, names)) == 3
+    assert all(cc.get(value_key(PREFIX, n)) == n.encode() for n in names)
+
+
 # ------------------------------------------------------------ real apps
 
+@pending
+@pending
 @pytest.mark.parametrize("mode", modeutil.mode_params(
     ("dual-write", "redis-first", "redis-only")))
 def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
@@ -165,8 +226,9 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
 
 def shard_names(c, master, names):
     """The names of 'names' whose value key 'master' serves now."""
+    owner = c.slot_map()
     return {n for n in names
-            if c.slot_owner(key_slot(value_key(PREFIX, n))) is master}
+            if owner[key_slot(value_key(PREFIX, n))] is master}
 
 
 def figures(what, h, load, extra):
@@ -203,6 +265,7 @@ def stop_load(h, load, php, flask):
     flask.stop()
 
 
+@pending
 def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
     """2000 slots move from the first master to the second while PHP-style
     writers (through the mount) and the real apps run: nothing fails,
@@ -241,6 +304,7 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
         assert load.lost_sessions == 0
 
 
+@pending
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failover_under_load(sessdir, checker, make_app, request,
                              durability):
@@ -296,6 +360,7 @@ def test_failover_under_load(sessdir, checker, make_app, request,
 
 # ------------------------------------------------------ migrate commands
 
+@pending
 def test_migrate_commands(cluster, tmp):
     """analyze, copy, verify, export, backup, restore and cleanup take a
     redis-cluster:// URL: copy spreads the sessions over the masters,
@@ -382,6 +447,7 @@ def test_migrate_commands(cluster, tmp):
     assert {"sess_c01", "sess_c02"} <= left and not untouched & left
 
 
+@pending
 def test_rollback(cluster, sessdir, checker, tmp):
     """A redis-only mount on the cluster rolled back to plain files: the
     files underneath hold every session the mount showed."""
@@ -406,6 +472,7 @@ def test_rollback(cluster, sessdir, checker, tmp):
 
 # ------------------------------------------------------------ bad input
 
+@pending
 def test_not_a_cluster(redis, redis_server, sessdir):
     """A redis-cluster:// URL to a server without cluster mode: one line
     at mount and from sessfs-migrate, naming the cluster."""
@@ -420,6 +487,7 @@ def test_not_a_cluster(redis, redis_server, sessdir):
     assert "bad scheme" not in p.stderr
 
 
+@pending
 def test_uncovered_slots(request, sessdir):
     """A cluster whose slots 0-99 no node serves: one line at mount,
     naming the slots."""
