@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "pool.h"
 
 struct be_tracker;
 
