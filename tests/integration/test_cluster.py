@@ -206,8 +206,10 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
             app, c, name = u
             assert c.get("/login?user=" + name) == "ok user=" + name
             for n in range(1, 4):
-                assert c.get("/incr") == "count=%d" % n
-            assert c.get("/whoami") == "user=%s count=3" % name
+                got = c.get("/incr")
+                assert got == "count=%d" % n, (name, n, got)
+            got = c.get("/whoami")
+            assert got == "user=%s count=3" % name, (name, got)
         util.in_parallel(session, users, 4)
         php.stop()
         flask.stop()
