@@ -383,6 +383,7 @@ def test_migrate_commands(cluster, tmp):
     for name, body in data.items():
         p = src / name
         p.write_bytes(body)
+        p.chmod(0o600)
         os.chown(p, util.WWW_UID, util.WWW_GID)
         os.utime(p, ns=(old_ns, old_ns))
 
