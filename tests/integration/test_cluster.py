@@ -512,8 +512,8 @@ def test_not_a_cluster(redis, redis_server, sessdir):
 
 @pending
 def test_uncovered_slots(request, sessdir):
-    """A cluster whose slots 0-99 no node serves: one line at mount,
-    naming the slots."""
+    """A cluster whose slots 0-99 no node serves: one line at mount and
+    from sessfs-migrate, naming the slots."""
     with util.own_redis_cluster(request, replicas=0) as c:
         for s in c.servers:
             s.client().execute_command("CLUSTER", "DELSLOTSRANGE", 0, 99)
@@ -522,3 +522,6 @@ def test_uncovered_slots(request, sessdir):
         err = util.assert_refused(util.run_sessfs([c.url(), str(sessdir)]),
                                   sessdir, "slot")
         assert "bad scheme" not in err
+        p = migrate("verify", sessdir, c.url(), rc=None)
+        assert p.returncode != 0, p.stdout
+        assert "slot" in p.stderr and "bad scheme" not in p.stderr
