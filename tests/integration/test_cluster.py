@@ -228,6 +228,58 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         assert len(ports) >= 2
 
 
+@pending
+def test_tracking_two_hosts(cluster, tmp, checker):
+    """cache=tracking on two mounts of the cluster (hosts a and b), with
+    names on every master: b has read each name, a rewrites it, and b
+    serves a's write at once, or (DESIGN.md, "Tracked lookups") the value
+    before until it hears the invalidation, then a's write: b's tracking
+    is subscribed on every master, not only one."""
+    mounts = []
+    for tag in ("a", "b"):
+        d = tmp / tag
+        d.mkdir()
+        mounts.append((modeutil.ModeMount(d, None, checker),
+                       util.make_sessdir(d),
+                       ["host_id=%s" % tag, "cache=tracking",
+                        "redis_timeout=8"]))
+    (mma, da, xa), (mmb, db, xb) = mounts
+    url = cluster.url()
+    with mma.mounted(da, "redis-only", xa, url=url) as a, \
+            mmb.mounted(db, "redis-only", xb, url=url) as b:
+        wait_for(lambda: mmb.status()["cache"].get("up"), 10,
+                 "b's tracker to subscribe")
+        names = ["sess_tr%02d" % i for i in range(30)]
+        for n in names:
+            util.write_file(a.path(n), b"0")
+        for n in names:
+            # The second read is b's cache's.
+            assert util.read_file(b.path(n)) == b"0"
+            assert util.read_file(b.path(n)) == b"0"
+        assert len(check_placement(cluster, names)) == 3
+        late = 0
+        for i in range(1, 4):
+            for n in names:
+                before = mmb.status()["cache"]["invalidations"]
+                util.write_file(a.path(n), b"%d" % i)
+                got = util.read_file(b.path(n))
+                if got == b"%d" % i:
+                    continue
+                assert got == b"%d" % (i - 1), (n, i, got)
+                wait_for(lambda: mmb.status()["cache"]["invalidations"]
+                         > before, 5, "b to hear of %s's change" % n)
+                assert util.read_file(b.path(n)) == b"%d" % i, n
+                late += 1
+        st = mmb.status()["cache"]
+        print("\ntracking on a cluster: %d of %d reads before the "
+              "invalidation arrived; b's cache %s" % (late, 3 * len(names),
+                                                      json.dumps(st)))
+        # b did cache, and heard of every change (one per name and round
+        # at least), on every master.
+        assert st["hits"] >= len(names), st
+        assert st["invalidations"] >= 3 * len(names), st
+
+
 # ------------------------------------------------------- history checks
 
 def status(ctl, mnt):
