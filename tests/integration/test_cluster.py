@@ -21,10 +21,11 @@ real mounts, real PHP (php -S, the files handler) and Flask-Session
 - A redis-cluster:// URL to a server without cluster mode, or to a
   cluster with uncovered slots: a one-line error at mount.
 
-Until sessfs takes redis-cluster:// URLs (issue 14's transport, built on
-the `cluster` branch), every test here is an expected failure, strict:
-each fails the run as soon as it passes, so the marker goes with the
-transport (see CLUSTER_MISSING)."""
+test_harness checks util.RedisCluster itself, with redis-py's cluster
+client.  Until sessfs takes redis-cluster:// URLs (issue 14's transport,
+built on the `cluster` branch), every other test is an expected failure,
+strict: each fails the run as soon as it passes, so the marker goes with
+the transport (see CLUSTER_MISSING)."""
 
 import hashlib
 import json
@@ -65,7 +66,7 @@ pending = pytest.mark.xfail(
     reason="the redis-cluster:// transport is not built yet (issue 14, "
     "the cluster branch): %s" % CLUSTER_MISSING)
 
-pytestmark = [util.fuse_test_marker(), pending]
+pytestmark = util.fuse_test_marker()
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +97,29 @@ def cluster_opts(ctl=None, durability=None):
     return opts
 
 
-def where(c, key):
+def where(c, key, clients=None):
     """(slot, port of the master holding 'key'): the master found by
-    asking each one, not by the slot map."""
-    holders = [m.port for m in c.masters() if m.client().exists(key)]
+    asking each one what it holds in that slot (GETKEYSINSLOT answers
+    from the node's own keys, never MOVED), not by the slot map.
+    'clients': {port: client} of the masters, made once by the caller."""
+    if clients is None:
+        clients = {m.port: m.client() for m in c.masters()}
+    slot = key_slot(key)
+    holders = [port for port, r in clients.items()
+               if key in r.execute_command("CLUSTER", "GETKEYSINSLOT",
+                                           slot, 100000)]
     assert len(holders) == 1, "%r on masters %s" % (key, holders)
-    return key_slot(key), holders[0]
+    return slot, holders[0]
 
 
 def check_placement(c, names):
     """Every name's value and meta key are on one master, in one slot;
     returns the set of masters (ports) holding them."""
+    clients = {m.port: m.client() for m in c.masters()}
     ports = set()
     for name in names:
-        vslot, vport = where(c, value_key(PREFIX, name))
-        mslot, mport = where(c, meta_key(PREFIX, name))
+        vslot, vport = where(c, value_key(PREFIX, name), clients)
+        mslot, mport = where(c, meta_key(PREFIX, name), clients)
         assert (vslot, vport) == (mslot, mport), name
         ports.add(vport)
     return ports
@@ -126,14 +135,66 @@ def session_names(c):
     return out
 
 
+# -------------------------------------------------------------- harness
+
+def test_harness(redis_cluster):
+    """util.RedisCluster as the other tests use it: three masters with a
+    replica each; key_slot() is Redis's; client_for() and slot_owner()
+    name the master that holds a key, before and after a reshard moves
+    its slot; kill_master() promotes that master's replica, which has
+    every key the master acknowledged to it."""
+    c = redis_cluster
+    masters = c.masters()
+    assert len(masters) == 3 and len(c.url().split(",")) == 6
+    assert all(len(c.replicas_of(m)) == 1 for m in masters)
+    cc = c.cluster_client()
+    names = ["sess_k%03d" % i for i in range(300)]
+    for n in names:
+        cc.set(value_key(PREFIX, n), n)
+        cc.hset(meta_key(PREFIX, n), "mt", 1)
+    for n in names[:20]:
+        k = value_key(PREFIX, n)
+        assert masters[0].client().execute_command(
+            "CLUSTER", "KEYSLOT", k) == key_slot(k)
+        assert c.client_for(k).get(k) == n.encode()
+    assert len(check_placement(c, names)) == 3
+
+    def slots(m):
+        return sum(hi - lo + 1 for lo, hi, node, *_ in
+                   m.client().execute_command("CLUSTER", "SLOTS")
+                   if int(node[1]) == m.port)
+    before = slots(masters[1])
+    moving = shard_names(c, masters[0], names)
+    c.reshard(300, masters[0], masters[1])
+    assert slots(masters[1]) == before + 300
+    moved = moving & shard_names(c, masters[1], names)
+    assert moved and len(check_placement(c, names)) == 3
+    for n in moved:
+        assert where(c, value_key(PREFIX, n))[1] == masters[1].port
+
+    for m in c.masters():
+        assert m.client().execute_command("WAIT", 1, 5000) == 1
+    victim = c.masters()[2]
+    replica = c.replicas_of(victim)[0]
+    killed, new, t_kill, t_prom = c.kill_master(2)
+    assert (killed, new) == (victim, replica) and t_prom > t_kill
+    print("\nharness: kill -9 -> promotion %.2f s" % (t_prom - t_kill))
+    assert victim.proc.poll() is not None and victim not in c.masters()
+    c.wait_ok()
+    assert len(check_placement(c, names)) == 3
+    assert all(cc.get(value_key(PREFIX, n)) == n.encode() for n in names)
+
+
 # ------------------------------------------------------------ real apps
 
-@pytest.mark.parametrize("mode", modeutil.mode_params(
-    ("dual-write", "redis-first", "redis-only")))
+@pending
+@pending
+@pytest.mark.parametrize("mode", modeutil.mode_params())
 def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
     """PHP and Flask users log in and count through a mount on the
-    cluster: every count is right, the sessions are spread over the
-    masters, each session's two keys share a slot and a master."""
+    cluster: every count is right; but in mode files (where the
+    sessions stay files) the sessions are spread over the masters, each
+    session's two keys share a slot and a master."""
     opts = cluster_opts() + ["mode=%s" % mode]
     with mounted(cluster.url(), sessdir, checker, opts=opts):
         php = make_app("php", sessdir)
@@ -145,8 +206,10 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
             app, c, name = u
             assert c.get("/login?user=" + name) == "ok user=" + name
             for n in range(1, 4):
-                assert c.get("/incr") == "count=%d" % n
-            assert c.get("/whoami") == "user=%s count=3" % name
+                got = c.get("/incr")
+                assert got == "count=%d" % n, (name, n, got)
+            got = c.get("/whoami")
+            assert got == "user=%s count=3" % name, (name, got)
         util.in_parallel(session, users, 4)
         php.stop()
         flask.stop()
@@ -154,6 +217,10 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         want = {"sess_" + util.php_sid(c) for app, c, _ in users
                 if app is php}
         want |= {util.flask_file(c) for app, c, _ in users if app is flask}
+        if mode == "files":
+            assert names == set()
+            assert want <= set(os.listdir(sessdir))
+            return
         assert want <= names, want - names
         ports = check_placement(cluster, want)
         print("\n%s: %d sessions on masters %s" % (mode, len(want),
@@ -161,27 +228,91 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         assert len(ports) >= 2
 
 
+@pending
+def test_tracking_two_hosts(cluster, tmp, checker):
+    """cache=tracking on two mounts of the cluster (hosts a and b), with
+    names on every master: b has read each name, a rewrites it, and b
+    serves a's write at once, or (DESIGN.md, "Tracked lookups") the value
+    before until it hears the invalidation, then a's write: b's tracking
+    is subscribed on every master, not only one."""
+    mounts = []
+    for tag in ("a", "b"):
+        d = tmp / tag
+        d.mkdir()
+        mounts.append((modeutil.ModeMount(d, None, checker),
+                       util.make_sessdir(d),
+                       ["host_id=%s" % tag, "cache=tracking",
+                        "redis_timeout=8"]))
+    (mma, da, xa), (mmb, db, xb) = mounts
+    url = cluster.url()
+    with mma.mounted(da, "redis-only", xa, url=url) as a, \
+            mmb.mounted(db, "redis-only", xb, url=url) as b:
+        wait_for(lambda: mmb.status()["cache"].get("up"), 10,
+                 "b's tracker to subscribe")
+        names = ["sess_tr%02d" % i for i in range(30)]
+        for n in names:
+            util.write_file(a.path(n), b"0")
+        for n in names:
+            # The second read is b's cache's.
+            assert util.read_file(b.path(n)) == b"0"
+            assert util.read_file(b.path(n)) == b"0"
+        assert len(check_placement(cluster, names)) == 3
+        late = 0
+        for i in range(1, 4):
+            for n in names:
+                before = mmb.status()["cache"]["invalidations"]
+                util.write_file(a.path(n), b"%d" % i)
+                got = util.read_file(b.path(n))
+                if got == b"%d" % i:
+                    continue
+                assert got == b"%d" % (i - 1), (n, i, got)
+                wait_for(lambda: mmb.status()["cache"]["invalidations"]
+                         > before, 5, "b to hear of %s's change" % n)
+                assert util.read_file(b.path(n)) == b"%d" % i, n
+                late += 1
+        st = mmb.status()["cache"]
+        print("\ntracking on a cluster: %d of %d reads before the "
+              "invalidation arrived; b's cache %s" % (late, 3 * len(names),
+                                                      json.dumps(st)))
+        # b did cache, and heard of every change (one per name and round
+        # at least), on every master.
+        assert st["hits"] >= len(names), st
+        assert st["invalidations"] >= 3 * len(names), st
+
+
 # ------------------------------------------------------- history checks
+
+def status(ctl, mnt):
+    """sessfs-migrate status --json of the mount on 'mnt'."""
+    return json.loads(migrate("status", "--mount", mnt, "--ctl-dir", ctl,
+                              "--json").stdout)
+
 
 def shard_names(c, master, names):
     """The names of 'names' whose value key 'master' serves now."""
+    owner = c.slot_map()
     return {n for n in names
-            if c.slot_owner(key_slot(value_key(PREFIX, n))) is master}
+            if owner[key_slot(value_key(PREFIX, n))] is master}
 
 
 def figures(what, h, load, extra):
-    """One table line of a history check, for the closing note."""
+    """One table line of a history check, for the closing note.  lost:
+    acknowledged writes the final read-back does not find, and the apps'
+    acknowledged increments missing from a later count; stale: a
+    writer's read older than its last acknowledged write, and the apps'
+    /whoami below their last acknowledged count; resurrected: a deleted
+    session back with an older value, seen by a read or at the end."""
     lost, resurrected = h.final
-    return ("\n%s: requests %d (mount %d, apps %d), errors %d (mount %d, "
-            "apps %d), lost %d (seen %d, at the end %d, apps %d), stale "
-            "%d (apps), resurrected %d (seen %d, at the end %d), lost "
-            "sessions %d; %s"
+    return ("\n%s: requests %d (mount %d, apps %d), errors %d (%d, %d), "
+            "lost %d (%d, %d), stale %d (%d, %d), resurrected %d (%d, %d), "
+            "lost app sessions %d; %s"
             % (what, len(h.acks) + len(h.errors) + load.requests,
                len(h.acks) + len(h.errors), load.requests,
                len(h.errors) + load.errors, len(h.errors), load.errors,
-               h.lost_seen + lost + load.lost, h.lost_seen, lost, load.lost,
-               load.stale, h.resurrected_seen + resurrected,
-               h.resurrected_seen, resurrected, load.lost_sessions, extra))
+               lost + load.lost, lost, load.lost,
+               h.lost_seen + load.stale, h.lost_seen, load.stale,
+               h.resurrected_seen + resurrected, h.resurrected_seen,
+               resurrected, load.lost_sessions, extra))
 
 
 def start_load(c, sessdir, make_app, h):
@@ -203,6 +334,7 @@ def stop_load(h, load, php, flask):
     flask.stop()
 
 
+@pending
 def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
     """2000 slots move from the first master to the second while PHP-style
     writers (through the mount) and the real apps run: nothing fails,
@@ -241,6 +373,7 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
         assert load.lost_sessions == 0
 
 
+@pending
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failover_under_load(sessdir, checker, make_app, request,
                              durability):
@@ -253,8 +386,9 @@ def test_failover_under_load(sessdir, checker, make_app, request,
     promises that only for the shards that stayed up."""
     checker.register_output(CLUSTER_LOG)
     replicas = 2 if durability == "replica" else 1
+    ctl = sessdir.parent / "ctl"
     with util.own_redis_cluster(request, replicas=replicas) as c:
-        opts = cluster_opts(durability=durability)
+        opts = cluster_opts(ctl, durability=durability)
         with mounted(c.url(), sessdir, checker, opts=opts):
             h = util.History(sessdir, n=60, writers=4, prefix=PREFIX)
             php, flask, load = start_load(c, sessdir, make_app, h)
@@ -271,23 +405,27 @@ def test_failover_under_load(sessdir, checker, make_app, request,
             finally:
                 stop_load(h, load, php, flask)
             h.final = h.check(c.cluster_client())
+            st = status(ctl, sessdir)["durability"]
             others = set(h.names) - on_victim
             lost_others = sum(
                 1 for name in others if name not in h.uncertain
                 and h.acked.get(name, (0, "d"))[1] == "w"
                 and util.seq_of(c.cluster_client().get(
                     value_key(PREFIX, name))) < h.acked[name][0])
-        print(figures("failover durability=%s" % durability, h, load,
+        print(figures("failover durability=%s, %d replica(s) per master"
+                      % (durability, replicas), h, load,
                       "kill -> promotion %.2f s, promotion -> served "
                       "%.2f s, kill -> served %.2f s (%d names on the "
-                      "killed master)"
+                      "killed master); status durability %s"
                       % (t_prom - t_kill, served - t_prom, served - t_kill,
-                         len(on_victim))))
+                         len(on_victim), json.dumps(st))))
         assert on_victim and served
         assert h.errors == [] and load.errors == 0, h.errors[:5]
         assert served - t_kill < 10
         assert lost_others == 0
         if durability == "replica":
+            # The writes did wait for a replica, and every one got it.
+            assert st["confirmed"] > 0 and st["unconfirmed"] == 0, st
             assert h.lost_seen == 0 and h.final == (0, 0)
             assert h.resurrected_seen == 0
             assert load.lost == 0 and load.stale == 0
@@ -296,6 +434,7 @@ def test_failover_under_load(sessdir, checker, make_app, request,
 
 # ------------------------------------------------------ migrate commands
 
+@pending
 def test_migrate_commands(cluster, tmp):
     """analyze, copy, verify, export, backup, restore and cleanup take a
     redis-cluster:// URL: copy spreads the sessions over the masters,
@@ -316,6 +455,7 @@ def test_migrate_commands(cluster, tmp):
     for name, body in data.items():
         p = src / name
         p.write_bytes(body)
+        p.chmod(0o600)
         os.chown(p, util.WWW_UID, util.WWW_GID)
         os.utime(p, ns=(old_ns, old_ns))
 
@@ -382,6 +522,7 @@ def test_migrate_commands(cluster, tmp):
     assert {"sess_c01", "sess_c02"} <= left and not untouched & left
 
 
+@pending
 def test_rollback(cluster, sessdir, checker, tmp):
     """A redis-only mount on the cluster rolled back to plain files: the
     files underneath hold every session the mount showed."""
@@ -406,6 +547,7 @@ def test_rollback(cluster, sessdir, checker, tmp):
 
 # ------------------------------------------------------------ bad input
 
+@pending
 def test_not_a_cluster(redis, redis_server, sessdir):
     """A redis-cluster:// URL to a server without cluster mode: one line
     at mount and from sessfs-migrate, naming the cluster."""
@@ -420,9 +562,10 @@ def test_not_a_cluster(redis, redis_server, sessdir):
     assert "bad scheme" not in p.stderr
 
 
+@pending
 def test_uncovered_slots(request, sessdir):
-    """A cluster whose slots 0-99 no node serves: one line at mount,
-    naming the slots."""
+    """A cluster whose slots 0-99 no node serves: one line at mount and
+    from sessfs-migrate, naming the slots."""
     with util.own_redis_cluster(request, replicas=0) as c:
         for s in c.servers:
             s.client().execute_command("CLUSTER", "DELSLOTSRANGE", 0, 99)
@@ -431,3 +574,6 @@ def test_uncovered_slots(request, sessdir):
         err = util.assert_refused(util.run_sessfs([c.url(), str(sessdir)]),
                                   sessdir, "slot")
         assert "bad scheme" not in err
+        p = migrate("verify", sessdir, c.url(), rc=None)
+        assert p.returncode != 0, p.stdout
+        assert "slot" in p.stderr and "bad scheme" not in p.stderr

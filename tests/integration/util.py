@@ -628,15 +628,25 @@ class RedisCluster:
                     out.append(s)
         return out
 
-    def slot_owner(self, slot):
-        """The live master serving 'slot' (CLUSTER SLOTS of a live node)."""
+    def slot_map(self):
+        """[the master serving slot i (None: no one) for i in 0..16383],
+        as the first live node that answers CLUSTER SLOTS sees it."""
         for s in self.live():
             with contextlib.suppress(Exception):
-                for lo, hi, m, *_ in s.client(socket_timeout=2).\
-                        execute_command("CLUSTER", "SLOTS"):
-                    if lo <= slot <= hi:
-                        return self.by_port(int(m[1]))
-        raise AssertionError("no node serves slot %d" % slot)
+                ranges = s.client(socket_timeout=2).execute_command(
+                    "CLUSTER", "SLOTS")
+                out = [None] * 16384
+                for lo, hi, m, *_ in ranges:
+                    out[lo:hi + 1] = [self.by_port(int(m[1]))] * (hi - lo + 1)
+                return out
+        raise AssertionError("no node of %r answers CLUSTER SLOTS" % self)
+
+    def slot_owner(self, slot):
+        """The live master serving 'slot' (CLUSTER SLOTS of a live node)."""
+        owner = self.slot_map()[slot]
+        if owner is None:
+            raise AssertionError("no node serves slot %d" % slot)
+        return owner
 
     def by_port(self, port):
         return next(s for s in self.servers if s.port == port)
