@@ -500,7 +500,14 @@ static int wait_again(struct be_conn *c, const struct script_args *a,
 	redisReply *r[2];
 	int ret;
 
-	if (asprintf(&key, "%s" BE_WAIT_KEY_SUFFIX, a->prefix) < 0)
+	/*
+	 * On a cluster WAIT counts the node that took the marker: it must be
+	 * the write's, so the marker takes the session's hash tag (argv[3]
+	 * is the value key, KEYS[1]).
+	 */
+	if (be_conn_is_cluster(c)
+		    ? asprintf(&key, "%s{%s}:wait", a->prefix, a->argv[3]) < 0
+		    : asprintf(&key, "%s" BE_WAIT_KEY_SUFFIX, a->prefix) < 0)
 		return -ENOMEM;
 	set[1] = key;
 	ret = be_conn_pipeline(c, cmds, 2, r, 0);

@@ -172,7 +172,9 @@ bool be_store_is_indexed(const struct be_store_config *sc, const char *name);
 
 /*
  * The marker a durable write (durability=replica) sets, with a TTL of 60 s,
- * when its call reconnected before WAIT: see wait_again() in store.c.
+ * when its call reconnected before WAIT: see wait_again() in store.c.  On
+ * a cluster it is "<prefix>{<value key>}:wait" instead, in the write's
+ * slot, so that WAIT asks the node that took the write.
  */
 #define BE_WAIT_KEY_SUFFIX "{sessfs}:wait"
 
