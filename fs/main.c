@@ -127,8 +127,7 @@ static void usage(const char *prog)
 	       "                           address unless tls_server_name)\n"
 	       "    redis-cluster://[user:password@]host[:port][,host[:port]...]\n"
 	       "                           a Redis Cluster from these seed\n"
-	       "                           nodes (port 6379); db 0 only;\n"
-	       "                           no cache=tracking\n"
+	       "                           nodes (port 6379); db 0 only\n"
 	       "    rediss-cluster://...   the same over TLS to every node\n"
 	       "\n"
 	       "options:\n"
@@ -177,8 +176,7 @@ static void usage(const char *prog)
 	       "    -o cache=tracking      in redis-only, answer lookups of\n"
 	       "                           names already read from memory\n"
 	       "                           while Redis reports no change\n"
-	       "                           (CLIENT TRACKING; not on a\n"
-	       "                           cluster); default off\n"
+	       "                           (CLIENT TRACKING); default off\n"
 	       "    -o metrics_addr=HOST:PORT  serve Prometheus metrics on\n"
 	       "                           GET /metrics (default off); PORT\n"
 	       "                           alone means 127.0.0.1:PORT; HOST\n"
@@ -417,12 +415,6 @@ static int configure(struct fs *fs)
 			fprintf(stderr, "sessfs: %s\n", err);
 			return -1;
 		}
-	}
-	/* A tracker subscribes on one server; a cluster has one per slot. */
-	if (fs->ep.cluster && cfg->cache && !strcmp(cfg->cache, "tracking")) {
-		fprintf(stderr,
-			"sessfs: -o cache=tracking is not built for a Redis Cluster (redis-cluster://): mount without it (every lookup asks redis)\n");
-		return -1;
 	}
 	if (configure_sentinel(fs) < 0 || configure_tls(fs) < 0)
 		return -1;
