@@ -544,6 +544,17 @@ def key_slot(key):
     return crc16_xmodem(key) % 16384
 
 
+class ClusterNode(RedisServer):
+    """A RedisServer with its cluster bus on a free port of its own
+    ("cluster-port"): the default, port + 10000, is past 65535 for a
+    third of the ports free_port() gives, and may be taken."""
+
+    def _write_conf(self):
+        super()._write_conf()
+        with open(self.conf, "a") as f:
+            f.write("cluster-port %d\n" % free_port())
+
+
 class RedisCluster:
     """A Redis Cluster of 'masters' masters with 'replicas' replicas each,
     every node a RedisServer (its own port, unix socket, dir and log),
@@ -565,7 +576,7 @@ class RedisCluster:
                 "cluster-replica-validity-factor 0",
                 "cluster-require-full-coverage yes",
                 "repl-diskless-sync-delay 0"] + list(extra)
-        self.servers = [RedisServer(self.root / ("n%d" % i), aof=aof,
+        self.servers = [ClusterNode(self.root / ("n%d" % i), aof=aof,
                                     extra=conf)
                         for i in range(masters * (1 + replicas))]
         self.dead = []
