@@ -380,6 +380,73 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
 
 
 @pending
+def test_slots_moved_key_by_key(cluster, sessdir, checker):
+    """The slots of six sessions move by hand, one key at a time, while
+    PHP-style writers run: each session is written right after the
+    first of its two keys moved (its value and meta key on two nodes:
+    TRYAGAIN, ASK) and that write must succeed with the slot's move,
+    as must every writer's; nothing is lost, stale or resurrected, and
+    nothing is logged."""
+    c = cluster
+    with mounted(c.url(), sessdir, checker, opts=cluster_opts()) as m:
+        h = util.History(sessdir, n=60, writers=4, prefix=PREFIX)
+        h.start()
+        try:
+            wait_for(lambda: len(h.acks) > 100, 30, "the first writes")
+            src, dst = c.masters()[:2]
+            owner = c.slot_map()
+            hand, slots = [], set()
+            i = 0
+            while len(hand) < 6:
+                name = "sess_hand%04d" % i
+                i += 1
+                slot = key_slot(value_key(PREFIX, name))
+                if owner[slot] is src and slot not in slots:
+                    hand.append(name)
+                    slots.add(slot)
+            for name in hand:
+                php_write(m.path(name), b"hand|0")
+            before = c.error_counts("ASK", "TRYAGAIN", "MOVED")
+            ops = []
+            for k, name in enumerate(hand):
+                def between(key, name=name, k=k):
+                    if len(ops) == k:  # after the first key only
+                        ops.append(util.Op(lambda: php_write(
+                            m.path(name), b"hand|%d" % (k + 1))))
+                        ops[-1].start()
+                        # Let the write meet the half-moved slot.
+                        time.sleep(0.3)
+                c.move_slot(key_slot(value_key(PREFIX, name)), dst, between)
+            for op in ops:
+                op.join(30 * util.SLOW)
+            after = c.error_counts("ASK", "TRYAGAIN", "MOVED")
+            n = len(h.acks)
+            wait_for(lambda: len(h.acks) > n + 100, 30,
+                     "writes after the moves")
+        finally:
+            h.finish()
+        h.final = h.check(c.cluster_client())
+        seen = {k: after[k] - before[k] for k in after}
+        print("\nslots moved key by key: %d mount ops, errors %d, lost %d, "
+              "stale %d, resurrected %d; replies during the moves %s; "
+              "the writes into half-moved slots took %s s"
+              % (len(h.acks) + len(h.errors), len(h.errors), h.final[0],
+                 h.lost_seen, h.resurrected_seen + h.final[1],
+                 json.dumps(seen),
+                 [round(op.took, 2) for op in ops if op.took is not None]))
+        assert len(ops) == len(hand)
+        for op in ops:
+            assert not op.is_alive() and op.error is None, op.error
+        assert seen["ASK"] + seen["TRYAGAIN"] > 0, seen
+        for k, name in enumerate(hand):
+            assert php_read(m.path(name)) == b"hand|%d" % (k + 1), name
+        assert len(check_placement(c, hand)) == 1
+        assert h.errors == [], h.errors[:5]
+        assert h.lost_seen == 0 and h.final == (0, 0)
+        assert h.resurrected_seen == 0
+
+
+@pending
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failover_under_load(sessdir, checker, make_app, request,
                              durability):
