@@ -23,16 +23,16 @@
 #include "layout.h"
 #include "util.h"
 
-#define NSEC_PER_SEC	  1000000000LL
-#define NSEC_PER_MSEC	  1000000LL
-#define BACKOFF_FIRST_NS  (10 * NSEC_PER_MSEC)
-#define BACKOFF_MAX_NS	  (200 * NSEC_PER_MSEC)
+#define NSEC_PER_SEC	 1000000000LL
+#define NSEC_PER_MSEC	 1000000LL
+#define BACKOFF_FIRST_NS (10 * NSEC_PER_MSEC)
+#define BACKOFF_MAX_NS	 (200 * NSEC_PER_MSEC)
 /* A refresh this recent serves a thread that asks for another. */
-#define REFRESH_FRESH_NS  (20 * NSEC_PER_MSEC)
+#define REFRESH_FRESH_NS (20 * NSEC_PER_MSEC)
 /* Redirects in a row without progress before we back off. */
-#define REDIRECTS_MAX	  16
-#define ERRSTR_MAX	  256
-#define SEEDS_MAX	  64
+#define REDIRECTS_MAX 16
+#define ERRSTR_MAX    256
+#define SEEDS_MAX     64
 
 /* ----------------------------------------------------------------- pure */
 
@@ -139,8 +139,7 @@ enum be_redirect be_redirect_parse(const char *s, size_t len,
 	} else {
 		return BE_REDIRECT_NONE;
 	}
-	for (v = 0, q = p; q < end && *q >= '0' && *q <= '9' && q - p < 6;
-	     q++)
+	for (v = 0, q = p; q < end && *q >= '0' && *q <= '9' && q - p < 6; q++)
 		v = v * 10 + (unsigned long)(*q - '0');
 	if (q == p || q == end || *q != ' ' || v >= BE_CLUSTER_SLOTS)
 		return BE_REDIRECT_NONE;
@@ -157,9 +156,8 @@ enum be_redirect be_redirect_parse(const char *s, size_t len,
 	hlen = (size_t)(colon - p);
 	if (hlen >= hostlen)
 		return BE_REDIRECT_NONE;
-	for (v = 0, q = colon + 1; q < end && *q >= '0' && *q <= '9' &&
-				   q - colon <= 5;
-	     q++)
+	for (v = 0, q = colon + 1;
+	     q < end && *q >= '0' && *q <= '9' && q - colon <= 5; q++)
 		v = v * 10 + (unsigned long)(*q - '0');
 	if (q == colon + 1 || q != end || v == 0 || v > 65535)
 		return BE_REDIRECT_NONE;
@@ -181,20 +179,19 @@ static size_t arg_len(const struct be_cmd *cmd, int i)
 	return cmd->argvlen ? cmd->argvlen[i] : strlen(cmd->argv[i]);
 }
 
-bool be_cmd_first_key(const struct be_cmd *cmd, const char **key,
-		      size_t *len)
+bool be_cmd_first_key(const struct be_cmd *cmd, const char **key, size_t *len)
 {
 	static const char *const keyless[] = {
-		"MULTI",    "EXEC",	"DISCARD",  "WAIT",	"PING",
-		"INFO",	    "CONFIG",	"SCRIPT",   "CLUSTER",	"CLIENT",
-		"SCAN",	    "ROLE",	"AUTH",	    "SELECT",	"ASKING",
-		"READONLY", "HELLO",	"TIME",	    "DBSIZE",	"FLUSHDB",
-		"FLUSHALL", "FUNCTION", "COMMAND",  "ACL",	"SLOWLOG",
+		"MULTI",    "EXEC",	"DISCARD",   "WAIT",	  "PING",
+		"INFO",	    "CONFIG",	"SCRIPT",    "CLUSTER",	  "CLIENT",
+		"SCAN",	    "ROLE",	"AUTH",	     "SELECT",	  "ASKING",
+		"READONLY", "HELLO",	"TIME",	     "DBSIZE",	  "FLUSHDB",
+		"FLUSHALL", "FUNCTION", "COMMAND",   "ACL",	  "SLOWLOG",
 		"LATENCY",  "MONITOR",	"SUBSCRIBE", "READWRITE", "ECHO",
 	};
-	static const char *const evals[] = { "EVAL",	"EVALSHA",
-					     "EVAL_RO", "EVALSHA_RO",
-					     "FCALL",	"FCALL_RO" };
+	static const char *const evals[] = {
+		"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"
+	};
 	size_t i, nk;
 	int k = 1;
 	char buf[24];
@@ -278,7 +275,8 @@ static int node_locked(struct be_cluster *cl, const char *host, int port)
 	unsigned int i;
 
 	for (i = 0; i < cl->nnodes; i++)
-		if (cl->nodes[i].port == port && !strcmp(cl->nodes[i].host, host))
+		if (cl->nodes[i].port == port &&
+		    !strcmp(cl->nodes[i].host, host))
 			return (int)i;
 	if (cl->nnodes == BE_CLUSTER_NODES_MAX ||
 	    strlen(host) >= sizeof(cl->nodes[i].host))
@@ -377,8 +375,8 @@ static int apply_map(struct be_cluster *cl, const struct be_slot_map *map)
 
 	pthread_mutex_lock(&cl->lock);
 	for (i = 0; i < map->nnodes; i++) {
-		idx[i] = node_locked(cl, map->nodes[i].host,
-				     map->nodes[i].port);
+		idx[i] =
+			node_locked(cl, map->nodes[i].host, map->nodes[i].port);
 		if (idx[i] < 0) {
 			ret = idx[i];
 			goto out_unlock;
@@ -673,8 +671,7 @@ static bool ends_multi(const struct be_cmd *cmd)
 }
 
 /* Cuts 'cmds' into 'units'; returns how many. */
-static size_t cut_units(const struct be_cmd *cmds, size_t n,
-			struct unit *units)
+static size_t cut_units(const struct be_cmd *cmds, size_t n, struct unit *units)
 {
 	const char *key;
 	size_t i = 0, k, nu = 0, len;
@@ -875,9 +872,8 @@ static bool retryable(int err)
 	return be_conn_err_retryable(err) || err == -EAGAIN;
 }
 
-int be_route_pipeline(struct be_route *rt, const struct be_cmd *cmds,
-		      size_t n, struct redisReply **replies,
-		      unsigned int flags)
+int be_route_pipeline(struct be_route *rt, const struct be_cmd *cmds, size_t n,
+		      struct redisReply **replies, unsigned int flags)
 {
 	bool retry = !(flags & BE_CMD_NORETRY);
 	int64_t deadline = be_mono_ns() + rt->timeout_ns;
@@ -970,7 +966,8 @@ int be_route_pipeline(struct be_route *rt, const struct be_cmd *cmds,
 		backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS
 						       : backoff * 2;
 	}
-	ret = route_error(rt, -ETIMEDOUT, "timed out after %.1f s (last error: %s)",
+	ret = route_error(rt, -ETIMEDOUT,
+			  "timed out after %.1f s (last error: %s)",
 			  (double)rt->timeout_ns / NSEC_PER_SEC, last);
 out_fail:
 	free_replies(replies, n);

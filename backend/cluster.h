@@ -96,8 +96,7 @@ enum be_redirect be_redirect_parse(const char *s, size_t len,
  * keys).  Sets '*key' and '*len' (borrowed from 'cmd') and returns true,
  * or returns false for a keyless command.  Pure.
  */
-bool be_cmd_first_key(const struct be_cmd *cmd, const char **key,
-		      size_t *len);
+bool be_cmd_first_key(const struct be_cmd *cmd, const char **key, size_t *len);
 
 /** A cluster's shared slot map; see the overview. */
 struct be_cluster;
@@ -139,9 +138,8 @@ const char *be_route_errstr(const struct be_route *rt);
  * is left.  'flags' as conn.h's (BE_CMD_NORETRY: one attempt, redirects
  * still followed).
  */
-int be_route_pipeline(struct be_route *rt, const struct be_cmd *cmds,
-		      size_t n, struct redisReply **replies,
-		      unsigned int flags);
+int be_route_pipeline(struct be_route *rt, const struct be_cmd *cmds, size_t n,
+		      struct redisReply **replies, unsigned int flags);
 
 /**
  * Loads the map if it is empty and connects to every master (AUTH and a

@@ -486,9 +486,10 @@ static int parse_cluster(const char *s, struct be_endpoint *ep, char *err,
 			return ret;
 	}
 	if (*end == '/' && end[1])
-		return fail(err, errlen,
-			    "a cluster URL takes no db (a cluster has db 0 only): '%s'",
-			    end);
+		return fail(
+			err, errlen,
+			"a cluster URL takes no db (a cluster has db 0 only): '%s'",
+			end);
 	if (*end && *end != '/')
 		return fail(err, errlen, "trailing junk '%s' after nodes", end);
 	if (end == hp)

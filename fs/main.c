@@ -412,11 +412,19 @@ static int configure(struct fs *fs)
 			return -1;
 		}
 	}
+	/* A tracker subscribes on one server; a cluster has one per slot. */
+	if (fs->ep.cluster && cfg->cache && !strcmp(cfg->cache, "tracking")) {
+		fprintf(stderr,
+			"sessfs: -o cache=tracking is not built for a Redis Cluster (redis-cluster://): mount without it (every lookup asks redis)\n");
+		return -1;
+	}
 	if (configure_sentinel(fs) < 0 || configure_tls(fs) < 0)
 		return -1;
 	if (configure_durability(fs) < 0)
 		return -1;
 	fs->display_url = be_url_display(&fs->ep);
+	/* A cluster keeps no names index (store.h). */
+	fs->sc.cluster = fs->ep.cluster != NULL;
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
 				   : be_host_id_default();
 	fs->sc.host_id = fs->host_id;
