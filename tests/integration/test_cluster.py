@@ -73,6 +73,17 @@ pending = pytest.mark.xfail(
     reason="the redis-cluster:// transport is not built yet (issue 14, "
     "the cluster branch): %s" % CLUSTER_MISSING)
 
+# sessfs refuses -o cache=tracking on a cluster until its tracker
+# subscribes on every master (issue 14: "tracking per node").
+_p = (util.run([str(SESSFS), _URL, "/nonexistent-sessfs-probe", "-o",
+                "cache=tracking"], timeout=30)
+      if CLUSTER_MISSING is None and SESSFS.exists() else None)
+TRACKING_MISSING = (_p.stderr.strip() if _p is not None and "cache=tracking"
+                    in _p.stderr and "not built" in _p.stderr else None)
+# Every mount here chooses its cache: off while tracking is refused, so
+# that SESSFS_TEST_CACHE=tracking (the ASan run) does not refuse them.
+CACHE = "off" if TRACKING_MISSING else (util.TEST_CACHE or "off")
+
 pytestmark = util.fuse_test_marker()
 
 
@@ -96,7 +107,7 @@ def cluster(shared_cluster, request):
 def cluster_opts(ctl=None, durability=None):
     # redis_timeout 8 s: a failover (about 1.5 s) and a slot's move are
     # waited out inside a call, not surfaced.
-    opts = ["allow_other", "redis_timeout=8"]
+    opts = ["allow_other", "redis_timeout=8", "cache=%s" % CACHE]
     if ctl is not None:
         opts.append("ctl_dir=%s" % ctl)
     if durability is not None:
@@ -236,6 +247,9 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
 
 
 @pending
+@pytest.mark.xfail(TRACKING_MISSING is not None, strict=True,
+                   reason="cache=tracking on a cluster: %s"
+                   % TRACKING_MISSING)
 def test_tracking_two_hosts(cluster, tmp, checker):
     """cache=tracking on two mounts of the cluster (hosts a and b), with
     names on every master: b has read each name, a rewrites it, and b
