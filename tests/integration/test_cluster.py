@@ -218,7 +218,7 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         php = make_app("php", sessdir)
         flask = make_app("flask", sessdir, {"SESSION_FILE_THRESHOLD": "0"})
         users = [(app, app.client(), "%s%d" % (app.kind, i))
-                 for app in (php, flask) for i in range(8)]
+                 for app in (php, flask) for i in range(6)]
 
         def session(u):
             app, c, name = u
@@ -343,7 +343,7 @@ def start_load(c, sessdir, make_app, h):
                          "f": (flask, "/incr")})
     h.start()
     load.start()
-    wait_for(lambda: len(h.acks) > 200 and len(load.acks) > 20, 30,
+    wait_for(lambda: len(h.acks) > 100 and len(load.acks) > 20, 30,
              "the first requests")
     return php, flask, load
 
@@ -375,7 +375,7 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
             during = len(h.acks) - n0
             moved = moving & shard_names(c, dst, h.names)
             n = len(h.acks)
-            wait_for(lambda: len(h.acks) > n + 200, 30,
+            wait_for(lambda: len(h.acks) > n + 100, 30,
                      "writes after the reshard")
         finally:
             stop_load(h, load, php, flask)
@@ -487,7 +487,7 @@ def test_failover_under_load(sessdir, checker, make_app, request,
                          "an operation served on the promoted replica")
                 served = h.first_ack_after(t_prom, on_victim)
                 n = len(h.acks)
-                wait_for(lambda: len(h.acks) > n + 200, 30,
+                wait_for(lambda: len(h.acks) > n + 100, 30,
                          "writes after the failover")
             finally:
                 stop_load(h, load, php, flask)
