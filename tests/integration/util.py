@@ -547,7 +547,8 @@ def key_slot(key):
 class ClusterNode(RedisServer):
     """A RedisServer with its cluster bus on a free port of its own
     ("cluster-port"): the default, port + 10000, is past 65535 for a
-    third of the ports free_port() gives, and may be taken."""
+    fifth of the ports free_port() gives (Linux's ephemeral range,
+    32768-60999), and may be taken."""
 
     def _write_conf(self):
         super()._write_conf()
