@@ -22,8 +22,8 @@ real mounts, real PHP (php -S, the files handler) and Flask-Session
   resurrected; the reshard's time; kill -> promotion -> first request
   served on the promoted replica).
 - Every sessfs-migrate command on the cluster (analyze, copy, verify
-  with planted differences, export, backup, restore, cleanup; rollback
-  of a mount).
+  with planted differences, export, backup, restore, cleanup; on a
+  mount: the backfill copy --mount, verify --mount, mode, rollback).
 - A redis-cluster:// URL to a server without cluster mode, or to a
   cluster with uncovered slots: a one-line error at mount and from
   sessfs-migrate.
@@ -607,6 +607,41 @@ def test_migrate_commands(cluster, tmp):
     migrate("cleanup", src, url, "--older-than", "7d", "--yes")
     left = set(os.listdir(src))
     assert {"sess_c01", "sess_c02"} <= left and not untouched & left
+
+
+@pending
+def test_online_copy_verify_mode(cluster, sessdir, checker, tmp):
+    """The online commands on a cluster mount: the backfill (copy
+    --mount) brings the files underneath to every master, verify
+    --mount finds no difference, and the mount moves on to redis-only
+    and serves the sessions from the cluster."""
+    want = {"sess_on%02d" % i: b"on|%d" % i for i in range(40)}
+    now = time.time_ns()
+    for name, body in want.items():
+        p = sessdir / name
+        p.write_bytes(body)
+        p.chmod(0o600)
+        os.chown(p, util.WWW_UID, util.WWW_GID)
+        os.utime(p, ns=(now, now))
+    ctl = tmp / "ctl"
+    opts = cluster_opts(ctl) + ["mode=dual-write"]
+    with mounted(cluster.url(), sessdir, checker, opts=opts) as m:
+        def online(*args, rc=0):
+            return migrate(*args, "--mount", sessdir, "--ctl-dir", ctl,
+                           rc=rc)
+        st = json.loads(online("copy", "--json").stdout)
+        assert st["state"] == "done", st
+        assert st["done"] == st["total"] == len(want), st
+        assert st["errors"] == 0, st
+        assert session_names(cluster) == set(want)
+        assert len(check_placement(cluster, want)) == 3
+        online("verify")
+        online("mode", "redis-only")
+        assert status(ctl, sessdir)["mode"] == "redis-only"
+        for name, body in want.items():
+            assert php_read(m.path(name)) == body
+            assert cluster.client_for(value_key(PREFIX, name)).get(
+                value_key(PREFIX, name)) == body
 
 
 @pending
