@@ -5,21 +5,28 @@ ports, joined by `redis-cli --cluster create`, node timeout 500 ms),
 real mounts, real PHP (php -S, the files handler) and Flask-Session
 (filesystem backend) apps.
 
-- The apps through a mount in each Redis mode: their sessions land on
-  several masters, the value key and the meta key of each in one slot.
+- The apps through a mount in each mode: their sessions land on several
+  masters (in files mode: none in Redis), the value key and the meta key
+  of each in one slot.  cache=tracking on two hosts: each hears of the
+  other's changes on every master.
 - A history check while 2000 slots move (`redis-cli --cluster reshard`)
-  under load, and while a master is killed (kill -9) and its replica
-  promoted: no error reaches the apps; after a reshard no acknowledged
-  write is lost, no read is stale, no delete comes back; after a
-  failover the same holds with durability=replica (docs/DESIGN.md,
-  "Durability": WAIT counts a replica, and Redis promotes the replica
-  with the most data: nothing confirmed is lost), while the default
-  (asynchronous replication) promises no more than service without
-  errors.  Each prints one line of figures (requests, errors, lost,
-  stale, resurrected, recovery time).
-- Every sessfs-migrate command on the cluster, with planted differences.
+  under load: no error reaches the writers or the apps, none is logged
+  (a reshard is routine), no acknowledged write is lost, no read is
+  stale, no delete comes back.  The same while a master is killed (kill
+  -9) and its replica promoted: no error reaches anyone, the shards that
+  stayed up lose nothing, and with durability=replica nothing at all
+  (docs/DESIGN.md, "Durability": every write waits for a replica, and
+  Redis promotes the replica with the most data); the default
+  (asynchronous replication) promises no more for the killed shard.
+  Each prints one line of figures (requests, errors, lost, stale,
+  resurrected; the reshard's time; kill -> promotion -> first request
+  served on the promoted replica).
+- Every sessfs-migrate command on the cluster (analyze, copy, verify
+  with planted differences, export, backup, restore, cleanup; on a
+  mount: the backfill copy --mount, verify --mount, mode, rollback).
 - A redis-cluster:// URL to a server without cluster mode, or to a
-  cluster with uncovered slots: a one-line error at mount.
+  cluster with uncovered slots: a one-line error at mount and from
+  sessfs-migrate.
 
 test_harness checks util.RedisCluster itself, with redis-py's cluster
 client.  Until sessfs takes redis-cluster:// URLs (issue 14's transport,
@@ -42,7 +49,7 @@ from util import (SESSFS, MIGRATE, key_slot, meta_key, migrate, mounted,
 PREFIX = "sessfs:"
 # What the daemon may log while a master is killed or slots move.
 CLUSTER_LOG = (modeutil.OUTAGE_LOG +
-               r"|cluster|moved|ask|slot|tryagain|clusterdown|failover")
+               r"|cluster|moved|\bask\b|slot|tryagain|clusterdown|failover")
 
 
 def _refusal(cmd):
@@ -65,6 +72,17 @@ pending = pytest.mark.xfail(
     CLUSTER_MISSING is not None, strict=True,
     reason="the redis-cluster:// transport is not built yet (issue 14, "
     "the cluster branch): %s" % CLUSTER_MISSING)
+
+# sessfs refuses -o cache=tracking on a cluster until its tracker
+# subscribes on every master (issue 14: "tracking per node").
+_p = (util.run([str(SESSFS), _URL, "/nonexistent-sessfs-probe", "-o",
+                "cache=tracking"], timeout=30)
+      if CLUSTER_MISSING is None and SESSFS.exists() else None)
+TRACKING_MISSING = (_p.stderr.strip() if _p is not None and "cache=tracking"
+                    in _p.stderr and "not built" in _p.stderr else None)
+# Every mount here chooses its cache: off while tracking is refused, so
+# that SESSFS_TEST_CACHE=tracking (the ASan run) does not refuse them.
+CACHE = "off" if TRACKING_MISSING else (util.TEST_CACHE or "off")
 
 pytestmark = util.fuse_test_marker()
 
@@ -89,7 +107,7 @@ def cluster(shared_cluster, request):
 def cluster_opts(ctl=None, durability=None):
     # redis_timeout 8 s: a failover (about 1.5 s) and a slot's move are
     # waited out inside a call, not surfaced.
-    opts = ["allow_other", "redis_timeout=8"]
+    opts = ["allow_other", "redis_timeout=8", "cache=%s" % CACHE]
     if ctl is not None:
         opts.append("ctl_dir=%s" % ctl)
     if durability is not None:
@@ -200,7 +218,7 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         php = make_app("php", sessdir)
         flask = make_app("flask", sessdir, {"SESSION_FILE_THRESHOLD": "0"})
         users = [(app, app.client(), "%s%d" % (app.kind, i))
-                 for app in (php, flask) for i in range(8)]
+                 for app in (php, flask) for i in range(6)]
 
         def session(u):
             app, c, name = u
@@ -229,6 +247,9 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
 
 
 @pending
+@pytest.mark.xfail(TRACKING_MISSING is not None, strict=True,
+                   reason="cache=tracking on a cluster: %s"
+                   % TRACKING_MISSING)
 def test_tracking_two_hosts(cluster, tmp, checker):
     """cache=tracking on two mounts of the cluster (hosts a and b), with
     names on every master: b has read each name, a rewrites it, and b
@@ -322,7 +343,7 @@ def start_load(c, sessdir, make_app, h):
                          "f": (flask, "/incr")})
     h.start()
     load.start()
-    wait_for(lambda: len(h.acks) > 200 and len(load.acks) > 20, 30,
+    wait_for(lambda: len(h.acks) > 100 and len(load.acks) > 20, 30,
              "the first requests")
     return php, flask, load
 
@@ -340,7 +361,6 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
     writers (through the mount) and the real apps run: nothing fails,
     nothing acknowledged is lost or read stale, no delete comes back."""
     c = redis_cluster
-    checker.register_output(CLUSTER_LOG)
     with mounted(c.url(), sessdir, checker, opts=cluster_opts()):
         h = util.History(sessdir, n=200, writers=4, prefix=PREFIX)
         php, flask, load = start_load(c, sessdir, make_app, h)
@@ -355,7 +375,7 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
             during = len(h.acks) - n0
             moved = moving & shard_names(c, dst, h.names)
             n = len(h.acks)
-            wait_for(lambda: len(h.acks) > n + 200, 30,
+            wait_for(lambda: len(h.acks) > n + 100, 30,
                      "writes after the reshard")
         finally:
             stop_load(h, load, php, flask)
@@ -371,6 +391,73 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
         assert h.resurrected_seen == 0
         assert load.lost == 0 and load.stale == 0
         assert load.lost_sessions == 0
+
+
+@pending
+def test_slots_moved_key_by_key(cluster, sessdir, checker):
+    """The slots of six sessions move by hand, one key at a time, while
+    PHP-style writers run: each session is written right after the
+    first of its two keys moved (its value and meta key on two nodes:
+    TRYAGAIN, ASK) and that write must succeed with the slot's move,
+    as must every writer's; nothing is lost, stale or resurrected, and
+    nothing is logged."""
+    c = cluster
+    with mounted(c.url(), sessdir, checker, opts=cluster_opts()) as m:
+        h = util.History(sessdir, n=60, writers=4, prefix=PREFIX)
+        h.start()
+        try:
+            wait_for(lambda: len(h.acks) > 100, 30, "the first writes")
+            src, dst = c.masters()[:2]
+            owner = c.slot_map()
+            hand, slots = [], set()
+            i = 0
+            while len(hand) < 6:
+                name = "sess_hand%04d" % i
+                i += 1
+                slot = key_slot(value_key(PREFIX, name))
+                if owner[slot] is src and slot not in slots:
+                    hand.append(name)
+                    slots.add(slot)
+            for name in hand:
+                php_write(m.path(name), b"hand|0")
+            before = c.error_counts("ASK", "TRYAGAIN", "MOVED")
+            ops = []
+            for k, name in enumerate(hand):
+                def between(key, name=name, k=k):
+                    if len(ops) == k:  # after the first key only
+                        ops.append(util.Op(lambda: php_write(
+                            m.path(name), b"hand|%d" % (k + 1))))
+                        ops[-1].start()
+                        # Let the write meet the half-moved slot.
+                        time.sleep(0.3)
+                c.move_slot(key_slot(value_key(PREFIX, name)), dst, between)
+            for op in ops:
+                op.join(30 * util.SLOW)
+            after = c.error_counts("ASK", "TRYAGAIN", "MOVED")
+            n = len(h.acks)
+            wait_for(lambda: len(h.acks) > n + 100, 30,
+                     "writes after the moves")
+        finally:
+            h.finish()
+        h.final = h.check(c.cluster_client())
+        seen = {k: after[k] - before[k] for k in after}
+        print("\nslots moved key by key: %d mount ops, errors %d, lost %d, "
+              "stale %d, resurrected %d; replies during the moves %s; "
+              "the writes into half-moved slots took %s s"
+              % (len(h.acks) + len(h.errors), len(h.errors), h.final[0],
+                 h.lost_seen, h.resurrected_seen + h.final[1],
+                 json.dumps(seen),
+                 [round(op.took, 2) for op in ops if op.took is not None]))
+        assert len(ops) == len(hand)
+        for op in ops:
+            assert not op.is_alive() and op.error is None, op.error
+        assert seen["ASK"] + seen["TRYAGAIN"] > 0, seen
+        for k, name in enumerate(hand):
+            assert php_read(m.path(name)) == b"hand|%d" % (k + 1), name
+        assert len(check_placement(c, hand)) == 1
+        assert h.errors == [], h.errors[:5]
+        assert h.lost_seen == 0 and h.final == (0, 0)
+        assert h.resurrected_seen == 0
 
 
 @pending
@@ -400,7 +487,7 @@ def test_failover_under_load(sessdir, checker, make_app, request,
                          "an operation served on the promoted replica")
                 served = h.first_ack_after(t_prom, on_victim)
                 n = len(h.acks)
-                wait_for(lambda: len(h.acks) > n + 200, 30,
+                wait_for(lambda: len(h.acks) > n + 100, 30,
                          "writes after the failover")
             finally:
                 stop_load(h, load, php, flask)
@@ -520,6 +607,41 @@ def test_migrate_commands(cluster, tmp):
     migrate("cleanup", src, url, "--older-than", "7d", "--yes")
     left = set(os.listdir(src))
     assert {"sess_c01", "sess_c02"} <= left and not untouched & left
+
+
+@pending
+def test_online_copy_verify_mode(cluster, sessdir, checker, tmp):
+    """The online commands on a cluster mount: the backfill (copy
+    --mount) brings the files underneath to every master, verify
+    --mount finds no difference, and the mount moves on to redis-only
+    and serves the sessions from the cluster."""
+    want = {"sess_on%02d" % i: b"on|%d" % i for i in range(40)}
+    now = time.time_ns()
+    for name, body in want.items():
+        p = sessdir / name
+        p.write_bytes(body)
+        p.chmod(0o600)
+        os.chown(p, util.WWW_UID, util.WWW_GID)
+        os.utime(p, ns=(now, now))
+    ctl = tmp / "ctl"
+    opts = cluster_opts(ctl) + ["mode=dual-write"]
+    with mounted(cluster.url(), sessdir, checker, opts=opts) as m:
+        def online(*args, rc=0):
+            return migrate(*args, "--mount", sessdir, "--ctl-dir", ctl,
+                           rc=rc)
+        st = json.loads(online("copy", "--json").stdout)
+        assert st["state"] == "done", st
+        assert st["done"] == st["total"] == len(want), st
+        assert st["errors"] == 0, st
+        assert session_names(cluster) == set(want)
+        assert len(check_placement(cluster, want)) == 3
+        online("verify")
+        online("mode", "redis-only")
+        assert status(ctl, sessdir)["mode"] == "redis-only"
+        for name, body in want.items():
+            assert php_read(m.path(name)) == body
+            assert cluster.client_for(value_key(PREFIX, name)).get(
+                value_key(PREFIX, name)) == body
 
 
 @pending

@@ -544,6 +544,18 @@ def key_slot(key):
     return crc16_xmodem(key) % 16384
 
 
+class ClusterNode(RedisServer):
+    """A RedisServer with its cluster bus on a free port of its own
+    ("cluster-port"): the default, port + 10000, is past 65535 for a
+    fifth of the ports free_port() gives (Linux's ephemeral range,
+    32768-60999), and may be taken."""
+
+    def _write_conf(self):
+        super()._write_conf()
+        with open(self.conf, "a") as f:
+            f.write("cluster-port %d\n" % free_port())
+
+
 class RedisCluster:
     """A Redis Cluster of 'masters' masters with 'replicas' replicas each,
     every node a RedisServer (its own port, unix socket, dir and log),
@@ -565,7 +577,7 @@ class RedisCluster:
                 "cluster-replica-validity-factor 0",
                 "cluster-require-full-coverage yes",
                 "repl-diskless-sync-delay 0"] + list(extra)
-        self.servers = [RedisServer(self.root / ("n%d" % i), aof=aof,
+        self.servers = [ClusterNode(self.root / ("n%d" % i), aof=aof,
                                     extra=conf)
                         for i in range(masters * (1 + replicas))]
         self.dead = []
@@ -751,6 +763,49 @@ class RedisCluster:
                                       "%d\n%s" % (proc.returncode,
                                                   out[-3000:]))
         self.wait_ok()
+        return out
+
+    def move_slot(self, slot, dst, between=None):
+        """Moves 'slot' to master 'dst' by hand, one key at a time, as
+        redis-cli does but with the timing ours: CLUSTER SETSLOT IMPORTING
+        on 'dst', MIGRATING on the owner, MIGRATE of each key (never
+        REPLACE: a key on both sides is an error), then SETSLOT NODE on
+        'dst', the old owner and the other masters.  between(key) runs
+        after each key's move: the slot is half moved then (ASK for a
+        moved key, TRYAGAIN for one command on keys of both sides)."""
+        src = self.slot_owner(slot)
+        assert src is not dst, "slot %d is on %r already" % (slot, dst)
+        did = self.node_id(dst)
+        s, d = src.client(), dst.client()
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                          self.node_id(src))
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
+        while True:
+            keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)
+            if not keys:
+                break
+            s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0,
+                              int(10000 * SLOW), "KEYS", keys[0])
+            if between is not None:
+                between(keys[0])
+        rest = [m for m in self.masters() if m not in (src, dst)]
+        for m in [dst, src] + rest:
+            m.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+                                       did)
+
+    def error_counts(self, *kinds):
+        """{kind: how many replies of that error (ASK, MOVED, TRYAGAIN...)
+        the live nodes have sent so far} (INFO errorstats)."""
+        out = dict.fromkeys(kinds, 0)
+        for s in self.live():
+            for k, v in s.client().info("errorstats").items():
+                kind = k[len("errorstat_"):]
+                if kind in out:
+                    if isinstance(v, dict):
+                        v = v["count"]
+                    else:
+                        v = int(str(v).split("=")[1])
+                    out[kind] += int(v)
         return out
 
     def kill_master(self, i, timeout=30):
