@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,6 +22,7 @@
 #include "conn.h"
 #include "conn_i.h"
 #include "layout.h"
+#include "track.h"
 #include "util.h"
 
 #define NSEC_PER_SEC	 1000000000LL
@@ -243,6 +245,10 @@ struct be_cluster {
 	} nodes[BE_CLUSTER_NODES_MAX];
 	uint16_t slot[BE_CLUSTER_SLOTS]; /* node index or BE_SLOT_NONE */
 	bool loaded; /* a CLUSTER SLOTS reply was applied */
+	/* masters(): valid until the slot table changes */
+	bool masters_valid;
+	unsigned int nmasters;
+	uint16_t master_nodes[BE_CLUSTER_NODES_MAX];
 	int64_t refreshed_ns; /* when the last refresh ended */
 	uint64_t refreshes;
 };
@@ -356,14 +362,41 @@ static unsigned int masters(struct be_cluster *cl,
 	unsigned int s, i, n = 0;
 
 	pthread_mutex_lock(&cl->lock);
-	for (s = 0; s < BE_CLUSTER_SLOTS; s++)
-		if (cl->slot[s] != BE_SLOT_NONE)
-			is[cl->slot[s]] = true;
-	for (i = 0; i < cl->nnodes; i++)
-		if (is[i])
-			out[n++] = (uint16_t)i;
+	if (!cl->masters_valid) {
+		for (s = 0; s < BE_CLUSTER_SLOTS; s++)
+			if (cl->slot[s] != BE_SLOT_NONE)
+				is[cl->slot[s]] = true;
+		for (i = 0; i < cl->nnodes; i++)
+			if (is[i])
+				cl->master_nodes[n++] = (uint16_t)i;
+		cl->nmasters = n;
+		cl->masters_valid = true;
+	}
+	n = cl->nmasters;
+	memcpy(out, cl->master_nodes, n * sizeof(*out));
 	pthread_mutex_unlock(&cl->lock);
 	return n;
+}
+
+unsigned int be_cluster_masters(struct be_cluster *cl,
+				uint16_t out[BE_CLUSTER_NODES_MAX])
+{
+	return masters(cl, out);
+}
+
+int be_cluster_node(struct be_cluster *cl, unsigned int i, char *host,
+		    size_t len, int *port)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&cl->lock);
+	if (i < cl->nnodes) {
+		snprintf(host, len, "%s", cl->nodes[i].host);
+		*port = cl->nodes[i].port;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return ret;
 }
 
 /* Replaces cl's slot table with 'map' (nodes added as needed). */
@@ -387,6 +420,7 @@ static int apply_map(struct be_cluster *cl, const struct be_slot_map *map)
 				      ? BE_SLOT_NONE
 				      : (uint16_t)idx[map->slot[i]];
 	cl->loaded = true;
+	cl->masters_valid = false;
 	cl->refreshes++;
 out_unlock:
 	pthread_mutex_unlock(&cl->lock);
@@ -401,6 +435,7 @@ struct be_route {
 	double timeout;
 	int64_t timeout_ns;
 	struct be_conn *links[BE_CLUSTER_NODES_MAX]; /* by node index */
+	struct be_tracker *tracker; /* the parent (track.h), or NULL */
 	int last_node; /* the node the last call used, -1 for none */
 	char errstr[ERRSTR_MAX];
 };
@@ -462,6 +497,36 @@ void be_route_close(struct be_route *rt)
 			be_conn_close(rt->links[i]);
 }
 
+void be_route_set_tracker(struct be_route *rt, struct be_tracker *t)
+{
+	unsigned int i;
+
+	rt->tracker = t;
+	for (i = 0; i < BE_CLUSTER_NODES_MAX; i++)
+		if (rt->links[i])
+			be_conn_set_tracker(rt->links[i],
+					    t ? be_tracker_node(t, i) : NULL);
+}
+
+unsigned int be_route_sweep(struct be_route *rt)
+{
+	struct pollfd pfd;
+	unsigned int i, closed = 0;
+
+	/* An idle link has nothing to read: anything is the server closing. */
+	for (i = 0; i < BE_CLUSTER_NODES_MAX; i++) {
+		if (!rt->links[i] || be_conn_fd(rt->links[i]) < 0)
+			continue;
+		pfd = (struct pollfd){ .fd = be_conn_fd(rt->links[i]),
+				       .events = POLLIN };
+		if (poll(&pfd, 1, 0) > 0) {
+			be_conn_close(rt->links[i]);
+			closed++;
+		}
+	}
+	return closed;
+}
+
 const char *be_route_errstr(const struct be_route *rt)
 {
 	return rt->errstr;
@@ -506,6 +571,9 @@ static struct be_conn *link_to(struct be_route *rt, unsigned int i)
 	rt->ep.host = host;
 	rt->links[i] = be_conn_new(&rt->ep, rt->timeout);
 	rt->ep.host = NULL;
+	if (rt->links[i] && rt->tracker)
+		be_conn_set_tracker(rt->links[i],
+				    be_tracker_node(rt->tracker, i));
 	return rt->links[i];
 }
 
@@ -628,8 +696,10 @@ static int moved(struct be_route *rt, unsigned int s, const char *host,
 
 	pthread_mutex_lock(&rt->cl->lock);
 	i = node_locked(rt->cl, host, port);
-	if (i >= 0)
+	if (i >= 0 && rt->cl->slot[s] != i) {
 		rt->cl->slot[s] = (uint16_t)i;
+		rt->cl->masters_valid = false;
+	}
 	pthread_mutex_unlock(&rt->cl->lock);
 	return i;
 }

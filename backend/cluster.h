@@ -115,6 +115,20 @@ const char *be_cluster_seed_host(const struct be_cluster *cl, size_t i);
 int be_cluster_seed_port(const struct be_cluster *cl, size_t i);
 /** The number of times the map was refreshed (tests, metrics). */
 uint64_t be_cluster_refreshes(struct be_cluster *cl);
+/**
+ * The node indexes of the masters (the nodes that serve a slot) in node
+ * order into 'out'; returns how many (0 before the map is loaded).
+ */
+unsigned int be_cluster_masters(struct be_cluster *cl,
+				uint16_t out[BE_CLUSTER_NODES_MAX]);
+/**
+ * The address of node 'i' into 'host' ('len' bytes) and '*port'.  0, or
+ * -ENOENT for a node the map never had.
+ */
+int be_cluster_node(struct be_cluster *cl, unsigned int i, char *host,
+		    size_t len, int *port);
+
+struct be_tracker;
 
 /** One connection's links to the nodes of a cluster; see the overview. */
 struct be_route;
@@ -128,6 +142,17 @@ struct be_route *be_route_new(const struct be_endpoint *ep, double timeout);
 void be_route_free(struct be_route *rt);
 /** Closes every link (the next call reconnects). */
 void be_route_close(struct be_route *rt);
+/**
+ * Makes every link, made and to be made, redirect its CLIENT TRACKING to
+ * the tracker of its node (be_tracker_node() of the parent 't'); NULL
+ * for none.  Called by the pool under its lock.
+ */
+void be_route_set_tracker(struct be_route *rt, struct be_tracker *t);
+/**
+ * Closes the idle links the server has closed (or that have anything to
+ * read); returns how many (pool.h's be_pool_sweep()).
+ */
+unsigned int be_route_sweep(struct be_route *rt);
 /** The reason of the last failure ("" when none).  Borrowed. */
 const char *be_route_errstr(const struct be_route *rt);
 

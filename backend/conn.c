@@ -1164,4 +1164,11 @@ void be_conn_set_slot(struct be_conn *c, unsigned int slot)
 void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t)
 {
 	c->tracker = t;
+	if (c->route)
+		be_route_set_tracker(c->route, t);
+}
+
+unsigned int be_conn_sweep_links(struct be_conn *c)
+{
+	return c->route ? be_route_sweep(c->route) : 0;
 }

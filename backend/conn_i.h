@@ -24,6 +24,12 @@ void be_conn_set_slot(struct be_conn *c, unsigned int slot);
  */
 void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t);
 
+/**
+ * Over a cluster: closes the idle links of 'c' the server closed, and
+ * returns how many (0 for any other connection).  Only its pool, with
+ * 'c' not lent.
+ */
+unsigned int be_conn_sweep_links(struct be_conn *c);
 /** How many times 'c' connected (cluster.c: a node's server may be new). */
 uint64_t be_conn_connects(const struct be_conn *c);
 /** Whether the transport error 'err' is one a fresh connection may cure. */

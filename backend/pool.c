@@ -176,6 +176,10 @@ unsigned int be_pool_sweep(struct be_pool *p)
 	for (i = 0; i < p->max && n < 64; i++) {
 		struct be_conn *c = p->conns[i];
 
+		if (c && !p->lent[i] && be_conn_is_cluster(c)) {
+			closed += be_conn_sweep_links(c);
+			continue;
+		}
 		if (!c || p->lent[i] || be_conn_fd(c) < 0)
 			continue;
 		if (be_conn_stale(c)) {

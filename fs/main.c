@@ -125,6 +125,10 @@ static void usage(const char *prog)
 	       "    rediss-sentinel://...  the same over TLS (sentinels and\n"
 	       "                           master; each verified by its own\n"
 	       "                           address unless tls_server_name)\n"
+	       "    redis-cluster://[user:password@]host[:port][,host[:port]...]\n"
+	       "                           a Redis Cluster from these seed\n"
+	       "                           nodes (port 6379); db 0 only\n"
+	       "    rediss-cluster://...   the same over TLS to every node\n"
 	       "\n"
 	       "options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -411,12 +415,6 @@ static int configure(struct fs *fs)
 			fprintf(stderr, "sessfs: %s\n", err);
 			return -1;
 		}
-	}
-	/* A tracker subscribes on one server; a cluster has one per slot. */
-	if (fs->ep.cluster && cfg->cache && !strcmp(cfg->cache, "tracking")) {
-		fprintf(stderr,
-			"sessfs: -o cache=tracking is not built for a Redis Cluster (redis-cluster://): mount without it (every lookup asks redis)\n");
-		return -1;
 	}
 	if (configure_sentinel(fs) < 0 || configure_tls(fs) < 0)
 		return -1;
