@@ -206,13 +206,12 @@ def test_harness(redis_cluster):
 # ------------------------------------------------------------ real apps
 
 @pending
-@pending
 @pytest.mark.parametrize("mode", modeutil.mode_params())
 def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
     """PHP and Flask users log in and count through a mount on the
-    cluster: every count is right; but in mode files (where the
+    cluster: every count is right.  In every mode but files (where the
     sessions stay files) the sessions are spread over the masters, each
-    session's two keys share a slot and a master."""
+    session's two keys in one slot on one master."""
     opts = cluster_opts() + ["mode=%s" % mode]
     with mounted(cluster.url(), sessdir, checker, opts=opts):
         php = make_app("php", sessdir)
