@@ -351,15 +351,22 @@ def figures(what, h, load, extra):
                resurrected, load.lost_sessions, extra))
 
 
-def start_load(c, sessdir, make_app, h):
+def start_load(sessdir, make_app, h):
+    """The writers of 'h' and two clients of each app (PHP, Flask) on
+    'sessdir', once they have been served; all stopped if they are not
+    (their threads would go on against whatever is left)."""
     php = make_app("php", sessdir)
     flask = make_app("flask", sessdir, {"SESSION_FILE_THRESHOLD": "0"})
     load = util.AppLoad({"p": (php, "/incr_checked"),
                          "f": (flask, "/incr")})
     h.start()
     load.start()
-    wait_for(lambda: len(h.acks) > 100 and len(load.acks) > 20, 30,
-             "the first requests")
+    try:
+        wait_for(lambda: len(h.acks) > 100 and len(load.acks) > 20, 30,
+                 "the first requests")
+    except BaseException:
+        stop_load(h, load, php, flask)
+        raise
     return php, flask, load
 
 
@@ -378,7 +385,7 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
     c = redis_cluster
     with mounted(c.url(), sessdir, checker, opts=cluster_opts()):
         h = util.History(sessdir, n=200, writers=4, prefix=PREFIX)
-        php, flask, load = start_load(c, sessdir, make_app, h)
+        php, flask, load = start_load(sessdir, make_app, h)
         try:
             src, dst = c.masters()[:2]
             moving = shard_names(c, src, h.names)
@@ -493,7 +500,7 @@ def test_failover_under_load(sessdir, checker, make_app, request,
         opts = cluster_opts(ctl, durability=durability)
         with mounted(c.url(), sessdir, checker, opts=opts):
             h = util.History(sessdir, n=60, writers=4, prefix=PREFIX)
-            php, flask, load = start_load(c, sessdir, make_app, h)
+            php, flask, load = start_load(sessdir, make_app, h)
             try:
                 victim = c.masters()[0]
                 on_victim = shard_names(c, victim, h.names)
