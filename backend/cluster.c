@@ -898,6 +898,9 @@ static int send_node(struct be_route *rt, int node, const struct be_cmd *cmds,
 		node_name(rt, (unsigned int)node, where, sizeof(where));
 		route_error(rt, ret, "%s: %s", where,
 			    be_conn_errstr(rt->links[node]));
+		/* Keyless commands go elsewhere until this node answers. */
+		if (rt->last_node == node)
+			rt->last_node = -1;
 		goto out_free;
 	}
 	for (pos = 0, k = 0; k < nu; k++) {
