@@ -6,7 +6,7 @@
  * and SELECT after connecting, pipelines written in one go, and retries on
  * a fresh connection with backoff while the call's budget lasts.  hiredis
  * only formats commands and parses replies; it never touches a socket.
- * Also the pool that lends connections to threads.
+ * The pool that lends connections to threads is pool.c.
  */
 #include <assert.h>
 #include <errno.h>
@@ -30,6 +30,8 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "cluster.h"
+#include "conn_i.h"
 #include "resp.h"
 #include "sentinel.h"
 #include "tls.h"
@@ -68,6 +70,10 @@ struct be_conn {
 	uint64_t master_gen;
 	bool fallback;
 	unsigned int marks; /* be_conn_mark(), since the last connect */
+	uint64_t connects; /* how many times it connected */
+	/* redis-cluster://: the router every call goes through, else NULL. */
+	struct be_route *route;
+	uint64_t route_connects; /* be_route_connects() when marks were kept */
 };
 
 static int set_error(struct be_conn *c, int err, const char *fmt, ...)
@@ -132,6 +138,8 @@ static int wait_fd(int fd, short events, int64_t deadline)
 
 void be_conn_close(struct be_conn *c)
 {
+	if (c->route)
+		be_route_close(c->route);
 	be_tls_conn_free(c->tls);
 	c->tls = NULL;
 	if (c->fd >= 0)
@@ -154,6 +162,13 @@ struct be_conn *be_conn_new(const struct be_endpoint *ep, double timeout)
 	}
 	c->timeout_ns = timeout > 0 ? (int64_t)(timeout * NSEC_PER_SEC) : 0;
 	c->fd = -1;
+	if (ep->cluster) {
+		c->route = be_route_new(ep, timeout);
+		if (!c->route) {
+			be_conn_free(c);
+			return NULL;
+		}
+	}
 	return c;
 }
 
@@ -162,12 +177,15 @@ void be_conn_free(struct be_conn *c)
 	if (!c)
 		return;
 	be_conn_close(c);
+	be_route_free(c->route);
 	be_endpoint_release(&c->ep);
 	free(c);
 }
 
 const char *be_conn_errstr(const struct be_conn *c)
 {
+	if (c->route)
+		return be_route_errstr(c->route);
 	return c->errstr;
 }
 
@@ -558,7 +576,7 @@ static bool is_maxclients_reply(const redisReply *r)
  * also a full server's greeting.  The whole first word must match
  * (BUSYKEY is a real error).
  */
-static bool is_transient_reply(const redisReply *r)
+bool be_reply_is_transient(const redisReply *r)
 {
 	static const char *const words[] = { "LOADING", "BUSY", "TRYAGAIN",
 					     "MASTERDOWN" };
@@ -806,6 +824,7 @@ static int ensure_connected(struct be_conn *c, int64_t deadline)
 	if (c->tracker && c->connected_before)
 		be_tracker_lost(c->tracker);
 	c->connected_before = true;
+	c->connects++;
 	return 0;
 }
 
@@ -819,6 +838,8 @@ int be_conn_connect(struct be_conn *c)
 	char *buf;
 	int ret;
 
+	if (c->route)
+		return be_route_connect(c->route);
 	if (c->fd >= 0)
 		return 0;
 	c->errstr[0] = '\0';
@@ -849,8 +870,7 @@ int be_conn_connect(struct be_conn *c)
 	return ret;
 }
 
-/* Transport errors that a fresh connection may cure. */
-static bool is_retryable(int err)
+bool be_conn_err_retryable(int err)
 {
 	switch (-err) {
 	case ECONNREFUSED:
@@ -892,7 +912,7 @@ static int attempt(struct be_conn *c, const char *buf, size_t len, size_t n,
 		return 0;
 	for (i = 0; i < n; i++) {
 		/* Sentinel: a demoted master; the retry resolves again. */
-		if (is_transient_reply(replies[i]) ||
+		if (be_reply_is_transient(replies[i]) ||
 		    (c->ep.sentinel &&
 		     error_starts_with(replies[i], "READONLY"))) {
 			reply_error(c, -EAGAIN, replies[i]);
@@ -946,7 +966,7 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 		ret = attempt(c, buf, len, n, replies, deadline, retry);
 		if (ret == 0)
 			return 0;
-		if (!retry || !is_retryable(ret))
+		if (!retry || !be_conn_err_retryable(ret))
 			return ret;
 		/* The attempt cut short by the deadline says less. */
 		if (ret != -ETIMEDOUT || !last[0])
@@ -962,6 +982,26 @@ static int run(struct be_conn *c, const char *buf, size_t len, size_t n,
 			 (double)c->timeout_ns / NSEC_PER_SEC, last);
 }
 
+/*
+ * A pipeline over a cluster: the router's, with the marks kept while no
+ * node was connected again (a new server may lack the scripts they say).
+ */
+static int route_pipeline(struct be_conn *c, const struct be_cmd *cmds,
+			  size_t n, struct redisReply **replies,
+			  unsigned int flags)
+{
+	int ret;
+
+	if (be_route_connects(c->route) != c->route_connects)
+		c->marks = 0;
+	ret = be_route_pipeline(c->route, cmds, n, replies, flags);
+	if (be_route_connects(c->route) != c->route_connects) {
+		c->marks = 0;
+		c->route_connects = be_route_connects(c->route);
+	}
+	return ret;
+}
+
 int be_conn_pipeline(struct be_conn *c, const struct be_cmd *cmds, size_t n,
 		     struct redisReply **replies, unsigned int flags)
 {
@@ -974,6 +1014,8 @@ int be_conn_pipeline(struct be_conn *c, const struct be_cmd *cmds, size_t n,
 		replies[i] = NULL;
 	if (!n)
 		return 0;
+	if (c->route)
+		return route_pipeline(c, cmds, n, replies, flags);
 	if (format_commands(cmds, n, &buf, &len) < 0)
 		return set_error(c, -ENOMEM, "out of memory");
 	ret = run(c, buf, len, n, replies, flags);
@@ -1000,6 +1042,8 @@ int be_conn_send(struct be_conn *c, int argc, const char **argv,
 	char *buf;
 	int ret;
 
+	if (c->route)
+		return set_error(c, -EOPNOTSUPP, "not over a cluster");
 	c->errstr[0] = '\0';
 	ret = ensure_connected(c, deadline);
 	if (ret < 0)
@@ -1054,196 +1098,77 @@ bool be_conn_tls_resumed(const struct be_conn *c)
 	return c->tls && be_tls_resumed(c->tls);
 }
 
+bool be_conn_is_cluster(const struct be_conn *c)
+{
+	return c->route != NULL;
+}
+
+int be_conn_masters(struct be_conn *c, unsigned int *n)
+{
+	if (!c->route) {
+		*n = 1;
+		return 0;
+	}
+	return be_route_masters(c->route, n);
+}
+
+int be_conn_pipeline_at(struct be_conn *c, unsigned int i,
+			const struct be_cmd *cmds, size_t n,
+			struct redisReply **replies, unsigned int flags,
+			char *where, size_t wherelen)
+{
+	size_t k;
+
+	if (c->route)
+		return be_route_pipeline_at(c->route, i, cmds, n, replies,
+					    flags, where, wherelen);
+	for (k = 0; k < n; k++)
+		replies[k] = NULL;
+	if (i != 0)
+		return set_error(c, -ESTALE, "one server only");
+	if (where)
+		snprintf(where, wherelen, "%s", c->ep.host ? c->ep.host : "");
+	return be_conn_pipeline(c, cmds, n, replies, flags);
+}
+
+int be_conn_command_at(struct be_conn *c, unsigned int i,
+		       struct redisReply **reply, int argc, const char **argv,
+		       const size_t *argvlen, unsigned int flags)
+{
+	struct be_cmd cmd = { argc, argv, argvlen };
+
+	return be_conn_pipeline_at(c, i, &cmd, 1, reply, flags, NULL, 0);
+}
+
+uint64_t be_conn_connects(const struct be_conn *c)
+{
+	return c->connects;
+}
+
 bool be_conn_stale(const struct be_conn *c)
 {
 	return c->ep.sentinel && c->fd >= 0 &&
 	       c->master_gen != be_sentinel_gen(c->ep.sentinel);
 }
 
-/*
- * Connections live in slots, made when first lent: be_pool_get_at() lends
- * its slot's connection when free, else any free one, as be_pool_get().
- */
-struct be_pool {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct be_endpoint ep;
-	double timeout;
-	unsigned int max;
-	struct be_tracker *tracker;
-	struct be_conn **conns; /* [max], NULL until first lent */
-	bool *lent; /* [max] */
-	unsigned int next; /* where be_pool_get() starts looking */
-};
-
-struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
-			    unsigned int max)
+unsigned int be_conn_slot(const struct be_conn *c)
 {
-	struct be_pool *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return NULL;
-	p->max = max ? max : 1;
-	p->timeout = timeout;
-	p->conns = calloc(p->max, sizeof(*p->conns));
-	p->lent = calloc(p->max, sizeof(*p->lent));
-	if (!p->conns || !p->lent)
-		goto out_free;
-	if (be_endpoint_copy(&p->ep, ep) < 0)
-		goto out_free;
-	if (pthread_mutex_init(&p->lock, NULL))
-		goto out_release;
-	if (pthread_cond_init(&p->cond, NULL))
-		goto out_destroy_lock;
-	return p;
-out_destroy_lock:
-	pthread_mutex_destroy(&p->lock);
-out_release:
-	be_endpoint_release(&p->ep);
-out_free:
-	free(p->lent);
-	free(p->conns);
-	free(p);
-	return NULL;
+	return c->slot;
 }
 
-void be_pool_free(struct be_pool *p)
+void be_conn_set_slot(struct be_conn *c, unsigned int slot)
 {
-	unsigned int i;
-
-	if (!p)
-		return;
-	for (i = 0; i < p->max; i++)
-		be_conn_free(p->conns[i]);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
-	be_endpoint_release(&p->ep);
-	free(p->lent);
-	free(p->conns);
-	free(p);
+	c->slot = slot;
 }
 
-void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t)
+void be_conn_set_tracker(struct be_conn *c, struct be_tracker *t)
 {
-	unsigned int i;
-
-	pthread_mutex_lock(&p->lock);
-	p->tracker = t;
-	for (i = 0; i < p->max; i++)
-		if (p->conns[i])
-			p->conns[i]->tracker = t;
-	pthread_mutex_unlock(&p->lock);
+	c->tracker = t;
+	if (c->route)
+		be_route_set_tracker(c->route, t);
 }
 
-unsigned int be_pool_size(const struct be_pool *p)
+unsigned int be_conn_sweep_links(struct be_conn *c)
 {
-	return p->max;
-}
-
-/* Lends slot 'i' (free, under p->lock), making its connection. */
-static struct be_conn *lend(struct be_pool *p, unsigned int i)
-{
-	struct be_conn *c = p->conns[i];
-
-	if (!c) {
-		/* be_conn_new() does not connect: cheap under the lock. */
-		c = be_conn_new(&p->ep, p->timeout);
-		if (!c)
-			return NULL;
-		c->slot = i;
-		c->tracker = p->tracker;
-		p->conns[i] = c;
-	}
-	p->lent[i] = true;
-	return c;
-}
-
-/* Lends slot 'i' if free, else the first free one after the last lent. */
-static struct be_conn *get_locked(struct be_pool *p, unsigned int i)
-{
-	unsigned int k;
-
-	if (i < p->max && !p->lent[i])
-		return lend(p, i);
-	for (;;) {
-		for (k = 0; k < p->max; k++) {
-			i = (p->next + k) % p->max;
-			if (!p->lent[i])
-				break;
-		}
-		if (k < p->max)
-			break;
-		pthread_cond_wait(&p->cond, &p->lock);
-	}
-	p->next = (i + 1) % p->max;
-	return lend(p, i);
-}
-
-struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i)
-{
-	struct be_conn *c;
-
-	pthread_mutex_lock(&p->lock);
-	c = get_locked(p, i % p->max);
-	pthread_mutex_unlock(&p->lock);
-	return c;
-}
-
-struct be_conn *be_pool_get(struct be_pool *p)
-{
-	struct be_conn *c;
-
-	pthread_mutex_lock(&p->lock);
-	c = get_locked(p, UINT_MAX);
-	pthread_mutex_unlock(&p->lock);
-	return c;
-}
-
-void be_pool_put(struct be_pool *p, struct be_conn *c)
-{
-	if (!c)
-		return;
-	pthread_mutex_lock(&p->lock);
-	assert(c->slot < p->max && p->conns[c->slot] == c);
-	assert(p->lent[c->slot]);
-	p->lent[c->slot] = false;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-}
-
-unsigned int be_pool_sweep(struct be_pool *p)
-{
-	struct pollfd pfd[64];
-	struct be_conn *who[64];
-	unsigned int i, n = 0, closed = 0;
-	int k;
-
-	pthread_mutex_lock(&p->lock);
-	for (i = 0; i < p->max && n < 64; i++) {
-		struct be_conn *c = p->conns[i];
-
-		if (!c || p->lent[i] || c->fd < 0)
-			continue;
-		if (be_conn_stale(c)) {
-			be_conn_close(c);
-			closed++;
-			continue;
-		}
-		pfd[n] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
-		who[n++] = c;
-	}
-	/*
-	 * An idle connection has nothing to read: anything there is the
-	 * server closing it (Redis's 'timeout', CLIENT KILL).
-	 */
-	if (n && poll(pfd, n, 0) > 0) {
-		for (k = 0; k < (int)n; k++) {
-			if (!pfd[k].revents)
-				continue;
-			be_conn_close(who[k]);
-			closed++;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-	return closed;
+	return c->route ? be_route_sweep(c->route) : 0;
 }

@@ -9,7 +9,7 @@
  * Call order: be_conn_new() -> be_conn_command()/be_conn_pipeline() (they
  * connect on first use and reconnect after a transport error) ->
  * be_conn_free().  A struct be_conn is not thread-safe: one thread uses it
- * at a time.  struct be_pool hands connections to threads.
+ * at a time.  struct be_pool (pool.h) hands connections to threads.
  *
  * Retries: a transport error (connect refused, reset, timeout, EOF) and the
  * transient error replies LOADING, BUSY, TRYAGAIN, MASTERDOWN are retried,
@@ -29,6 +29,15 @@
  * under an open connection) is retried like MASTERDOWN, on a new
  * connection, so resolved again; a connection made before the master's
  * address last changed is closed before its next use.
+ *
+ * Cluster (cluster.h): a connection to an endpoint with 'cluster' holds
+ * one link per node and routes every command by its key; MOVED, ASK,
+ * TRYAGAIN, CLUSTERDOWN and a node that dies are handled inside the call,
+ * within the same budget.  The marks start again when any link
+ * reconnects.  be_conn_send(), be_conn_recv() (tracking) are refused
+ * there (-EOPNOTSUPP) and be_conn_fd() is -1.  Commands every master
+ * must answer (SCAN, INFO, CONFIG GET, SCRIPT LOAD) go through
+ * be_conn_pipeline_at() for each of be_conn_masters().
  */
 #ifndef BACKEND_CONN_H
 #define BACKEND_CONN_H
@@ -39,6 +48,7 @@
 struct redisReply;
 struct be_tls;
 struct be_sentinel;
+struct be_cluster;
 
 /** Where and how to connect; parsed from a URL by be_url_parse(). */
 struct be_endpoint {
@@ -60,6 +70,12 @@ struct be_endpoint {
 	 * NULL.  The TLS context serves the sentinels and the master.
 	 */
 	struct be_sentinel *sentinel;
+	/*
+	 * redis-cluster:// and rediss-cluster://: the cluster's shared slot
+	 * map with the seed nodes of the URL (cluster.h; one reference owned
+	 * here; 'host' is NULL then), else NULL.  'db' is 0 there.
+	 */
+	struct be_cluster *cluster;
 };
 
 /**
@@ -173,41 +189,27 @@ bool be_conn_tls_resumed(const struct be_conn *c);
  */
 bool be_conn_stale(const struct be_conn *c);
 
+/** Whether 'c' is over a redis-cluster:// endpoint.  Any thread. */
+bool be_conn_is_cluster(const struct be_conn *c);
 /**
- * A pool of connections to one endpoint, shared by threads: a thread
- * borrows one for one request and gives it back.  At most 'max' exist, one
- * per slot; both getters wait only when all are borrowed.  All functions
- * are thread-safe.
+ * Sets '*n' to the number of masters: the cluster's now (its map loaded
+ * first if needed), 1 for any other endpoint.  0 or -errno.
  */
-struct be_pool;
-
-struct be_pool *be_pool_new(const struct be_endpoint *ep, double timeout,
-			    unsigned int max);
-void be_pool_free(struct be_pool *p);
-/** The number of slots ('max'). */
-unsigned int be_pool_size(const struct be_pool *p);
-/** Borrows any connection (never NULL unless ENOMEM). */
-struct be_conn *be_pool_get(struct be_pool *p);
+int be_conn_masters(struct be_conn *c, unsigned int *n);
 /**
- * Borrows the connection of slot 'i' % size, or any other when that one is
- * lent: the keys of a name go through its slot's connection whenever they
- * can, so that its own writes do not invalidate what it tracks (track.h).
+ * Runs the pipeline 'cmds' on master 'i' (0 .. be_conn_masters() - 1) as
+ * be_conn_pipeline() does, without cluster redirects: for the commands
+ * each master must answer.  'where' (when not NULL, 'wherelen' bytes)
+ * gets the master's "host:port" (the host alone for a single server).
+ * -ESTALE when there is no master 'i' any more (a failover since).
  */
-struct be_conn *be_pool_get_at(struct be_pool *p, unsigned int i);
-/** Gives 'c' back to 'p'. */
-void be_pool_put(struct be_pool *p, struct be_conn *c);
-struct be_tracker;
-/**
- * Every connection, made and to be made, sends CLIENT TRACKING ...
- * REDIRECT to 't' at each connect and tells 't' when it reconnects
- * (track.h); NULL for none.
- */
-void be_pool_set_tracker(struct be_pool *p, struct be_tracker *t);
-/**
- * Closes the idle connections the server has closed (or that have
- * anything to read), and those to a master the sentinels no longer name;
- * returns how many.
- */
-unsigned int be_pool_sweep(struct be_pool *p);
+int be_conn_pipeline_at(struct be_conn *c, unsigned int i,
+			const struct be_cmd *cmds, size_t n,
+			struct redisReply **replies, unsigned int flags,
+			char *where, size_t wherelen);
+/** One command on master 'i', as be_conn_pipeline_at(). */
+int be_conn_command_at(struct be_conn *c, unsigned int i,
+		       struct redisReply **reply, int argc, const char **argv,
+		       const size_t *argvlen, unsigned int flags);
 
 #endif /* BACKEND_CONN_H */

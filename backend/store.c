@@ -388,7 +388,8 @@ static int args_init(struct script_args *a, enum script_id id, const char *vkey,
 	a->wait_replicas = sc ? sc->wait_replicas : 0;
 	a->wait_ms = sc && sc->wait_ms > 0 ? sc->wait_ms : 1;
 	a->prefix = sc ? sc->ks.prefix : "";
-	a->index = sc && be_store_is_indexed(sc, name);
+	/* A cluster keeps no names index: it has a slot of its own. */
+	a->index = sc && !sc->cluster && be_store_is_indexed(sc, name);
 	a->ikey = a->index ? be_store_index_key(sc) : NULL;
 	arg_str(a, "EVALSHA");
 	arg_str(a, s->sha);
@@ -499,7 +500,14 @@ static int wait_again(struct be_conn *c, const struct script_args *a,
 	redisReply *r[2];
 	int ret;
 
-	if (asprintf(&key, "%s" BE_WAIT_KEY_SUFFIX, a->prefix) < 0)
+	/*
+	 * On a cluster WAIT counts the node that took the marker: it must be
+	 * the write's, so the marker takes the session's hash tag (argv[3]
+	 * is the value key, KEYS[1]).
+	 */
+	if (be_conn_is_cluster(c)
+		    ? asprintf(&key, "%s{%s}:wait", a->prefix, a->argv[3]) < 0
+		    : asprintf(&key, "%s" BE_WAIT_KEY_SUFFIX, a->prefix) < 0)
 		return -ENOMEM;
 	set[1] = key;
 	ret = be_conn_pipeline(c, cmds, 2, r, 0);
@@ -1094,9 +1102,12 @@ int be_store_count(struct be_conn *c, const struct be_store_config *sc,
 {
 	struct script_args a = { .id = SCRIPT_NAMES };
 	redisReply *reply;
-	char *ikey = be_store_index_key(sc);
+	char *ikey;
 	int ret;
 
+	if (sc->cluster)
+		return be_store_count_scan(c, sc, n);
+	ikey = be_store_index_key(sc);
 	if (!ikey)
 		return -ENOMEM;
 	arg_str(&a, "EVALSHA");
@@ -1297,14 +1308,20 @@ int be_store_load_scripts(struct be_conn *c)
 	const char *argv[3] = { "SCRIPT", "LOAD" };
 	size_t lens[3] = { 6, 4 };
 	struct script *s;
+	unsigned int m, nm;
 	redisReply *r;
 	int i, ret;
 
-	for (i = 0; i < SCRIPT_COUNT; i++) {
-		s = script_get(i);
+	/* On a cluster each master has its own script cache. */
+	ret = be_conn_masters(c, &nm);
+	if (ret)
+		return ret;
+	for (i = 0; i < SCRIPT_COUNT * (int)nm; i++) {
+		s = script_get(i % SCRIPT_COUNT);
+		m = (unsigned int)(i / SCRIPT_COUNT);
 		argv[2] = s->body;
 		lens[2] = strlen(s->body);
-		ret = be_conn_command(c, &r, 3, argv, lens, 0);
+		ret = be_conn_command_at(c, m, &r, 3, argv, lens, 0);
 		if (ret)
 			return ret;
 		if (be_acl_is_denial(r))

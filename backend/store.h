@@ -40,6 +40,13 @@ struct be_store_config {
 	 */
 	int wait_replicas;
 	int wait_ms;
+	/*
+	 * The keys live on a Redis Cluster (a redis-cluster:// endpoint):
+	 * the names index, a key of its own slot, is not kept (the scripts
+	 * name only a session's two keys), and be_store_count() counts by a
+	 * SCAN of every master instead.
+	 */
+	bool cluster;
 };
 
 /*
@@ -165,7 +172,9 @@ bool be_store_is_indexed(const struct be_store_config *sc, const char *name);
 
 /*
  * The marker a durable write (durability=replica) sets, with a TTL of 60 s,
- * when its call reconnected before WAIT: see wait_again() in store.c.
+ * when its call reconnected before WAIT: see wait_again() in store.c.  On
+ * a cluster it is "<prefix>{<value key>}:wait" instead, in the write's
+ * slot, so that WAIT asks the node that took the write.
  */
 #define BE_WAIT_KEY_SUFFIX "{sessfs}:wait"
 
@@ -174,7 +183,9 @@ char *be_store_index_key(const struct be_store_config *sc);
 
 /**
  * Sets '*n' to the number of live members of the names index (one script
- * run: O(log N)).  0 or -errno as for be_store_get().
+ * run: O(log N)); on a cluster ('sc->cluster') the number of indexed names
+ * present, by a SCAN of every master (O(N)).  0 or -errno as for
+ * be_store_get().
  */
 int be_store_count(struct be_conn *c, const struct be_store_config *sc,
 		   long long *n);
@@ -232,7 +243,8 @@ struct be_put_item {
 };
 
 /**
- * Loads every store script into the server's script cache (SCRIPT LOAD),
+ * Loads every store script into the server's script cache (SCRIPT LOAD; on
+ * a cluster into every master's),
  * so that a pipeline of EVALSHA calls does not meet NOSCRIPT.  Needed once
  * per server (and again after SCRIPT FLUSH or a restart); be_store_put_many()
  * still copes with NOSCRIPT by falling back to single calls.  0, -EPROTO if

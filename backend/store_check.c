@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What is asked of the server before mounting (be_store_check_server():
- * reachable, and a maxmemory-policy that never evicts a session), and
+ * reachable, and a maxmemory-policy that never evicts a session; on a
+ * cluster, of every master, and a cluster_state of ok), and
  * the host id the write scripts record (be_host_id_default()).
  */
 #include <assert.h>
@@ -37,8 +38,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Sends a command of NUL-terminated words; 'argv' ends with NULL. */
-static int command_words(struct be_conn *c, redisReply **reply,
+/*
+ * Sends a command of NUL-terminated words to master 'm' (conn.h); 'argv'
+ * ends with NULL.
+ */
+static int command_words(struct be_conn *c, unsigned int m, redisReply **reply,
 			 const char **argv)
 {
 	size_t lens[8];
@@ -48,7 +52,7 @@ static int command_words(struct be_conn *c, redisReply **reply,
 		assert(argc < 8);
 		lens[argc] = strlen(argv[argc]);
 	}
-	return be_conn_command(c, reply, argc, argv, lens, 0);
+	return be_conn_command_at(c, m, reply, argc, argv, lens, 0);
 }
 
 /* Copies the value of 'field:' from an INFO reply 'info' into 'out'. */
@@ -81,8 +85,8 @@ static bool info_field(const char *info, const char *field, char *out,
  * CONFIG GET nor INFO tells it ('*denied' then says whether the ACL
  * refused INFO), or -errno of the transport.
  */
-static int read_policy(struct be_conn *c, char *policy, size_t size,
-		       bool *denied)
+static int read_policy(struct be_conn *c, unsigned int m, char *policy,
+		       size_t size, bool *denied)
 {
 	const char *config[] = { "CONFIG", "GET", "maxmemory-policy", NULL };
 	const char *info[] = { "INFO", "memory", NULL };
@@ -90,7 +94,7 @@ static int read_policy(struct be_conn *c, char *policy, size_t size,
 	redisReply *r;
 	int ret;
 
-	ret = command_words(c, &r, config);
+	ret = command_words(c, m, &r, config);
 	if (ret)
 		return ret;
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
@@ -107,7 +111,7 @@ static int read_policy(struct be_conn *c, char *policy, size_t size,
 	 * CONFIG may be renamed or denied (CONFIG GET also reads the
 	 * passwords: docs/RUNBOOK.md grants INFO only); INFO still tells.
 	 */
-	ret = command_words(c, &r, info);
+	ret = command_words(c, m, &r, info);
 	if (ret)
 		return ret;
 	*denied = be_acl_is_denial(r);
@@ -117,34 +121,59 @@ static int read_policy(struct be_conn *c, char *policy, size_t size,
 	return ret;
 }
 
-int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
-			  size_t errlen)
+/*
+ * be_store_check_server() for master 'm' of 'c', named 'who' in messages
+ * ("redis", or "redis master HOST:PORT" on a cluster).
+ */
+static int check_one(struct be_conn *c, unsigned int m, const char *who,
+		     bool allow_evicting, char *err, size_t errlen)
 {
 	const char *ping[] = { "PING", NULL };
+	const char *cinfo[] = { "CLUSTER", "INFO", NULL };
 	bool denied = false;
-	char policy[64];
+	char policy[64], state[32];
 	redisReply *r;
 	int ret;
 
-	set_err(err, errlen, "%s", "");
-	ret = command_words(c, &r, ping);
+	ret = command_words(c, m, &r, ping);
 	if (ret) {
-		set_err(err, errlen, "cannot reach redis: %s",
+		set_err(err, errlen, "cannot reach %s: %s", who,
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "redis refused PING: %s", r->str);
+		set_err(err, errlen, "%s refused PING: %s", who, r->str);
 		ret = be_store_reply_errno(r);
 		freeReplyObject(r);
 		return ret;
 	}
 	freeReplyObject(r);
 
-	ret = read_policy(c, policy, sizeof(policy), &denied);
+	if (be_conn_is_cluster(c)) {
+		ret = command_words(c, m, &r, cinfo);
+		if (ret) {
+			set_err(err, errlen, "cannot reach %s: %s", who,
+				be_conn_errstr(c));
+			return ret;
+		}
+		if (r->type != REDIS_REPLY_STRING ||
+		    !info_field(r->str, "cluster_state", state,
+				sizeof(state)) ||
+		    strcmp(state, "ok") != 0) {
+			set_err(err, errlen,
+				"%s: cluster_state is not ok (%s): every slot must be served",
+				who,
+				r->type == REDIS_REPLY_ERROR ? r->str : state);
+			freeReplyObject(r);
+			return -EAGAIN;
+		}
+		freeReplyObject(r);
+	}
+
+	ret = read_policy(c, m, policy, sizeof(policy), &denied);
 	if (ret < 0) {
-		set_err(err, errlen, "cannot read redis maxmemory-policy: %s",
+		set_err(err, errlen, "cannot read %s maxmemory-policy: %s", who,
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;
@@ -169,9 +198,40 @@ int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 	if (strncmp(policy, "allkeys-", 8) == 0 ||
 	    strncmp(policy, "volatile-", 9) == 0) {
 		set_err(err, errlen,
-			"redis maxmemory-policy is '%s': it would evict sessions; set noeviction or pass -o allow_evicting_redis",
-			policy);
+			"%s maxmemory-policy is '%s': it would evict sessions; set noeviction or pass -o allow_evicting_redis",
+			who, policy);
 		return -EPERM;
+	}
+	return 0;
+}
+
+int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
+			  size_t errlen)
+{
+	char where[300], who[320];
+	unsigned int m, nm;
+	int ret;
+
+	set_err(err, errlen, "%s", "");
+	ret = be_conn_masters(c, &nm);
+	if (ret) {
+		set_err(err, errlen, "cannot reach redis: %s",
+			*be_conn_errstr(c) ? be_conn_errstr(c)
+					   : strerror(-ret));
+		return ret;
+	}
+	for (m = 0; m < nm; m++) {
+		snprintf(who, sizeof(who), "redis");
+		if (be_conn_is_cluster(c)) {
+			/* Only for the name: where master m is. */
+			be_conn_pipeline_at(c, m, NULL, 0, NULL, 0, where,
+					    sizeof(where));
+			snprintf(who, sizeof(who), "redis master %s", where);
+		}
+		ret = check_one(c, m, who, allow_evicting, err, errlen);
+		/* A warning (allowed, not checked) goes on to the others. */
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

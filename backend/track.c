@@ -5,6 +5,14 @@
  * the server when it has been quiet, so that a dead connection is noticed
  * within a second or two.  The epoch is one atomic word: a counter, and a
  * DOWN bit while nothing may be trusted.
+ *
+ * Over a cluster (redis-cluster://) the tracker is a parent of one child
+ * tracker per node, each an ordinary tracker on that node, made when the
+ * node is first a master or first linked (be_tracker_node()): a key's
+ * invalidations come from the node that holds it, to a client id on that
+ * node.  The parent's epoch is 0 unless every current master's child is
+ * up, else the sum of the children's epochs and its own counter: any
+ * child's change, or a new master, is a new epoch.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +24,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "cluster.h"
 #include "track.h"
 #include "util.h"
 
@@ -52,6 +61,11 @@ struct be_tracker {
 	_Atomic int fd;
 	_Atomic bool busy;
 	_Atomic int64_t heard_ms; /* when the socket last had data */
+	/* A cluster's parent: the map and the children by node index. */
+	struct be_cluster *cluster;
+	pthread_mutex_t nodes_lock;
+	struct be_tracker *nodes[BE_CLUSTER_NODES_MAX];
+	bool ticking; /* a child calls 'tick' */
 };
 
 static void sleep_ms(int ms)
@@ -76,24 +90,65 @@ struct be_tracker *be_tracker_new(const struct be_endpoint *ep, double timeout,
 		free(t);
 		return NULL;
 	}
+	if (pthread_mutex_init(&t->nodes_lock, NULL)) {
+		pthread_mutex_destroy(&t->lock);
+		be_endpoint_release(&t->ep);
+		free(t);
+		return NULL;
+	}
+	t->cluster = t->ep.cluster;
 	t->timeout = timeout;
 	t->cb = cb;
 	t->tick = tick;
 	t->arg = arg;
-	atomic_init(&t->epoch, EPOCH_DOWN);
+	/* A parent is up as its children are: its own counter starts up. */
+	atomic_init(&t->epoch, t->cluster ? 1 : EPOCH_DOWN);
 	atomic_init(&t->fd, -1);
 	atomic_init(&t->busy, true);
 	return t;
 }
 
+/*
+ * The children of the cluster's current masters into 'out' (NULL for a
+ * master without one yet); returns how many masters.
+ */
+static unsigned int master_children(struct be_tracker *t,
+				    struct be_tracker **out)
+{
+	uint16_t m[BE_CLUSTER_NODES_MAX];
+	unsigned int n, i;
+
+	n = be_cluster_masters(t->cluster, m);
+	pthread_mutex_lock(&t->nodes_lock);
+	for (i = 0; i < n; i++)
+		out[i] = t->nodes[m[i]];
+	pthread_mutex_unlock(&t->nodes_lock);
+	return n;
+}
+
 uint64_t be_tracker_epoch(struct be_tracker *t)
 {
-	uint64_t e;
+	struct be_tracker *kids[BE_CLUSTER_NODES_MAX];
+	uint64_t e, k;
+	unsigned int n, i;
 
 	if (!t || atomic_load(&t->disabled))
 		return 0;
 	e = atomic_load(&t->epoch);
-	return (e & EPOCH_DOWN) ? 0 : e;
+	if (e & EPOCH_DOWN)
+		return 0;
+	if (!t->cluster)
+		return e;
+	n = master_children(t, kids);
+	if (!n)
+		return 0;
+	for (i = 0; i < n; i++) {
+		k = kids[i] ? be_tracker_epoch(kids[i]) : 0;
+		if (!k)
+			return 0;
+		e += k;
+	}
+	return e;
 }
 
 bool be_tracker_up(struct be_tracker *t)
@@ -134,12 +189,34 @@ void be_tracker_disable(struct be_tracker *t, const char *why)
 
 const char *be_tracker_disabled(struct be_tracker *t)
 {
-	return atomic_load(&t->disabled) ? t->why : NULL;
+	const char *why = NULL;
+	unsigned int i;
+
+	if (atomic_load(&t->disabled))
+		return t->why;
+	if (!t->cluster)
+		return NULL;
+	pthread_mutex_lock(&t->nodes_lock);
+	for (i = 0; i < BE_CLUSTER_NODES_MAX && !why; i++)
+		if (t->nodes[i])
+			why = be_tracker_disabled(t->nodes[i]);
+	pthread_mutex_unlock(&t->nodes_lock);
+	return why;
 }
 
 uint64_t be_tracker_invalidations(struct be_tracker *t)
 {
-	return atomic_load(&t->invalidations);
+	uint64_t n = atomic_load(&t->invalidations);
+	unsigned int i;
+
+	if (!t->cluster)
+		return n;
+	pthread_mutex_lock(&t->nodes_lock);
+	for (i = 0; i < BE_CLUSTER_NODES_MAX; i++)
+		if (t->nodes[i])
+			n += be_tracker_invalidations(t->nodes[i]);
+	pthread_mutex_unlock(&t->nodes_lock);
+	return n;
 }
 
 /* Subscribed: a new redirect id, a new generation, then a new epoch. */
@@ -236,6 +313,16 @@ static int handle(struct be_tracker *t, const redisReply *r)
 bool be_tracker_quiet(struct be_tracker *t)
 {
 	struct pollfd pfd = { .fd = atomic_load(&t->fd), .events = POLLIN };
+	struct be_tracker *kids[BE_CLUSTER_NODES_MAX];
+	unsigned int n, i;
+
+	if (t->cluster) {
+		n = master_children(t, kids);
+		for (i = 0; i < n; i++)
+			if (!kids[i] || !be_tracker_quiet(kids[i]))
+				return false;
+		return n > 0;
+	}
 
 	/*
 	 * A connection that has been silent past its PING (a partition) is
@@ -351,21 +438,74 @@ static void *tracker_main(void *arg)
 
 int be_tracker_start(struct be_tracker *t)
 {
-	int ret = pthread_create(&t->thread, NULL, tracker_main, t);
+	uint16_t m[BE_CLUSTER_NODES_MAX];
+	unsigned int n, i;
+	int ret;
 
+	/* A cluster's parent: a child per master known now, more later. */
+	if (t->cluster) {
+		n = be_cluster_masters(t->cluster, m);
+		for (i = 0; i < n; i++)
+			if (!be_tracker_node(t, m[i]))
+				return -ENOMEM;
+		return 0;
+	}
+	ret = pthread_create(&t->thread, NULL, tracker_main, t);
 	if (ret)
 		return -ret;
 	t->started = true;
 	return 0;
 }
 
+struct be_tracker *be_tracker_node(struct be_tracker *t, unsigned int i)
+{
+	struct be_endpoint ep;
+	struct be_tracker *k;
+	char host[BE_CLUSTER_HOST_MAX];
+	int port;
+
+	if (!t->cluster || i >= BE_CLUSTER_NODES_MAX)
+		return NULL;
+	pthread_mutex_lock(&t->nodes_lock);
+	k = t->nodes[i];
+	if (k || be_cluster_node(t->cluster, i, host, sizeof(host), &port))
+		goto out_unlock;
+	if (be_endpoint_copy(&ep, &t->ep) < 0)
+		goto out_unlock;
+	be_cluster_unref(ep.cluster);
+	ep.cluster = NULL;
+	free(ep.host);
+	ep.host = strdup(host);
+	ep.port = port;
+	if (ep.host)
+		k = be_tracker_new(&ep, t->timeout, t->cb,
+				   t->ticking ? NULL : t->tick, t->arg);
+	be_endpoint_release(&ep);
+	if (k && be_tracker_start(k) < 0) {
+		be_tracker_free(k);
+		k = NULL;
+	}
+	if (k) {
+		t->ticking = true;
+		t->nodes[i] = k;
+	}
+out_unlock:
+	pthread_mutex_unlock(&t->nodes_lock);
+	return k;
+}
+
 void be_tracker_free(struct be_tracker *t)
 {
+	unsigned int i;
+
 	if (!t)
 		return;
 	atomic_store(&t->stopping, true);
 	if (t->started)
 		pthread_join(t->thread, NULL);
+	for (i = 0; t->cluster && i < BE_CLUSTER_NODES_MAX; i++)
+		be_tracker_free(t->nodes[i]);
+	pthread_mutex_destroy(&t->nodes_lock);
 	pthread_mutex_destroy(&t->lock);
 	be_endpoint_release(&t->ep);
 	free(t);

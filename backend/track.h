@@ -23,6 +23,13 @@
  * are no longer tracked), or an idle one was found closed by the server.
  * A cache entry records the epoch it was made in and is good only while
  * that is still the epoch.
+ *
+ * Over a cluster (redis-cluster://) the tracker made for the endpoint is
+ * a parent of one tracker per node (be_tracker_node()), each subscribed
+ * on its node; the links a connection keeps to each node (cluster.h)
+ * redirect to their node's tracker.  The parent's epoch is 0 unless the
+ * tracker of every current master is up, and changes with any of them;
+ * quiet means all of them are quiet; invalidations are summed.
  */
 #ifndef BACKEND_TRACK_H
 #define BACKEND_TRACK_H
@@ -32,6 +39,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "pool.h"
 
 struct be_tracker;
 
@@ -88,5 +96,12 @@ bool be_tracker_up(struct be_tracker *t);
 bool be_tracker_quiet(struct be_tracker *t);
 /** Invalidation messages received (keys counted one by one). */
 uint64_t be_tracker_invalidations(struct be_tracker *t);
+/**
+ * The tracker of node 'i' of the cluster of the parent 't' (cluster.h's
+ * node index), made and started on first use (its thread calls 'tick'
+ * only if it is the first child).  NULL when 't' is not over a cluster,
+ * on ENOMEM, or for an unknown node.  Thread-safe.
+ */
+struct be_tracker *be_tracker_node(struct be_tracker *t, unsigned int i);
 
 #endif /* BACKEND_TRACK_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Redis URLs (see url.h): parsing "redis://", "rediss://" and "unix://" URLs into a
+ * Redis URLs (see url.h): parsing "redis://", "rediss://", "unix://",
+ * Sentinel and Cluster URLs into a
  * struct be_endpoint, showing an endpoint again without its password, and
  * reading a password from a file.  Every refusal names the part that is
  * wrong in one line, and never quotes a password.  Also the deep copy and
@@ -18,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "sentinel.h"
 #include "tls.h"
@@ -28,6 +30,8 @@
 #define UNIX_SCHEME	  "unix://"
 #define SENTINEL_SCHEME	  "redis-sentinel://"
 #define SENTINELS_SCHEME  "rediss-sentinel://"
+#define CLUSTER_SCHEME	  "redis-cluster://"
+#define CLUSTERS_SCHEME	  "rediss-cluster://"
 #define DEFAULT_PORT	  6379
 #define SENTINEL_PORT	  26379
 #define PASSWORD_FILE_MAX 4096
@@ -44,6 +48,7 @@ int be_endpoint_copy(struct be_endpoint *dst, const struct be_endpoint *src)
 	dst->tls = src->tls;
 	dst->tls_ctx = be_tls_ref(src->tls_ctx);
 	dst->sentinel = be_sentinel_ref(src->sentinel);
+	dst->cluster = be_cluster_ref(src->cluster);
 	if ((src->host && !(dst->host = strdup(src->host))) ||
 	    (src->unix_path && !(dst->unix_path = strdup(src->unix_path))) ||
 	    (src->user && !(dst->user = strdup(src->user))) ||
@@ -65,6 +70,7 @@ void be_endpoint_release(struct be_endpoint *ep)
 	}
 	be_tls_unref(ep->tls_ctx);
 	be_sentinel_unref(ep->sentinel);
+	be_cluster_unref(ep->cluster);
 	memset(ep, 0, sizeof(*ep));
 }
 
@@ -459,6 +465,66 @@ static int parse_sentinel(const char *s, struct be_endpoint *ep, char *err,
 	return ret;
 }
 
+/*
+ * Parses the part of a redis-cluster:// URL after the scheme:
+ * "[user[:password]@]host[:port][,host[:port]...][/]", the seed nodes.  A
+ * cluster has db 0 only: a db is refused.
+ */
+static int parse_cluster(const char *s, struct be_endpoint *ep, char *err,
+			 size_t errlen)
+{
+	/* As parse_redis(): the last '@' ends the user info. */
+	const char *at = strrchr(s, '@');
+	const char *hp = at ? at + 1 : s;
+	const char *end = hp + strcspn(hp, "/?#"), *comma;
+	struct be_endpoint one;
+	int ret;
+
+	if (at) {
+		ret = parse_userinfo(s, at - s, ep, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	if (*end == '/' && end[1])
+		return fail(
+			err, errlen,
+			"a cluster URL takes no db (a cluster has db 0 only): '%s'",
+			end);
+	if (*end && *end != '/')
+		return fail(err, errlen, "trailing junk '%s' after nodes", end);
+	if (end == hp)
+		return fail(
+			err, errlen,
+			"missing nodes: expected redis-cluster://host:port[,host:port...]");
+	ep->cluster = be_cluster_new();
+	if (!ep->cluster)
+		return fail(err, errlen, "out of memory");
+	for (;;) {
+		comma = memchr(hp, ',', end - hp);
+		if (!comma)
+			comma = end;
+		if (comma == hp)
+			return fail(err, errlen, "empty node address");
+		memset(&one, 0, sizeof(one));
+		one.port = DEFAULT_PORT;
+		ret = parse_hostport(hp, comma - hp, &one, err, errlen);
+		if (ret == 0) {
+			ret = be_cluster_add_seed(ep->cluster, one.host,
+						  one.port);
+			if (ret == -ENOSPC)
+				ret = fail(err, errlen, "too many nodes");
+			else if (ret < 0)
+				ret = fail(err, errlen, "out of memory");
+		}
+		be_endpoint_release(&one);
+		if (ret < 0)
+			return ret;
+		if (comma == end)
+			return 0;
+		hp = comma + 1;
+	}
+}
+
 /* Parses "name=value" of 'len' bytes at 's', a unix:// query parameter. */
 static int parse_query_param(const char *s, size_t len, bool *seen_db,
 			     struct be_endpoint *ep, char *err, size_t errlen)
@@ -543,17 +609,24 @@ int be_url_parse(const char *url, struct be_endpoint *ep, char *err,
 		ep->tls = true;
 		ret = parse_sentinel(url + strlen(SENTINELS_SCHEME), ep, err,
 				     errlen);
+	} else if (!strncmp(url, CLUSTER_SCHEME, strlen(CLUSTER_SCHEME))) {
+		ret = parse_cluster(url + strlen(CLUSTER_SCHEME), ep, err,
+				    errlen);
+	} else if (!strncmp(url, CLUSTERS_SCHEME, strlen(CLUSTERS_SCHEME))) {
+		ep->tls = true;
+		ret = parse_cluster(url + strlen(CLUSTERS_SCHEME), ep, err,
+				    errlen);
 	} else {
 		/* The rest may hold a password: quote the scheme only. */
 		sep = strstr(url, "://");
 		if (!sep)
 			ret = fail(
 				err, errlen,
-				"missing scheme: expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://");
+				"missing scheme: expected redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster://, rediss-cluster:// or unix://");
 		else
 			ret = fail(
 				err, errlen,
-				"bad scheme '%.*s': expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://",
+				"bad scheme '%.*s': expected redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster://, rediss-cluster:// or unix://",
 				(int)(sep - url > 20 ? 20 : sep - url), url);
 	}
 	if (ret < 0)
@@ -573,6 +646,10 @@ void be_url_hide_password(char *url)
 		s = url + strlen(SENTINEL_SCHEME);
 	else if (!strncmp(url, SENTINELS_SCHEME, strlen(SENTINELS_SCHEME)))
 		s = url + strlen(SENTINELS_SCHEME);
+	else if (!strncmp(url, CLUSTER_SCHEME, strlen(CLUSTER_SCHEME)))
+		s = url + strlen(CLUSTER_SCHEME);
+	else if (!strncmp(url, CLUSTERS_SCHEME, strlen(CLUSTERS_SCHEME)))
+		s = url + strlen(CLUSTERS_SCHEME);
 	else
 		return;
 	/* As parse_redis(): the last '@' ends the user info. */
@@ -632,6 +709,18 @@ char *be_url_display(const struct be_endpoint *ep)
 		fputc('/', f);
 		put_encoded(f, be_sentinel_master_name(ep->sentinel), "");
 		fprintf(f, "/%d", ep->db);
+	} else if (ep->cluster) {
+		fputs(ep->tls ? CLUSTERS_SCHEME : CLUSTER_SCHEME, f);
+		if (ep->user) {
+			put_encoded(f, ep->user, "");
+			fputc('@', f);
+		}
+		for (i = 0; i < be_cluster_seed_count(ep->cluster); i++) {
+			if (i)
+				fputc(',', f);
+			put_host(f, be_cluster_seed_host(ep->cluster, i));
+			fprintf(f, ":%d", be_cluster_seed_port(ep->cluster, i));
+		}
 	} else {
 		fputs(ep->tls ? REDISS_SCHEME : REDIS_SCHEME, f);
 		if (ep->user) {

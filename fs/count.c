@@ -138,7 +138,7 @@ void fs_count_reindex(struct fs *fs, const char *const *names, size_t n)
 	struct be_conn *conn;
 	int ret;
 
-	if (fs->sc.ks.layout != BE_LAYOUT_PLAIN)
+	if (fs->sc.ks.layout != BE_LAYOUT_PLAIN || fs->sc.cluster)
 		return; /* no index there */
 	for (i = 0; i < n; i++)
 		want += be_store_is_indexed(&fs->sc, names[i]);

@@ -40,6 +40,7 @@
 #include "mode.h"
 #include "mountpt.h"
 #include "nameset.h"
+#include "pool.h"
 #include "store.h"
 
 #define FS_NAME_STRIPES	   1024

@@ -125,6 +125,10 @@ static void usage(const char *prog)
 	       "    rediss-sentinel://...  the same over TLS (sentinels and\n"
 	       "                           master; each verified by its own\n"
 	       "                           address unless tls_server_name)\n"
+	       "    redis-cluster://[user:password@]host[:port][,host[:port]...]\n"
+	       "                           a Redis Cluster from these seed\n"
+	       "                           nodes (port 6379); db 0 only\n"
+	       "    rediss-cluster://...   the same over TLS to every node\n"
 	       "\n"
 	       "options:\n"
 	       "    -h, --help             print this help and exit\n"
@@ -417,6 +421,8 @@ static int configure(struct fs *fs)
 	if (configure_durability(fs) < 0)
 		return -1;
 	fs->display_url = be_url_display(&fs->ep);
+	/* A cluster keeps no names index (store.h). */
+	fs->sc.cluster = fs->ep.cluster != NULL;
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
 				   : be_host_id_default();
 	fs->sc.host_id = fs->host_id;

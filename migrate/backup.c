@@ -457,9 +457,12 @@ static char *scan_pattern(const char *prefix)
 	return pat;
 }
 
-/* One SCAN call from 'cursor' (updated); its keys go into chunks. */
-static int scan_once(struct backup *bk, char *cursor, size_t size,
-		     const char *pattern)
+/*
+ * One SCAN call on master 'm' from 'cursor' (updated); its keys go into
+ * chunks.
+ */
+static int scan_once(struct backup *bk, unsigned int m, char *cursor,
+		     size_t size, const char *pattern)
 {
 	const char *argv[6] = { "SCAN",	 cursor,  "MATCH",
 				pattern, "COUNT", SCAN_COUNT };
@@ -470,7 +473,7 @@ static int scan_once(struct backup *bk, char *cursor, size_t size,
 
 	for (i = 0; i < 6; i++)
 		lens[i] = strlen(argv[i]);
-	ret = be_conn_command(bk->conn, &r, 6, argv, lens, 0);
+	ret = be_conn_command_at(bk->conn, m, &r, 6, argv, lens, 0);
 	if (ret)
 		return error("cannot list the prefix '%s' in Redis: %s (%s)",
 			     bk->opt.prefix, strerror(-ret),
@@ -505,17 +508,29 @@ static int scan_once(struct backup *bk, char *cursor, size_t size,
 	return ret;
 }
 
+/* SCANs every master (one, but on a cluster). */
 static int scan_all(struct backup *bk)
 {
-	char cursor[32] = "0";
+	char cursor[32];
 	char *pattern = scan_pattern(bk->opt.prefix);
+	unsigned int m, nm;
 	int ret = 0;
 
 	if (!pattern)
 		return error("out of memory");
-	do {
-		ret = scan_once(bk, cursor, sizeof(cursor), pattern);
-	} while (!ret && strcmp(cursor, "0") != 0);
+	ret = be_conn_masters(bk->conn, &nm);
+	if (ret) {
+		free(pattern);
+		return error("cannot list the prefix '%s' in Redis: %s (%s)",
+			     bk->opt.prefix, strerror(-ret),
+			     be_conn_errstr(bk->conn));
+	}
+	for (m = 0; !ret && m < nm; m++) {
+		strcpy(cursor, "0");
+		do {
+			ret = scan_once(bk, m, cursor, sizeof(cursor), pattern);
+		} while (!ret && strcmp(cursor, "0") != 0);
+	}
 	if (!ret)
 		ret = flush_chunk(bk);
 	names_release(bk);

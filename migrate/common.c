@@ -308,7 +308,7 @@ static int set_sentinel_password(struct be_sentinel *s, const char *file)
 	return ret ? error("out of memory") : 0;
 }
 
-int mig_connect_n(const struct mig_options *o, const char *url,
+int mig_connect_n(struct mig_options *o, const char *url,
 		  struct be_conn **conns, int n)
 {
 	struct be_endpoint ep;
@@ -355,6 +355,8 @@ int mig_connect_n(const struct mig_options *o, const char *url,
 		error("out of memory");
 		goto out_release;
 	}
+	/* A cluster keeps no names index (store.h). */
+	o->sc.cluster = ep.cluster != NULL;
 	/* One endpoint: the connections share its TLS context. */
 	for (i = 0; i < n; i++) {
 		conns[i] = be_conn_new(&ep, o->redis_timeout);
@@ -379,8 +381,7 @@ out_release:
 	return ret;
 }
 
-int mig_connect(const struct mig_options *o, const char *url,
-		struct be_conn **conn)
+int mig_connect(struct mig_options *o, const char *url, struct be_conn **conn)
 {
 	return mig_connect_n(o, url, conn, 1);
 }

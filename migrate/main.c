@@ -78,7 +78,10 @@ static void usage(FILE *out)
 		"  rollback --fleet URL  every host back to plain files (mode files)\n"
 		"\n"
 		"URL: redis://[[user]:password@]host[:port][/db], rediss://... (TLS: see a\n"
-		"     command's --help for --tls-*) or unix:///path[?db=N]\n"
+		"     command's --help for --tls-*), unix:///path[?db=N],\n"
+		"     redis-sentinel://..., or a Redis Cluster:\n"
+		"     redis-cluster://[[user]:password@]host[:port][,host[:port]...]\n"
+		"     (rediss-cluster:// over TLS)\n"
 		"Exit status: 0 ok, 1 differences or errors, 2 usage or unusable input.\n"
 		"'" MIG_PROGNAME
 		" <command> --help' describes a command's options.\n");

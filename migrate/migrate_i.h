@@ -181,14 +181,14 @@ int mig_options_finish(struct mig_options *o);
  * checks the server's eviction policy.  Returns a new connection in
  * '*conn', or prints why and returns -1.
  */
-int mig_connect(const struct mig_options *o, const char *url,
-		struct be_conn **conn);
+int mig_connect(struct mig_options *o, const char *url, struct be_conn **conn);
 /**
+ * Both set 'o->sc.cluster' for a redis-cluster:// URL (store.h).
  * As mig_connect(), 'n' connections into 'conns' that share one endpoint
  * (with rediss://, one TLS context: the files are read once and the later
  * connections resume the first one's session).  On failure none is left.
  */
-int mig_connect_n(const struct mig_options *o, const char *url,
+int mig_connect_n(struct mig_options *o, const char *url,
 		  struct be_conn **conns, int n);
 
 /** Current CLOCK_REALTIME in ms, and CLOCK_MONOTONIC in seconds. */

@@ -519,7 +519,9 @@ static int item_args(struct restore *rs, struct restore_item *it,
 		     int64_t now_ms)
 {
 	const struct be_bk_record *r = &it->r;
-	bool indexed = be_store_is_indexed(&rs->opt.sc, it->name);
+	/* A cluster keeps no names index (store.h). */
+	bool indexed = !rs->opt.sc.cluster &&
+		       be_store_is_indexed(&rs->opt.sc, it->name);
 	int64_t vttl = 0, mttl = 0;
 	size_t i;
 

@@ -337,9 +337,13 @@ run_asan_tests()
 	fi
 	# Left out here, run in the plain run (and the fault matrix also
 	# under TSan): the drill (about 90 s; the same daemon paths as the
-	# mode and online tests, through locust) and the fault matrix (about
-	# 70 s), so that CI stays within its budget.
-	local -x PYTEST_ADDOPTS="${PYTEST_JOBS[*]} --ignore=$ROOT/tests/integration/test_drill.py --ignore=$ROOT/tests/integration/test_faults.py"
+	# mode and online tests, through locust), the fault matrix (about
+	# 70 s) and the Redis Cluster history checks (about 50 s: a reshard
+	# and two failovers under load; the cluster's parsers and routing run
+	# in the rest of test_cluster.py), so that CI stays within its budget.
+	# --deselect takes node ids relative to pytest's rootdir, which is
+	# tests/integration (the one path meson passes).
+	local -x PYTEST_ADDOPTS="${PYTEST_JOBS[*]} --ignore=$ROOT/tests/integration/test_drill.py --ignore=$ROOT/tests/integration/test_faults.py --deselect=test_cluster.py::test_reshard_under_load --deselect=test_cluster.py::test_failover_under_load"
 	run_meson_tests build-asan
 }
 
@@ -359,6 +363,12 @@ run_asan_tests()
 # test_backfill_history_two_mounts (its "total >= 290" needs the client
 # to have created a few names before the backfill starts: too slow
 # under TSan) and test_shadow_reads (fails on the plain build too).
+# Redis Cluster: the history checks through a reshard (MOVED and ASK
+# while the slot map is refreshed under many threads), slots moved key
+# by key (TRYAGAIN retried beside other threads' calls) and a master's
+# kill -9 (every thread retrying until the promotion); 52 s together
+# under TSan on the loaded machine, no report.  The rest of test_cluster.py runs the same paths one
+# request at a time.
 TSAN_TESTS=(
 	test_faults.py test_restart_load.py test_resilience.py test_trim.py
 	test_tracked.py test_online.py
@@ -368,6 +378,9 @@ TSAN_TESTS=(
 	test_backfill.py::test_backfill_resumes_after_kill9
 	'test_fleet.py::test_fleet_drill_under_load[2-hosts]'
 	test_fleet.py::test_down_host_blocks_then_catches_up
+	test_cluster.py::test_reshard_under_load
+	test_cluster.py::test_slots_moved_key_by_key
+	'test_cluster.py::test_failover_under_load[none]'
 )
 
 # The unit tests and TSAN_TESTS against build-tsan (clang,

@@ -4,6 +4,9 @@
     redis_server   module scope: one redis-server per test module
     redis          function scope: a client of it, database flushed first;
                    the server log is printed when the test fails
+    redis_cluster  function scope: a util.RedisCluster of 3 masters with a
+                   replica each, settled (every slot served); its node
+                   logs are printed when the test fails
     tmp            a short tmp dir under /tmp, removed afterwards (any mount
                    left under it fails the test)
     checker        the per-test daemon log, scanned for error/warning lines
@@ -82,6 +85,13 @@ def redis(redis_server, request):
     yield r
     if _failed(request):
         redis_server.dump_log()
+
+
+@pytest.fixture
+def redis_cluster(request):
+    # Function scope: a reshard or a failover changes who serves what.
+    with util.own_redis_cluster(request) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -381,96 +381,6 @@ def test_mount_resolves_master(sset, pwfiles, sessdir, checker, tmp):
         assert pw not in daemon_lines(checker)
 
 
-def seq_of(value):
-    """The sequence number History wrote into 'value' (0: empty)."""
-    return int(value.split(b"|")[1]) if value else 0
-
-
-class History:
-    """PHP-style writers over 'n' sessions and a delete now and then: every
-    acknowledged operation is logged with its sequence number, every failed
-    one marks its name uncertain until the next acknowledged one (a failed
-    write "may be stored")."""
-
-    def __init__(self, mnt, n=24, writers=4):
-        self.mnt = mnt
-        self.names = ["sess_h%03d" % i for i in range(n)]
-        self.lock = threading.Lock()
-        self.acked = {}  # name -> (seq, "w" or "d")
-        self.uncertain = set()
-        self.acks = []  # monotonic times of acknowledged ops
-        self.errors = []
-        self.lost_seen = 0
-        self.lost_at = []
-        self.stop = threading.Event()
-        self.seq = 0
-        self.threads = [threading.Thread(target=self.run, args=(k, writers),
-                                         daemon=True)
-                        for k in range(writers)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def run(self, k, writers):
-        mine = self.names[k::writers]
-        i = 0
-        while not self.stop.is_set():
-            name = mine[i % len(mine)]
-            i += 1
-            with self.lock:
-                self.seq += 1
-                seq = self.seq
-                before = self.acked.get(name)
-            path = self.mnt / name
-            delete = seq % 7 == 0
-            try:
-                if before and before[1] == "w" and name not in \
-                        self.uncertain:
-                    t = time.monotonic()
-                    if seq_of(php_read(path)) < before[0]:
-                        with self.lock:
-                            self.lost_seen += 1
-                            self.lost_at.append(t)
-                if delete:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                else:
-                    php_write(path, b"s|%d" % seq)
-            except OSError as e:
-                with self.lock:
-                    self.errors.append((time.monotonic(), e.errno))
-                    self.uncertain.add(name)
-                continue
-            with self.lock:
-                self.acked[name] = (seq, "d" if delete else "w")
-                self.uncertain.discard(name)
-                self.acks.append(time.monotonic())
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30 * util.SLOW)
-
-    def first_ack_after(self, t):
-        with self.lock:
-            return next((a for a in self.acks if a >= t), None)
-
-    def check(self, r):
-        """Reads every name back from Redis ('r'): (lost writes,
-        resurrected deletes) among the certain names."""
-        lost = resurrected = 0
-        for name, (seq, op) in self.acked.items():
-            if name in self.uncertain:
-                continue
-            v = r.get(util.value_key(PREFIX, name))
-            if op == "w" and (v is None or seq_of(v) < seq):
-                lost += 1
-            if op == "d" and v is not None and seq_of(v) < seq:
-                resurrected += 1
-        return lost, resurrected
-
-
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
     """Writers and readers run through a SENTINEL FAILOVER and then a
@@ -487,7 +397,7 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
     opts = pwfiles + ["redis_timeout=8", "ctl_dir=%s" % ctl,
                       "durability=%s" % durability]
     with mounted(sset.url(), sessdir, checker, opts=opts) as m:
-        h = History(m.mnt)
+        h = util.History(m.mnt)
         h.start()
         wait_for(lambda: len(h.acks) > 200, 20, "the first writes")
 
@@ -546,75 +456,6 @@ def test_failovers_history(sset, pwfiles, sessdir, checker, tmp, durability):
         assert final.client().get(b"sessfs:sess_after") == b"a|1"
 
 
-class AppLoad:
-    """Clients of real apps during failovers, each with its own session:
-    log in, then /incr (PHP: /incr_checked, which answers only once the
-    session is stored) and a read-only /whoami, in turn.  An increment
-    answered 200 is acknowledged: a later count below it is a lost write;
-    a /whoami count below the last acknowledged one a stale read;
-    "anonymous" after a login a lost session.  A failed increment may be
-    stored (the next count may skip one)."""
-
-    def __init__(self, apps, per_app=2):
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.acks = []
-        self.errors = 0
-        self.lost = self.stale = self.lost_sessions = self.requests = 0
-        self.threads = [threading.Thread(target=self.run,
-                                         args=(app, path, "%s%d" % (k, i)),
-                                         daemon=True)
-                        for k, (app, path) in apps.items()
-                        for i in range(per_app)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-
-    def get(self, c, path):
-        try:
-            status, body = c.get(path, expect=None, timeout=15)
-        except OSError:
-            status, body = 0, ""
-        with self.lock:
-            self.requests += 1
-            if status != 200:
-                self.errors += 1
-        return body if status == 200 else None
-
-    def run(self, app, incr, user):
-        c = app.client()
-        while self.get(c, "/login?user=" + user) != "ok user=" + user:
-            if self.stop.wait(0.1):
-                return
-        last = 0
-        while not self.stop.is_set():
-            body = self.get(c, incr)
-            if body is not None:
-                n = int(body.split("=")[1])
-                with self.lock:
-                    self.lost += max(0, last + 1 - n)
-                    self.acks.append(time.monotonic())
-                last = max(last, n)
-            body = self.get(c, "/whoami")
-            if body == "anonymous":
-                with self.lock:
-                    self.lost_sessions += 1
-                return
-            if body is not None and int(body.split("count=")[1]) < last:
-                with self.lock:
-                    self.stale += 1
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60 * util.SLOW)
-
-    def first_ack_after(self, t):
-        with self.lock:
-            return next((a for a in self.acks if a >= t), None)
-
-
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failovers_under_real_apps(sset, pwfiles, sessdir, checker, tmp,
                                    make_app, durability):
@@ -630,7 +471,8 @@ def test_failovers_under_real_apps(sset, pwfiles, sessdir, checker, tmp,
         php = make_app("php", sessdir)
         flask = make_app("flask", sessdir,
                          {"SESSION_FILE_THRESHOLD": "0"})
-        load = AppLoad({"p": (php, "/incr_checked"), "f": (flask, "/incr")})
+        load = util.AppLoad({"p": (php, "/incr_checked"),
+                             "f": (flask, "/incr")})
         try:
             load.start()
             wait_for(lambda: len(load.acks) > 40, 30, "the first requests")

@@ -521,6 +521,357 @@ class RedisServer:
         print("\n".join(lines[-limit:]))
 
 
+def crc16_xmodem(data):
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    """The cluster slot of 'key' (str or bytes), hash tags included."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16_xmodem(key) % 16384
+
+
+class ClusterNode(RedisServer):
+    """A RedisServer with its cluster bus on a free port of its own
+    ("cluster-port"): the default, port + 10000, is past 65535 for a
+    fifth of the ports free_port() gives (Linux's ephemeral range,
+    32768-60999), and may be taken."""
+
+    def _write_conf(self):
+        super()._write_conf()
+        with open(self.conf, "a") as f:
+            f.write("cluster-port %d\n" % free_port())
+
+
+class RedisCluster:
+    """A Redis Cluster of 'masters' masters with 'replicas' replicas each,
+    every node a RedisServer (its own port, unix socket, dir and log),
+    made by `redis-cli --cluster create`.  The node timeout is short
+    (NODE_TIMEOUT_MS) so that a killed master's replica is promoted in
+    about a second; replicas may always take over (validity factor 0).
+    No persistence, as RedisServer, unless 'aof'.  Every process is ours
+    and stopped by its pid (stop(), also when a test fails)."""
+
+    NODE_TIMEOUT_MS = 500
+
+    def __init__(self, root, masters=3, replicas=1, aof=False, extra=()):
+        self.root = Path(root)
+        self.n_masters = masters
+        self.n_replicas = replicas
+        conf = ["cluster-enabled yes",
+                "cluster-config-file nodes.conf",
+                "cluster-node-timeout %d" % self.NODE_TIMEOUT_MS,
+                "cluster-replica-validity-factor 0",
+                "cluster-require-full-coverage yes",
+                "repl-diskless-sync-delay 0"] + list(extra)
+        self.servers = [ClusterNode(self.root / ("n%d" % i), aof=aof,
+                                    extra=conf)
+                        for i in range(masters * (1 + replicas))]
+        self.dead = []
+
+    def __repr__(self):
+        return "<RedisCluster %s>" % ",".join(str(s.port)
+                                              for s in self.servers)
+
+    def create(self, timeout=60):
+        """Starts every node and joins them (the first 'masters' nodes
+        become the masters); returns once every node says cluster_state:ok
+        with all 16384 slots covered and every replica is in sync."""
+        for s in self.servers:
+            s.start()
+        p = run(["redis-cli", "--cluster", "create"]
+                + ["127.0.0.1:%d" % s.port for s in self.servers]
+                + ["--cluster-replicas", str(self.n_replicas),
+                   "--cluster-yes"], timeout=timeout * SLOW)
+        assert p.returncode == 0, ("redis-cli --cluster create: exit %d\n%s%s"
+                                   % (p.returncode, p.stdout, p.stderr))
+        self.wait_ok(timeout)
+        return self
+
+    def live(self):
+        return [s for s in self.servers if s not in self.dead]
+
+    def url(self, scheme="redis-cluster", nodes=None):
+        """"redis-cluster://127.0.0.1:P1,127.0.0.1:P2,..." of 'nodes'
+        (default: every live node)."""
+        nodes = self.live() if nodes is None else nodes
+        return "%s://%s" % (scheme, ",".join("127.0.0.1:%d" % s.port
+                                             for s in nodes))
+
+    @staticmethod
+    def role(server):
+        return server.client(socket_timeout=2).execute_command(
+            "ROLE")[0].decode()
+
+    @staticmethod
+    def node_id(server):
+        return server.client().execute_command("CLUSTER", "MYID").decode()
+
+    def masters(self):
+        """The live nodes that say they are masters, in creation order."""
+        out = []
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                if self.role(s) == "master":
+                    out.append(s)
+        return out
+
+    def replicas_of(self, master):
+        """The live nodes replicating 'master'."""
+        out = []
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                info = s.client(socket_timeout=2).info("replication")
+                if (info.get("role") == "slave"
+                        and info.get("master_port") == master.port):
+                    out.append(s)
+        return out
+
+    def slot_map(self):
+        """[the master serving slot i (None: no one) for i in 0..16383],
+        as the first live node that answers CLUSTER SLOTS sees it."""
+        for s in self.live():
+            with contextlib.suppress(Exception):
+                ranges = s.client(socket_timeout=2).execute_command(
+                    "CLUSTER", "SLOTS")
+                out = [None] * 16384
+                for lo, hi, m, *_ in ranges:
+                    out[lo:hi + 1] = [self.by_port(int(m[1]))] * (hi - lo + 1)
+                return out
+        raise AssertionError("no node of %r answers CLUSTER SLOTS" % self)
+
+    def slot_owner(self, slot):
+        """The live master serving 'slot' (CLUSTER SLOTS of a live node)."""
+        owner = self.slot_map()[slot]
+        if owner is None:
+            raise AssertionError("no node serves slot %d" % slot)
+        return owner
+
+    def by_port(self, port):
+        return next(s for s in self.servers if s.port == port)
+
+    def client_for(self, key, **kw):
+        """A plain redis client of the master that serves 'key' now (its
+        unix socket): for looking at one key without cluster routing."""
+        return self.slot_owner(key_slot(key)).client(**kw)
+
+    def cluster_client(self, **kw):
+        """redis.cluster.RedisCluster (python3-redis >= 4.1) on the live
+        nodes: follows MOVED/ASK for tests that write through it."""
+        import redis.cluster
+        kw.setdefault("socket_timeout", 10)
+        nodes = [redis.cluster.ClusterNode("127.0.0.1", s.port)
+                 for s in self.live()]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, **kw)
+
+    def keys(self, pattern="*"):
+        """Every key of every master (SCAN on each), as a set of bytes."""
+        out = set()
+        for m in self.masters():
+            out.update(m.client().scan_iter(match=pattern, count=1000))
+        return out
+
+    def flushall(self):
+        for m in self.masters():
+            m.client().flushall()
+
+    def _node_ok(self, s):
+        info = s.client(socket_timeout=2).execute_command("CLUSTER", "INFO")
+        info = dict(line.split(":", 1) for line in
+                    info.decode().split("\r\n") if ":" in line)
+        return (info.get("cluster_state") == "ok"
+                and info.get("cluster_slots_assigned") == "16384"
+                and info.get("cluster_slots_ok") == "16384"
+                and int(info.get("cluster_known_nodes", 0))
+                == len(self.servers))
+
+    def healthy(self):
+        """Every live node: state ok, all slots assigned and ok; the
+        masters as many as made, each with its replicas linked; no slot
+        migrating or importing."""
+        try:
+            if not all(self._node_ok(s) for s in self.live()):
+                return False
+            masters = self.masters()
+            if len(masters) != self.n_masters:
+                return False
+            want = self.n_replicas if not self.dead else 0
+            for m in masters:
+                info = m.client(socket_timeout=2).info("replication")
+                if info.get("connected_slaves", 0) < want:
+                    return False
+            for s in self.live():
+                if s in masters:
+                    continue
+                info = s.client(socket_timeout=2).info("replication")
+                if info.get("master_link_status") != "up":
+                    return False
+            for m in masters:
+                nodes = m.client(socket_timeout=2).execute_command(
+                    "CLUSTER", "NODES").decode()
+                if "->-" in nodes or "-<-" in nodes:
+                    return False
+            return True
+        except Exception:
+            return False
+
+    def wait_ok(self, timeout=60):
+        wait_for(self.healthy, timeout, "%r to settle" % self, interval=0.1)
+
+    def reshard(self, n_slots, src, dst, timeout=120, wait=True):
+        """Moves 'n_slots' slots from master 'src' to master 'dst' (either
+        RedisServer or index into masters()) with `redis-cli --cluster
+        reshard` (MIGRATE in batches; the keys move with their slot).
+        With wait=False returns the running Popen (the caller waits for
+        it and calls wait_ok()); else waits and checks its exit status."""
+        masters = self.masters()
+        src = masters[src] if isinstance(src, int) else src
+        dst = masters[dst] if isinstance(dst, int) else dst
+        cmd = ["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src.port,
+               "--cluster-from", self.node_id(src),
+               "--cluster-to", self.node_id(dst),
+               "--cluster-slots", str(n_slots), "--cluster-yes",
+               "--cluster-pipeline", "100"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        if not wait:
+            return proc
+        return self.finish_reshard(proc, timeout)
+
+    def finish_reshard(self, proc, timeout=120):
+        try:
+            out, _ = proc.communicate(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            stop_process(proc)
+            raise
+        assert proc.returncode == 0, ("redis-cli --cluster reshard: exit "
+                                      "%d\n%s" % (proc.returncode,
+                                                  out[-3000:]))
+        self.wait_ok()
+        return out
+
+    def move_slot(self, slot, dst, between=None):
+        """Moves 'slot' to master 'dst' by hand, one key at a time, as
+        redis-cli does but with the timing ours: CLUSTER SETSLOT IMPORTING
+        on 'dst', MIGRATING on the owner, MIGRATE of each key (never
+        REPLACE: a key on both sides is an error), then SETSLOT NODE on
+        'dst', the old owner and the other masters.  between(key) runs
+        after each key's move: the slot is half moved then (ASK for a
+        moved key, TRYAGAIN for one command on keys of both sides)."""
+        src = self.slot_owner(slot)
+        assert src is not dst, "slot %d is on %r already" % (slot, dst)
+        did = self.node_id(dst)
+        s, d = src.client(), dst.client()
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING",
+                          self.node_id(src))
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
+        while True:
+            keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)
+            if not keys:
+                break
+            s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0,
+                              int(10000 * SLOW), "KEYS", keys[0])
+            if between is not None:
+                between(keys[0])
+        rest = [m for m in self.masters() if m not in (src, dst)]
+        for m in [dst, src] + rest:
+            m.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+                                       did)
+
+    def error_counts(self, *kinds):
+        """{kind: how many replies of that error (ASK, MOVED, TRYAGAIN...)
+        the live nodes have sent so far} (INFO errorstats)."""
+        out = dict.fromkeys(kinds, 0)
+        for s in self.live():
+            for k, v in s.client().info("errorstats").items():
+                kind = k[len("errorstat_"):]
+                if kind in out:
+                    if isinstance(v, dict):
+                        v = v["count"]
+                    else:
+                        v = int(str(v).split("=")[1])
+                    out[kind] += int(v)
+        return out
+
+    def kill_master(self, i, timeout=30):
+        """kill -9 of masters()[i] (by its pid); waits until one of its
+        replicas says it is master and every live node serves all slots
+        again.  Returns (killed, promoted, t_kill, t_promoted): the
+        monotonic times of the kill and of the first ROLE master seen."""
+        old = self.masters()[i]
+        reps = self.replicas_of(old)
+        assert reps, "%r has no replica to promote" % old
+        t_kill = time.monotonic()
+        old.kill9()
+        self.dead.append(old)
+
+        def promoted():
+            for s in reps:
+                with contextlib.suppress(Exception):
+                    if self.role(s) == "master":
+                        return s, time.monotonic()
+            return None
+        new, t_promoted = wait_for(promoted, timeout,
+                                   "a replica of %r to be promoted" % old,
+                                   interval=0.005)
+        wait_for(lambda: all(self._ok_quiet(s) for s in self.live()),
+                 timeout, "the cluster to serve every slot after the kill",
+                 interval=0.05)
+        return old, new, t_kill, t_promoted
+
+    def _ok_quiet(self, s):
+        try:
+            info = s.client(socket_timeout=2).execute_command(
+                "CLUSTER", "INFO").decode()
+            return ("cluster_state:ok" in info
+                    and "cluster_slots_ok:16384" in info)
+        except Exception:
+            return False
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def dump_logs(self, limit=20):
+        for s in self.servers:
+            s.dump_log(limit)
+
+
+@contextlib.contextmanager
+def own_redis_cluster(request=None, **kw):
+    """A created RedisCluster (RedisCluster's keywords) in a short temp dir
+    of its own; every node stopped by its pid and the dir removed
+    afterwards, also when the test (or the creation) fails; the node logs
+    printed when 'request''s test failed."""
+    root = short_tmpdir("rc")
+    cluster = RedisCluster(root, **kw)
+    created = False
+    try:
+        cluster.create()
+        created = True
+        yield cluster
+    finally:
+        if not created or (request is not None and test_failed(request)):
+            cluster.dump_logs()
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class HostileProxy:
     """A TCP proxy on loopback in front of a redis-server that passes
     every byte through until 'garbage' is set: then the next request on
@@ -1591,6 +1942,191 @@ def app_on_mount(kind, redis_server, sessdir, checker, make_app, env=None,
             yield m, app
         finally:
             app.stop()
+
+
+# ------------------------------------------------------------ histories
+
+def seq_of(value):
+    """The sequence number History wrote into 'value' (0: empty)."""
+    return int(value.split(b"|")[1]) if value else 0
+
+
+class History:
+    """PHP-style writers over 'n' sessions of 'mnt' and a delete now and
+    then: every acknowledged operation is logged with its sequence number,
+    every failed one marks its name uncertain until the next acknowledged
+    one (a failed write "may be stored").  Before each operation a writer
+    reads its name back: a value older than its last acknowledged write is
+    a stale read (lost_seen), an older value where it last deleted the
+    name a resurrected delete (resurrected_seen).  check() reads the
+    whole history back from Redis at the end.  Used through Sentinel
+    failovers (test_sentinel) and cluster reshards and failovers
+    (test_cluster)."""
+
+    def __init__(self, mnt, n=24, writers=4, prefix="sessfs:"):
+        self.mnt = Path(mnt)
+        self.prefix = prefix
+        self.names = ["sess_h%03d" % i for i in range(n)]
+        self.lock = threading.Lock()
+        self.acked = {}  # name -> (seq, "w" or "d")
+        self.uncertain = set()
+        self.acks = []  # monotonic times of acknowledged ops
+        self.ack_names = []  # their names, in the same order
+        self.errors = []
+        self.lost_seen = 0
+        self.lost_at = []
+        self.resurrected_seen = 0
+        self.stop = threading.Event()
+        self.seq = 0
+        self.threads = [threading.Thread(target=self.run, args=(k, writers),
+                                         daemon=True)
+                        for k in range(writers)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def _read_back(self, name, path, before):
+        if not before or name in self.uncertain:
+            return
+        t = time.monotonic()
+        if before[1] == "w":
+            if seq_of(php_read(path)) < before[0]:
+                with self.lock:
+                    self.lost_seen += 1
+                    self.lost_at.append(t)
+        else:
+            # PHP's read of a deleted session creates it empty.
+            seq = seq_of(php_read(path))
+            if 0 < seq < before[0]:
+                with self.lock:
+                    self.resurrected_seen += 1
+
+    def run(self, k, writers):
+        mine = self.names[k::writers]
+        i = 0
+        while not self.stop.is_set():
+            name = mine[i % len(mine)]
+            i += 1
+            with self.lock:
+                self.seq += 1
+                seq = self.seq
+                before = self.acked.get(name)
+            path = self.mnt / name
+            delete = seq % 7 == 0
+            try:
+                self._read_back(name, path, before)
+                if delete:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                else:
+                    php_write(path, b"s|%d" % seq)
+            except OSError as e:
+                with self.lock:
+                    self.errors.append((time.monotonic(), e.errno))
+                    self.uncertain.add(name)
+                continue
+            with self.lock:
+                self.acked[name] = (seq, "d" if delete else "w")
+                self.uncertain.discard(name)
+                self.acks.append(time.monotonic())
+                self.ack_names.append(name)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30 * SLOW)
+
+    def first_ack_after(self, t, names=None):
+        """The time of the first operation acknowledged at or after 't'
+        (of one of 'names' if given), or None."""
+        with self.lock:
+            return next((a for a, n in zip(self.acks, self.ack_names)
+                         if a >= t and (names is None or n in names)), None)
+
+    def check(self, r):
+        """Reads every name back from Redis ('r', a client that reaches
+        every name's key): (lost writes, resurrected deletes) among the
+        certain names."""
+        lost = resurrected = 0
+        for name, (seq, op) in self.acked.items():
+            if name in self.uncertain:
+                continue
+            v = r.get(value_key(self.prefix, name))
+            if op == "w" and (v is None or seq_of(v) < seq):
+                lost += 1
+            if op == "d" and v is not None and seq_of(v) < seq:
+                resurrected += 1
+        return lost, resurrected
+
+
+class AppLoad:
+    """Clients of real apps during failovers, each with its own session:
+    log in, then /incr (PHP: /incr_checked, which answers only once the
+    session is stored) and a read-only /whoami, in turn.  An increment
+    answered 200 is acknowledged: a later count below it is a lost write;
+    a /whoami count below the last acknowledged one a stale read;
+    "anonymous" after a login a lost session.  A failed increment may be
+    stored (the next count may skip one)."""
+
+    def __init__(self, apps, per_app=2):
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.acks = []
+        self.errors = 0
+        self.lost = self.stale = self.lost_sessions = self.requests = 0
+        self.threads = [threading.Thread(target=self.run,
+                                         args=(app, path, "%s%d" % (k, i)),
+                                         daemon=True)
+                        for k, (app, path) in apps.items()
+                        for i in range(per_app)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def get(self, c, path):
+        try:
+            status, body = c.get(path, expect=None, timeout=15)
+        except OSError:
+            status, body = 0, ""
+        with self.lock:
+            self.requests += 1
+            if status != 200:
+                self.errors += 1
+        return body if status == 200 else None
+
+    def run(self, app, incr, user):
+        c = app.client()
+        while self.get(c, "/login?user=" + user) != "ok user=" + user:
+            if self.stop.wait(0.1):
+                return
+        last = 0
+        while not self.stop.is_set():
+            body = self.get(c, incr)
+            if body is not None:
+                n = int(body.split("=")[1])
+                with self.lock:
+                    self.lost += max(0, last + 1 - n)
+                    self.acks.append(time.monotonic())
+                last = max(last, n)
+            body = self.get(c, "/whoami")
+            if body == "anonymous":
+                with self.lock:
+                    self.lost_sessions += 1
+                return
+            if body is not None and int(body.split("count=")[1]) < last:
+                with self.lock:
+                    self.stale += 1
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60 * SLOW)
+
+    def first_ack_after(self, t):
+        with self.lock:
+            return next((a for a in self.acks if a >= t), None)
 
 
 def in_parallel(fn, args, workers=None):

@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "pool.h"
 #include "url.h"
 #include "testutil.h"
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests of backend/url.c: redis://, rediss://, unix://,
- * redis-sentinel:// and rediss-sentinel:// URLs that parse (with
+ * redis-sentinel://, rediss-sentinel://, redis-cluster:// and
+ * rediss-cluster:// URLs that parse (with
  * defaults, percent-decoding, IPv6), every refusal and its message (which
  * must never quote a password), the display form without the password,
  * the endpoint copy, and password files.  Pure: no Redis needed.
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "sentinel.h"
 #include "url.h"
@@ -261,7 +263,7 @@ static void test_tls(void)
 	CHECK(be_url_parse("http://h", &ep, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(
 		err,
-		"expected redis://, rediss://, redis-sentinel://, rediss-sentinel:// or unix://"));
+		"expected redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster://, rediss-cluster:// or unix://"));
 }
 
 /*
@@ -529,6 +531,84 @@ static void test_password_file(void)
 	CHECK(!pw && strstr(err, "cannot read password file '/tmp'"));
 }
 
+/*
+ * Parses the Cluster URL 'url' and checks TLS, user, password and its
+ * 'n' seeds "host:port" of 'addrs', then its display form 'shown'.
+ */
+static void check_cluster(const char *url, bool tls, const char *user,
+			  const char *password, size_t n,
+			  const char *const *addrs, const char *shown)
+{
+	struct be_endpoint ep, copy;
+	char err[256] = "", addr[300], *disp;
+	size_t i;
+
+	if (be_url_parse(url, &ep, err, sizeof(err)) != 0) {
+		fprintf(stderr, "'%s' refused: %s\n", url, err);
+		test_failures++;
+		return;
+	}
+	CHECK(ep.cluster && !ep.host && !ep.unix_path && !ep.sentinel);
+	CHECK(ep.tls == tls && ep.db == 0);
+	CHECK(str_eq(ep.user, user) && str_eq(ep.password, password));
+	CHECK(be_cluster_seed_count(ep.cluster) == n);
+	for (i = 0; i < n && i < be_cluster_seed_count(ep.cluster); i++) {
+		snprintf(addr, sizeof(addr), "%s:%d",
+			 be_cluster_seed_host(ep.cluster, i),
+			 be_cluster_seed_port(ep.cluster, i));
+		if (strcmp(addr, addrs[i])) {
+			fprintf(stderr, "'%s': seed %zu is '%s', want '%s'\n",
+				url, i, addr, addrs[i]);
+			test_failures++;
+		}
+	}
+	disp = be_url_display(&ep);
+	if (!disp || strcmp(disp, shown)) {
+		fprintf(stderr, "'%s' shown as '%s', want '%s'\n", url,
+			disp ? disp : "(null)", shown);
+		test_failures++;
+	}
+	free(disp);
+	/* A copy shares the map (one object, a reference). */
+	CHECK(be_endpoint_copy(&copy, &ep) == 0);
+	CHECK(copy.cluster == ep.cluster);
+	be_endpoint_release(&ep);
+	CHECK(!ep.cluster);
+	CHECK(be_cluster_seed_count(copy.cluster) == n);
+	be_endpoint_release(&copy);
+}
+
+static void test_cluster(void)
+{
+	const char *one[] = { "10.0.0.1:6379" };
+	const char *three[] = { "10.0.0.1:7000", "10.0.0.2:7001", "::1:7002" };
+	char url[] = "redis-cluster://u:topsecret@h:1,h:2";
+
+	check_cluster("redis-cluster://10.0.0.1", false, NULL, NULL, 1, one,
+		      "redis-cluster://10.0.0.1:6379");
+	check_cluster("redis-cluster://10.0.0.1/", false, NULL, NULL, 1, one,
+		      "redis-cluster://10.0.0.1:6379");
+	check_cluster("redis-cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002",
+		      false, NULL, NULL, 3, three,
+		      "redis-cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002");
+	check_cluster(
+		"rediss-cluster://alice:p%40ss@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002",
+		true, "alice", "p@ss", 3, three,
+		"rediss-cluster://alice@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002");
+	check_cluster("redis-cluster://:pw@10.0.0.1", false, NULL, "pw", 1, one,
+		      "redis-cluster://10.0.0.1:6379");
+	check_bad("redis-cluster://", "missing nodes", NULL);
+	check_bad("redis-cluster://:topsecret@", "missing nodes", "topsecret");
+	check_bad("redis-cluster://h:1,,h:2", "empty node address", NULL);
+	check_bad("redis-cluster://h:1,", "empty node address", NULL);
+	check_bad("redis-cluster://h:1/2", "takes no db", NULL);
+	check_bad("redis-cluster://h:99999", "invalid port", NULL);
+	check_bad("redis-cluster://h:1?x", "trailing junk", NULL);
+	check_bad("rediss-cluster://u:topsecret@h:0", "port", "topsecret");
+	be_url_hide_password(url);
+	CHECK(!strcmp(url, "redis-cluster://u:*********@h:1,h:2"));
+}
+
 int main(void)
 {
 	test_tcp();
@@ -539,6 +619,7 @@ int main(void)
 	test_tls();
 	test_sentinel();
 	test_sentinel_display();
+	test_cluster();
 	test_display();
 	test_hide_password();
 	test_copy();

@@ -218,7 +218,7 @@ static void remove_dir(struct test_redis *r)
 
 int test_redis_start(struct test_redis *r, const char *extra_conf)
 {
-	int try;
+	int try, k;
 
 	memset(r, 0, sizeof(*r));
 	if (!in_path("redis-server")) {
@@ -233,6 +233,12 @@ int test_redis_start(struct test_redis *r, const char *extra_conf)
 	}
 	for (try = 0; try < START_TRIES; try++) {
 		r->port = test_free_port();
+		/* A cluster node's bus listens on port + 10000. */
+		for (k = 0;
+		     extra_conf && strstr(extra_conf, "cluster-enabled") &&
+		     r->port > 55535 && k < 1000;
+		     k++)
+			r->port = test_free_port();
 		if (r->port < 0 || write_config(r, extra_conf) < 0)
 			break;
 		r->pid = spawn(r);

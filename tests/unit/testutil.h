@@ -31,7 +31,9 @@ struct test_redis {
 /**
  * Starts redis-server on a free loopback port with 'extra_conf' (may be
  * NULL) appended to its config, waits until it answers PING.  Returns 0,
- * or 77 if redis-server is not installed, or 1 on another failure.
+ * or 77 if redis-server is not installed, or 1 on another failure.  With
+ * "cluster-enabled" in 'extra_conf' the port is at most 55535 (the
+ * cluster bus listens on port + 10000).
  */
 int test_redis_start(struct test_redis *r, const char *extra_conf);
 /** Stops the server (SIGTERM, then SIGKILL) and removes its dir. */
