@@ -29,10 +29,7 @@ real mounts, real PHP (php -S, the files handler) and Flask-Session
   sessfs-migrate.
 
 test_harness checks util.RedisCluster itself, with redis-py's cluster
-client.  Until sessfs takes redis-cluster:// URLs (issue 14's transport,
-built on the `cluster` branch), every other test is an expected failure,
-strict: each fails the run as soon as it passes, so the marker goes with
-the transport (see CLUSTER_MISSING)."""
+client."""
 
 import hashlib
 import json
@@ -43,7 +40,7 @@ import pytest
 
 import modeutil
 import util
-from util import (SESSFS, MIGRATE, key_slot, meta_key, migrate, mounted,
+from util import (SESSFS, key_slot, meta_key, migrate, mounted,
                   php_read, php_write, value_key, wait_for)
 
 PREFIX = "sessfs:"
@@ -52,37 +49,9 @@ CLUSTER_LOG = (modeutil.OUTAGE_LOG +
                r"|cluster|moved|\bask\b|slot|tryagain|clusterdown|failover")
 
 
-def _refusal(cmd):
-    """The "bad scheme" line 'cmd' answers a redis-cluster:// URL with,
-    or None when the scheme is known (whatever else it says then)."""
-    if not os.path.exists(cmd[0]):
-        return None
-    p = util.run(cmd, timeout=30)
-    out = (p.stdout + p.stderr).strip()
-    return out.splitlines()[0] if "bad scheme" in out else None
-
-
-_URL = "redis-cluster://127.0.0.1:1"
-CLUSTER_MISSING = (
-    _refusal([str(SESSFS), _URL, "/nonexistent-sessfs-probe"])
-    or _refusal([str(MIGRATE), "verify", "/nonexistent-sessfs-probe", _URL]))
-
-# Strict: a test that passes while the probe says "not built" fails.
-pending = pytest.mark.xfail(
-    CLUSTER_MISSING is not None, strict=True,
-    reason="the redis-cluster:// transport is not built yet (issue 14, "
-    "the cluster branch): %s" % CLUSTER_MISSING)
-
-# sessfs refuses -o cache=tracking on a cluster until its tracker
-# subscribes on every master (issue 14: "tracking per node").
-_p = (util.run([str(SESSFS), _URL, "/nonexistent-sessfs-probe", "-o",
-                "cache=tracking"], timeout=30)
-      if CLUSTER_MISSING is None and SESSFS.exists() else None)
-TRACKING_MISSING = (_p.stderr.strip() if _p is not None and "cache=tracking"
-                    in _p.stderr and "not built" in _p.stderr else None)
-# Every mount here chooses its cache: off while tracking is refused, so
-# that SESSFS_TEST_CACHE=tracking (the ASan run) does not refuse them.
-CACHE = "off" if TRACKING_MISSING else (util.TEST_CACHE or "off")
+# Every mount here chooses its cache: the run's (SESSFS_TEST_CACHE), off
+# by default.
+CACHE = util.TEST_CACHE or "off"
 
 pytestmark = util.fuse_test_marker()
 
@@ -205,7 +174,6 @@ def test_harness(redis_cluster):
 
 # ------------------------------------------------------------ real apps
 
-@pending
 @pytest.mark.parametrize("mode", modeutil.mode_params())
 def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
     """PHP and Flask users log in and count through a mount on the
@@ -245,10 +213,6 @@ def test_apps_on_cluster(cluster, sessdir, checker, make_app, mode):
         assert len(ports) >= 2
 
 
-@pending
-@pytest.mark.xfail(TRACKING_MISSING is not None, strict=True,
-                   reason="cache=tracking on a cluster: %s"
-                   % TRACKING_MISSING)
 def test_tracking_two_hosts(cluster, tmp, checker):
     """cache=tracking on two mounts of the cluster (hosts a and b), with
     names on every master: b has read each name, a rewrites it, and b
@@ -377,7 +341,6 @@ def stop_load(h, load, php, flask):
     flask.stop()
 
 
-@pending
 def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
     """2000 slots move from the first master to the second while PHP-style
     writers (through the mount) and the real apps run: nothing fails,
@@ -415,7 +378,6 @@ def test_reshard_under_load(redis_cluster, sessdir, checker, make_app):
         assert load.lost_sessions == 0
 
 
-@pending
 def test_slots_moved_key_by_key(cluster, sessdir, checker):
     """The slots of six sessions move by hand, one key at a time, while
     PHP-style writers run: each session is written right after the
@@ -482,7 +444,6 @@ def test_slots_moved_key_by_key(cluster, sessdir, checker):
         assert h.resurrected_seen == 0
 
 
-@pending
 @pytest.mark.parametrize("durability", ["none", "replica"])
 def test_failover_under_load(sessdir, checker, make_app, request,
                              durability):
@@ -543,7 +504,6 @@ def test_failover_under_load(sessdir, checker, make_app, request,
 
 # ------------------------------------------------------ migrate commands
 
-@pending
 def test_migrate_commands(cluster, tmp):
     """analyze, copy, verify, export, backup, restore and cleanup take a
     redis-cluster:// URL: copy spreads the sessions over the masters,
@@ -631,7 +591,6 @@ def test_migrate_commands(cluster, tmp):
     assert {"sess_c01", "sess_c02"} <= left and not untouched & left
 
 
-@pending
 def test_online_copy_verify_mode(cluster, sessdir, checker, tmp):
     """The online commands on a cluster mount: the backfill (copy
     --mount) brings the files underneath to every master, verify
@@ -666,7 +625,6 @@ def test_online_copy_verify_mode(cluster, sessdir, checker, tmp):
                 value_key(PREFIX, name)) == body
 
 
-@pending
 def test_rollback(cluster, sessdir, checker, tmp):
     """A redis-only mount on the cluster rolled back to plain files: the
     files underneath hold every session the mount showed."""
@@ -691,7 +649,6 @@ def test_rollback(cluster, sessdir, checker, tmp):
 
 # ------------------------------------------------------------ bad input
 
-@pending
 def test_not_a_cluster(redis, redis_server, sessdir):
     """A redis-cluster:// URL to a server without cluster mode: one line
     at mount and from sessfs-migrate, naming the cluster."""
@@ -706,7 +663,6 @@ def test_not_a_cluster(redis, redis_server, sessdir):
     assert "bad scheme" not in p.stderr
 
 
-@pending
 def test_uncovered_slots(request, sessdir):
     """A cluster whose slots 0-99 no node serves: one line at mount and
     from sessfs-migrate, naming the slots."""
