@@ -40,6 +40,16 @@ struct be_store_config {
 	 */
 	int wait_replicas;
 	int wait_ms;
+	/*
+	 * Whether a rewrite (be_store_put() with BE_PUT_REPLACE) of a name
+	 * the names index does not hold may go as plain commands, WATCH
+	 * then MULTI/EXEC, instead of the put script (docs/DESIGN.md,
+	 * "Writes without Lua").  Only for connections that are never
+	 * replaced between two calls of one thread, unless a call failed:
+	 * no Sentinel, no cache=tracking tracker.  Ignored with
+	 * wait_replicas.
+	 */
+	bool tx_writes;
 };
 
 /*

@@ -420,6 +420,9 @@ static int configure(struct fs *fs)
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
 				   : be_host_id_default();
 	fs->sc.host_id = fs->host_id;
+	/* Connections the tracker or the sentinels never replace. */
+	fs->sc.tx_writes = !fs->ep.sentinel &&
+			   !(cfg->cache && strcmp(cfg->cache, "tracking") == 0);
 	if (!fs->display_url || !fs->host_id || !cfg->prefix) {
 		fprintf(stderr, "sessfs: out of memory\n");
 		return -1;
