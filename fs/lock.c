@@ -120,6 +120,11 @@ struct lk_name {
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
 	bool yield; /* another host wants it: no new local grant */
 	bool yielded; /* released for another host, not retaken since */
+	/*
+	 * The SET NX of the first try found the lock taken: the script
+	 * follows at once, with the same token (slot_fill()).
+	 */
+	bool nx_failed;
 	enum lk_call busy; /* a call the lock thread has in flight */
 	char token[LK_TOKEN_MAX];
 	int64_t renew_at, check_at, next_try; /* CLOCK_MONOTONIC ns */
@@ -768,6 +773,7 @@ static int64_t call_when(const struct lk_name *n)
 struct lk_slot {
 	struct lk_name *n;
 	enum lk_call call;
+	bool nx; /* an LK_ACQUIRE sent as SET NX, not the script */
 	const char *argv[9];
 	size_t lens[9];
 	char lease[24], want[24];
@@ -780,8 +786,27 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 
 	snprintf(s->lease, sizeof(s->lease), "%" PRId64, lk->lease_ms);
 	snprintf(s->want, sizeof(s->want), "%d", LK_WANT_MS);
+	/*
+	 * The first try of a host that did not yield is a plain SET NX PX
+	 * (docs/DESIGN.md, "Session locks"): the lock is usually free, and a
+	 * script costs Redis several times a SET.  It does not delete the
+	 * want key: a host that set one polls with the script, which does.
+	 * Found taken (by another host, or by our own token when a resent
+	 * pipeline ran twice), the script follows with the same token.
+	 */
+	s->nx = s->call == LK_ACQUIRE && !s->n->yielded && !s->n->poll_ms &&
+		!s->n->nx_failed;
 	switch (s->call) {
 	case LK_ACQUIRE:
+		if (s->nx) {
+			s->argv[argc++] = "SET";
+			s->argv[argc++] = s->n->key;
+			s->argv[argc++] = s->n->token;
+			s->argv[argc++] = "NX";
+			s->argv[argc++] = "PX";
+			s->argv[argc++] = s->lease;
+			break;
+		}
 		s->argv[argc++] = "EVAL";
 		s->argv[argc++] = ACQUIRE_LUA;
 		s->argv[argc++] = "2";
@@ -809,7 +834,7 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 		s->argv[argc++] = s->n->want;
 		break;
 	}
-	if (s->call == LK_ACQUIRE) {
+	if (s->call == LK_ACQUIRE && !s->nx) {
 		s->argv[argc++] = s->want;
 		s->argv[argc++] = s->n->yielded ? "1" : "0";
 	}
@@ -844,7 +869,8 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		      int err, int64_t now, struct lk_waiter **granted)
 {
 	struct lk_name *n = s->n;
-	bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	bool yes = r && ((r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
+			 (s->nx && r->type == REDIS_REPLY_STATUS));
 
 	n->busy = LK_NONE;
 	if (r && r->type == REDIS_REPLY_ERROR) {
@@ -854,8 +880,11 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 	}
 	switch (s->call) {
 	case LK_ACQUIRE:
+		n->nx_failed = s->nx && r && !yes;
 		if (!r) {
 			degrade(lk, n, err);
+		} else if (n->nx_failed) {
+			n->next_try = now; /* the script, at once */
 		} else if (yes) {
 			n->held = true;
 			n->yielded = false;
@@ -948,7 +977,7 @@ static void *lock_thread(void *arg)
 					next = call_when(n);
 				continue;
 			}
-			if (call == LK_ACQUIRE)
+			if (call == LK_ACQUIRE && !n->nx_failed)
 				token_new(fs, n);
 			if (call == LK_RELEASE)
 				n->held = false; /* no grant until retaken */
