@@ -1025,7 +1025,7 @@ static int reply_put(const struct be_store_config *sc, const redisReply *r,
 /* Aborted transactions (M changed under the WATCH) before the script. */
 #define TX_TRIES 8
 /* Commands of put_tx()'s transaction, MULTI and EXEC included. */
-#define TX_CMDS 8
+#define TX_CMDS 7
 
 /* Whether a put of 'name' in 'mode' may go as put_tx(). */
 static bool tx_put_ok(const struct be_store_config *sc, const char *name,
@@ -1054,15 +1054,16 @@ static int tx_error(const redisReply *r, const char *what)
  * be_store_put() of BE_PUT_REPLACE without Lua (docs/DESIGN.md, "Writes
  * without Lua"): "WATCH M", and once Redis acknowledged it, on the same
  * connection, "MULTI, SET K, HSET M, HINCRBY M wv 1, HDEL M del,
- * PEXPIRE M, EXISTS K M, EXEC".  The stale-retry rule of store.h is kept
+ * PEXPIRE M, EXEC".  The stale-retry rule of store.h is kept
  * by the WATCH: an EXEC runs only if M did not change since its WATCH,
  * and the WATCH was acknowledged before the EXEC was sent, so before this
  * call returned and before any newer write of this name from this host
  * (the caller's stripe orders them) began.  A transaction that reaches
  * Redis late, after a newer write, finds M changed and does nothing.  So
  * the transaction is never resent by be_conn on another connection
- * (BE_CMD_NORETRY): a transport error starts over with a new WATCH.  The
- * EXISTS is tracked()'s read (CLIENT TRACKING).  Only for 'sc' with
+ * (BE_CMD_NORETRY): a transport error starts over with a new WATCH.  No
+ * read re-arms tracking (the scripts' tracked()): there is no tracker
+ * with tx_writes.  Only for 'sc' with
  * tx_writes (a connection that is never replaced between two calls of
  * one thread: no Sentinel, no tracker), no WAIT and names the names index
  * does not hold (tx_put_ok()).  Returns as be_store_put(), or -EAGAIN:
@@ -1080,7 +1081,6 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 		"HINCRBY (every write runs its script instead)",
 		"HDEL",
 		"PEXPIRE",
-		"EXISTS",
 		"EXEC (every write runs its script instead)",
 	};
 	int64_t now_ms = ns_to_ms(be_real_ns());
@@ -1100,11 +1100,10 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 	const char *incr[4] = { "HINCRBY", mkey, "wv", "1" };
 	const char *hdel[3] = { "HDEL", mkey, "del" };
 	const char *pexp[3] = { "PEXPIRE", mkey, nums[7] };
-	const char *exists[3] = { "EXISTS", vkey, mkey };
 	struct be_cmd cmds[TX_CMDS] = {
-		{ 1, multi, NULL },  { 5, set, setlen }, { 18, hset, NULL },
-		{ 4, incr, NULL },   { 3, hdel, NULL },	 { 3, pexp, NULL },
-		{ 3, exists, NULL }, { 1, exec, NULL },
+		{ 1, multi, NULL }, { 5, set, setlen }, { 18, hset, NULL },
+		{ 4, incr, NULL },  { 3, hdel, NULL },	{ 3, pexp, NULL },
+		{ 1, exec, NULL },
 	};
 	redisReply *r[TX_CMDS], *w;
 	const redisReply *x;
