@@ -418,14 +418,8 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 
 		pthread_mutex_lock(&inode->lock);
 		ret = inode->loaded ? inode_reload(fs, inode, name) : 0;
-		/*
-		 * Bytes here, what Redis still holds (tracked.c), or what
-		 * was read just now: PHP looks a session up twice before it
-		 * opens it, and the rule of GETATTR and of an OPEN after a
-		 * LOOKUP (FS_ATTR_FRESH_NS) spares the second read.
-		 */
-		known = inode->loaded || tracked_hit(fs, inode) ||
-			fs_mono_ns() - inode->attr_at < FS_ATTR_FRESH_NS;
+		/* Bytes here, or what Redis still holds (tracked.c). */
+		known = inode->loaded || tracked_hit(fs, inode);
 		prefetch = inode->opened && kind == BE_NAME_SESSION;
 		pthread_mutex_unlock(&inode->lock);
 		if (ret < 0) {
