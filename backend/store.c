@@ -864,10 +864,17 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 }
 
 /*
- * Set once an ACL refused MULTI: from then on every read is a script (the
- * user may run scripts and the reads inside them, not transactions).
+ * Set once an ACL refused MULTI (or another command only transactions
+ * need): from then on every read and rewrite is a script (the user may
+ * run scripts and the commands inside them, not transactions).
  */
 static atomic_bool tx_refused;
+
+/* One line each in the log (acl.h), for reads and rewrites alike. */
+#define TX_MULTI_REFUSED \
+	"MULTI (every read and rewrite runs a script instead, a little slower)"
+#define TX_EXEC_REFUSED \
+	"EXEC (every read and rewrite runs a script instead, a little slower)"
 
 /*
  * A read is a transaction, not a script: as atomic, and Redis runs it in
@@ -880,11 +887,8 @@ static atomic_bool tx_refused;
 int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, bool want_data, struct be_file *f)
 {
-	static const char *const what[5] = {
-		"MULTI (every read runs the get script instead, a little slower)",
-		"PTTL", "HGETALL", NULL,
-		"EXEC (every read runs the get script instead, a little slower)"
-	};
+	static const char *const what[5] = { TX_MULTI_REFUSED, "PTTL",
+					     "HGETALL", NULL, TX_EXEC_REFUSED };
 	const char *names[5] = { what[0], what[1], what[2],
 				 want_data ? "GET" : "STRLEN", what[4] };
 	const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
@@ -1037,16 +1041,20 @@ static bool tx_put_ok(const struct be_store_config *sc, const char *name,
 
 /*
  * An error reply of put_tx()'s WATCH or transaction: an ACL's refusal
- * (a user without WATCH, MULTI or HINCRBY) turns plain writes off for
- * the process and returns -EAGAIN (the caller runs the script);
- * otherwise the reply's errno.
+ * returns -EAGAIN (the caller runs the script).  A command only the
+ * transaction needs ('what' not NULL: WATCH, MULTI, HINCRBY, EXEC) is
+ * named once and turns the transactions off for the process, reads
+ * included; one the script runs too is left for the script to report.
+ * Otherwise the reply's errno.
  */
 static int tx_error(const redisReply *r, const char *what)
 {
 	if (!be_acl_is_denial(r))
 		return be_store_reply_errno(r);
-	be_acl_denied(what, r);
-	atomic_store(&tx_refused, true);
+	if (what) {
+		be_acl_denied(what, r);
+		atomic_store(&tx_refused, true);
+	}
 	return -EAGAIN;
 }
 
@@ -1074,14 +1082,18 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 		  const void *data, size_t len, const struct be_meta *meta,
 		  uint64_t *wver)
 {
+	/*
+	 * A refused MULTI lets the commands after it run one by one, at
+	 * once: the same write, acknowledged before the script repeats it.
+	 */
 	static const char *const what[TX_CMDS] = {
-		"MULTI (every write runs its script instead)",
-		"SET",
-		"HSET",
-		"HINCRBY (every write runs its script instead)",
-		"HDEL",
-		"PEXPIRE",
-		"EXEC (every write runs its script instead)",
+		TX_MULTI_REFUSED,
+		NULL,
+		NULL,
+		"HINCRBY (every rewrite runs the put script instead)",
+		NULL,
+		NULL,
+		TX_EXEC_REFUSED,
 	};
 	int64_t now_ms = ns_to_ms(be_real_ns());
 	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
@@ -1124,7 +1136,10 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 		ret = be_conn_command(c, &w, 2, watch, NULL, 0);
 		if (ret)
 			return ret;
-		ret = w->type == REDIS_REPLY_ERROR ? tx_error(w, "WATCH") : 0;
+		ret = w->type == REDIS_REPLY_ERROR
+			      ? tx_error(w, "WATCH (every rewrite runs the "
+					    "put script instead)")
+			      : 0;
 		freeReplyObject(w);
 		if (ret)
 			return ret;

@@ -315,7 +315,7 @@ def main():
                     help="one short round (a few seconds per target)")
     args = ap.parse_args()
     if args.smoke:
-        args.requests, args.rounds, args.monitor_requests = 40, 1, 20
+        args.requests, args.rounds, args.monitor_requests = 24, 1, 12
         args.users = 4
     root = util.short_tmpdir("rcost")
     srv = util.RedisServer(root / "redis").start()
