@@ -34,7 +34,11 @@ Run as root (FUSE mounts, www-data apps) after a build:
 
     SESSFS_BUILD_DIR=$PWD/build-dev bench/redis_cost.py [--requests 2000]
         [--users 8] [--rounds 3] [--monitor-requests 200] [--json FILE]
+        [--baseline OTHER_BUILD_DIR]
     bench/redis_cost.py --smoke     one short round: every figure measured
+
+--baseline adds php/sessfs-base and flask/sessfs-base: the same on the
+sessfs of another build (e.g. main's), measured in the same run.
 
 A measurement, never a test: nothing passes or fails on time.  With
 --smoke it exits non-zero when a phase failed or measured nothing.
@@ -56,7 +60,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent
                        / "tests" / "integration"))
 import util  # noqa: E402  (the tests' mounts, apps and redis-server)
 
-TARGETS = ["php/sessfs", "php/native", "flask/sessfs", "flask/native"]
+TARGETS = ["php/sessfs-base", "php/sessfs", "php/native",
+           "flask/sessfs-base", "flask/sessfs", "flask/native"]
+BASELINE = None  # --baseline: the build dir of the -base targets
 TICK = os.sysconf("SC_CLK_TCK")
 # Commands whose cmdstat is per subcommand ("client|tracking").
 CONTAINERS = {"client", "config", "script", "object", "cluster", "command",
@@ -179,11 +185,18 @@ class Target:
                    "SESS_DIR": "tcp://127.0.0.1:%d" % self.srv.port}
         elif self.store == "native":
             env = {"SESS_REDIS": "redis://127.0.0.1:%d/0" % self.srv.port}
-        if self.store == "sessfs":
+        if self.store.startswith("sessfs"):
             log = util.OutputChecker(self.root / ("sessfs-%s.log" % tag))
-            with util.mounted(self.srv.url(), sessdir, log,
-                              opts=["allow_other", "mode=redis-only"]):
-                self._with_app(sessdir, env, fn)
+            ours = util.SESSFS
+            if self.store == "sessfs-base":
+                util.SESSFS = Path(BASELINE) / "fs" / "sessfs"
+            try:
+                with util.mounted(self.srv.url(), sessdir, log,
+                                  opts=["allow_other", "mode=redis-only"]):
+                    util.SESSFS = ours
+                    self._with_app(sessdir, env, fn)
+            finally:
+                util.SESSFS = ours
             log.check()
         else:
             self._with_app(sessdir, env, fn)
@@ -267,22 +280,24 @@ def summarize(res):
 def print_table(summ):
     print("\nRedis cost per request (/incr: read, increment, save); "
           "median of rounds")
-    print("%-13s %9s %10s %10s %9s %11s   %s" % (
+    print("%-17s %9s %10s %10s %9s %11s   %s" % (
         "target", "us/req", "calls/req", "inner/req", "cpu us", "plain sum",
         "rounds us/req"))
     for name in TARGETS:
         if name not in summ:
             continue
         s = summ[name]
-        print("%-13s %9.2f %10.2f %10.2f %9.1f %11.2f   %s" % (
+        print("%-17s %9.2f %10.2f %10.2f %9.1f %11.2f   %s" % (
             name, s["us_per_req"], s["calls_per_req"], s["inner_per_req"],
             s["cpu_us_per_req"], s["us_per_req_plain_sum"],
             " ".join("%.2f" % x for x in s["rounds_us"])))
-    for app in ("php", "flask"):
-        a, b = summ.get(app + "/sessfs"), summ.get(app + "/native")
-        if a and b and b["us_per_req"] > 0:
-            print("%-13s %9.2fx %9.2fx %10s %8.2fx" % (
-                app + " ratio", a["us_per_req"] / b["us_per_req"],
+    print("ratio to native (us/req, calls/req, cpu):")
+    for name in TARGETS:
+        app = name.split("/")[0]
+        a, b = summ.get(name), summ.get(app + "/native")
+        if "sessfs" in name and a and b and b["us_per_req"] > 0:
+            print("%-17s %9.2fx %9.2fx %10s %8.2fx" % (
+                name, a["us_per_req"] / b["us_per_req"],
                 a["calls_per_req"] / max(b["calls_per_req"], 1e-9), "",
                 a["cpu_us_per_req"] / max(b["cpu_us_per_req"], 1e-9)))
     for name in TARGETS:
@@ -309,11 +324,19 @@ def main():
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--monitor-requests", type=int, default=200)
-    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--targets",
+                    help="comma-separated, of: %s" % ", ".join(TARGETS))
+    ap.add_argument("--baseline", help="another build dir: its sessfs "
+                    "runs the -base targets")
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--smoke", action="store_true",
                     help="one short round (a few seconds per target)")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = args.baseline
+    if not args.targets:
+        args.targets = ",".join(t for t in TARGETS
+                                if args.baseline or "-base" not in t)
     if args.smoke:
         args.requests, args.rounds, args.monitor_requests = 24, 1, 12
         args.users = 4
