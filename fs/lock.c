@@ -114,7 +114,12 @@ struct lk_name {
 	char *name; /* the table's key: a session name or "#<ino>" */
 	char *key; /* Redis lock key; NULL: this host alone decides */
 	char *want; /* want key, with 'key' */
-	char *meta; /* the session's meta key, with 'key' */
+	/*
+	 * The session's meta key, with 'key' in the plain layout (in the
+	 * phpredis layout phpredis's own handler may write the value without
+	 * touching the meta: no version to trust).
+	 */
+	char *meta;
 	/*
 	 * The meta's write version read right after the SET NX that took
 	 * the lock (slot_fill()); 0: unknown (taken by the script).
@@ -199,10 +204,12 @@ static struct lk_name *name_get(struct fs *fs, const char *name, bool redis)
 		vkey = be_key_value(&fs->sc.ks, name);
 		n->key = vkey ? be_key_lock(&fs->sc.ks, vkey) : NULL;
 		n->want = vkey ? be_key_lock_want(&fs->sc.ks, vkey) : NULL;
-		n->meta = vkey ? be_key_meta(&fs->sc.ks, vkey) : NULL;
+		if (vkey && fs->sc.ks.layout == BE_LAYOUT_PLAIN)
+			n->meta = be_key_meta(&fs->sc.ks, vkey);
 		free(vkey);
 		n->held = false;
-		if (!n->key || !n->want || !n->meta)
+		if (!n->key || !n->want ||
+		    (fs->sc.ks.layout == BE_LAYOUT_PLAIN && !n->meta))
 			goto out_free;
 	}
 	if (!n->name)
@@ -785,6 +792,7 @@ struct lk_slot {
 	struct lk_name *n;
 	enum lk_call call;
 	bool nx; /* an LK_ACQUIRE sent as SET NX, not the script */
+	int ncmd; /* commands sent for it: slot_cmds() */
 	const char *hget[3]; /* after the SET NX: HMGET meta wv */
 	const char *argv[9];
 	size_t lens[9];
@@ -966,8 +974,10 @@ static size_t slot_cmds(struct fs_locks *lk, struct lk_slot *s,
 			struct be_cmd *c)
 {
 	slot_fill(lk, s, c);
-	if (!s->nx)
+	s->ncmd = 1;
+	if (!s->nx || !s->n->meta)
 		return 1;
+	s->ncmd = 2;
 	s->hget[0] = "HMGET";
 	s->hget[1] = s->n->meta;
 	s->hget[2] = "wv";
@@ -1160,16 +1170,16 @@ static void *lock_thread(void *arg)
 			}
 			if (slots[k].call == LK_ACQUIRE)
 				slots[k].n->acq_wver =
-					slots[k].nx && ret == 0
+					slots[k].ncmd == 2 && ret == 0
 						? reply_wver(replies[ncmds + 1])
 						: 0;
 			slot_done(lk, &slots[k],
 				  ret < 0 ? NULL : replies[ncmds], ret, now,
 				  &granted);
-			for (int j = 0; j < 1 + slots[k].nx; j++)
+			for (int j = 0; j < slots[k].ncmd; j++)
 				if (ret == 0)
 					freeReplyObject(replies[ncmds + j]);
-			ncmds += 1 + slots[k].nx;
+			ncmds += slots[k].ncmd;
 		}
 		names_sweep(lk);
 		if (granted) {
