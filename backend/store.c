@@ -936,40 +936,6 @@ int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 	return ret;
 }
 
-int be_store_unchanged(struct be_conn *c, const struct be_store_config *sc,
-		       const char *name, uint64_t wver, bool *same)
-{
-	const char *pttl[2] = { "PTTL" }, *hmget[3] = { "HMGET", NULL, "wv" };
-	struct be_cmd cmds[2] = { { 2, pttl, NULL }, { 3, hmget, NULL } };
-	redisReply *r[2];
-	char *vkey, *mkey;
-	long long wv;
-	int ret;
-
-	*same = false;
-	ret = keys_new(sc, name, &vkey, &mkey);
-	if (ret)
-		return ret;
-	pttl[1] = vkey;
-	hmget[1] = mkey;
-	ret = be_conn_pipeline(c, cmds, 2, r, 0);
-	free(vkey);
-	free(mkey);
-	if (ret)
-		return ret;
-	if (r[0]->type == REDIS_REPLY_ERROR)
-		ret = be_store_reply_errno(r[0]);
-	else if (r[1]->type == REDIS_REPLY_ERROR)
-		ret = be_store_reply_errno(r[1]);
-	else if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer != -2 &&
-		 r[1]->type == REDIS_REPLY_ARRAY && r[1]->elements == 1 &&
-		 reply_int(r[1]->element[0], &wv) == 0 && wv > 0)
-		*same = (uint64_t)wv == wver;
-	freeReplyObject(r[0]);
-	freeReplyObject(r[1]);
-	return ret;
-}
-
 static int64_t clamp_ttl(int64_t ms)
 {
 	return ms < MIN_TTL_MS ? MIN_TTL_MS : ms;

@@ -101,19 +101,6 @@ void be_file_release(struct be_file *f);
 int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, bool want_data, struct be_file *f);
 
-/**
- * Whether 'name' still holds what a read that saw write version 'wver'
- * (non-zero) saw: "PTTL K", then "HMGET M wv", in one pipeline without a
- * transaction.  '*same' is set when the value key exists and the meta's
- * "wv" is 'wver': every write of a sessfs bumps it, so nothing was
- * written since the read, and the value existed when PTTL ran (after
- * the call began).  Only for the plain layout, where no other writer
- * (phpredis's own handler) rewrites the value without the meta.  0 or
- * -errno.
- */
-int be_store_unchanged(struct be_conn *c, const struct be_store_config *sc,
-		       const char *name, uint64_t wver, bool *same);
-
 enum be_put_mode {
 	/* Write unconditionally (a session write, a rename onto the name). */
 	BE_PUT_REPLACE = 0,

@@ -539,15 +539,6 @@ bool fs_route_is_fenced(struct fs *fs, const char *name);
  * name in redis-only, neither fenced nor waiting for a repair.
  */
 bool fs_route_cacheable(struct fs *fs, const char *name);
-/**
- * Whether Redis still holds what a read of 'name' at write version
- * 'wver' saw (be_store_unchanged(): two plain commands instead of a
- * read transaction): only in the plain layout, for a name
- * fs_route_cacheable() allows, while the breaker has Redis up; false on
- * any error (the caller reads, and that read meets the error).  Caller
- * holds the name's stripe.
- */
-bool fs_route_unchanged(struct fs *fs, const char *name, uint64_t wver);
 /** The pool slot whose connection reads and writes 'name' (track.h). */
 unsigned int fs_route_slot(const char *name);
 /** One repair pass over the journal; returns the names still behind. */

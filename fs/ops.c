@@ -414,8 +414,6 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 	}
 	inode = fs_inode_get_name(fs, name, false, false);
 	if (inode) {
-		int64_t t0 = fs_mono_ns(), at = 0;
-		uint64_t wver = 0;
 		bool known;
 
 		pthread_mutex_lock(&inode->lock);
@@ -423,29 +421,11 @@ static struct fs_inode *lookup_name(struct fs *fs, const char *name, int *err)
 		/* Bytes here, or what Redis still holds (tracked.c). */
 		known = inode->loaded || tracked_hit(fs, inode);
 		prefetch = inode->opened && kind == BE_NAME_SESSION;
-		if (!known && !inode->stale) {
-			wver = inode->wver;
-			at = inode->attr_at;
-		}
 		pthread_mutex_unlock(&inode->lock);
 		if (ret < 0) {
 			fs_inode_put(fs, inode);
 			*err = ret;
 			return NULL;
-		}
-		/*
-		 * What this host read last, at a write version Redis still
-		 * has (PHP looks a session up twice before it opens it): two
-		 * plain commands, asked now, instead of a read.
-		 */
-		if (!known && wver && at &&
-		    fs_route_unchanged(fs, name, wver)) {
-			pthread_mutex_lock(&inode->lock);
-			known = !inode->loaded && inode->wver == wver &&
-				inode->attr_at == at;
-			if (known)
-				inode->attr_at = t0;
-			pthread_mutex_unlock(&inode->lock);
 		}
 		if (known)
 			return inode;

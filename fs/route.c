@@ -139,21 +139,6 @@ static bool redis_wait_up(struct fs *fs)
 	return up;
 }
 
-bool fs_route_unchanged(struct fs *fs, const char *name, uint64_t wver)
-{
-	struct be_conn *c;
-	bool same = false;
-
-	if (!wver || fs->sc.ks.layout != BE_LAYOUT_PLAIN ||
-	    fs_route_redis_down(fs) || !fs_route_cacheable(fs, name))
-		return false;
-	c = be_pool_get_at(fs->pool, fs_route_slot(name));
-	if (be_store_unchanged(c, &fs->sc, name, wver, &same) < 0)
-		same = false;
-	be_pool_put(fs->pool, c);
-	return same;
-}
-
 bool fs_route_redis_down(struct fs *fs)
 {
 	bool down;

@@ -30,13 +30,10 @@ MIGRATE = util.BUILD_DIR / "migrate" / "sessfs-migrate"
 
 def script_calls(r):
     """Store calls Redis has run so far: a read is a transaction (EXEC),
-    a write a script (EVALSHA, or EVAL) or a transaction, and the LOOKUP
-    of a name this host read before a version check (PTTL, then HMGET of
-    the meta's write version: one HMGET each)."""
+    a write a script (EVALSHA, or EVAL)."""
     st = r.info("commandstats")
     return sum(st.get(k, {}).get("calls", 0)
-               for k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec",
-                         "cmdstat_hmget"))
+               for k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec"))
 
 
 def host(tmp, redis_server, checker, tag, cache="tracking"):
