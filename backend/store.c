@@ -1041,8 +1041,8 @@ static bool tx_put_ok(const struct be_store_config *sc, const char *name,
 
 /*
  * An error reply of put_tx()'s WATCH or transaction: an ACL's refusal
- * returns -EAGAIN (the caller runs the script).  A command only the
- * transaction needs ('what' not NULL: WATCH, MULTI, HINCRBY, EXEC) is
+ * returns -ENOTSUP (the caller runs the script at once).  A command only
+ * the transaction needs ('what' not NULL: WATCH, MULTI, HINCRBY, EXEC) is
  * named once and turns the transactions off for the process, reads
  * included; one the script runs too is left for the script to report.
  * Otherwise the reply's errno.
@@ -1055,7 +1055,7 @@ static int tx_error(const redisReply *r, const char *what)
 		be_acl_denied(what, r);
 		atomic_store(&tx_refused, true);
 	}
-	return -EAGAIN;
+	return -ENOTSUP;
 }
 
 /*
@@ -1142,7 +1142,7 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 			      : 0;
 		freeReplyObject(w);
 		if (ret)
-			return ret;
+			return ret == -ENOTSUP ? -EAGAIN : ret;
 		be_conn_mark(c, MARK_WATCHED);
 		ret = be_conn_pipeline(c, cmds, TX_CMDS, r, BE_CMD_NORETRY);
 		if (ret == -ETIMEDOUT)
@@ -1169,7 +1169,9 @@ static int put_tx(struct be_conn *c, const struct be_store_config *sc,
 		}
 		for (i = 0; i < TX_CMDS; i++)
 			freeReplyObject(r[i]);
-		if (ret != -EAGAIN || atomic_load(&tx_refused))
+		if (ret == -ENOTSUP)
+			return -EAGAIN;
+		if (ret != -EAGAIN)
 			return ret;
 	}
 	return -EAGAIN;
