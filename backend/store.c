@@ -872,10 +872,17 @@ static int get_by_script(struct be_conn *c, const struct be_store_config *sc,
 }
 
 /*
- * Set once an ACL refused MULTI: from then on every read is a script (the
- * user may run scripts and the reads inside them, not transactions).
+ * Set once an ACL refused MULTI (or another command only transactions
+ * need): from then on every read and rewrite is a script (the user may
+ * run scripts and the commands inside them, not transactions).
  */
 static atomic_bool tx_refused;
+
+/* One line each in the log (acl.h), for reads and rewrites alike. */
+#define TX_MULTI_REFUSED \
+	"MULTI (every read and rewrite runs a script instead, a little slower)"
+#define TX_EXEC_REFUSED \
+	"EXEC (every read and rewrite runs a script instead, a little slower)"
 
 /*
  * A read is a transaction, not a script: as atomic, and Redis runs it in
@@ -888,11 +895,8 @@ static atomic_bool tx_refused;
 int be_store_get(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, bool want_data, struct be_file *f)
 {
-	static const char *const what[5] = {
-		"MULTI (every read runs the get script instead, a little slower)",
-		"PTTL", "HGETALL", NULL,
-		"EXEC (every read runs the get script instead, a little slower)"
-	};
+	static const char *const what[5] = { TX_MULTI_REFUSED, "PTTL",
+					     "HGETALL", NULL, TX_EXEC_REFUSED };
 	const char *names[5] = { what[0], what[1], what[2],
 				 want_data ? "GET" : "STRLEN", what[4] };
 	const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
@@ -1025,6 +1029,162 @@ static int reply_put(const struct be_store_config *sc, const redisReply *r,
 	}
 }
 
+/*
+ * A be_conn_marks() bit for put_tx(): the WATCH of this connection was
+ * acknowledged.
+ */
+#define MARK_WATCHED (1U << 30)
+/* Aborted transactions (M changed under the WATCH) before the script. */
+#define TX_TRIES 8
+/* Commands of put_tx()'s transaction, MULTI and EXEC included. */
+#define TX_CMDS 7
+
+/* Whether a put of 'name' in 'mode' may go as put_tx(). */
+static bool tx_put_ok(const struct be_store_config *sc, const char *name,
+		      enum be_put_mode mode)
+{
+	return mode == BE_PUT_REPLACE && sc->tx_writes && !sc->wait_replicas &&
+	       !be_store_is_indexed(sc, name) && !atomic_load(&tx_refused);
+}
+
+/*
+ * An error reply of put_tx()'s WATCH or transaction: an ACL's refusal
+ * returns -ENOTSUP (the caller runs the script at once).  A command only
+ * the transaction needs ('what' not NULL: WATCH, MULTI, HINCRBY, EXEC) is
+ * named once and turns the transactions off for the process, reads
+ * included; one the script runs too is left for the script to report.
+ * Otherwise the reply's errno.
+ */
+static int tx_error(const redisReply *r, const char *what)
+{
+	if (!be_acl_is_denial(r))
+		return be_store_reply_errno(r);
+	if (what) {
+		be_acl_denied(what, r);
+		atomic_store(&tx_refused, true);
+	}
+	return -ENOTSUP;
+}
+
+/*
+ * be_store_put() of BE_PUT_REPLACE without Lua (docs/DESIGN.md, "Writes
+ * without Lua"): "WATCH M", and once Redis acknowledged it, on the same
+ * connection, "MULTI, SET K, HSET M, HINCRBY M wv 1, HDEL M del,
+ * PEXPIRE M, EXEC".  The stale-retry rule of store.h is kept
+ * by the WATCH: an EXEC runs only if M did not change since its WATCH,
+ * and the WATCH was acknowledged before the EXEC was sent, so before this
+ * call returned and before any newer write of this name from this host
+ * (the caller's stripe orders them) began.  A transaction that reaches
+ * Redis late, after a newer write, finds M changed and does nothing.  So
+ * the transaction is never resent by be_conn on another connection
+ * (BE_CMD_NORETRY): a transport error starts over with a new WATCH.  No
+ * read re-arms tracking (the scripts' tracked()): there is no tracker
+ * with tx_writes.  Only for 'sc' with
+ * tx_writes (a connection that is never replaced between two calls of
+ * one thread: no Sentinel, no tracker), no WAIT and names the names index
+ * does not hold (tx_put_ok()).  Returns as be_store_put(), or -EAGAIN:
+ * run the script (M kept changing, or an ACL refused a command).
+ */
+static int put_tx(struct be_conn *c, const struct be_store_config *sc,
+		  const char *name, const char *vkey, const char *mkey,
+		  const void *data, size_t len, const struct be_meta *meta,
+		  uint64_t *wver)
+{
+	/*
+	 * A refused MULTI lets the commands after it run one by one, at
+	 * once: the same write, acknowledged before the script repeats it.
+	 */
+	static const char *const what[TX_CMDS] = {
+		TX_MULTI_REFUSED,
+		NULL,
+		NULL,
+		"HINCRBY (every rewrite runs the put script instead)",
+		NULL,
+		NULL,
+		TX_EXEC_REFUSED,
+	};
+	int64_t now_ms = ns_to_ms(be_real_ns());
+	int64_t vttl = clamp_ttl(be_ttl_remaining_ms(
+		&sc->ttl, name, data, len, ns_to_ms(meta->mtime_ns), now_ms));
+	char nums[8][NUM_ARG_SIZE];
+	const char *watch[2] = { "WATCH", mkey };
+	const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
+	const char *set[5] = { "SET", vkey, data ? (const char *)data : "",
+			       "PX", nums[0] };
+	size_t setlen[5] = { 3, strlen(vkey), len, 2, 0 };
+	const char *hset[18] = { "HSET", mkey,	  "v",	  "1",
+				 "mt",	 nums[1], "ct",	  nums[2],
+				 "uid",	 nums[3], "gid",  nums[4],
+				 "mode", nums[5], "host", sc->host_id,
+				 "hs",	 nums[6] };
+	const char *incr[4] = { "HINCRBY", mkey, "wv", "1" };
+	const char *hdel[3] = { "HDEL", mkey, "del" };
+	const char *pexp[3] = { "PEXPIRE", mkey, nums[7] };
+	struct be_cmd cmds[TX_CMDS] = {
+		{ 1, multi, NULL }, { 5, set, setlen }, { 18, hset, NULL },
+		{ 4, incr, NULL },  { 3, hdel, NULL },	{ 3, pexp, NULL },
+		{ 1, exec, NULL },
+	};
+	redisReply *r[TX_CMDS], *w;
+	const redisReply *x;
+	int tries, ret = -EAGAIN;
+	size_t i;
+
+	snprintf(nums[0], NUM_ARG_SIZE, "%" PRId64, vttl);
+	setlen[4] = strlen(nums[0]);
+	snprintf(nums[1], NUM_ARG_SIZE, "%" PRId64, meta->mtime_ns);
+	snprintf(nums[2], NUM_ARG_SIZE, "%" PRId64, meta->ctime_ns);
+	snprintf(nums[3], NUM_ARG_SIZE, "%" PRId64, (int64_t)meta->uid);
+	snprintf(nums[4], NUM_ARG_SIZE, "%" PRId64, (int64_t)meta->gid);
+	snprintf(nums[5], NUM_ARG_SIZE, "%" PRId64,
+		 (int64_t)(meta->mode & 07777));
+	be_hseq_format(nums[6], be_store_next_hseq());
+	snprintf(nums[7], NUM_ARG_SIZE, "%" PRId64, add_sat(vttl, ttl_ms(sc)));
+	for (tries = 0; tries < TX_TRIES; tries++) {
+		ret = be_conn_command(c, &w, 2, watch, NULL, 0);
+		if (ret)
+			return ret;
+		ret = w->type == REDIS_REPLY_ERROR
+			      ? tx_error(w, "WATCH (every rewrite runs the "
+					    "put script instead)")
+			      : 0;
+		freeReplyObject(w);
+		if (ret)
+			return ret == -ENOTSUP ? -EAGAIN : ret;
+		be_conn_mark(c, MARK_WATCHED);
+		ret = be_conn_pipeline(c, cmds, TX_CMDS, r, BE_CMD_NORETRY);
+		if (ret == -ETIMEDOUT)
+			return ret;
+		if (ret)
+			continue; /* a new connection, a new WATCH */
+		/* sc->tx_writes: never a new connection between the two. */
+		assert(be_conn_marks(c) & MARK_WATCHED);
+		ret = 0;
+		for (i = 0; i < TX_CMDS && !ret; i++)
+			if (r[i]->type == REDIS_REPLY_ERROR)
+				ret = tx_error(r[i], what[i]);
+		x = r[TX_CMDS - 1];
+		if (!ret && x->type == REDIS_REPLY_ARRAY) {
+			if (x->elements != TX_CMDS - 2 || !wver)
+				ret = x->elements == TX_CMDS - 2 ? 0 : -EPROTO;
+			else if (x->element[2]->type != REDIS_REPLY_INTEGER ||
+				 x->element[2]->integer < 0)
+				ret = -EPROTO;
+			else
+				*wver = (uint64_t)x->element[2]->integer;
+		} else if (!ret) {
+			ret = -EAGAIN; /* nil: M changed under the WATCH */
+		}
+		for (i = 0; i < TX_CMDS; i++)
+			freeReplyObject(r[i]);
+		if (ret == -ENOTSUP)
+			return -EAGAIN;
+		if (ret != -EAGAIN)
+			return ret;
+	}
+	return -EAGAIN;
+}
+
 int be_store_put(struct be_conn *c, const struct be_store_config *sc,
 		 const char *name, const void *data, size_t len,
 		 const struct be_meta *meta, enum be_put_mode mode,
@@ -1042,6 +1202,12 @@ int be_store_put(struct be_conn *c, const struct be_store_config *sc,
 	ret = keys_new(sc, name, &vkey, &mkey);
 	if (ret)
 		return ret;
+	memset(&a, 0, sizeof(a));
+	if (tx_put_ok(sc, name, mode)) {
+		ret = put_tx(c, sc, name, vkey, mkey, data, len, meta, wver);
+		if (ret != -EAGAIN)
+			goto out_free_keys;
+	}
 	ret = put_args(&a, sc, name, vkey, mkey, data, len, meta, mode);
 	if (!ret)
 		ret = script_run(c, &a, &reply);

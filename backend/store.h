@@ -3,14 +3,17 @@
  * Sessions in Redis, layout v1 (backend/layout.h): every operation on one
  * name is one Lua script (EVALSHA, falling back to EVAL on NOSCRIPT), so
  * the value key and its meta key change together and each call is one
- * round trip.  Used by the mount (fs/) and by sessfs-migrate.
+ * round trip; a read is a MULTI/EXEC transaction, and so is a rewrite
+ * with tx_writes (WATCH first: two round trips).  Used by the mount (fs/)
+ * and by sessfs-migrate.
  *
  * Ordering: every write carries this process's host id and a write
  * sequence (monotonic, from CLOCK_REALTIME ns, 20 digits).  A script that
  * finds a meta key written by the same host with a sequence >= its own
  * does nothing and reports success: a delayed retry of an older write (a
  * connection that was timed out while Redis was paused) can never undo a
- * newer one.
+ * newer one.  A rewrite by transaction keeps the rule by its WATCH
+ * (docs/DESIGN.md, "Writes without Lua").
  *
  * Threading: all functions may be called from any thread; each call uses
  * the connection it is given, which the caller holds alone.
@@ -47,6 +50,16 @@ struct be_store_config {
 	 * SCAN of every master instead.
 	 */
 	bool cluster;
+	/*
+	 * Whether a rewrite (be_store_put() with BE_PUT_REPLACE) of a name
+	 * the names index does not hold may go as plain commands, WATCH
+	 * then MULTI/EXEC, instead of the put script (docs/DESIGN.md,
+	 * "Writes without Lua").  Only for connections that are never
+	 * replaced between two calls of one thread, unless a call failed:
+	 * no Sentinel, no Cluster, no cache=tracking tracker.  Ignored with
+	 * wait_replicas.
+	 */
+	bool tx_writes;
 };
 
 /*

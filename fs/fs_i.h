@@ -151,6 +151,11 @@ struct fs_inode {
 	bool opened; /* opened here before: a LOOKUP fetches the bytes too */
 	bool prefetched; /* 'data' holds bytes read with 'attr' at attr_at */
 	/*
+	 * The meta's write version ("wv") read with 'attr' (and the bytes,
+	 * when loaded or prefetched); 0 when unknown or changed here since.
+	 */
+	uint64_t wver;
+	/*
 	 * Tracked lookups (tracked.c): the epoch in which 'attr' (and the
 	 * bytes, when 'prefetched') were what Redis held, tracked since; 0
 	 * when not.  Good until 'tracked_until' (CLOCK_MONOTONIC ns).
@@ -404,10 +409,11 @@ void fs_name_unlock2(struct fs *fs, const char *a, const char *b);
  * A process of this host was granted the flock of the session inode
  * 'nodeid' (lock.c) just after this host took its Redis lock: another host
  * may have changed the session since this host read it, so its bytes, if
- * loaded, are read again (unless a change of this host is pending).  0 or
- * -errno.  Any thread; takes the name stripe and inode->lock (ops.c).
+ * loaded, are read again: unless a change of this host is pending, or
+ * 'wver' (the write version of its meta, read once the lock was ours; 0:
+ * unknown) is the one they were read at.  0 or -errno.  Any thread; takes the name stripe and inode->lock (ops.c).
  */
-int fs_flock_refresh(struct fs *fs, uint64_t nodeid);
+int fs_flock_refresh(struct fs *fs, uint64_t nodeid, uint64_t wver);
 
 /* lower.c: legacy reads from the lower dir */
 /**

@@ -85,6 +85,7 @@ struct lk_waiter {
 	bool ex;
 	bool nb; /* LOCK_NB: refused, not queued, when Redis says taken */
 	bool refresh; /* granted first after the Redis lock was taken */
+	uint64_t wver; /* with 'refresh': lk_name's acq_wver */
 	bool posix; /* a SETLK(W) for the range below, not a FLOCK */
 	int64_t start, end;
 	uint32_t pid;
@@ -113,6 +114,17 @@ struct lk_name {
 	char *name; /* the table's key: a session name or "#<ino>" */
 	char *key; /* Redis lock key; NULL: this host alone decides */
 	char *want; /* want key, with 'key' */
+	/*
+	 * The session's meta key, with 'key' in the plain layout (in the
+	 * phpredis layout phpredis's own handler may write the value without
+	 * touching the meta: no version to trust).
+	 */
+	char *meta;
+	/*
+	 * The meta's write version read right after the SET NX that took
+	 * the lock (slot_fill()); 0: unknown (taken by the script).
+	 */
+	uint64_t acq_wver;
 	struct lk_holder *holders; /* flock */
 	struct fs_plock *plocks; /* fcntl */
 	struct lk_waiter *head, **tail;
@@ -120,6 +132,11 @@ struct lk_name {
 	bool held; /* the Redis lock is ours (or 'key' is NULL) */
 	bool yield; /* another host wants it: no new local grant */
 	bool yielded; /* released for another host, not retaken since */
+	/*
+	 * The SET NX of the first try found the lock taken: the script
+	 * follows at once, with the same token (slot_fill()).
+	 */
+	bool nx_failed;
 	enum lk_call busy; /* a call the lock thread has in flight */
 	char token[LK_TOKEN_MAX];
 	int64_t renew_at, check_at, next_try; /* CLOCK_MONOTONIC ns */
@@ -187,9 +204,12 @@ static struct lk_name *name_get(struct fs *fs, const char *name, bool redis)
 		vkey = be_key_value(&fs->sc.ks, name);
 		n->key = vkey ? be_key_lock(&fs->sc.ks, vkey) : NULL;
 		n->want = vkey ? be_key_lock_want(&fs->sc.ks, vkey) : NULL;
+		if (vkey && fs->sc.ks.layout == BE_LAYOUT_PLAIN)
+			n->meta = be_key_meta(&fs->sc.ks, vkey);
 		free(vkey);
 		n->held = false;
-		if (!n->key || !n->want)
+		if (!n->key || !n->want ||
+		    (fs->sc.ks.layout == BE_LAYOUT_PLAIN && !n->meta))
 			goto out_free;
 	}
 	if (!n->name)
@@ -200,6 +220,7 @@ static struct lk_name *name_get(struct fs *fs, const char *name, bool redis)
 out_free:
 	free(n->key);
 	free(n->want);
+	free(n->meta);
 	free(n->name);
 	free(n);
 	return NULL;
@@ -230,6 +251,7 @@ static void names_sweep(struct fs_locks *lk)
 		*pp = n->next;
 		free(n->key);
 		free(n->want);
+		free(n->meta);
 		free(n->name);
 		free(n);
 	}
@@ -336,6 +358,7 @@ static void grant(struct fs_locks *lk, struct lk_name *n,
 		n->idle_since = 0;
 		n->idle_checked = false;
 		w->refresh = n->key && n->fresh_gen != n->acq_gen;
+		w->wver = n->acq_wver;
 		n->fresh_gen = n->acq_gen;
 		while (*out)
 			out = &(*out)->next;
@@ -358,7 +381,7 @@ static void deliver(struct fs *fs, struct lk_waiter *list)
 	while ((w = list)) {
 		list = w->next;
 		if (w->refresh) {
-			ret = fs_flock_refresh(fs, w->nodeid);
+			ret = fs_flock_refresh(fs, w->nodeid, w->wver);
 			if (ret < 0 && ret != -ENOENT)
 				LOG_WARN(
 					"cannot read a session again after its lock was taken: %s",
@@ -768,6 +791,9 @@ static int64_t call_when(const struct lk_name *n)
 struct lk_slot {
 	struct lk_name *n;
 	enum lk_call call;
+	bool nx; /* an LK_ACQUIRE sent as SET NX, not the script */
+	int ncmd; /* commands sent for it: slot_cmds() */
+	const char *hget[3]; /* after the SET NX: HMGET meta wv */
 	const char *argv[9];
 	size_t lens[9];
 	char lease[24], want[24];
@@ -780,8 +806,27 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 
 	snprintf(s->lease, sizeof(s->lease), "%" PRId64, lk->lease_ms);
 	snprintf(s->want, sizeof(s->want), "%d", LK_WANT_MS);
+	/*
+	 * The first try of a host that did not yield is a plain SET NX PX
+	 * (docs/DESIGN.md, "Session locks"): the lock is usually free, and a
+	 * script costs Redis several times a SET.  It does not delete the
+	 * want key: a host that set one polls with the script, which does.
+	 * Found taken (by another host, or by our own token when a resent
+	 * pipeline ran twice), the script follows with the same token.
+	 */
+	s->nx = s->call == LK_ACQUIRE && !s->n->yielded && !s->n->poll_ms &&
+		!s->n->nx_failed;
 	switch (s->call) {
 	case LK_ACQUIRE:
+		if (s->nx) {
+			s->argv[argc++] = "SET";
+			s->argv[argc++] = s->n->key;
+			s->argv[argc++] = s->n->token;
+			s->argv[argc++] = "NX";
+			s->argv[argc++] = "PX";
+			s->argv[argc++] = s->lease;
+			break;
+		}
 		s->argv[argc++] = "EVAL";
 		s->argv[argc++] = ACQUIRE_LUA;
 		s->argv[argc++] = "2";
@@ -809,7 +854,7 @@ static void slot_fill(struct fs_locks *lk, struct lk_slot *s, struct be_cmd *c)
 		s->argv[argc++] = s->n->want;
 		break;
 	}
-	if (s->call == LK_ACQUIRE) {
+	if (s->call == LK_ACQUIRE && !s->nx) {
 		s->argv[argc++] = s->want;
 		s->argv[argc++] = s->n->yielded ? "1" : "0";
 	}
@@ -834,7 +879,8 @@ static void degrade(struct fs_locks *lk, struct lk_name *n, int err)
 	lk->degraded_logged = true;
 	free(n->key);
 	free(n->want);
-	n->key = n->want = NULL;
+	free(n->meta);
+	n->key = n->want = n->meta = NULL;
 	n->held = true;
 	n->yield = false;
 }
@@ -844,7 +890,8 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		      int err, int64_t now, struct lk_waiter **granted)
 {
 	struct lk_name *n = s->n;
-	bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	bool yes = r && ((r->type == REDIS_REPLY_INTEGER && r->integer == 1) ||
+			 (s->nx && r->type == REDIS_REPLY_STATUS));
 
 	n->busy = LK_NONE;
 	if (r && r->type == REDIS_REPLY_ERROR) {
@@ -854,8 +901,11 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 	}
 	switch (s->call) {
 	case LK_ACQUIRE:
+		n->nx_failed = s->nx && r && !yes;
 		if (!r) {
 			degrade(lk, n, err);
+		} else if (n->nx_failed) {
+			n->next_try = now; /* the script, at once */
 		} else if (yes) {
 			n->held = true;
 			n->yielded = false;
@@ -913,16 +963,143 @@ static void slot_done(struct fs_locks *lk, struct lk_slot *s, redisReply *r,
 		peeks_answer(n, false);
 }
 
+/*
+ * Fills 'c' with the commands of slot 's' (slot_fill()) and returns how
+ * many: an acquire by SET NX is followed by "HMGET meta wv", which Redis
+ * runs once the lock is ours: the write version that tells the grant
+ * whether the bytes read before are still current (fs_flock_refresh();
+ * every write of a sessfs bumps it).
+ */
+static size_t slot_cmds(struct fs_locks *lk, struct lk_slot *s,
+			struct be_cmd *c)
+{
+	slot_fill(lk, s, c);
+	s->ncmd = 1;
+	if (!s->nx || !s->n->meta)
+		return 1;
+	s->ncmd = 2;
+	s->hget[0] = "HMGET";
+	s->hget[1] = s->n->meta;
+	s->hget[2] = "wv";
+	c[1] = (struct be_cmd){ 3, s->hget, NULL };
+	return 2;
+}
+
+/* The write version in the reply 'r' of slot_cmds()'s HMGET; 0: none. */
+static uint64_t reply_wver(const redisReply *r)
+{
+	char *end;
+	unsigned long long v;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+		return 0;
+	r = r->element[0];
+	if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->str[0] == '-')
+		return 0;
+	errno = 0;
+	v = strtoull(r->str, &end, 10);
+	return errno || end != r->str + r->len ? 0 : (uint64_t)v;
+}
+
+/* Rounds of release_tx() that found a watched key changed, then scripts. */
+#define LK_TX_TRIES 3
+
+/* Whether the GET reply 'r' holds the token of 'n'. */
+static bool holds_token(const redisReply *r, const struct lk_name *n)
+{
+	return r->type == REDIS_REPLY_STRING &&
+	       (size_t)r->len == strlen(n->token) &&
+	       memcmp(r->str, n->token, (size_t)r->len) == 0;
+}
+
+/*
+ * The releases of one round of the lock thread without a script
+ * (docs/DESIGN.md, "Session locks"): "WATCH" of their keys with a GET of
+ * each, then, for the keys that still hold our token, "MULTI, DEL ...,
+ * EXEC", which be_conn never resends on another connection
+ * (BE_CMD_NORETRY).  The EXEC runs only if no watched key changed since
+ * the WATCH, and the WATCH was acknowledged before it was sent: a lock
+ * that expired and was taken by another host in between is never
+ * deleted, however late the EXEC reaches Redis, as the compare-and-delete
+ * script had it.  An EXEC that found a key changed tries again, at most
+ * LK_TX_TRIES times, then the script; a transport error leaves the locks
+ * to their lease, as a failed script did.  Lock thread, without lk->lock
+ * ('rel' are busy: nothing else changes them).
+ */
+static void release_tx(struct fs_locks *lk, struct lk_slot **rel, size_t nrel)
+{
+	const char *watch[LK_BATCH + 1] = { "WATCH" };
+	const char *get[LK_BATCH][2], *del[LK_BATCH][2];
+	const char *multi[1] = { "MULTI" }, *exec[1] = { "EXEC" };
+	const char *unwatch[1] = { "UNWATCH" };
+	struct be_cmd cmds[LK_BATCH + 2];
+	redisReply *r[LK_BATCH + 2];
+	size_t i, k, mine;
+	int tries;
+
+	for (i = 0; i < nrel; i++) {
+		watch[1 + i] = rel[i]->n->key;
+		get[i][0] = "GET";
+		get[i][1] = rel[i]->n->key;
+		del[i][0] = "DEL";
+	}
+	for (tries = 0; tries < LK_TX_TRIES; tries++) {
+		cmds[0] = (struct be_cmd){ (int)nrel + 1, watch, NULL };
+		for (i = 0; i < nrel; i++)
+			cmds[1 + i] = (struct be_cmd){ 2, get[i], NULL };
+		if (be_conn_pipeline(lk->conn, cmds, nrel + 1, r, 0))
+			return;
+		/* WATCH refused (an ACL): the scripts, unwatched DELs never. */
+		if (r[0]->type == REDIS_REPLY_ERROR) {
+			for (i = 0; i < nrel + 1; i++)
+				freeReplyObject(r[i]);
+			break;
+		}
+		mine = 0;
+		for (i = 0; i < nrel; i++)
+			if (holds_token(r[1 + i], rel[i]->n))
+				del[mine++][1] = rel[i]->n->key;
+		for (i = 0; i < nrel + 1; i++)
+			freeReplyObject(r[i]);
+		if (!mine) {
+			if (be_conn_command(lk->conn, &r[0], 1, unwatch, NULL,
+					    0) == 0)
+				freeReplyObject(r[0]);
+			return;
+		}
+		cmds[0] = (struct be_cmd){ 1, multi, NULL };
+		for (k = 0; k < mine; k++)
+			cmds[1 + k] = (struct be_cmd){ 2, del[k], NULL };
+		cmds[1 + mine] = (struct be_cmd){ 1, exec, NULL };
+		if (be_conn_pipeline(lk->conn, cmds, mine + 2, r,
+				     BE_CMD_NORETRY))
+			return;
+		/* An array: deleted; nil: a key changed, look again. */
+		k = r[1 + mine]->type == REDIS_REPLY_ARRAY ||
+		    r[0]->type == REDIS_REPLY_ERROR;
+		for (i = 0; i < mine + 2; i++)
+			freeReplyObject(r[i]);
+		if (k)
+			return;
+	}
+	for (i = 0; i < nrel; i++)
+		slot_fill(lk, rel[i], &cmds[i]);
+	if (be_conn_pipeline(lk->conn, cmds, nrel, r, 0) == 0)
+		for (i = 0; i < nrel; i++)
+			freeReplyObject(r[i]);
+}
+
 static void *lock_thread(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_locks *lk = fs->locks;
 	struct lk_slot *slots = calloc(LK_BATCH, sizeof(*slots));
-	struct be_cmd cmds[LK_BATCH];
-	redisReply *replies[LK_BATCH];
+	struct lk_slot *rel[LK_BATCH];
+	struct be_cmd cmds[2 * LK_BATCH];
+	redisReply *replies[2 * LK_BATCH];
 	struct lk_name *n;
 	struct lk_waiter *granted;
-	size_t k, nslots;
+	size_t k, nslots, ncmds, nrel;
 	int64_t now, next;
 	int ret;
 
@@ -933,7 +1110,7 @@ static void *lock_thread(void *arg)
 	pthread_mutex_lock(&lk->lock);
 	while (!lk->stopping) {
 		now = fs_mono_ns();
-		nslots = 0;
+		nslots = ncmds = nrel = 0;
 		next = INT64_MAX;
 		for (n = lk->names; n && nslots < LK_BATCH; n = n->next) {
 			enum lk_call call;
@@ -948,14 +1125,18 @@ static void *lock_thread(void *arg)
 					next = call_when(n);
 				continue;
 			}
-			if (call == LK_ACQUIRE)
+			if (call == LK_ACQUIRE && !n->nx_failed)
 				token_new(fs, n);
 			if (call == LK_RELEASE)
 				n->held = false; /* no grant until retaken */
 			n->busy = call;
 			slots[nslots].n = n;
 			slots[nslots].call = call;
-			slot_fill(lk, &slots[nslots], &cmds[nslots]);
+			if (call == LK_RELEASE)
+				rel[nrel++] = &slots[nslots];
+			else
+				ncmds += slot_cmds(lk, &slots[nslots],
+						   &cmds[ncmds]);
 			nslots++;
 		}
 		if (!nslots) {
@@ -972,15 +1153,33 @@ static void *lock_thread(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&lk->lock);
-		ret = be_conn_pipeline(lk->conn, cmds, nslots, replies, 0);
+		ret = ncmds ? be_conn_pipeline(lk->conn, cmds, ncmds, replies,
+					       0)
+			    : 0;
+		if (nrel)
+			release_tx(lk, rel, nrel);
 		pthread_mutex_lock(&lk->lock);
 		now = fs_mono_ns();
 		granted = NULL;
-		for (k = 0; k < nslots; k++) {
-			slot_done(lk, &slots[k], ret < 0 ? NULL : replies[k],
-				  ret, now, &granted);
-			if (ret == 0)
-				freeReplyObject(replies[k]);
+		for (k = ncmds = 0; k < nslots; k++) {
+			/* A release: done, or left to its lease. */
+			if (slots[k].call == LK_RELEASE) {
+				slot_done(lk, &slots[k], NULL, 0, now,
+					  &granted);
+				continue;
+			}
+			if (slots[k].call == LK_ACQUIRE)
+				slots[k].n->acq_wver =
+					slots[k].ncmd == 2 && ret == 0
+						? reply_wver(replies[ncmds + 1])
+						: 0;
+			slot_done(lk, &slots[k],
+				  ret < 0 ? NULL : replies[ncmds], ret, now,
+				  &granted);
+			for (int j = 0; j < slots[k].ncmd; j++)
+				if (ret == 0)
+					freeReplyObject(replies[ncmds + j]);
+			ncmds += slots[k].ncmd;
 		}
 		names_sweep(lk);
 		if (granted) {
@@ -1098,6 +1297,7 @@ void fs_lock_stop(struct fs *fs)
 		}
 		free(n->key);
 		free(n->want);
+		free(n->meta);
 		free(n->name);
 		free(n);
 	}

@@ -426,6 +426,12 @@ static int configure(struct fs *fs)
 	fs->host_id = cfg->host_id ? strdup(cfg->host_id)
 				   : be_host_id_default();
 	fs->sc.host_id = fs->host_id;
+	/*
+	 * Connections the tracker, the sentinels or a cluster's redirections
+	 * never replace (a MOVED sends the EXEC on another node than WATCH).
+	 */
+	fs->sc.tx_writes = !fs->ep.sentinel && !fs->ep.cluster &&
+			   !(cfg->cache && strcmp(cfg->cache, "tracking") == 0);
 	if (!fs->display_url || !fs->host_id || !cfg->prefix) {
 		fprintf(stderr, "sessfs: out of memory\n");
 		return -1;

@@ -141,6 +141,7 @@ static void attr_from_file(struct fs *fs, struct fs_inode *inode,
 
 	inode->attr_at = fs_mono_ns();
 	inode->prefetched = false; /* bytes of an older read: stale now */
+	inode->wver = f->has_meta ? f->meta.wver : 0;
 	inode->tracked = 0; /* until fs_track_end() says otherwise */
 	a->size = f->size;
 	a->mtime = ns_ts(f->meta.mtime_ns);
@@ -660,6 +661,7 @@ static int begin_change(struct fs_inode *inode, struct fs_handle *h)
 		inode->draft_written = false;
 	}
 	inode->pending = true;
+	inode->wver = 0; /* the bytes are no longer those read */
 	if (h)
 		h->draft = inode->draft;
 	return 0;
@@ -1468,15 +1470,19 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-int fs_flock_refresh(struct fs *fs, uint64_t nodeid)
+int fs_flock_refresh(struct fs *fs, uint64_t nodeid, uint64_t wver)
 {
 	struct fs_inode *inode = fs_inode_get(fs, nodeid);
 	pthread_mutex_t *nl;
 	char *name = lock_inode_name(fs, inode, &nl);
 	int ret = 0;
 
-	/* Unloaded bytes are read at the next OPEN anyway. */
-	if (inode->loaded) {
+	/*
+	 * Unloaded bytes are read at the next OPEN anyway.  Bytes read at
+	 * the write version Redis still had once the lock was ours are
+	 * current: every write of a sessfs bumps it (lock.c, slot_fill()).
+	 */
+	if (inode->loaded && !(wver && inode->wver == wver)) {
 		inode->stale = true;
 		ret = inode_reload(fs, inode, name);
 	}

@@ -19,6 +19,10 @@ Environment:
                           0 when several hosts share one Redis prefix: with a
                           threshold, each host would prune the others'
                           sessions.  Flask-Session's own default is 500.
+  SESS_REDIS              a redis:// URL: Flask-Session's own `redis` backend
+                          there instead of the filesystem one (SESS_DIR is
+                          then ignored); bench/redis_cost.py compares the
+                          two
 
 Routes (plain-text bodies), the same as examples/php/index.php:
   /login?user=NAME  user=NAME, count=0            -> "ok user=NAME"
@@ -54,11 +58,18 @@ def sha256(text):
 
 app = Flask(__name__)
 app.config.update(
-    SECRET_KEY=os.environ.get("SECRET_KEY", "sessfs-example-not-secret"),
-    SESSION_TYPE="filesystem",
-    SESSION_FILE_DIR=os.environ["SESS_DIR"],
-    SESSION_FILE_THRESHOLD=int(os.environ.get("SESSION_FILE_THRESHOLD", "0")),
-)
+    SECRET_KEY=os.environ.get("SECRET_KEY", "sessfs-example-not-secret"))
+if os.environ.get("SESS_REDIS"):
+    import redis
+    app.config.update(SESSION_TYPE="redis",
+                      SESSION_REDIS=redis.from_url(os.environ["SESS_REDIS"]))
+else:
+    app.config.update(
+        SESSION_TYPE="filesystem",
+        SESSION_FILE_DIR=os.environ["SESS_DIR"],
+        SESSION_FILE_THRESHOLD=int(os.environ.get("SESSION_FILE_THRESHOLD",
+                                                  "0")),
+    )
 Session(app)
 
 

@@ -1069,6 +1069,132 @@ class CutProxy:
                 x.close()
 
 
+class HoldProxy:
+    """A TCP proxy to a redis-server on loopback that passes every byte
+    through until armed with hold(marker): then the next request chunk
+    holding 'marker' is kept back, not sent, and the client's connection
+    dropped at once, while the server's end of that connection stays open
+    (so whatever the client set up on it, a WATCH, stays).  release()
+    sends the kept chunk on that old connection, later: a request that
+    Redis gets after its client gave up and moved on, as a TCP segment
+    retransmitted late or a paused server would deliver it.  The
+    stale-retry tests (test_stale_write.py)."""
+
+    def __init__(self, port):
+        self.port = free_port()
+        self.to = port
+        self.lock = threading.Lock()
+        self.marker = None
+        self.held = None  # (server socket, bytes)
+        self.socks = []
+        self.lsock = socket.create_server(("127.0.0.1", self.port))
+        LIVE.add(self)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, db=0):
+        return "redis://127.0.0.1:%d/%d" % (self.port, db)
+
+    def hold(self, marker):
+        with self.lock:
+            self.marker = marker
+
+    def holding(self):
+        with self.lock:
+            return self.held is not None
+
+    def release(self):
+        """Sends the kept chunk on its old connection; returns Redis's
+        reply to it (bytes, what arrived within a second)."""
+        with self.lock:
+            s, data = self.held
+            self.held = None
+        s.settimeout(1)
+        s.sendall(data)
+        out = b""
+        with contextlib.suppress(OSError):
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        return out
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.to))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, s]
+            threading.Thread(target=self._up, args=(c, s),
+                             daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c),
+                             daemon=True).start()
+
+    def _up(self, c, s):
+        with contextlib.suppress(OSError):
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    keep = self.marker is not None and self.marker in data
+                    if keep:
+                        self.marker = None
+                        self.held = (s, data)
+                if keep:
+                    # The client sees its connection die; the server's
+                    # end stays open for release().
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                    return
+                s.sendall(data)
+        with contextlib.suppress(OSError):
+            c.close()
+        with self.lock:
+            if self.held is None or self.held[0] is not s:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def _down(self, s, c):
+        with contextlib.suppress(OSError):
+            while True:
+                with self.lock:
+                    if self.held is not None and self.held[0] is s:
+                        return  # release() reads this connection now
+                s.settimeout(0.1)
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                c.sendall(data)
+        with contextlib.suppress(OSError):
+            c.close()
+
+    def stop(self):
+        with contextlib.suppress(OSError):
+            self.lsock.close()
+        with self.lock:
+            socks, self.socks = self.socks, []
+            if self.held is not None:
+                socks.append(self.held[0])
+        for x in socks:
+            with contextlib.suppress(OSError):
+                x.close()
+        LIVE.remove(self)
+
+    def abort(self, why):
+        self.stop()
+
+
 # Every mount heartbeats into its prefix's fleet keys (DESIGN.md, "Fleet").
 FLEET_KEY = re.compile(r"\{sessfs\}:fleet:")
 
