@@ -1023,10 +1023,12 @@ static bool holds_token(const redisReply *r, const struct lk_name *n)
  * deleted, however late the EXEC reaches Redis, as the compare-and-delete
  * script had it.  An EXEC that found a key changed tries again, at most
  * LK_TX_TRIES times, then the script; a transport error leaves the locks
- * to their lease, as a failed script did.  Lock thread, without lk->lock
+ * to their lease, as a failed script did.  Without 'tx', the scripts at
+ * once.  Lock thread, without lk->lock
  * ('rel' are busy: nothing else changes them).
  */
-static void release_tx(struct fs_locks *lk, struct lk_slot **rel, size_t nrel)
+static void release_tx(struct fs_locks *lk, struct lk_slot **rel, size_t nrel,
+		       bool tx)
 {
 	const char *watch[LK_BATCH + 1] = { "WATCH" };
 	const char *get[LK_BATCH][2], *del[LK_BATCH][2];
@@ -1043,7 +1045,7 @@ static void release_tx(struct fs_locks *lk, struct lk_slot **rel, size_t nrel)
 		get[i][1] = rel[i]->n->key;
 		del[i][0] = "DEL";
 	}
-	for (tries = 0; tries < LK_TX_TRIES; tries++) {
+	for (tries = tx ? 0 : LK_TX_TRIES; tries < LK_TX_TRIES; tries++) {
 		cmds[0] = (struct be_cmd){ (int)nrel + 1, watch, NULL };
 		for (i = 0; i < nrel; i++)
 			cmds[1 + i] = (struct be_cmd){ 2, get[i], NULL };
@@ -1156,8 +1158,14 @@ static void *lock_thread(void *arg)
 		ret = ncmds ? be_conn_pipeline(lk->conn, cmds, ncmds, replies,
 					       0)
 			    : 0;
+		/*
+		 * On a Cluster, the scripts: a MOVED between the WATCH and
+		 * the EXEC would send the transaction to a node that holds no
+		 * WATCH of its keys (and WATCH of keys in several slots is
+		 * refused there anyway).
+		 */
 		if (nrel)
-			release_tx(lk, rel, nrel);
+			release_tx(lk, rel, nrel, !fs->sc.cluster);
 		pthread_mutex_lock(&lk->lock);
 		now = fs_mono_ns();
 		granted = NULL;
