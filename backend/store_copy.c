@@ -303,17 +303,22 @@ static void tx_put_commands(struct tx_put *t, const char *host)
 	t->pexpire[2] = t->mttl;
 }
 
-/* Sends UNWATCH: a WATCH left behind would abort a later EXEC. */
-static int unwatch(struct be_conn *c)
+/*
+ * Ends a check that writes nothing: a WATCH left behind would abort a
+ * later EXEC.  A connection that did not take UNWATCH is closed.
+ */
+static void unwatch(struct be_conn *c)
 {
 	const char *argv[1] = { "UNWATCH" };
 	redisReply *r;
-	int ret;
 
-	ret = be_conn_command(c, &r, 1, argv, NULL, 0);
-	if (!ret)
-		freeReplyObject(r);
-	return ret;
+	if (be_conn_command(c, &r, 1, argv, NULL, BE_CMD_NORETRY)) {
+		be_conn_close(c);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR)
+		be_conn_close(c);
+	freeReplyObject(r);
 }
 
 static void free_replies(redisReply **r, size_t n)
@@ -356,16 +361,20 @@ static int tx_check(struct be_conn *c, struct tx_put *tx, size_t k,
 		return ret;
 	be_conn_mark(c, MARK_WATCHING);
 	if (r[0]->type == REDIS_REPLY_ERROR ||
+	    r[1]->type == REDIS_REPLY_ERROR ||
 	    r[2]->type == REDIS_REPLY_ERROR ||
 	    r[3]->type != REDIS_REPLY_INTEGER) {
+		/*
+		 * A refused DISCARD leaves the connection queueing, a refused
+		 * UNWATCH its keys watched: a new connection starts clean.
+		 */
 		atomic_store(&tx_refused, true);
+		be_conn_close(c);
 		ret = 1;
 	} else {
 		*found = r[3]->integer;
 	}
 	free_replies(r, 4);
-	if (ret == 1 && unwatch(c))
-		be_conn_close(c);
 	return ret;
 }
 
@@ -492,13 +501,16 @@ static int tx_chunk(struct be_conn *c, const struct be_store_config *sc,
 		ret = tx_check(c, tx, k, &found);
 		if (ret)
 			return ret;
-		for (i = 0; i < k; i++)
+		/* As found by a check that found no key of the chunk. */
+		for (i = 0; i < k; i++) {
 			tx[i].action = TX_WRITE;
+			strcpy(tx[i].wv, "1");
+			tx[i].del = false;
+		}
 		if (found) {
 			ret = tx_read(c, sc, tx, k, now_ms);
 			if (ret) {
-				if (unwatch(c))
-					be_conn_close(c);
+				unwatch(c);
 				return ret;
 			}
 		}
@@ -511,8 +523,10 @@ static int tx_chunk(struct be_conn *c, const struct be_store_config *sc,
 			else
 				writes++;
 		}
-		if (!writes)
-			return unwatch(c);
+		if (!writes) {
+			unwatch(c);
+			return 0;
+		}
 		if (test_hook)
 			test_hook(test_hook_arg);
 		ret = tx_write(c, sc, tx, k, results);

@@ -634,6 +634,7 @@ static void test_list_and_put_many(struct be_conn *c)
 	struct be_store_config lc = cfg;
 	struct be_put_item *items;
 	struct list_seen *seen;
+	struct be_file f;
 	char(*names)[32];
 	int *results;
 	int64_t now = now_ms();
@@ -660,6 +661,12 @@ static void test_list_and_put_many(struct be_conn *c)
 	for (i = 0; i < LIST_NAMES; i++)
 		bad += results[i] != 0;
 	CHECK(bad == 0);
+	/* Chunks whose check found nothing: meta as the put script's. */
+	CHECK(be_store_get(c, &lc, names[7], true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.has_meta && f.meta.wver == 1 &&
+	      f.meta.mtime_ns == items[7].meta.mtime_ns && f.size == 7 &&
+	      memcmp(f.data, "sess_l7", 7) == 0);
+	be_file_release(&f);
 	for (i = 0; i < LIST_DELS; i++)
 		CHECK(be_store_delete(c, &lc, names[i * 5], 0) == 1);
 	/* Keys that are no names: ignored. */
@@ -885,6 +892,7 @@ static void test_put_many_race(struct be_conn *c, int port)
 	char names[8][32];
 	int results[8];
 	struct race r = { .items = items };
+	struct be_file f;
 	long long scripts;
 	size_t i;
 
@@ -902,6 +910,10 @@ static void test_put_many_race(struct be_conn *c, int port)
 	      cmd_int(c, "EXISTS", "app1:{app1:sess_race1}:m", NULL) == 1);
 	for (i = 2; i < 8; i++)
 		CHECK(results[i] == 0 && holds(c, names[i], "copy"));
+	/* Written by a chunk whose check found nothing: a first version. */
+	CHECK(be_store_get(c, &cfg, names[2], false, &f) == 0);
+	CHECK(f.has_meta && f.meta.wver == 1 && f.meta.mtime_ns == m.mtime_ns);
+	be_file_release(&f);
 
 	many_items(items, names, 8, "sess_rall", "copy", &m);
 	r.calls = 0;
