@@ -51,10 +51,10 @@
 /*
  * Names per transaction.  Redis 7.0's WATCH compares each key with every
  * key the connection already watches, so its cost grows with the square
- * of the chunk; 64 names keep that small and a round trip still carries
- * a few hundred microseconds of Redis work.
+ * of the chunk, while each chunk costs six commands more; Redis's CPU per
+ * session was lowest at 32 (bench/README.md: 16, 32, 64, 128 measured).
  */
-#define TX_CHUNK 64
+#define TX_CHUNK 32
 /* Aborted transactions of one chunk before its names go by script. */
 #define TX_TRIES 3
 #define TX_KEYS	 (2 * TX_CHUNK)
