@@ -47,7 +47,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include "acl.h"
 #include "conn.h"
 #include "store.h"
 #include "store_i.h"
