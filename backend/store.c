@@ -7,8 +7,9 @@
  * (be_store_get()).  The scripts keep K and M consistent,
  * bump the write version and apply the stale-retry rule of store.h; the C
  * side computes TTLs with layout.c's policy, builds arguments and parses
- * replies.  Also here: the pipelined bulk put for sessfs-migrate.  Listing is
- * in store_list.c, the server check and the host id in store_check.c.
+ * replies.  The bulk put of sessfs-migrate is in store_copy.c (it borrows
+ * the put script's calls from here), listing in store_list.c, the server
+ * check and the host id in store_check.c.
  */
 #include <assert.h>
 #include <errno.h>
@@ -1031,7 +1032,7 @@ static int reply_put(const struct be_store_config *sc, const redisReply *r,
 
 /*
  * A be_conn_marks() bit for put_tx(): the WATCH of this connection was
- * acknowledged.
+ * acknowledged.  (store_copy.c's chunks use bit 29.)
  */
 #define MARK_WATCHED (1U << 30)
 /* Aborted transactions (M changed under the WATCH) before the script. */
@@ -1504,16 +1505,49 @@ int be_store_load_scripts(struct be_conn *c)
 	return 0;
 }
 
-/* One put of a pipeline: its arguments and the keys they borrow. */
-struct put_call {
+/* One put script call of a pipeline: its arguments and the keys they borrow. */
+struct be_put_call {
 	struct script_args a;
 	char *vkey;
 	char *mkey;
 };
 
-/* Turns the reply 'r' of items[i] into its result. */
-static int put_many_result(struct be_conn *c, const struct be_store_config *sc,
-			   const struct be_put_item *it, const redisReply *r)
+struct be_put_call *be_store_put_call_new(const struct be_store_config *sc,
+					  const struct be_put_item *it,
+					  int *err)
+{
+	struct be_put_call *pc;
+
+	if (!host_id_ok(sc)) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	pc = calloc(1, sizeof(*pc));
+	if (!pc) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = keys_new(sc, it->name, &pc->vkey, &pc->mkey);
+	if (!*err)
+		*err = put_args(&pc->a, sc, it->name, pc->vkey, pc->mkey,
+				it->data, it->len, &it->meta, it->mode);
+	if (*err) {
+		be_store_put_call_free(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+void be_store_put_call_cmd(struct be_put_call *pc, struct be_cmd *cmd)
+{
+	cmd->argc = pc->a.argc;
+	cmd->argv = pc->a.argv;
+	cmd->argvlen = pc->a.lens;
+}
+
+int be_store_put_call_result(struct be_conn *c,
+			     const struct be_store_config *sc,
+			     const struct be_put_item *it, const redisReply *r)
 {
 	/* The script cache was flushed since be_store_load_scripts(). */
 	if (reply_is_error(r, "NOSCRIPT"))
@@ -1526,60 +1560,12 @@ static int put_many_result(struct be_conn *c, const struct be_store_config *sc,
 	return reply_put(sc, r, NULL, NULL);
 }
 
-int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
-		      const struct be_put_item *items, size_t n, int *results)
+void be_store_put_call_free(struct be_put_call *pc)
 {
-	struct put_call *calls;
-	redisReply **replies;
-	struct be_cmd *cmds;
-	size_t *sent;
-	size_t i, nsent = 0;
-	int ret = -ENOMEM;
-
-	calls = calloc(n + 1, sizeof(*calls));
-	cmds = calloc(n + 1, sizeof(*cmds));
-	replies = calloc(n + 1, sizeof(*replies));
-	sent = calloc(n + 1, sizeof(*sent));
-	if (!calls || !cmds || !replies || !sent)
-		goto out_free;
-	for (i = 0; i < n; i++) {
-		results[i] = host_id_ok(sc) ? 0 : -EINVAL;
-		if (!results[i])
-			results[i] = keys_new(sc, items[i].name, &calls[i].vkey,
-					      &calls[i].mkey);
-		if (!results[i])
-			results[i] = put_args(&calls[i].a, sc, items[i].name,
-					      calls[i].vkey, calls[i].mkey,
-					      items[i].data, items[i].len,
-					      &items[i].meta, items[i].mode);
-		if (results[i])
-			continue;
-		cmds[nsent].argc = calls[i].a.argc;
-		cmds[nsent].argv = calls[i].a.argv;
-		cmds[nsent].argvlen = calls[i].a.lens;
-		sent[nsent++] = i;
-	}
-	ret = 0;
-	if (nsent)
-		ret = be_conn_pipeline(c, cmds, nsent, replies, 0);
-	for (i = 0; i < nsent; i++) {
-		if (ret) {
-			results[sent[i]] = ret;
-			continue;
-		}
-		results[sent[i]] =
-			put_many_result(c, sc, &items[sent[i]], replies[i]);
-		freeReplyObject(replies[i]);
-	}
-out_free:
-	for (i = 0; calls && i < n; i++) {
-		args_release(&calls[i].a);
-		free(calls[i].vkey);
-		free(calls[i].mkey);
-	}
-	free(calls);
-	free(cmds);
-	free(replies);
-	free(sent);
-	return ret;
+	if (!pc)
+		return;
+	args_release(&pc->a);
+	free(pc->vkey);
+	free(pc->mkey);
+	free(pc);
 }

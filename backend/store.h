@@ -266,14 +266,21 @@ struct be_put_item {
 int be_store_load_scripts(struct be_conn *c);
 
 /**
- * Sends the 'n' puts of 'items' as one pipeline (be_conn_pipeline()), each
- * exactly as be_store_put() would do it, and writes each put's result into
- * 'results[i]': 0, -EEXIST (CREATE, COPYUP: nothing written), -EINVAL (not
- * a session name) or -errno for an error reply (-ENOSPC for OOM).  Returns
- * 0 when every item has its result, or -errno of the transport (then every
- * item that was sent holds that error too; those puts may or may not have
- * been applied, and resending them is safe).  For sessfs-migrate's bulk copy;
- * the current values of refused items are not returned.
+ * Puts the 'n' items of 'items' with the effect be_store_put() would have
+ * for each, batched (store_copy.c): COPYUP puts of names outside the names
+ * index go by optimistic transactions of plain commands (WATCH, EXISTS,
+ * MULTI/EXEC) in chunks, the put script's rules applied in C, and whatever
+ * a transaction cannot take (other modes, indexed names, a chunk raced by
+ * another writer three times, a server refusing WATCH or MULTI) by the put
+ * script, pipelined.  Names should be distinct; a repeated one is put
+ * after the others.  Writes each put's result into 'results[i]': 0,
+ * -EEXIST (CREATE, COPYUP: nothing written), -EINVAL (not a session name)
+ * or -errno for an error reply (-ENOSPC for OOM).  Returns 0 when every
+ * item has its result, or -errno of the transport (then every item holds
+ * that error; any of the puts may or may not have been applied, and
+ * resending them is safe).  For sessfs-migrate's bulk copy: the current
+ * values of refused items are neither read nor returned, and no WAIT
+ * follows the writes (durability=replica is the mount's).
  */
 int be_store_put_many(struct be_conn *c, const struct be_store_config *sc,
 		      const struct be_put_item *items, size_t n, int *results);

@@ -8,15 +8,18 @@
 #     file: the limit of what Redis can ingest (no file reading, no meta);
 #   - redis-cli --pipe of layout v1's writes without any check (SET of the
 #     value, HSET + PEXPIRE of the meta key): the ceiling of the layout;
-#   - sessfs-migrate copy (COPYUP scripts, value + meta keys, pipelined);
+#   - sessfs-migrate copy (value + meta keys, batched COPYUP transactions);
+#   - with BASE=path/to/sessfs-migrate, that binary's copy too (an older
+#     build: before/after in one run, against the same baselines);
 #   - the plan's estimate of 10 ms per session;
 # and prints sessions/s, seconds, the ratio to redis-cli --pipe and the
 # redis-server CPU time per session, with analyze's estimate of the copy
-# time next to the measured one.  The target is at least half the
-# redis-cli --pipe rate.
+# time next to the measured one.  The target is at least 0.4 of the
+# redis-cli --pipe rate (issue 14; layout v1's own writes cap it at ~0.55).
 #
 # Usage: bench/copy_bench.sh            (N=100000 RUNS=3 by default)
 #        N=20000 RUNS=1 JOBS=2 bench/copy_bench.sh
+#        BASE=/tmp/old/sessfs-migrate bench/copy_bench.sh
 # The binary is $SESSFS_BUILD_DIR/migrate/sessfs-migrate (default: build/
 # in the source tree); build it with buildtype=release or debugoptimized,
 # not with sanitizers.
@@ -25,6 +28,7 @@ set -euo pipefail
 N=${N:-100000}
 RUNS=${RUNS:-3}
 JOBS=${JOBS:-}
+BASE=${BASE:-}
 TTL=2764800 # 32 days, the default ttl
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SESSFS_BUILD_DIR:-$src/build}
@@ -34,6 +38,7 @@ for tool in redis-server redis-cli python3; do
 	command -v "$tool" >/dev/null || { echo "copy_bench: $tool is missing" >&2; exit 2; }
 done
 [ -x "$migrate" ] || { echo "copy_bench: $migrate is missing: build first" >&2; exit 2; }
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "copy_bench: BASE $BASE is not executable" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/copybench.XXXXXX)
 redis_pid=
@@ -103,17 +108,26 @@ json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[
 estimate=$("$migrate" analyze --json "$work/sessions" "$url" |
 	python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["copy_estimate"]["seconds"])')
 
-copy_times=() pipe_times=() layout_times=()
-copy_cpu=() pipe_cpu=() layout_cpu=()
-for _ in $(seq "$RUNS"); do
+# One copy into an emptied server by the binary $1: appends its seconds
+# and the server's CPU seconds to the arrays named $2 and $3.
+copy_run() {
+	local out copied c0 c1
+	local -n times=$2 cpu=$3
 	rcli flushall sync >/dev/null
 	c0=$(redis_cpu)
-	out=$("$migrate" copy --no-progress ${JOBS:+--jobs "$JOBS"} "$work/sessions" "$url")
+	out=$("$1" copy --no-progress ${JOBS:+--jobs "$JOBS"} "$work/sessions" "$url")
 	c1=$(redis_cpu)
 	copied=$(json_field copied <<<"$out")
-	[ "$copied" -eq "$N" ] || { echo "copy_bench: copied $copied of $N" >&2; exit 1; }
-	copy_times+=("$(json_field seconds <<<"$out")")
-	copy_cpu+=("$(python3 -c "print($c1 - $c0)")")
+	[ "$copied" -eq "$N" ] || { echo "copy_bench: $1 copied $copied of $N" >&2; exit 1; }
+	times+=("$(json_field seconds <<<"$out")")
+	cpu+=("$(python3 -c "print($c1 - $c0)")")
+}
+
+copy_times=() pipe_times=() layout_times=() base_times=()
+copy_cpu=() pipe_cpu=() layout_cpu=() base_cpu=()
+for _ in $(seq "$RUNS"); do
+	copy_run "$migrate" copy_times copy_cpu
+	[ -z "$BASE" ] || copy_run "$BASE" base_times base_cpu
 
 	rcli flushall sync >/dev/null
 	c0=$(redis_cpu)
@@ -140,7 +154,8 @@ done
 
 python3 - "$N" "$estimate" "${JOBS:-default}" "${pipe_times[*]}" \
 	"${pipe_cpu[*]}" "${layout_times[*]}" "${layout_cpu[*]}" \
-	"${copy_times[*]}" "${copy_cpu[*]}" <<'EOF'
+	"${copy_times[*]}" "${copy_cpu[*]}" "${base_times[*]}" \
+	"${base_cpu[*]}" <<'EOF'
 import statistics, sys
 n, estimate, jobs = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 pipe, pipe_cpu, layout, layout_cpu, copy, copy_cpu = (
@@ -149,8 +164,12 @@ plan = n * 0.010
 us = lambda cpu: "%.1f" % (cpu / n * 1e6)
 rows = [("redis-cli --pipe (SET EX)", pipe, us(pipe_cpu)),
         ("layout v1 writes, no check", layout, us(layout_cpu)),
-        ("sessfs-migrate copy", copy, us(copy_cpu)),
-        ("plan: 10 ms/session", plan, "")]
+        ("sessfs-migrate copy", copy, us(copy_cpu))]
+if sys.argv[10]:
+    base, base_cpu = (statistics.median(map(float, a.split()))
+                      for a in sys.argv[10:12])
+    rows.append(("sessfs-migrate copy (BASE)", base, us(base_cpu)))
+rows.append(("plan: 10 ms/session", plan, ""))
 print()
 print("%d sessions of 1-4 KiB, median of %d run(s), copy --jobs %s"
       % (n, len(sys.argv[4].split()), jobs))
@@ -161,6 +180,6 @@ for label, secs, cpu in rows:
           % (label, n / secs, secs, pipe / secs, cpu))
 print("analyze's estimate of the copy: %.2f s (measured %.2f s)"
       % (estimate, copy))
-target = "met" if pipe / copy >= 0.5 else "NOT met"
-print("target (copy >= 0.5 x redis-cli --pipe rate): %s" % target)
+target = "met" if pipe / copy >= 0.4 else "NOT met"
+print("target (copy >= 0.4 x redis-cli --pipe rate): %s" % target)
 EOF

@@ -199,8 +199,13 @@ def test_migrate_and_mode_changes(acl_server, admin, pwfile, tmp, sessdir,
     p = migrate("analyze", "--json", *auth, sessdir, url)
     assert json.loads(p.stdout)["sessions"] == 5, p.stdout
     assert not p.stderr.strip(), p.stderr
+    scripts = admin.info("commandstats").get("cmdstat_evalsha", {})
     p = migrate("copy", "--no-progress", *auth, sessdir, url)
     assert json.loads(p.stdout)["copied"] == 5, p.stdout
+    # The documented user may run the copy's transactions: no script.
+    stats = admin.info("commandstats")
+    assert stats["cmdstat_exec"]["calls"] >= 1, stats
+    assert stats.get("cmdstat_evalsha", {}) == scripts, stats
     migrate("verify", "--no-progress", *auth, sessdir, url)
     out = tmp / "export"
     out.mkdir()

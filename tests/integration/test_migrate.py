@@ -423,6 +423,72 @@ def test_resume_after_kill9(sdir, redis, redis_server):
         n - len(newer), len(newer), 0)
 
 
+def test_copy_races_the_app(sdir, redis, redis_server):
+    """A copy while the app writes and deletes the same sessions in Redis
+    (another host, layout v1, each change one transaction as the mount's
+    scripts make it): whatever the app did, before, during or after the
+    copy's check of a name, stays done; the copy overwrites no value the
+    app wrote and brings back no session it deleted.  test_store.c races
+    the copy's transaction deterministically (between its check and its
+    write); this is the same against the real command, by load."""
+    n = 20000
+    t = now_ns() - 3600 * 10**9
+    for i in range(n):
+        php(sdir, "q%05d" % i, "copy %05d" % i, mtime_ns=t + i)
+    app = redis_server.client()
+    done = {}  # name -> "write" or "delete", in the order the app did it
+
+    def act(name, kind):
+        mt = now_ns()
+        fields = {"v": 1, "mt": mt, "ct": mt, "uid": 0, "gid": 0,
+                  "mode": 384, "host": "app-host", "hs": "%020d" % mt,
+                  "wv": 9}
+        pipe = app.pipeline(transaction=True)
+        if kind == "write":
+            pipe.set(vkey(name), b"app", px=TTL * 1000)
+        else:
+            pipe.delete(vkey(name))
+            fields["del"] = 1
+        pipe.hset(mkey(name), mapping=fields)
+        pipe.pexpire(mkey(name), 2 * TTL * 1000)
+        pipe.execute()
+        done[name] = kind
+
+    proc = subprocess.Popen([str(MIGRATE), "copy", "--no-progress",
+                             str(sdir), redis_server.url()],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The walk's order is unknown: the app takes every 7th name,
+        # wrapping around, so its changes spread over the copy.
+        i = 0
+        while proc.poll() is None:
+            name = "sess_q%05d" % ((i * 7) % n)
+            if name not in done:
+                act(name, "write" if i % 2 else "delete")
+            i += 1
+        during = len(done)
+        out, err = proc.communicate(timeout=120 * SLOW)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    s = json.loads(out)
+    assert s["copied"] + s["skipped_existing"] + s["skipped_tombstone"] == n
+    assert during > 0, "the app changed nothing while the copy ran"
+    for name, kind in done.items():
+        if kind == "write":
+            assert redis.get(vkey(name)) == b"app", name
+        else:
+            assert not redis.exists(vkey(name)), name
+            assert meta(redis, name)["del"] == "1", name
+    # Every other name is the copy's, written once.
+    for i in range(0, n, 97):
+        name = "sess_q%05d" % i
+        if name not in done:
+            assert redis.get(vkey(name)) == b"copy %05d" % i, name
+            assert meta(redis, name)["wv"] == "1", name
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_bad_input(sdir, redis, redis_server):

@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "store.h"
+#include "store_i.h"
 #include "testutil.h"
 
 #define TTL_S	   3600
@@ -633,6 +634,7 @@ static void test_list_and_put_many(struct be_conn *c)
 	struct be_store_config lc = cfg;
 	struct be_put_item *items;
 	struct list_seen *seen;
+	struct be_file f;
 	char(*names)[32];
 	int *results;
 	int64_t now = now_ms();
@@ -659,6 +661,12 @@ static void test_list_and_put_many(struct be_conn *c)
 	for (i = 0; i < LIST_NAMES; i++)
 		bad += results[i] != 0;
 	CHECK(bad == 0);
+	/* Chunks whose check found nothing: meta as the put script's. */
+	CHECK(be_store_get(c, &lc, names[7], true, &f) == 0);
+	CHECK(f.state == BE_PRESENT && f.has_meta && f.meta.wver == 1 &&
+	      f.meta.mtime_ns == items[7].meta.mtime_ns && f.size == 7 &&
+	      memcmp(f.data, "sess_l7", 7) == 0);
+	be_file_release(&f);
 	for (i = 0; i < LIST_DELS; i++)
 		CHECK(be_store_delete(c, &lc, names[i * 5], 0) == 1);
 	/* Keys that are no names: ignored. */
@@ -702,6 +710,226 @@ static void test_list_and_put_many(struct be_conn *c)
 	free(seen);
 }
 
+/* Puts 'n' items named "<stem><i>" with 'data' and 'm' by be_store_put_many(). */
+static void many_items(struct be_put_item *items, char (*names)[32], size_t n,
+		       const char *stem, const char *data,
+		       const struct be_meta *m)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "%s%zu", stem, i);
+		items[i] = (struct be_put_item){
+			.name = names[i],
+			.data = data,
+			.len = strlen(data),
+			.meta = *m,
+			.mode = BE_PUT_COPYUP,
+		};
+	}
+}
+
+/* Whether 'name' holds the value 'data' in Redis. */
+static bool holds(struct be_conn *c, const char *name, const char *data)
+{
+	struct be_file f;
+	bool ok;
+
+	if (be_store_get(c, &cfg, name, true, &f))
+		return false;
+	ok = f.state == BE_PRESENT && f.size == strlen(data) &&
+	     memcmp(f.data, data, f.size) == 0;
+	be_file_release(&f);
+	return ok;
+}
+
+/*
+ * The transaction of be_store_put_many() (store_copy.c) applies the put
+ * script's rules exactly, without running it: names absent, newer, the
+ * same, older, tombstones newer and older, a tombstone without mtime,
+ * values without meta (phpredis) newer and older, and our own write found
+ * by the stale rule.  What it stores is what the script stores.
+ */
+static void test_put_many_rules(struct be_conn *c)
+{
+	int64_t now = now_ms();
+	struct be_meta t = meta_at(now - 30000);
+	struct be_meta older = meta_at(now - 40000);
+	struct be_meta newer = meta_at(now - 20000);
+	struct be_put_item items[10];
+	char names[10][32];
+	int results[10];
+	long long scripts, execs, gets;
+	char px[32];
+	struct be_file f;
+	size_t i;
+
+	many_items(items, names, 10, "sess_tx", "copy", &t);
+	/* 1: newer value, 2: same mtime, 3: older value (wv 1 -> 2). */
+	CHECK(be_store_put(c, &cfg, names[1], "app", 3, &newer, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(be_store_put(c, &cfg, names[2], "app", 3, &t, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(be_store_put(c, &cfg, names[3], "app", 3, &older, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	/* 4: tombstone of a newer value, 5: of an older one. */
+	CHECK(be_store_put(c, &cfg, names[4], "app", 3, &newer, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(be_store_delete(c, &cfg, names[4], 0) == 1);
+	CHECK(be_store_put(c, &cfg, names[5], "app", 3, &older, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	CHECK(be_store_delete(c, &cfg, names[5], 0) == 1);
+	/* 6: a tombstone without mtime (not ours). */
+	cmd_ok(c, "HSET", "app1:{app1:sess_tx6}:m", "del", "1", NULL);
+	/* 7, 8: phpredis values, written 10 s ago and 60 s ago. */
+	snprintf(px, sizeof(px), "%lld", TTL_MS - 10000);
+	cmd_ok(c, "SET", "app1:sess_tx7", "php", "PX", px);
+	snprintf(px, sizeof(px), "%lld", TTL_MS - 60000);
+	cmd_ok(c, "SET", "app1:sess_tx8", "php", "PX", px);
+	/* 9: our own write, newer in sequence: a retry finds it (stale). */
+	cmd_ok(c, "HSET", "app1:{app1:sess_tx9}:m", "host", cfg.host_id, NULL);
+	cmd_ok(c, "HSET", "app1:{app1:sess_tx9}:m", "hs",
+	       "99999999999999999999", NULL);
+	cmd_ok(c, "HSET", "app1:{app1:sess_tx9}:m", "mt", "1", NULL);
+
+	scripts = calls_of(c, "evalsha") + calls_of(c, "eval");
+	execs = calls_of(c, "exec");
+	CHECK(be_store_put_many(c, &cfg, items, 10, results) == 0);
+	CHECK(calls_of(c, "evalsha") + calls_of(c, "eval") == scripts);
+	CHECK(calls_of(c, "exec") == execs + 1);
+	CHECK(results[0] == 0 && holds(c, names[0], "copy"));
+	CHECK(results[1] == -EEXIST && holds(c, names[1], "app"));
+	CHECK(results[2] == -EEXIST && holds(c, names[2], "app"));
+	CHECK(results[3] == 0 && holds(c, names[3], "copy"));
+	CHECK(results[4] == -EEXIST &&
+	      cmd_int(c, "EXISTS", "app1:sess_tx4", NULL) == 0);
+	CHECK(results[5] == 0 && holds(c, names[5], "copy"));
+	CHECK(results[6] == -EEXIST &&
+	      cmd_int(c, "EXISTS", "app1:sess_tx6", NULL) == 0);
+	CHECK(results[7] == -EEXIST && holds(c, names[7], "php"));
+	CHECK(results[8] == 0 && holds(c, names[8], "copy"));
+	CHECK(results[9] == 0 &&
+	      cmd_int(c, "EXISTS", "app1:sess_tx9", NULL) == 0);
+
+	/* Stored as the put script stores: meta, versions, TTLs. */
+	CHECK(be_store_get(c, &cfg, names[0], false, &f) == 0);
+	CHECK(f.has_meta && f.meta.wver == 1 && !f.meta.deleted &&
+	      f.meta.mtime_ns == t.mtime_ns && f.meta.ctime_ns == t.ctime_ns &&
+	      f.meta.uid == 33 && f.meta.gid == 44 && f.meta.mode == 0640 &&
+	      strcmp(f.meta.host, cfg.host_id) == 0);
+	CHECK(near(f.pttl_ms, TTL_MS - 30000));
+	be_file_release(&f);
+	CHECK(near(cmd_int(c, "PTTL", "app1:{app1:sess_tx0}:m", NULL),
+		   2 * TTL_MS - 30000));
+	CHECK(be_store_get(c, &cfg, names[3], false, &f) == 0);
+	CHECK(f.meta.wver == 2 && f.meta.mtime_ns == t.mtime_ns);
+	be_file_release(&f);
+	CHECK(be_store_get(c, &cfg, names[5], false, &f) == 0);
+	CHECK(f.state == BE_PRESENT && !f.meta.deleted && f.meta.wver == 3);
+	be_file_release(&f);
+	CHECK(cmd_int(c, "HEXISTS", "app1:{app1:sess_tx5}:m", "del") == 0);
+
+	/* Run again: all in place, nothing written, no value read. */
+	execs = calls_of(c, "exec");
+	gets = calls_of(c, "get");
+	CHECK(be_store_put_many(c, &cfg, items, 10, results) == 0);
+	for (i = 0; i < 10; i++)
+		CHECK(results[i] == (i == 9 ? 0 : -EEXIST));
+	CHECK(calls_of(c, "exec") == execs && calls_of(c, "get") == gets);
+}
+
+/*
+ * The app of the race tests: another host (this host's own newer write
+ * would be taken for a delayed retry of the copy's, the stale rule).
+ */
+static struct be_store_config app_cfg = {
+	.ks = { "app1:", BE_LAYOUT_PLAIN },
+	.ttl = { .ttl_s = TTL_S },
+	.host_id = "apphost-4567cdef",
+};
+
+/* What the test hook does between a transaction's check and its write. */
+struct race {
+	struct be_conn *app; /* the app's connection */
+	const struct be_put_item *items;
+	int calls;
+	int every; /* 0: race on the first call only; else on every call */
+};
+
+/*
+ * An app writes a newer value of item 0 and deletes item 1 (a tombstone
+ * newer than the copy) after the check; with 'every', it writes a newer
+ * value of item 'calls' on each call instead.
+ */
+static void race_hook(void *arg)
+{
+	struct race *r = arg;
+	struct be_meta m = r->items[0].meta;
+	const char *name = r->items[r->every ? r->calls : 0].name;
+
+	m.mtime_ns += 1000 * NS_PER_MS;
+	r->calls++;
+	if (!r->every && r->calls > 1)
+		return;
+	CHECK(be_store_put(r->app, &app_cfg, name, "app", 3, &m, BE_PUT_REPLACE,
+			   NULL, NULL) == 0);
+	if (!r->every)
+		CHECK(be_store_delete(r->app, &app_cfg, r->items[1].name,
+				      m.mtime_ns) == 0);
+}
+
+/*
+ * A batch that races the app: a value the app writes, or a name it
+ * deletes, between the transaction's check and its write is never
+ * overwritten nor resurrected; the rest of the batch is copied.  When
+ * every try is raced, the names go through the put script.
+ */
+static void test_put_many_race(struct be_conn *c, int port)
+{
+	struct be_endpoint ep = { .host = (char *)"127.0.0.1", .port = port };
+	struct be_meta m = meta_at(now_ms() - 30000);
+	struct be_put_item items[8];
+	char names[8][32];
+	int results[8];
+	struct race r = { .items = items };
+	struct be_file f;
+	long long scripts;
+	size_t i;
+
+	r.app = be_conn_new(&ep, 5.0);
+	CHECK(r.app != NULL);
+	if (!r.app)
+		return;
+	many_items(items, names, 8, "sess_race", "copy", &m);
+	be_store_put_many_set_hook(race_hook, &r);
+	CHECK(be_store_put_many(c, &cfg, items, 8, results) == 0);
+	CHECK(r.calls == 2); /* the first EXEC aborted */
+	CHECK(results[0] == -EEXIST && holds(c, names[0], "app"));
+	CHECK(results[1] == -EEXIST &&
+	      cmd_int(c, "EXISTS", "app1:sess_race1", NULL) == 0 &&
+	      cmd_int(c, "EXISTS", "app1:{app1:sess_race1}:m", NULL) == 1);
+	for (i = 2; i < 8; i++)
+		CHECK(results[i] == 0 && holds(c, names[i], "copy"));
+	/* Written by a chunk whose check found nothing: a first version. */
+	CHECK(be_store_get(c, &cfg, names[2], false, &f) == 0);
+	CHECK(f.has_meta && f.meta.wver == 1 && f.meta.mtime_ns == m.mtime_ns);
+	be_file_release(&f);
+
+	many_items(items, names, 8, "sess_rall", "copy", &m);
+	r.calls = 0;
+	r.every = 1;
+	scripts = calls_of(c, "evalsha");
+	CHECK(be_store_put_many(c, &cfg, items, 8, results) == 0);
+	be_store_put_many_set_hook(NULL, NULL);
+	CHECK(r.calls == 3);
+	/* The app's 3 writes, then the batch's 8 scripts. */
+	CHECK(calls_of(c, "evalsha") == scripts + 3 + 8);
+	for (i = 0; i < 8; i++)
+		CHECK(results[i] == (i < 3 ? -EEXIST : 0) &&
+		      holds(c, names[i], i < 3 ? "app" : "copy"));
+	be_conn_free(r.app);
+}
+
 static void test_oom(struct be_conn *c)
 {
 	struct be_meta m = meta_at(now_ms());
@@ -735,10 +963,14 @@ static void test_multi_refused(struct be_conn *admin, int port)
 				  .user = (char *)"txless",
 				  .password = (char *)"pw" };
 	struct be_meta m = meta_at(now_ms());
+	struct be_put_item items[4];
 	long long scripts, refused;
+	char names[4][32];
+	int results[4];
 	struct be_conn *c;
 	struct be_file f;
 	redisReply *r;
+	size_t i;
 
 	r = cmd(admin, "ACL", "SETUSER", "txless", "reset", "on", ">pw", "~*",
 		"&*", "+@all", "-multi", NULL);
@@ -762,6 +994,13 @@ static void test_multi_refused(struct be_conn *admin, int port)
 	/* Both reads ran the script; only the first tried MULTI. */
 	CHECK(calls_of(admin, "evalsha") == scripts + 2);
 	CHECK(stat_of(admin, "multi", "rejected_calls") == refused + 1);
+
+	/* The bulk put's transaction is refused too: the script puts. */
+	many_items(items, names, 4, "sess_acl_many", "copy", &m);
+	CHECK(be_store_put_many(c, &cfg, items, 4, results) == 0);
+	for (i = 0; i < 4; i++)
+		CHECK(results[i] == 0 && holds(admin, names[i], "copy"));
+	CHECK(stat_of(admin, "multi", "rejected_calls") == refused + 2);
 	be_conn_free(c);
 }
 
@@ -846,6 +1085,8 @@ int main(void)
 	test_stale_retry(c);
 	test_noscript(c);
 	test_list_and_put_many(c);
+	test_put_many_rules(c);
+	test_put_many_race(c, r.port);
 	test_oom(c);
 	test_multi_refused(c, r.port);
 	be_conn_free(c);
