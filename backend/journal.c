@@ -162,20 +162,6 @@ static bool parse_num(const char *p, size_t len, bool neg_ok, int64_t *out)
 	return true;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * Writes 'len' bytes of 'buf' to a new temp file next to 'path' and
  * renames it over 'path'.  When 'keep_fd' is not NULL the temp is opened
@@ -602,14 +588,14 @@ static int journal_load(struct be_journal *j, bool *corrupt, char *err,
 
 	ret = read_file(j->fd, &buf, &len);
 	if (ret) {
-		set_err(err, errlen, "cannot read journal '%s': %s", j->path,
+		be_fail(err, errlen, 0, "cannot read journal '%s': %s", j->path,
 			strerror(-ret));
 		return ret;
 	}
 	bad = load(j, buf, len, &bad_line, &reason);
 	free(buf);
 	if (bad < 0) {
-		set_err(err, errlen, "cannot load journal '%s': %s", j->path,
+		be_fail(err, errlen, 0, "cannot load journal '%s': %s", j->path,
 			strerror(ENOMEM));
 		return -ENOMEM;
 	}
@@ -619,7 +605,7 @@ static int journal_load(struct be_journal *j, bool *corrupt, char *err,
 	}
 	ret = compact(j);
 	if (ret) {
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"cannot rewrite corrupt journal '%s' (line %zu: %s): %s",
 			j->path, bad_line, reason, strerror(-ret));
 		return ret;
@@ -627,11 +613,11 @@ static int journal_load(struct be_journal *j, bool *corrupt, char *err,
 	if (corrupt)
 		*corrupt = true;
 	if (bad > 1)
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"journal '%s' is corrupt at line %zu: %s (%ld bad lines); its names will be re-verified",
 			j->path, bad_line, reason, bad);
 	else
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"journal '%s' is corrupt at line %zu: %s; its names will be re-verified",
 			j->path, bad_line, reason);
 	return 0;
@@ -645,22 +631,22 @@ struct be_journal *be_journal_open(const char *path, size_t max_names,
 
 	if (corrupt)
 		*corrupt = false;
-	set_err(err, errlen, "%s", "");
+	be_fail(err, errlen, 0, "%s", "");
 	j = journal_new(path, max_names);
 	if (!j) {
-		set_err(err, errlen, "cannot open journal '%s': %s", path,
+		be_fail(err, errlen, 0, "cannot open journal '%s': %s", path,
 			strerror(ENOMEM));
 		return NULL;
 	}
 	j->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		     0600);
 	if (j->fd < 0) {
-		set_err(err, errlen, "cannot open journal '%s': %s", path,
+		be_fail(err, errlen, 0, "cannot open journal '%s': %s", path,
 			strerror(errno));
 		goto out_free;
 	}
 	if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "cannot open journal '%s': %s", path,
+		be_fail(err, errlen, 0, "cannot open journal '%s': %s", path,
 			"not a regular file");
 		goto out_free;
 	}

@@ -24,20 +24,6 @@
 
 #define MACHINE_ID_CHARS 8
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * Sends a command of NUL-terminated words to master 'm' (conn.h); 'argv'
  * ends with NULL.
@@ -137,13 +123,13 @@ static int check_one(struct be_conn *c, unsigned int m, const char *who,
 
 	ret = command_words(c, m, &r, ping);
 	if (ret) {
-		set_err(err, errlen, "cannot reach %s: %s", who,
+		be_fail(err, errlen, 0, "cannot reach %s: %s", who,
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "%s refused PING: %s", who, r->str);
+		be_fail(err, errlen, 0, "%s refused PING: %s", who, r->str);
 		ret = be_store_reply_errno(r);
 		freeReplyObject(r);
 		return ret;
@@ -153,7 +139,7 @@ static int check_one(struct be_conn *c, unsigned int m, const char *who,
 	if (be_conn_is_cluster(c)) {
 		ret = command_words(c, m, &r, cinfo);
 		if (ret) {
-			set_err(err, errlen, "cannot reach %s: %s", who,
+			be_fail(err, errlen, 0, "cannot reach %s: %s", who,
 				be_conn_errstr(c));
 			return ret;
 		}
@@ -161,7 +147,7 @@ static int check_one(struct be_conn *c, unsigned int m, const char *who,
 		    !info_field(r->str, "cluster_state", state,
 				sizeof(state)) ||
 		    strcmp(state, "ok") != 0) {
-			set_err(err, errlen,
+			be_fail(err, errlen, 0,
 				"%s: cluster_state is not ok (%s): every slot must be served",
 				who,
 				r->type == REDIS_REPLY_ERROR ? r->str : state);
@@ -173,31 +159,32 @@ static int check_one(struct be_conn *c, unsigned int m, const char *who,
 
 	ret = read_policy(c, m, policy, sizeof(policy), &denied);
 	if (ret < 0) {
-		set_err(err, errlen, "cannot read %s maxmemory-policy: %s", who,
+		be_fail(err, errlen, 0, "cannot read %s maxmemory-policy: %s",
+			who,
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;
 	}
 	if (ret == 0 && denied && allow_evicting) {
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); going on as -o allow_evicting_redis says: make sure it is noeviction");
 		return 0;
 	}
 	if (allow_evicting)
 		return 0;
 	if (ret == 0 && denied) {
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"cannot check redis maxmemory-policy: the redis user may not run CONFIG GET or INFO (NOPERM); grant it +info (docs/RUNBOOK.md), or make sure the policy is noeviction and pass -o allow_evicting_redis");
 		return -EPERM;
 	}
 	if (ret == 0) {
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"cannot read redis maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction and pass -o allow_evicting_redis");
 		return -EPERM;
 	}
 	if (strncmp(policy, "allkeys-", 8) == 0 ||
 	    strncmp(policy, "volatile-", 9) == 0) {
-		set_err(err, errlen,
+		be_fail(err, errlen, 0,
 			"%s maxmemory-policy is '%s': it would evict sessions; set noeviction or pass -o allow_evicting_redis",
 			who, policy);
 		return -EPERM;
@@ -212,10 +199,10 @@ int be_store_check_server(struct be_conn *c, bool allow_evicting, char *err,
 	unsigned int m, nm;
 	int ret;
 
-	set_err(err, errlen, "%s", "");
+	be_fail(err, errlen, 0, "%s", "");
 	ret = be_conn_masters(c, &nm);
 	if (ret) {
-		set_err(err, errlen, "cannot reach redis: %s",
+		be_fail(err, errlen, 0, "cannot reach redis: %s",
 			*be_conn_errstr(c) ? be_conn_errstr(c)
 					   : strerror(-ret));
 		return ret;

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "util.h"
 
 struct be_tls {
 	atomic_uint refs;
@@ -43,21 +44,6 @@ struct be_tls_conn {
 	bool cert_asked; /* the server asked for a client certificate */
 	bool got_session; /* the server handed out a session (ticket) */
 };
-
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 /* Whether 's' is set but empty: "-o tls_ca=" is a mistake, not a default. */
 static bool is_empty(const char *s)
@@ -80,17 +66,18 @@ int be_tls_options_check(const struct be_tls_options *o, bool tls, bool cli,
 
 	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		if (is_empty(vals[i]))
-			return fail(err, errlen, -EINVAL, "empty %s", names[i]);
+			return be_fail(err, errlen, -EINVAL, "empty %s",
+				       names[i]);
 		if (vals[i] && !tls)
-			return fail(err, errlen, -EINVAL,
-				    "%s needs a rediss:// URL", names[i]);
+			return be_fail(err, errlen, -EINVAL,
+				       "%s needs a rediss:// URL", names[i]);
 	}
 	if (o->cert && !o->key)
-		return fail(err, errlen, -EINVAL, "%s needs %s", names[1],
-			    names[2]);
+		return be_fail(err, errlen, -EINVAL, "%s needs %s", names[1],
+			       names[2]);
 	if (o->key && !o->cert)
-		return fail(err, errlen, -EINVAL, "%s needs %s", names[2],
-			    names[1]);
+		return be_fail(err, errlen, -EINVAL, "%s needs %s", names[2],
+			       names[1]);
 	return 0;
 }
 
@@ -120,8 +107,8 @@ static int check_readable(const char *what, const char *path, char *err,
 		close(fd);
 		return 0;
 	}
-	return fail(err, errlen, -errno, "cannot read the %s '%s': %s", what,
-		    path, strerror_r(errno, buf, sizeof(buf)));
+	return be_fail(err, errlen, -errno, "cannot read the %s '%s': %s", what,
+		       path, strerror_r(errno, buf, sizeof(buf)));
 }
 
 /* A pass phrase is never asked for on a terminal: encrypted keys fail. */
@@ -178,13 +165,14 @@ static int load_files(struct be_tls *t, const struct be_tls_options *o,
 		if (ret < 0)
 			return ret;
 		if (SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1)
-			return fail(err, errlen, -EINVAL,
-				    "cannot load the CA file '%s': %s", o->ca,
-				    queue_reason("not a PEM certificate file"));
+			return be_fail(
+				err, errlen, -EINVAL,
+				"cannot load the CA file '%s': %s", o->ca,
+				queue_reason("not a PEM certificate file"));
 	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
-		return fail(err, errlen, -EINVAL,
-			    "cannot load the system's trust store: %s",
-			    queue_reason("unknown error"));
+		return be_fail(err, errlen, -EINVAL,
+			       "cannot load the system's trust store: %s",
+			       queue_reason("unknown error"));
 	}
 	if (!o->cert)
 		return 0;
@@ -194,15 +182,15 @@ static int load_files(struct be_tls *t, const struct be_tls_options *o,
 	if (ret < 0)
 		return ret;
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1)
-		return fail(err, errlen, -EINVAL,
-			    "cannot load the client certificate '%s': %s",
-			    o->cert, queue_reason("not a PEM certificate"));
+		return be_fail(err, errlen, -EINVAL,
+			       "cannot load the client certificate '%s': %s",
+			       o->cert, queue_reason("not a PEM certificate"));
 	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) != 1)
-		return fail(err, errlen, -EINVAL,
-			    "cannot load the private key '%s': %s", o->key,
-			    queue_reason("not a PEM private key"));
+		return be_fail(err, errlen, -EINVAL,
+			       "cannot load the private key '%s': %s", o->key,
+			       queue_reason("not a PEM private key"));
 	if (SSL_CTX_check_private_key(t->ctx) != 1)
-		return fail(
+		return be_fail(
 			err, errlen, -EINVAL,
 			"private key '%s' does not match the client certificate '%s'",
 			o->key, o->cert);
@@ -218,7 +206,7 @@ struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 
 	if (!t || pthread_mutex_init(&t->lock, NULL)) {
 		free(t);
-		fail(err, errlen, -ENOMEM, "out of memory");
+		be_fail(err, errlen, -ENOMEM, "out of memory");
 		return NULL;
 	}
 	atomic_init(&t->refs, 1);
@@ -227,7 +215,7 @@ struct be_tls *be_tls_new(const struct be_tls_options *o, const char *host,
 	t->server_name = strdup(name ? name : "");
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->server_name || !t->ctx) {
-		fail(err, errlen, -ENOMEM, "out of memory");
+		be_fail(err, errlen, -ENOMEM, "out of memory");
 		goto out_free;
 	}
 	SSL_CTX_set_app_data(t->ctx, t);
@@ -377,22 +365,24 @@ static int verify_failure(struct be_tls_conn *tc, long vr, char *err,
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 	case X509_V_ERR_CERT_UNTRUSTED:
-		return fail(err, errlen, -EACCES,
-			    "server certificate not trusted: unknown CA");
+		return be_fail(err, errlen, -EACCES,
+			       "server certificate not trusted: unknown CA");
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-		return fail(err, errlen, -EACCES,
-			    "server certificate does not match the name '%s'",
-			    tc->name);
+		return be_fail(
+			err, errlen, -EACCES,
+			"server certificate does not match the name '%s'",
+			tc->name);
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		return fail(err, errlen, -EACCES, "server certificate expired");
+		return be_fail(err, errlen, -EACCES,
+			       "server certificate expired");
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return fail(err, errlen, -EACCES,
-			    "server certificate not yet valid");
+		return be_fail(err, errlen, -EACCES,
+			       "server certificate not yet valid");
 	default:
-		return fail(err, errlen, -EACCES,
-			    "server certificate refused: %s",
-			    X509_verify_cert_error_string(vr));
+		return be_fail(err, errlen, -EACCES,
+			       "server certificate refused: %s",
+			       X509_verify_cert_error_string(vr));
 	}
 }
 
@@ -411,11 +401,11 @@ static int ssl_failure(struct be_tls_conn *tc, char *err, size_t errlen)
 		return verify_failure(tc, vr, err, errlen);
 	switch (reason) {
 	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-		return fail(err, errlen, -EACCES,
-			    "server requires a client certificate");
+		return be_fail(err, errlen, -EACCES,
+			       "server requires a client certificate");
 	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
 		if (!tc->tls->has_cert)
-			return fail(
+			return be_fail(
 				err, errlen, -EACCES,
 				"server refused the handshake: it may require a client certificate");
 		break;
@@ -426,23 +416,23 @@ static int ssl_failure(struct be_tls_conn *tc, char *err, size_t errlen)
 	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
 	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
 	case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
-		return fail(err, errlen, -EACCES,
-			    "server refused the client certificate: %s",
-			    ERR_reason_error_string(code));
+		return be_fail(err, errlen, -EACCES,
+			       "server refused the client certificate: %s",
+			       ERR_reason_error_string(code));
 	case SSL_R_WRONG_VERSION_NUMBER:
 	case SSL_R_PACKET_LENGTH_TOO_LONG:
 	case SSL_R_RECORD_LENGTH_MISMATCH:
-		return fail(err, errlen, -EPROTO,
-			    "server does not speak TLS on this port (%s)",
-			    ERR_reason_error_string(code));
+		return be_fail(err, errlen, -EPROTO,
+			       "server does not speak TLS on this port (%s)",
+			       ERR_reason_error_string(code));
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
 	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-		return fail(err, errlen, -ECONNRESET,
-			    "connection closed by server");
+		return be_fail(err, errlen, -ECONNRESET,
+			       "connection closed by server");
 #endif
 	}
-	return fail(err, errlen, -EPROTO, "tls: %s",
-		    code ? ERR_reason_error_string(code) : "protocol error");
+	return be_fail(err, errlen, -EPROTO, "tls: %s",
+		       code ? ERR_reason_error_string(code) : "protocol error");
 }
 
 /*
@@ -463,19 +453,19 @@ static int map_error(struct be_tls_conn *tc, int ret, int saved, short *want,
 		*want = POLLOUT;
 		return -EAGAIN;
 	case SSL_ERROR_ZERO_RETURN:
-		ret = fail(err, errlen, -ECONNRESET,
-			   "connection closed by server");
+		ret = be_fail(err, errlen, -ECONNRESET,
+			      "connection closed by server");
 		break;
 	case SSL_ERROR_SYSCALL:
 		tc->failed = true;
 		if (saved && !ERR_peek_error()) {
-			ret = fail(err, errlen, -saved, "%s",
-				   strerror_r(saved, buf, sizeof(buf)));
+			ret = be_fail(err, errlen, -saved, "%s",
+				      strerror_r(saved, buf, sizeof(buf)));
 			if (err && err[0] >= 'A' && err[0] <= 'Z')
 				err[0] += 'a' - 'A';
 		} else {
-			ret = fail(err, errlen, -ECONNRESET,
-				   "connection closed by server");
+			ret = be_fail(err, errlen, -ECONNRESET,
+				      "connection closed by server");
 		}
 		break;
 	case SSL_ERROR_SSL:
@@ -484,7 +474,8 @@ static int map_error(struct be_tls_conn *tc, int ret, int saved, short *want,
 		break;
 	default:
 		tc->failed = true;
-		ret = fail(err, errlen, -EPROTO, "tls: unexpected error %d", e);
+		ret = be_fail(err, errlen, -EPROTO, "tls: unexpected error %d",
+			      e);
 	}
 	ERR_clear_error();
 	return ret;

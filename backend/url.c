@@ -369,32 +369,33 @@ static int parse_redis(const char *s, struct be_endpoint *ep, char *err,
 	return ret;
 }
 
+/* Adds one "host:port" of a list to what the callback's 'arg' is. */
+typedef int (*host_add_fn)(void *arg, const char *host, int port, char *err,
+			   size_t errlen);
+
 /*
- * Parses the sentinels "host[:port][,host[:port]...]" of 'len' bytes at
- * 's' into the new 'ep->sentinel' for the master 'master'.
+ * Parses the list "host[:port][,host[:port]...]" of 'len' bytes at 's',
+ * each with 'port' by default, handing each to 'add'; 'what' names one
+ * in the error of an empty one ("sentinel", "node").
  */
-static int parse_sentinels(const char *s, size_t len, const char *master,
-			   struct be_endpoint *ep, char *err, size_t errlen)
+static int parse_hostlist(const char *s, size_t len, int port, const char *what,
+			  host_add_fn add, void *arg, char *err, size_t errlen)
 {
 	const char *end = s + len, *comma;
 	struct be_endpoint one;
 	int ret;
 
-	ep->sentinel = be_sentinel_new(master);
-	if (!ep->sentinel)
-		return fail(err, errlen, "out of memory");
 	for (;;) {
 		comma = memchr(s, ',', end - s);
 		if (!comma)
 			comma = end;
 		if (comma == s)
-			return fail(err, errlen, "empty sentinel address");
+			return fail(err, errlen, "empty %s address", what);
 		memset(&one, 0, sizeof(one));
-		one.port = SENTINEL_PORT;
+		one.port = port;
 		ret = parse_hostport(s, comma - s, &one, err, errlen);
-		if (ret == 0 &&
-		    be_sentinel_add(ep->sentinel, one.host, one.port) < 0)
-			ret = fail(err, errlen, "out of memory");
+		if (ret == 0)
+			ret = add(arg, one.host, one.port, err, errlen);
 		be_endpoint_release(&one);
 		if (ret < 0)
 			return ret;
@@ -402,6 +403,40 @@ static int parse_sentinels(const char *s, size_t len, const char *master,
 			return 0;
 		s = comma + 1;
 	}
+}
+
+static int add_sentinel(void *arg, const char *host, int port, char *err,
+			size_t errlen)
+{
+	if (be_sentinel_add(arg, host, port) < 0)
+		return fail(err, errlen, "out of memory");
+	return 0;
+}
+
+static int add_seed(void *arg, const char *host, int port, char *err,
+		    size_t errlen)
+{
+	int ret = be_cluster_add_seed(arg, host, port);
+
+	if (ret == -ENOSPC)
+		return fail(err, errlen, "too many nodes");
+	if (ret < 0)
+		return fail(err, errlen, "out of memory");
+	return 0;
+}
+
+/*
+ * Parses the sentinels "host[:port][,host[:port]...]" of 'len' bytes at
+ * 's' into the new 'ep->sentinel' for the master 'master'.
+ */
+static int parse_sentinels(const char *s, size_t len, const char *master,
+			   struct be_endpoint *ep, char *err, size_t errlen)
+{
+	ep->sentinel = be_sentinel_new(master);
+	if (!ep->sentinel)
+		return fail(err, errlen, "out of memory");
+	return parse_hostlist(s, len, SENTINEL_PORT, "sentinel", add_sentinel,
+			      ep->sentinel, err, errlen);
 }
 
 /*
@@ -476,8 +511,7 @@ static int parse_cluster(const char *s, struct be_endpoint *ep, char *err,
 	/* As parse_redis(): the last '@' ends the user info. */
 	const char *at = strrchr(s, '@');
 	const char *hp = at ? at + 1 : s;
-	const char *end = hp + strcspn(hp, "/?#"), *comma;
-	struct be_endpoint one;
+	const char *end = hp + strcspn(hp, "/?#");
 	int ret;
 
 	if (at) {
@@ -499,30 +533,8 @@ static int parse_cluster(const char *s, struct be_endpoint *ep, char *err,
 	ep->cluster = be_cluster_new();
 	if (!ep->cluster)
 		return fail(err, errlen, "out of memory");
-	for (;;) {
-		comma = memchr(hp, ',', end - hp);
-		if (!comma)
-			comma = end;
-		if (comma == hp)
-			return fail(err, errlen, "empty node address");
-		memset(&one, 0, sizeof(one));
-		one.port = DEFAULT_PORT;
-		ret = parse_hostport(hp, comma - hp, &one, err, errlen);
-		if (ret == 0) {
-			ret = be_cluster_add_seed(ep->cluster, one.host,
-						  one.port);
-			if (ret == -ENOSPC)
-				ret = fail(err, errlen, "too many nodes");
-			else if (ret < 0)
-				ret = fail(err, errlen, "out of memory");
-		}
-		be_endpoint_release(&one);
-		if (ret < 0)
-			return ret;
-		if (comma == end)
-			return 0;
-		hp = comma + 1;
-	}
+	return parse_hostlist(hp, end - hp, DEFAULT_PORT, "node", add_seed,
+			      ep->cluster, err, errlen);
 }
 
 /* Parses "name=value" of 'len' bytes at 's', a unix:// query parameter. */

@@ -28,6 +28,14 @@ uint64_t be_fnv1a64(const char *s);
 int be_ctl_socket_path(char *buf, size_t size, const char *ctl_dir,
 		       const char *mount);
 
+/**
+ * Formats the reason into 'err' of 'errlen' bytes (nothing when 'err' is
+ * NULL or 'errlen' 0) and returns 'ret': `return be_fail(err, errlen,
+ * -EINVAL, "bad %s", what);`.
+ */
+int be_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /** CLOCK_MONOTONIC in ns and in ms. */
 int64_t be_mono_ns(void);
 int64_t be_mono_ms(void);

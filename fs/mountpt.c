@@ -40,19 +40,6 @@ struct mi_stack {
 	size_t n;
 };
 
-static int __attribute__((format(printf, 4, 5)))
-fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 /* Records the first failure of a function that goes on after errors. */
 static int __attribute__((format(printf, 4, 5)))
 note(char *err, size_t errlen, int *first, const char *fmt, ...)
@@ -271,18 +258,18 @@ static int make_private_dir(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return fail(err, errlen, -errno, "cannot create '%s': %s", path,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot create '%s': %s",
+			       path, strerror(errno));
 	if (lstat(path, &st) < 0)
-		return fail(err, errlen, -errno, "cannot use '%s': %s", path,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot use '%s': %s", path,
+			       strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != 0)
-		return fail(err, errlen, -EPERM,
-			    "cannot use '%s': not a directory owned by root",
-			    path);
+		return be_fail(err, errlen, -EPERM,
+			       "cannot use '%s': not a directory owned by root",
+			       path);
 	if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) < 0)
-		return fail(err, errlen, -errno, "cannot chmod '%s': %s", path,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot chmod '%s': %s",
+			       path, strerror(errno));
 	return 0;
 }
 
@@ -300,14 +287,15 @@ static int make_run_root(char *err, size_t errlen)
 		return ret;
 	id = top_mnt_id(dir, NULL);
 	if (id < -1)
-		return fail(err, errlen, id, "cannot read mountinfo: %s",
-			    strerror(-id));
+		return be_fail(err, errlen, id, "cannot read mountinfo: %s",
+			       strerror(-id));
 	if (id == -1 && mount(dir, dir, "none", MS_BIND, NULL) < 0)
-		return fail(err, errlen, -errno, "cannot bind '%s': %s", dir,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot bind '%s': %s", dir,
+			       strerror(errno));
 	if (mount("none", dir, "none", MS_PRIVATE, NULL) < 0)
-		return fail(err, errlen, -errno, "cannot make '%s' private: %s",
-			    dir, strerror(errno));
+		return be_fail(err, errlen, -errno,
+			       "cannot make '%s' private: %s", dir,
+			       strerror(errno));
 	return 0;
 }
 
@@ -327,15 +315,16 @@ static int take_lock(struct fs_mountpt *m, char *err, size_t errlen)
 	m->lock_fd = open(m->run_dir,
 			  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->lock_fd < 0)
-		return fail(err, errlen, -errno, "cannot open '%s': %s",
-			    m->run_dir, strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot open '%s': %s",
+			       m->run_dir, strerror(errno));
 	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		close(m->lock_fd);
 		m->lock_fd = -1;
-		return fail(err, errlen, ret,
-			    "another sessfs still runs on '%s' (it holds '%s')",
-			    m->mountpoint, m->run_dir);
+		return be_fail(
+			err, errlen, ret,
+			"another sessfs still runs on '%s' (it holds '%s')",
+			m->mountpoint, m->run_dir);
 	}
 	return 0;
 }
@@ -376,20 +365,22 @@ static int make_bind(struct fs_mountpt *m, char *err, size_t errlen)
 	/* A bind left by a daemon whose layers are all gone is stale. */
 	ret = detach_all(m->bind);
 	if (ret < 0) {
-		ret = fail(err, errlen, ret,
-			   "cannot remove stale bind '%s': %s", m->bind,
-			   strerror(-ret));
+		ret = be_fail(err, errlen, ret,
+			      "cannot remove stale bind '%s': %s", m->bind,
+			      strerror(-ret));
 		goto out_undo;
 	}
 	if (mount(m->mountpoint, m->bind, "none", MS_BIND, NULL) < 0) {
-		ret = fail(err, errlen, -errno, "cannot bind '%s' to '%s': %s",
-			   m->mountpoint, m->bind, strerror(errno));
+		ret = be_fail(err, errlen, -errno,
+			      "cannot bind '%s' to '%s': %s", m->mountpoint,
+			      m->bind, strerror(errno));
 		goto out_undo;
 	}
 	m->made_bind = true;
 	if (mount("none", m->bind, "none", MS_PRIVATE, NULL) < 0) {
-		ret = fail(err, errlen, -errno, "cannot make '%s' private: %s",
-			   m->bind, strerror(errno));
+		ret = be_fail(err, errlen, -errno,
+			      "cannot make '%s' private: %s", m->bind,
+			      strerror(errno));
 		goto out_undo;
 	}
 	return 0;
@@ -419,12 +410,12 @@ static int check_bind(struct fs_mountpt *m, struct be_mi_table *t,
 			bottom = mp->v[i];
 	ret = mi_stack(t, m->bind, &bs);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot read mountinfo: %s",
-			    strerror(-ret));
+		return be_fail(err, errlen, ret, "cannot read mountinfo: %s",
+			       strerror(-ret));
 	b = mi_stack_top(&bs);
 	free(bs.v);
 	if (!b)
-		return fail(
+		return be_fail(
 			err, errlen, -ENOENT,
 			"cannot reach the lower dir of '%s': a dead sessfs layer is mounted there but no bind at '%s' (unmount with 'sessfs -u', which exposes the lower files)",
 			m->mountpoint, m->bind);
@@ -437,11 +428,11 @@ static int check_bind(struct fs_mountpt *m, struct be_mi_table *t,
 	if (asprintf(&want, "%s%s",
 		     strcmp(under->root, "/") || !*rel ? under->root : "",
 		     rel) < 0)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return be_fail(err, errlen, -ENOMEM, "out of memory");
 	ret = 0;
 	if (b->major != under->major || b->minor != under->minor ||
 	    strcmp(b->root, want) != 0)
-		ret = fail(
+		ret = be_fail(
 			err, errlen, -ESTALE,
 			"cannot reach the lower dir of '%s': the bind at '%s' shows %u:%u '%s', not %u:%u '%s'",
 			m->mountpoint, m->bind, b->major, b->minor, b->root,
@@ -457,13 +448,14 @@ static int open_lower(struct fs_mountpt *m, char *err, size_t errlen)
 	m->lower_fd =
 		open(m->bind, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->lower_fd < 0)
-		return fail(err, errlen, -errno,
-			    "cannot open the lower dir '%s': %s", m->bind,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno,
+			       "cannot open the lower dir '%s': %s", m->bind,
+			       strerror(errno));
 	id = fd_mnt_id(m->lower_fd);
 	if (id < 0)
-		return fail(err, errlen, id, "cannot read fdinfo of '%s': %s",
-			    m->bind, strerror(-id));
+		return be_fail(err, errlen, id,
+			       "cannot read fdinfo of '%s': %s", m->bind,
+			       strerror(-id));
 	m->bind_mnt_id = id;
 	return 0;
 }
@@ -487,29 +479,29 @@ static int classify(struct fs_mountpt *m, struct mi_stack *s, char *err,
 
 	if (count_sessfs(s) == 0) {
 		if (stat(m->mountpoint, &st) < 0)
-			return fail(err, errlen, -errno,
-				    "cannot use mountpoint '%s': %s",
-				    m->mountpoint, strerror(errno));
+			return be_fail(err, errlen, -errno,
+				       "cannot use mountpoint '%s': %s",
+				       m->mountpoint, strerror(errno));
 		if (!S_ISDIR(st.st_mode))
-			return fail(
+			return be_fail(
 				err, errlen, -ENOTDIR,
 				"cannot use mountpoint '%s': not a directory",
 				m->mountpoint);
 		return 0;
 	}
 	if (!is_sessfs(top))
-		return fail(
+		return be_fail(
 			err, errlen, -EBUSY,
 			"cannot mount on '%s': its sessfs layers are covered by a '%s' mount",
 			m->mountpoint, top->fstype);
 	if (stat(m->mountpoint, &st) == 0)
-		return fail(err, errlen, -EBUSY,
-			    "'%s' is already mounted by a running sessfs",
-			    m->mountpoint);
+		return be_fail(err, errlen, -EBUSY,
+			       "'%s' is already mounted by a running sessfs",
+			       m->mountpoint);
 	if (errno != ENOTCONN)
-		return fail(err, errlen, -errno,
-			    "cannot use mountpoint '%s': %s", m->mountpoint,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno,
+			       "cannot use mountpoint '%s': %s", m->mountpoint,
+			       strerror(errno));
 	m->restart = true;
 	return 0;
 }
@@ -523,16 +515,17 @@ int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
 	int ret;
 
 	if (geteuid() != 0)
-		return fail(
+		return be_fail(
 			err, errlen, -EPERM,
 			"sessfs must run as root (it bind-mounts the lower dir of '%s')",
 			mountpoint);
 	ret = resolve(mountpoint, &abs);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
-			    mountpoint, strerror(-ret));
+		return be_fail(err, errlen, ret,
+			       "cannot use mountpoint '%s': %s", mountpoint,
+			       strerror(-ret));
 	if (set_paths(m, abs) < 0)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return be_fail(err, errlen, -ENOMEM, "out of memory");
 	ret = make_run_root(err, errlen);
 	if (ret == 0)
 		ret = take_lock(m, err, errlen);
@@ -543,8 +536,8 @@ int fs_mountpt_prepare(struct fs_mountpt *m, const char *mountpoint, char *err,
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0) {
-		ret = fail(err, errlen, ret, "cannot read mountinfo: %s",
-			   strerror(-ret));
+		ret = be_fail(err, errlen, ret, "cannot read mountinfo: %s",
+			      strerror(-ret));
 		goto out;
 	}
 	ret = classify(m, &s, err, errlen);
@@ -607,8 +600,8 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot read mountinfo: %s",
-			    strerror(-ret));
+		return be_fail(err, errlen, ret, "cannot read mountinfo: %s",
+			       strerror(-ret));
 	if (is_sessfs(mi_stack_top(&s)))
 		flags = mount_flags(mi_stack_top(&s)->opts);
 	free(s.v);
@@ -616,15 +609,15 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 
 	m->fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (m->fuse_fd < 0)
-		return fail(err, errlen, -errno, "cannot open /dev/fuse: %s",
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot open /dev/fuse: %s",
+			       strerror(errno));
 	snprintf(
 		opts, sizeof(opts),
 		"fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s",
 		m->fuse_fd, S_IFDIR, (unsigned int)getuid(),
 		(unsigned int)getgid(), allow_other ? ",allow_other" : "");
 	if (mount(fsname, m->mountpoint, FS_MOUNTPT_FSTYPE, flags, opts) < 0)
-		return fail(
+		return be_fail(
 			err, errlen, -errno,
 			"cannot mount over the dead sessfs layer on '%s': %s",
 			m->mountpoint, strerror(errno));
@@ -634,7 +627,7 @@ static int mount_over(struct fs_mountpt *m, const char *fsname,
 		m->fuse_mnt_id = id;
 	if (asprintf(&m->fuse_mnt_arg, "/dev/fd/%d", m->fuse_fd) < 0) {
 		m->fuse_mnt_arg = NULL;
-		ret = fail(err, errlen, -ENOMEM, "out of memory");
+		ret = be_fail(err, errlen, -ENOMEM, "out of memory");
 		fs_mountpt_rollback(m, NULL, 0);
 		return ret;
 	}
@@ -649,7 +642,7 @@ int fs_mountpt_mount_arg(struct fs_mountpt *m, const char *fsname,
 	if (!m->restart) {
 		m->fuse_mnt_arg = strdup(m->mountpoint);
 		if (!m->fuse_mnt_arg)
-			return fail(err, errlen, -ENOMEM, "out of memory");
+			return be_fail(err, errlen, -ENOMEM, "out of memory");
 		return 0;
 	}
 	ret = mount_over(m, fsname, allow_other, err, errlen);
@@ -683,8 +676,8 @@ static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
 		return 0;
 	id = top_mnt_id(m->mountpoint, NULL);
 	if (id < -1)
-		return fail(err, errlen, id, "cannot read mountinfo: %s",
-			    strerror(-id));
+		return be_fail(err, errlen, id, "cannot read mountinfo: %s",
+			       strerror(-id));
 	if (id != m->fuse_mnt_id) {
 		struct be_mi_table t;
 		bool still = false;
@@ -701,14 +694,14 @@ static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
 			m->fuse_mnt_id = -1;
 			return 0;
 		}
-		return fail(
+		return be_fail(
 			err, errlen, -EBUSY,
 			"cannot unmount our layer on '%s': another mount covers it",
 			m->mountpoint);
 	}
 	if (umount2(m->mountpoint, MNT_DETACH) < 0)
-		return fail(err, errlen, -errno, "cannot unmount '%s': %s",
-			    m->mountpoint, strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot unmount '%s': %s",
+			       m->mountpoint, strerror(errno));
 	m->fuse_mnt_id = -1;
 	return 0;
 }
@@ -720,20 +713,20 @@ static int remove_bind(const char *bind, const char *run_dir, int only_id,
 	int id = top_mnt_id(bind, NULL), ret;
 
 	if (id < -1)
-		return fail(err, errlen, id, "cannot read mountinfo: %s",
-			    strerror(-id));
+		return be_fail(err, errlen, id, "cannot read mountinfo: %s",
+			       strerror(-id));
 	if (only_id >= 0 && id >= 0 && id != only_id)
 		return 0; /* a newer daemon's bind */
 	ret = detach_all(bind);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot unmount '%s': %s", bind,
-			    strerror(-ret));
+		return be_fail(err, errlen, ret, "cannot unmount '%s': %s",
+			       bind, strerror(-ret));
 	if (rmdir(bind) < 0 && errno != ENOENT)
-		return fail(err, errlen, -errno, "cannot remove '%s': %s", bind,
-			    strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot remove '%s': %s",
+			       bind, strerror(errno));
 	if (rmdir(run_dir) < 0 && errno != ENOENT)
-		return fail(err, errlen, -errno, "cannot remove '%s': %s",
-			    run_dir, strerror(errno));
+		return be_fail(err, errlen, -errno, "cannot remove '%s': %s",
+			       run_dir, strerror(errno));
 	return 0;
 }
 
@@ -754,13 +747,13 @@ int fs_mountpt_rollback(struct fs_mountpt *m, char *err, size_t errlen)
 	if (ret == 0)
 		ret = mi_stack(&t, m->mountpoint, &s);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot read mountinfo: %s",
-			    strerror(-ret));
+		return be_fail(err, errlen, ret, "cannot read mountinfo: %s",
+			       strerror(-ret));
 	left = count_sessfs(&s);
 	free(s.v);
 	be_mi_free(&t);
 	if (left)
-		return fail(
+		return be_fail(
 			err, errlen, -EBUSY,
 			"not removing '%s': a sessfs layer is still on '%s'",
 			m->bind, m->mountpoint);
@@ -875,17 +868,19 @@ int fs_mountpt_unmount_all(const char *mountpoint, unsigned int *unmounted,
 	if (unmounted)
 		*unmounted = 0;
 	if (geteuid() != 0)
-		return fail(err, errlen, -EPERM,
-			    "cannot unmount '%s': sessfs -u must run as root",
-			    mountpoint);
+		return be_fail(
+			err, errlen, -EPERM,
+			"cannot unmount '%s': sessfs -u must run as root",
+			mountpoint);
 	ret = resolve(mountpoint, &abs);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
-			    mountpoint, strerror(-ret));
+		return be_fail(err, errlen, ret,
+			       "cannot use mountpoint '%s': %s", mountpoint,
+			       strerror(-ret));
 	fs_mountpt_init(&m);
 	ret = set_paths(&m, abs);
 	if (ret < 0) {
-		ret = fail(err, errlen, ret, "out of memory");
+		ret = be_fail(err, errlen, ret, "out of memory");
 		goto out;
 	}
 	ret = peel(m.mountpoint, false, unmounted, err, errlen, &first);
@@ -963,13 +958,14 @@ int fs_mountpt_print_status(const char *mountpoint, FILE *out, char *err,
 	if (ret == 0)
 		ret = resolve(mountpoint, &abs);
 	if (ret < 0)
-		return fail(err, errlen, ret, "cannot use mountpoint '%s': %s",
-			    mountpoint, strerror(-ret));
+		return be_fail(err, errlen, ret,
+			       "cannot use mountpoint '%s': %s", mountpoint,
+			       strerror(-ret));
 	fs_mountpt_init(&m);
 	ret = set_paths(&m, abs);
 	if (ret < 0) {
 		fs_mountpt_release(&m);
-		return fail(err, errlen, ret, "out of memory");
+		return be_fail(err, errlen, ret, "out of memory");
 	}
 	if (l.top_sessfs)
 		top = l.top_dead ? "dead" : "alive";
