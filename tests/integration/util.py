@@ -933,10 +933,12 @@ class HostileProxy:
                     continue
                 if sent:
                     continue
-                c.sendall(garbage)
-                sent = True
+                # Counted first: the client may act on the garbage (and
+                # the test look at the count) before this thread runs on.
                 with self._lock:
                     self.answered += 1
+                c.sendall(garbage)
+                sent = True
                 if close:
                     break
         self._close(c, s)
