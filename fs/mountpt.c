@@ -685,9 +685,16 @@ static int detach_own(struct fs_mountpt *m, char *err, size_t errlen)
 		if (be_mi_read(&t) == 0) {
 			struct be_mi_entry *e = mi_by_id(&t, m->fuse_mnt_id);
 
-			/* The id alone may be a new mount's by now. */
+			/*
+			 * The id alone may be a new mount's by now, and so
+			 * may the device: the kernel hands out both lowest
+			 * free first, so another FUSE mount made since ours
+			 * went (another daemon on this host) can get both.
+			 * Ours is still there only if on our mountpoint.
+			 */
 			still = e && e->major == m->fuse_major &&
-				e->minor == m->fuse_minor;
+				e->minor == m->fuse_minor &&
+				strcmp(e->mnt, m->mountpoint) == 0;
 			be_mi_free(&t);
 		}
 		if (!still) {
