@@ -392,19 +392,26 @@ def lk(fd, kind, start=0, length=0, nb=True):
     return True
 
 
-@contextlib.contextmanager
-def alarm(seconds):
-    """A blocking call inside fails with TimeoutError after 'seconds'
-    (scaled by SLOW) instead of hanging the test."""
-    def ring(*_):
+def blocking(seconds, fn, *args, **kw):
+    """fn(*args, **kw), a call that may block, in a thread of its own:
+    TimeoutError after 'seconds' (scaled by SLOW) instead of hanging the
+    test.  No SIGALRM: under pytest-xdist a test need not run in the main
+    thread, the only one Python lets set a signal handler."""
+    res = {}
+
+    def run():
+        try:
+            res["value"] = fn(*args, **kw)
+        except BaseException as e:  # handed to the test below
+            res["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds * SLOW)
+    if t.is_alive():
         raise TimeoutError("still blocked after %g s" % seconds)
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds * SLOW)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    if "error" in res:
+        raise res["error"]
+    return res["value"]
 
 
 def getlk(fd, kind, start=0, length=0):
@@ -456,8 +463,8 @@ def test_fcntl_ranges_on_one_host(redis_server, tmp, checker):
             assert not lk(fd, fcntl.LOCK_SH, 0, 1)
             c.p.stdin.close()
             c.p.wait(10)
-            with alarm(10):  # F_SETLKW: the child's exit freed it all
-                assert lk(fd, fcntl.LOCK_EX, nb=False)
+            # F_SETLKW: the child's exit freed it all.
+            assert blocking(10, lk, fd, fcntl.LOCK_EX, nb=False)
         os.close(fd)
 
 
@@ -493,8 +500,7 @@ def test_fcntl_excludes_the_other_host(redis, redis_server, tmp, checker):
             try:
                 t = time.monotonic()
                 threading.Timer(0.3, cb.p.stdin.close).start()
-                with alarm(10):
-                    assert lk(fd, fcntl.LOCK_EX, 0, 1, nb=False)
+                assert blocking(10, lk, fd, fcntl.LOCK_EX, 0, 1, nb=False)
                 assert time.monotonic() - t >= 0.3
             finally:
                 os.close(fd)
