@@ -439,24 +439,49 @@ static void args_host(struct script_args *a, const struct be_store_config *sc)
 	arg_hseq(a);
 }
 
+/* Whether the error text 's' of 'len' bytes begins with the code 'code'. */
+static bool text_is_code(const char *s, size_t len, const char *code)
+{
+	size_t clen = strlen(code);
+
+	return len >= clen && strncmp(s, code, clen) == 0 &&
+	       (len == clen || s[clen] == ' ');
+}
+
 static bool reply_is_error(const redisReply *r, const char *code)
 {
-	size_t len = strlen(code);
-
-	return r->type == REDIS_REPLY_ERROR && (size_t)r->len >= len &&
-	       strncmp(r->str, code, len) == 0 &&
-	       ((size_t)r->len == len || r->str[len] == ' ');
+	return r->type == REDIS_REPLY_ERROR &&
+	       text_is_code(r->str, (size_t)r->len, code);
 }
 
 int be_store_reply_errno(const redisReply *r)
 {
-	if (reply_is_error(r, "OOM"))
+	static const char abort_pfx[] = "EXECABORT ";
+	static const char cause[] = "because of: ";
+	const char *s = r->str, *c;
+	size_t len = r->type == REDIS_REPLY_ERROR ? (size_t)r->len : 0;
+
+	/*
+	 * An EXEC refused on its own ("EXECABORT Transaction discarded
+	 * because of: OOM ...": Redis went over maxmemory between the
+	 * queueing and the EXEC) means what its cause means.
+	 */
+	if (len > sizeof(abort_pfx) - 1 &&
+	    strncmp(s, abort_pfx, sizeof(abort_pfx) - 1) == 0) {
+		c = strstr(s, cause);
+		if (c) {
+			c += sizeof(cause) - 1;
+			len -= (size_t)(c - s);
+			s = c;
+		}
+	}
+	if (text_is_code(s, len, "OOM"))
 		return -ENOSPC;
-	if (reply_is_error(r, "NOPERM"))
+	if (text_is_code(s, len, "NOPERM"))
 		return -EPERM; /* an ACL refused the command (acl.h) */
-	if (reply_is_error(r, "NOAUTH") || reply_is_error(r, "WRONGPASS"))
+	if (text_is_code(s, len, "NOAUTH") || text_is_code(s, len, "WRONGPASS"))
 		return -EACCES;
-	if (reply_is_error(r, "READONLY"))
+	if (text_is_code(s, len, "READONLY"))
 		return -EROFS;
 	return -EIO;
 }

@@ -1056,6 +1056,35 @@ static void test_host_id(void)
 	free(id);
 }
 
+/* Error replies to -errno, an EXEC refused on its own by its cause. */
+static int errno_of_text(const char *text)
+{
+	redisReply r = { .type = REDIS_REPLY_ERROR };
+
+	r.str = (char *)text;
+	r.len = strlen(text);
+	return be_store_reply_errno(&r);
+}
+
+static void test_reply_errno(void)
+{
+	CHECK(errno_of_text("OOM command not allowed when used memory > "
+			    "'maxmemory'.") == -ENOSPC);
+	/* What Redis 7 says when maxmemory was crossed after the queueing. */
+	CHECK(errno_of_text("EXECABORT Transaction discarded because of: OOM "
+			    "command not allowed when used memory > "
+			    "'maxmemory'.") == -ENOSPC);
+	CHECK(errno_of_text("EXECABORT Transaction discarded because of "
+			    "previous errors.") == -EIO);
+	CHECK(errno_of_text("READONLY You can't write against a read only "
+			    "replica.") == -EROFS);
+	CHECK(errno_of_text("NOPERM this user has no permissions") == -EPERM);
+	CHECK(errno_of_text("WRONGPASS invalid username-password pair") ==
+	      -EACCES);
+	CHECK(errno_of_text("OOMX not a code") == -EIO);
+	CHECK(errno_of_text("") == -EIO);
+}
+
 int main(void)
 {
 	struct be_endpoint ep = { .host = (char *)"127.0.0.1" };
@@ -1065,6 +1094,7 @@ int main(void)
 
 	test_hseq_threads();
 	test_host_id();
+	test_reply_errno();
 	ret = test_redis_start(&r, NULL);
 	if (ret)
 		return ret;
