@@ -207,7 +207,9 @@ def test_backfill_history_two_mounts(tmp, redis, redis_server, checker):
             # The rate limit: never ahead of 150 names per second since
             # the start (a slow machine only falls behind it).
             assert st["done"] <= 150 * (time.monotonic() - t0) + 1, st
-            assert st["state"] == "running" and st["total"] >= 290, st
+            # The whole dir is listed: 290 names, less what a's client
+            # deleted before the listing began (a slow build lists later).
+            assert st["state"] == "running" and 250 <= st["total"] <= 290, st
             assert st["eta_seconds"] is not None and st["per_second"] > 0, st
             # Pause and resume under traffic; the rate goes up.
             a.migrate("copy", "--pause")
